@@ -1,0 +1,39 @@
+/*
+ * runtime/req.h - an NNG REQ client on the daemon's loop.
+ *
+ * A raw-mode REQ socket (we match replies to requests by the 32-bit request
+ * id NNG carries in the header), so any number of requests are in flight.
+ * Each request has a deadline; when it passes the callback gets
+ * SS_ETIMEDOUT and a late reply is dropped.  The dialer reconnects by itself
+ * when the peer restarts; requests sent meanwhile time out or, when no pipe
+ * can take them, fail at once with SS_EUNAVAIL.
+ *
+ * The callback runs on the loop, exactly once per accepted request.  On
+ * err == 0 the reply is decoded (reply->ok tells success; reply->err and
+ * reply->err_msg the peer's error) and is freed after the callback returns.
+ */
+#ifndef SS_RUNTIME_REQ_H
+#define SS_RUNTIME_REQ_H
+
+#include "proto/envelope.h"
+#include "runtime/daemon.h"
+
+typedef struct ss_req ss_req;
+
+typedef void (*ss_reply_fn)(int err, const ss_msg *reply, void *arg);
+
+int ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms);
+/* Fails every pending request with SS_EUNAVAIL, then frees. */
+void ss_req_close(ss_req *r);
+
+/*
+ * Sends the request in p (built with ss_pack_request() and one body).
+ * Returns 0 when the callback will be called, or an error (and then it will
+ * not).  p may be reused as soon as this returns.
+ */
+int ss_req_send(ss_req *r, ss_pack *p, ss_reply_fn fn, void *arg);
+
+/* Builds a fresh request id ("<service>-<hex>") into buf[SS_MAX_ID_LEN+1]. */
+void ss_req_new_id(char *buf);
+
+#endif

@@ -1,0 +1,244 @@
+/*
+ * services/authz/login.c - authz.login: checks a local account's password.
+ *
+ * Failed logins are limited per user and per client address.  The limit is
+ * reserved before the password is checked, in the same script that reads
+ * the hash, so N concurrent wrong guesses can never pass it; a right
+ * password gives its reservation back.
+ *
+ *   LG_BEGIN   script: refuse if over a limit, else count and read the hash
+ *   LG_VERIFY  Argon2id on a worker thread (a dummy hash for unknown users,
+ *              so they take as long as wrong passwords)
+ *   LG_REFUND  on success, script: give the reservation back; answer
+ *
+ * Unknown user, inactive user and wrong password are the same answer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/errors.h"
+#include "proto/fields.h"
+#include "runtime/argv.h"
+#include "runtime/log.h"
+#include "runtime/passwd.h"
+#include "services/authz/authz.h"
+
+/* KEYS: fail:u:<user>, fail:a:<addr>, pw
+ * ARGV: user, user limit, address limit, window ms
+ * -> {1, hash or false} or {0, retry after ms} */
+ss_script az_script_login_begin = {
+    .name = "authz_login_begin",
+    .src = "local u = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+           "local a = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
+           "if u >= tonumber(ARGV[2]) then\n"
+           "  return {0, redis.call('PTTL', KEYS[1])}\n"
+           "end\n"
+           "if a >= tonumber(ARGV[3]) then\n"
+           "  return {0, redis.call('PTTL', KEYS[2])}\n"
+           "end\n"
+           "for i = 1, 2 do\n"
+           "  redis.call('INCR', KEYS[i])\n"
+           "  redis.call('PEXPIRE', KEYS[i], ARGV[4], 'NX')\n"
+           "end\n"
+           "return {1, redis.call('HGET', KEYS[3], ARGV[1])}\n",
+};
+
+/* KEYS: fail:u:<user>, fail:a:<addr> */
+ss_script az_script_login_refund = {
+    .name = "authz_login_refund",
+    .src = "for i = 1, 2 do\n"
+           "  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then\n"
+           "    redis.call('DECR', KEYS[i])\n"
+           "  end\n"
+           "end\n"
+           "return 1\n",
+};
+
+typedef enum lg_step {
+	LG_BEGIN,
+	LG_VERIFY,
+	LG_REFUND,
+} lg_step;
+
+typedef struct lg_op {
+	az_server *s;
+	ss_call *c;
+	lg_step step;
+	char user[AZ_MAX_ID_LEN + 1];
+	char ukey[sizeof AZ_K_FAIL_U + AZ_MAX_ID_LEN];
+	char akey[sizeof AZ_K_FAIL_A + 64];
+	char password[AZ_MAX_PASSWORD + 1];
+	size_t pwlen;
+	char *hash; /* NULL: no such account */
+	bool ok;
+} lg_op;
+
+static void
+finish(lg_op *op, int err, const char *msg)
+{
+	const az_user *u = NULL;
+
+	if (err == 0 && op->s->dir != NULL)
+		u = az_dir_user(op->s->dir, op->user);
+	if (err == 0 && u != NULL) {
+		ss_pack *p = ss_call_reply_ok(op->c);
+		msgpack_pack_map(&p->pk, 1);
+		ss_pack_key(p, "user");
+		msgpack_pack_map(&p->pk, 4);
+		ss_pack_kv_cstr(p, "id", u->id);
+		ss_pack_kv_cstr(p, "name", u->name);
+		ss_pack_kv_cstr(p, "email", u->email);
+		ss_pack_kv_cstr(p, "organisation", u->org ? u->org->id : NULL);
+		ss_call_reply_end(op->c);
+	} else {
+		ss_call_reply_err(op->c, err != 0 ? err : SS_EUNAUTH, msg);
+	}
+	sodium_memzero(op->password, sizeof op->password);
+	free(op->hash);
+	free(op);
+}
+
+/* Thread: worker. */
+static void
+verify(void *arg)
+{
+	lg_op *op = arg;
+
+	op->ok = ss_passwd_verify(op->s->cfg->pepper, op->hash, op->password,
+	                          op->pwlen);
+}
+
+static void step(lg_op *op, int err, redisReply *r);
+
+static void
+verified(void *arg)
+{
+	step(arg, 0, NULL);
+}
+
+static void
+on_redis(int err, redisReply *r, void *arg)
+{
+	step(arg, err, r);
+}
+
+static int
+run_script(lg_op *op, ss_script *sc, bool full)
+{
+	const az_settings *cfg = op->s->cfg;
+	ss_argv a;
+	int rv;
+
+	ss_argv_init(&a);
+	ss_argv_pushs(&a, op->ukey);
+	ss_argv_pushs(&a, op->akey);
+	if (full) {
+		ss_argv_pushs(&a, AZ_K_PW);
+		ss_argv_pushs(&a, op->user);
+		ss_argv_pushi(&a, cfg->login_fail_user);
+		ss_argv_pushi(&a, cfg->login_fail_addr);
+		ss_argv_pushi(&a, cfg->login_window_ms);
+	}
+	rv = ss_argv_status(&a);
+	if (rv == 0)
+		rv = ss_redis_eval(op->s->redis, sc, on_redis, op,
+		                   full ? 3 : 2, a.n, a.v, a.lens);
+	ss_argv_free(&a);
+	return rv;
+}
+
+/* Reads the begin script's answer: go on to verify, or refuse. */
+static int
+begun(lg_op *op, redisReply *r, char *msg, size_t msglen)
+{
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER)
+		return SS_EUNAVAIL;
+	if (r->element[0]->integer == 0) {
+		long long ms = r->element[1]->type == REDIS_REPLY_INTEGER
+		                   ? r->element[1]->integer
+		                   : 1000;
+		snprintf(msg, msglen,
+		         "too many failed logins; retry after %lld s",
+		         ms > 0 ? (ms + 999) / 1000 : 1);
+		ss_warn("login.rate_limited", ss_call_id(op->c), NULL);
+		return SS_ETOOMANY;
+	}
+	if (r->element[1]->type == REDIS_REPLY_STRING &&
+	    (op->hash = strdup(r->element[1]->str)) == NULL)
+		return SS_ENOMEM;
+	op->step = LG_VERIFY;
+	return ss_work_submit(op->s->work, verify, verified, op);
+}
+
+static void
+step(lg_op *op, int err, redisReply *r)
+{
+	char msg[128] = "";
+	const az_user *u;
+	int rv = 0;
+
+	if (err != 0) {
+		finish(op, SS_EUNAVAIL, NULL);
+		return;
+	}
+	switch (op->step) {
+	case LG_BEGIN:
+		rv = begun(op, r, msg, sizeof msg);
+		break;
+	case LG_VERIFY:
+		u = op->s->dir ? az_dir_user(op->s->dir, op->user) : NULL;
+		if (!op->ok || u == NULL || !u->active) {
+			ss_info("login.failed", ss_call_id(op->c), NULL);
+			finish(op, SS_EUNAUTH, "wrong user or password");
+			return;
+		}
+		op->step = LG_REFUND;
+		rv = run_script(op, &az_script_login_refund, false);
+		break;
+	case LG_REFUND:
+		ss_info("login.ok", ss_call_id(op->c), NULL);
+		finish(op, 0, NULL);
+		return;
+	}
+	if (rv != 0)
+		finish(op, rv, msg[0] ? msg : NULL);
+}
+
+void
+az_handle_login(ss_call *c, const msgpack_object *body, void *arg)
+{
+	static const ss_field_spec spec[] = {
+	    {"user", SS_F_STR, true, 1, AZ_MAX_ID_LEN},
+	    {"password", SS_F_STR, true, 1, AZ_MAX_PASSWORD},
+	    {"addr", SS_F_STR, false, 1, 63},
+	};
+	const msgpack_object *f[3];
+	az_server *s = arg;
+	char addr[64] = "-";
+	ss_str pw;
+	lg_op *op;
+	int rv;
+
+	if (az_parse(c, body, spec, 3, f) != 0 ||
+	    az_dir_or_reply(s, c) == NULL)
+		return;
+	if ((op = calloc(1, sizeof *op)) == NULL) {
+		ss_call_reply_err(c, SS_ENOMEM, NULL);
+		return;
+	}
+	op->s = s;
+	op->c = c;
+	(void)ss_obj_strcpy(f[0], op->user, sizeof op->user);
+	if (f[2] != NULL)
+		(void)ss_obj_strcpy(f[2], addr, sizeof addr);
+	pw = ss_obj_str(f[1]);
+	memcpy(op->password, pw.p, pw.n);
+	op->pwlen = pw.n;
+	snprintf(op->ukey, sizeof op->ukey, "%s%s", AZ_K_FAIL_U, op->user);
+	snprintf(op->akey, sizeof op->akey, "%s%s", AZ_K_FAIL_A, addr);
+	op->step = LG_BEGIN;
+	if ((rv = run_script(op, &az_script_login_begin, true)) != 0)
+		finish(op, rv, NULL);
+}

@@ -1,0 +1,179 @@
+"""Starting and stopping the real servers for integration tests.
+
+Everything listens on free loopback ports and lives in a temporary
+directory, so tests can run beside a local stack or another test run.
+SS_BUILD names the build directory whose daemons are tested (default
+"build"); the ASan run points it at "build-asan".
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, os.environ.get("SS_BUILD", "build"))
+PEPPER = "test-pepper-0123456789abcdef"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if pred():
+                return
+        except (OSError, ConnectionError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError("timed out waiting for " + what)
+
+
+class Redis:
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="ss-redis-")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.ping, what="redis")
+        return self
+
+    def ping(self):
+        return self.cmd("PING") == "+PONG"
+
+    def cmd(self, *args):
+        """One command over RESP; returns the first reply line."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+            out = "*%d\r\n" % len(args)
+            for a in args:
+                a = str(a).encode()
+                out += "$%d\r\n" % len(a) + a.decode("latin-1") + "\r\n"
+            s.sendall(out.encode("latin-1"))
+            return s.makefile("rb").readline().decode().rstrip("\r\n")
+
+    def kill(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+
+class Daemon:
+    """One studyshare daemon with its own admin port and a log file."""
+
+    def __init__(self, name, redis, env=None, args=()):
+        self.name = name
+        self.admin_port = free_port()
+        self.port = free_port()
+        self.logdir = tempfile.mkdtemp(prefix="ss-%s-" % name)
+        self.log = os.path.join(self.logdir, "stderr.log")
+        self.env = dict(os.environ)
+        self.env.update({
+            "STUDYSHARE_REDIS_ADDR": redis.addr,
+            "STUDYSHARE_ADMIN_ADDR": "127.0.0.1:%d" % self.admin_port,
+            "STUDYSHARE_LISTEN": "tcp://127.0.0.1:%d" % self.port,
+            "STUDYSHARE_PEPPER": PEPPER,
+            "STUDYSHARE_LOG_LEVEL": "debug",
+        })
+        self.env.update(env or {})
+        self.args = list(args)
+        self.proc = None
+
+    def start(self, ready=True):
+        binary = os.path.join(BUILD, "studyshare-" + self.name)
+        self._logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([binary] + self.args, env=self.env,
+                                     stdout=self._logf, stderr=self._logf)
+        if ready:
+            wait_for(lambda: self.http("/readyz")[0] == 200, timeout=15,
+                     what=self.name + " ready")
+        return self
+
+    def http(self, path):
+        url = "http://127.0.0.1:%d%s" % (self.admin_port, path)
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=10):
+        """SIGTERM; returns the exit code (None if it had to be killed)."""
+        if not self.proc:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            rc = None
+        self.proc = None
+        self._logf.close()
+        return rc
+
+    def logs(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def log_events(self):
+        out = []
+        for line in self.logs().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def rss_bytes(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def close(self):
+        if self.proc:
+            self.stop()
+        shutil.rmtree(self.logdir, ignore_errors=True)
+
+
+def cli(*args, env=None, stdin=None):
+    """Runs the studyshare CLI; returns (exit code, stdout, stderr)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run([os.path.join(BUILD, "studyshare")] + list(args),
+                       env=e, input=stdin, capture_output=True, text=True,
+                       timeout=30)
+    return p.returncode, p.stdout, p.stderr

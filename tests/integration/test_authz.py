@@ -1,0 +1,478 @@
+"""Integration tests of the authz daemon against a real Redis over NNG."""
+import json
+import os
+import struct
+import subprocess
+import threading
+import time
+import unittest
+
+import mp
+import sp
+import stack
+from stack import Daemon, Redis, cli, wait_for, ROOT
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "directory.json")
+PERMS = ["studies.view", "studies.share", "studies.share.email",
+         "studies.share.code", "studies.share.groups",
+         "studies.share.locations", "studies.share.organisations",
+         "studies.share.users", "links.guest.create", "links.upload.manage",
+         "links.guest.view"]
+
+
+def body_of(reply):
+    assert reply["ok"], reply
+    return reply["body"]
+
+
+class AuthzCase(unittest.TestCase):
+    doc = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis().start()
+        cls.authz = Daemon("authz", cls.redis).start()
+        cls.env = {"STUDYSHARE_AUTHZ_URL": "tcp://127.0.0.1:%d" % cls.authz.port}
+        if cls.doc is not None:
+            cls.import_doc(cls.doc)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.authz.stop()
+        cls.authz.close()
+        cls.redis.close()
+        assert rc == 0, "authz did not exit 0 on SIGTERM: %r" % rc
+
+    @classmethod
+    def call(cls, mtype, body):
+        return sp.call(cls.authz.port, mtype, body)
+
+    @classmethod
+    def import_doc(cls, doc):
+        return cls.call("authz.directory.import",
+                        {"document": json.dumps(doc)})
+
+    def check(self, user, perm, wl):
+        return body_of(self.call("authz.check", {
+            "user": user, "permission": perm, "worklist": wl}))["allowed"]
+
+
+class PermissionMatrix(AuthzCase):
+    """Every permission against a member with it, a member without it, a
+    non-member, a user of another organisation and unknown names."""
+
+    doc = {
+        "organisations": [{"id": "m1", "name": "M One"},
+                          {"id": "m2", "name": "M Two"}],
+        "roles": [{"id": "all", "permissions": PERMS}] +
+                 [{"id": "all-but-" + p, "permissions": [q for q in PERMS if q != p]}
+                  for p in PERMS],
+        "locations": [{"id": "lab", "organisation": "m1", "name": "Lab"},
+                      {"id": "far", "organisation": "m2", "name": "Far"}],
+        "users": [{"id": "with", "organisation": "m1", "email": "with@m1.example",
+                   "name": "With", "memberships": [{"worklist": "location:lab", "role": "all"}]},
+                  {"id": "outsider", "organisation": "m1", "email": "out@m1.example",
+                   "name": "Outsider"},
+                  {"id": "foreign", "organisation": "m2", "email": "f@m2.example",
+                   "name": "Foreign", "memberships": [{"worklist": "location:far", "role": "all"}]}] +
+                 [{"id": "without-" + p, "organisation": "m1",
+                   "email": "without-%s@m1.example" % p, "name": "Without " + p,
+                   "memberships": [{"worklist": "location:lab", "role": "all-but-" + p}]}
+                  for p in PERMS],
+    }
+
+    def test_every_permission(self):
+        for p in PERMS:
+            with self.subTest(permission=p):
+                self.assertTrue(self.check("with", p, "location:lab"))
+                self.assertFalse(self.check("without-" + p, p, "location:lab"))
+                # the member without p still has every other permission
+                other = next(q for q in PERMS if q != p)
+                self.assertTrue(self.check("without-" + p, other, "location:lab"))
+                self.assertFalse(self.check("outsider", p, "location:lab"))
+                self.assertFalse(self.check("foreign", p, "location:lab"))
+                self.assertTrue(self.check("foreign", p, "location:far"))
+                self.assertFalse(self.check("nobody", p, "location:lab"))
+                self.assertFalse(self.check("with", p, "location:nowhere"))
+                self.assertFalse(self.check("with", p, "lab"))
+
+    def test_unknown_permission_is_denied(self):
+        for p in ["studies", "studies.view.all", "STUDIES.VIEW", "*", "links.guest"]:
+            self.assertFalse(self.check("with", p, "location:lab"), p)
+
+    def test_batch_matches_single_checks(self):
+        checks = [{"permission": p, "worklist": w}
+                  for p in PERMS + ["bogus"] for w in ["location:lab", "location:far", "x:y"]]
+        got = body_of(self.call("authz.check_batch", {"user": "without-studies.share",
+                                                      "checks": checks}))["results"]
+        want = [self.check("without-studies.share", c["permission"], c["worklist"])
+                for c in checks]
+        self.assertEqual(got, want)
+        self.assertIn(True, got)
+        self.assertIn(False, got)
+
+    def test_bad_requests_name_the_field(self):
+        r = self.call("authz.check", {"user": "with", "permission": 7, "worklist": "location:lab"})
+        self.assertFalse(r["ok"])
+        self.assertEqual(r["error"]["code"], "bad_request")
+        self.assertIn("permission", r["error"]["message"])
+        r = self.call("authz.check", {"user": "with", "permission": "studies.view",
+                                      "worklist": "location:lab", "extra": 1})
+        self.assertEqual(r["error"]["code"], "bad_request")
+        self.assertIn("extra", r["error"]["message"])
+        r = self.call("authz.check", {"user": "with"})
+        self.assertEqual(r["error"]["code"], "bad_request")
+
+
+class Directory(AuthzCase):
+    doc = json.load(open(FIXTURE))
+
+    def test_import_twice_changes_nothing(self):
+        r = body_of(self.import_doc(self.doc))
+        self.assertFalse(r["changed"])
+        v = r["version"]
+        codes1 = {w: body_of(self.call("authz.worklist.get", {"user": "alice", "worklist": w}))["share_code"]
+                  for w in ["location:ct", "user:alice"]}
+        r = body_of(self.import_doc(self.doc))
+        self.assertFalse(r["changed"])
+        self.assertEqual(r["version"], v)
+        codes2 = {w: body_of(self.call("authz.worklist.get", {"user": "alice", "worklist": w}))["share_code"]
+                  for w in ["location:ct", "user:alice"]}
+        self.assertEqual(codes1, codes2)
+
+    def test_share_codes_are_crockford_and_unique(self):
+        seen = set()
+        for user, wls in [("alice", ["location:ct", "group:neuro", "user:alice",
+                                     "organisation:stelsewhere"]),
+                          ("carol", ["location:north-ct", "user:carol"])]:
+            for w in wls:
+                code = body_of(self.call("authz.worklist.get", {"user": user, "worklist": w}))["share_code"]
+                self.assertRegex(code, r"^[0-9A-HJKMNP-TV-Z]{8}$")
+                self.assertNotIn(code, seen)
+                seen.add(code)
+        code = body_of(self.call("authz.worklist.get", {"user": "dave", "worklist": "group:south-msk"}))["share_code"]
+        self.assertEqual(code, "S0THMSK1")
+
+    def test_worklist_is_members_only(self):
+        r = self.call("authz.worklist.get", {"user": "carol", "worklist": "location:ct"})
+        self.assertEqual(r["error"]["code"], "not_found")
+        b = body_of(self.call("authz.worklist.get", {"user": "alice", "worklist": "location:ct"}))
+        self.assertEqual((b["id"], b["kind"], b["name"]), ("location:ct", "location", "CT suite"))
+        lst = body_of(self.call("authz.worklists", {"user": "alice"}))["worklists"]
+        self.assertEqual(sorted(w["id"] for w in lst),
+                         ["group:neuro", "location:ct", "organisation:stelsewhere", "user:alice"])
+
+    def test_changed_import_applies_difference(self):
+        doc = json.loads(json.dumps(self.doc))
+        doc["locations"].append({"id": "xray", "organisation": "stelsewhere", "name": "X-ray"})
+        doc["users"][0]["memberships"].append({"worklist": "location:xray", "role": "viewer"})
+        before = body_of(self.call("authz.worklist.get", {"user": "alice", "worklist": "location:ct"}))["share_code"]
+        r = body_of(self.import_doc(doc))
+        self.assertTrue(r["changed"])
+        self.assertTrue(self.check("alice", "studies.view", "location:xray"))
+        after = body_of(self.call("authz.worklist.get", {"user": "alice", "worklist": "location:ct"}))["share_code"]
+        self.assertEqual(before, after)
+        r = body_of(self.import_doc(self.doc))
+        self.assertTrue(r["changed"])
+        self.assertFalse(self.check("alice", "studies.view", "location:xray"))
+
+    def refused(self, mutate, words):
+        doc = json.loads(json.dumps(self.doc))
+        mutate(doc)
+        r = self.import_doc(doc)
+        self.assertFalse(r["ok"], r)
+        for w in words:
+            self.assertIn(w, r["error"]["message"])
+        # nothing was applied
+        self.assertTrue(self.check("alice", "studies.share", "location:ct"))
+        return r
+
+    def test_refusals_name_the_entry(self):
+        self.refused(lambda d: d["users"][1]["memberships"].append(
+            {"worklist": "location:nowhere", "role": "viewer"}), ['"bob"', "location:nowhere"])
+        self.refused(lambda d: d["locations"].append(
+            {"id": "ct", "organisation": "stelsewhere", "name": "Dup"}), ["locations[3]", "duplicate"])
+        self.refused(lambda d: d["roles"][1]["permissions"].append("studies.delete"),
+                     ['"viewer"', "studies.delete"])
+        self.refused(lambda d: d["groups"][0].__setitem__("share_code", "S0THMSK1"),
+                     ['"neuro"', "share_code", '"south-msk"'])
+        self.refused(lambda d: d["users"][0].__setitem__("organisation", "nowhere"),
+                     ['"alice"', "nowhere"])
+        self.refused(lambda d: d["users"][1].__setitem__("email", "ALICE@stelsewhere.example"),
+                     ['"bob"', "email"])
+        self.refused(lambda d: d["users"][0].__setitem__("favourite", "x"), ['"alice"', "favourite"])
+        self.refused(lambda d: d["organisations"][0].__setitem__("shares_with", ["mars"]),
+                     ['"stelsewhere"', "shares_with"])
+        r = self.call("authz.directory.import", {"document": "{not json"})
+        self.assertEqual(r["error"]["code"], "bad_request")
+
+    def test_cli_import_and_check(self):
+        rc, out, err = cli("directory", "import", FIXTURE, env=self.env)
+        self.assertEqual(rc, 0, err)
+        self.assertFalse(json.loads(out)["changed"])
+        rc, out, _ = cli("authz", "check", "alice", "studies.share", "location:ct", env=self.env)
+        self.assertEqual((rc, out.strip()), (0, "allowed"))
+        rc, out, _ = cli("authz", "check", "bob", "studies.share", "location:ct", env=self.env)
+        self.assertEqual((rc, out.strip()), (1, "denied"))
+        rc, _, err = cli("directory", "import", "/nonexistent", env=self.env)
+        self.assertEqual(rc, 2)
+
+    def resolve(self, user, wl, targets):
+        return self.call("authz.resolve", {"user": user, "worklist": wl, "targets": targets})
+
+    def test_resolve_every_kind(self):
+        code = body_of(self.call("authz.worklist.get", {"user": "carol", "worklist": "location:north-ct"}))["share_code"]
+        ts = body_of(self.resolve("alice", "location:ct", [
+            {"kind": "organisation", "id": "northclinic"},
+            {"kind": "location", "id": "mri"},
+            {"kind": "group", "id": "neuro"},
+            {"kind": "user", "id": "bob"},
+            {"kind": "share_code", "code": code.lower()},
+            {"kind": "email", "email": "carol@north.EXAMPLE"},
+            {"kind": "email", "email": "gp@outside.example"},
+        ]))["targets"]
+        self.assertEqual([t.get("worklist") for t in ts],
+                         ["organisation:northclinic", "location:mri", "group:neuro", "user:bob",
+                          "location:north-ct", "user:carol", None])
+        self.assertTrue(all(t["ok"] for t in ts))
+        self.assertTrue(ts[6]["invite"])
+        self.assertEqual(ts[6]["email"], "gp@outside.example")
+
+    def test_resolve_organisation_rules(self):
+        ts = body_of(self.resolve("alice", "location:ct", [
+            {"kind": "organisation", "id": "southside"},
+            {"kind": "location", "id": "north-ct"},
+            {"kind": "group", "id": "south-msk"},
+            {"kind": "user", "id": "carol"},
+            {"kind": "share_code", "code": "S0THMSK1"},
+            {"kind": "user", "id": "nobody"},
+            {"kind": "user", "id": "erin"},
+            {"kind": "share_code", "code": "ZZZZZZZZ"},
+        ]))["targets"]
+        self.assertEqual([t.get("code") for t in ts],
+                         ["forbidden", "forbidden", "forbidden", "forbidden", None,
+                          "not_found", "not_found", "not_found"])
+        self.assertEqual(ts[4]["worklist"], "group:south-msk")
+        self.assertIn("southside", ts[0]["message"])
+
+    def test_resolve_needs_the_kind_permission(self):
+        # bob is a viewer in location:ct: no studies.share there
+        r = body_of(self.resolve("bob", "location:ct", [{"kind": "user", "id": "alice"}]))
+        self.assertEqual(r["targets"][0]["code"], "forbidden")
+        self.assertIn("studies.share", r["targets"][0]["message"])
+        r = self.resolve("carol", "location:ct", [{"kind": "user", "id": "alice"}])
+        self.assertEqual(r["error"]["code"], "forbidden")
+        r = self.resolve("alice", "location:ct", [{"kind": "planet", "id": "mars"}])
+        self.assertEqual(r["error"]["code"], "bad_request")
+        r = self.resolve("alice", "location:ct", [{"kind": "user", "code": "X"}])
+        self.assertEqual(r["error"]["code"], "bad_request")
+
+    def login(self, user, pw, addr="10.0.0.1"):
+        return self.call("authz.login", {"user": user, "password": pw, "addr": addr})
+
+    def test_login(self):
+        b = body_of(self.login("alice", "alice-password"))
+        self.assertEqual(b["user"]["id"], "alice")
+        self.assertEqual(b["user"]["organisation"], "stelsewhere")
+        for user, pw in [("alice", "wrong-password"), ("nobody", "alice-password"),
+                         ("dave", "anything-at-all"), ("erin", "whatever-123")]:
+            r = self.login(user, pw, addr="10.0.0.2")
+            self.assertEqual(r["error"]["code"], "unauthenticated")
+            self.assertEqual(r["error"]["message"], "wrong user or password")
+
+    def test_login_rate_limit_per_user(self):
+        codes = [self.login("bob", "wrong-%d" % i, addr="10.1.0.%d" % i)["error"]["code"]
+                 for i in range(12)]
+        self.assertEqual(codes[:10], ["unauthenticated"] * 10)
+        self.assertEqual(codes[10:], ["too_many_requests"] * 2)
+        r = self.login("bob", "bob-password", addr="10.1.1.1")
+        self.assertEqual(r["error"]["code"], "too_many_requests")
+
+    def test_login_rate_limit_concurrent(self):
+        results = []
+
+        def guess(i):
+            results.append(self.login("carol", "wrong-%d" % i, addr="10.2.0.1")["error"]["code"])
+        ts = [threading.Thread(target=guess, args=(i,)) for i in range(25)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(results.count("unauthenticated"), 10)
+        self.assertEqual(results.count("too_many_requests"), 15)
+
+    def test_register(self):
+        r = body_of(self.call("authz.register", {"user": "gp1", "name": "Gina P",
+                                                 "email": "gp1@outside.example",
+                                                 "password": "gp1-password"}))
+        self.assertEqual(r["user"]["id"], "gp1")
+        self.assertEqual(body_of(self.login("gp1", "gp1-password", addr="10.3.0.1"))["user"]["id"], "gp1")
+        self.assertTrue(self.check("gp1", "studies.view", "user:gp1"))
+        self.assertFalse(self.check("gp1", "studies.share", "user:gp1"))
+        ts = body_of(self.resolve("alice", "location:ct",
+                                  [{"kind": "email", "email": "GP1@outside.example"}]))["targets"]
+        self.assertEqual(ts[0]["worklist"], "user:gp1")
+        for body in [{"user": "gp1", "name": "X", "email": "other@x.example", "password": "pppppppp"},
+                     {"user": "gp2", "name": "X", "email": "gp1@OUTSIDE.example", "password": "pppppppp"},
+                     {"user": "alice", "name": "X", "email": "a2@x.example", "password": "pppppppp"}]:
+            self.assertEqual(self.call("authz.register", body)["error"]["code"], "conflict")
+        r = self.call("authz.register", {"user": "gp3", "name": "X", "email": "nope",
+                                         "password": "pppppppp"})
+        self.assertEqual(r["error"]["code"], "bad_request")
+        # an import cannot take the registered account's id; the account survives imports
+        doc = json.loads(json.dumps(self.doc))
+        doc["users"].append({"id": "gp1", "organisation": "stelsewhere",
+                             "email": "x@y.example", "name": "Clash"})
+        self.assertEqual(self.import_doc(doc)["error"]["code"], "conflict")
+        body_of(self.import_doc(self.doc))
+        self.assertTrue(self.check("gp1", "studies.view", "user:gp1"))
+
+
+class Robustness(AuthzCase):
+    doc = json.load(open(FIXTURE))
+
+    def assert_serving(self):
+        self.assertTrue(self.check("alice", "studies.view", "location:ct"))
+
+    def test_hostile_bytes(self):
+        hostile = [
+            b"\xff\xfe garbage \x00\x01",
+            mp.pack({"v": 1, "type": "authz.check", "id": "x",
+                     "body": {"user": "alice"}})[:-3],
+            b"\xdf\xff\xff\xff\xff",                 # map32 of 2^32-1 entries
+            b"\xdd\xff\xff\xff\xff\x00",             # array32 of 2^32-1
+            b"\x91" * 100 + b"\xc0",                 # 100-deep nesting
+            b"\x81\xa1v\x01" + b"\x00",              # trailing byte
+            b"\xc1",
+            b"",
+        ]
+        c = sp.Conn("127.0.0.1", self.authz.port)
+        try:
+            for h in hostile:
+                rid = c.send_raw(h)
+                got, reply = c.recv()
+                self.assertEqual(got, rid)
+                self.assertFalse(reply["ok"])
+                self.assertEqual(reply["error"]["code"], "bad_request")
+                self.assertTrue(self.authz.alive())
+            r = c.request("authz.check", {"user": "alice", "permission": "studies.view",
+                                          "worklist": "location:ct"})
+            self.assertTrue(r["body"]["allowed"])
+        finally:
+            c.close()
+        # over the size cap: NNG drops the connection; the daemon goes on
+        c = sp.Conn("127.0.0.1", self.authz.port)
+        try:
+            c.send_raw(b"\x81\xa1v" + b"\xda\xff\xff" + b"x" * (2 * 1024 * 1024))
+        except OSError:
+            pass
+        c.close()
+        # raw garbage that is not even SP framing
+        import socket
+        with socket.create_connection(("127.0.0.1", self.authz.port)) as s:
+            s.sendall(b"GET / HTTP/1.1\r\n\r\n" * 10)
+        time.sleep(0.2)
+        self.assertTrue(self.authz.alive())
+        self.assert_serving()
+
+    def test_many_in_flight(self):
+        c = sp.Conn("127.0.0.1", self.authz.port)
+        try:
+            want = {}
+            for i in range(300):
+                user = ["alice", "bob", "carol"][i % 3]
+                env = {"v": 1, "type": "authz.check", "id": "r%d" % i,
+                       "body": {"user": user, "permission": "studies.share",
+                                "worklist": "location:ct"}}
+                want[c.send_raw(mp.pack(env))] = (i, user == "alice")
+            for _ in range(300):
+                rid, reply = c.recv()
+                i, allowed = want.pop(rid)
+                self.assertEqual(reply["id"], "r%d" % i)
+                self.assertEqual(reply["body"]["allowed"], allowed)
+            self.assertEqual(want, {})
+        finally:
+            c.close()
+
+    def test_redis_outage(self):
+        self.assert_serving()
+        self.redis.kill()
+        wait_for(lambda: self.call("authz.check", {"user": "alice", "permission": "studies.view",
+                                                   "worklist": "location:ct"}).get("error", {}).get("code") == "unavailable",
+                 timeout=10, what="unavailable during the outage")
+        r = self.call("authz.check", {"user": "alice", "permission": "studies.view",
+                                      "worklist": "location:ct"})
+        self.assertEqual(r["error"]["code"], "unavailable")
+        self.assertEqual(self.authz.http("/readyz")[0], 503)
+        self.assertEqual(self.authz.http("/healthz")[0], 200)
+        pid = self.authz.proc.pid
+        # Redis comes back empty (no persistence in tests): re-import
+        self.redis.start()
+        wait_for(lambda: self.call("authz.login", {"user": "x", "password": "y"})
+                 .get("error", {}).get("code") != "unavailable", timeout=15,
+                 what="authz to reconnect")
+        body_of(self.import_doc(self.doc))
+        self.assert_serving()
+        self.assertEqual(self.authz.proc.pid, pid)
+        self.assertTrue(self.authz.alive())
+        wait_for(lambda: self.authz.http("/readyz")[0] == 200, what="ready again")
+
+    def test_metrics_pass_promtool(self):
+        self.assert_serving()
+        status, text = self.authz.http("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn('studyshare_requests_total{type="authz.check"}', text)
+        self.assertIn("studyshare_request_duration_seconds_bucket", text)
+        p = subprocess.run(["promtool", "check", "metrics"], input=text,
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_idle_memory_under_10_mib(self):
+        self.assert_serving()
+        time.sleep(0.5)
+        rss = self.authz.rss_bytes()
+        self.assertLess(rss, 10 * 1024 * 1024, "RSS %d bytes" % rss)
+
+    def test_logs_are_json_without_secrets(self):
+        self.call("authz.login", {"user": "alice", "password": "alice-password"})
+        self.call("authz.login", {"user": "alice", "password": "not-her-password"})
+        logs = self.authz.logs()
+        for secret in ["alice-password", "not-her-password", "test-pepper", "$argon2id"]:
+            self.assertNotIn(secret, logs)
+        events = self.authz.log_events()
+        self.assertGreater(len(events), 3)
+        for e in events:
+            for k in ["time", "level", "service", "event"]:
+                self.assertIn(k, e)
+            self.assertEqual(e["service"], "authz")
+
+
+class Config(unittest.TestCase):
+    def run_authz(self, env):
+        r = Redis()
+        d = Daemon("authz", r, env=env)
+        for k, v in env.items():
+            if v is None:
+                d.env.pop(k)
+        try:
+            return subprocess.run([os.path.join(stack.BUILD, "studyshare-authz")],
+                                  env=d.env, capture_output=True, text=True, timeout=10)
+        finally:
+            d.close()
+            r.close()
+
+    def test_bad_value_names_the_setting(self):
+        p = self.run_authz({"STUDYSHARE_REFRESH": "fast"})
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("REFRESH", p.stderr.upper())
+        p = self.run_authz({"STUDYSHARE_PEPPER": None})
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("PEPPER", p.stderr.upper())
+        p = self.run_authz({"STUDYSHARE_PEPPER": "short"})
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("PEPPER", p.stderr.upper())
+        self.assertNotIn("short", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,85 @@
+/*
+ * tools/studyshare.c - the studyshare command-line tool.
+ *
+ *   studyshare [--authz URL] [--timeout MS] [--quiet] COMMAND ...
+ *
+ * Addresses default to the environment (STUDYSHARE_AUTHZ_URL, ...) and
+ * then to the local stack's defaults.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/cli.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: studyshare [options] COMMAND ...\n"
+	        "\n"
+	        "commands:\n"
+	        "  directory import FILE            import a directory document "
+	        "(\"-\": stdin)\n"
+	        "  authz check USER PERMISSION WORKLIST\n"
+	        "                                   exit 0 when allowed, 1 when "
+	        "denied\n"
+	        "\n"
+	        "options:\n"
+	        "  --authz URL     authz endpoint (STUDYSHARE_AUTHZ_URL, "
+	        "default tcp://127.0.0.1:7101)\n"
+	        "  --timeout MS    reply timeout (default 10000)\n"
+	        "  --quiet         print nothing on success\n");
+}
+
+static const char *
+env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && v[0] != '\0' ? v : def;
+}
+
+int
+main(int argc, char **argv)
+{
+	cli_opts o = {
+	    .authz = env_or("STUDYSHARE_AUTHZ_URL", "tcp://127.0.0.1:7101"),
+	    .timeout_ms = 10000,
+	};
+	int i;
+
+	for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+		if (strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return CLI_OK;
+		} else if (strcmp(argv[i], "--quiet") == 0) {
+			o.quiet = true;
+		} else if (strcmp(argv[i], "--authz") == 0 && i + 1 < argc) {
+			o.authz = argv[++i];
+		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			o.timeout_ms = atoi(argv[++i]);
+			if (o.timeout_ms <= 0) {
+				fprintf(stderr, "studyshare: --timeout: must "
+				                "be a positive number\n");
+				return CLI_USAGE;
+			}
+		} else {
+			fprintf(stderr, "studyshare: unknown option %s\n",
+			        argv[i]);
+			usage(stderr);
+			return CLI_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[i], "directory") == 0)
+		return cli_directory(&o, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "authz") == 0)
+		return cli_authz(&o, argc - i - 1, argv + i + 1);
+	fprintf(stderr, "studyshare: unknown command %s\n", argv[i]);
+	usage(stderr);
+	return CLI_USAGE;
+}
