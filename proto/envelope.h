@@ -22,11 +22,11 @@
 #include <stdint.h>
 #include <msgpack.h>
 
-#define SS_PROTO_VERSION  1
-#define SS_MAX_TYPE_LEN   64
-#define SS_MAX_ID_LEN     64
-#define SS_MAX_STR_LEN    (4 * 1024 * 1024) /* any single str, bin or ext */
-#define SS_MAX_DEPTH      16
+#define SS_PROTO_VERSION 1
+#define SS_MAX_TYPE_LEN  64
+#define SS_MAX_ID_LEN    64
+#define SS_MAX_STR_LEN   (4 * 1024 * 1024) /* any single str, bin or ext */
+#define SS_MAX_DEPTH     16
 
 /* A string view into a decoded message: not NUL-terminated. */
 typedef struct ss_str {
@@ -39,10 +39,10 @@ typedef struct ss_msg {
 	bool is_reply;
 	char type[SS_MAX_TYPE_LEN + 1]; /* requests only */
 	char id[SS_MAX_ID_LEN + 1];
-	bool ok;                     /* replies only */
-	const msgpack_object *body;  /* map; NULL in an error reply */
-	int err;                     /* error replies: SS_E* */
-	ss_str err_msg;              /* error replies */
+	bool ok;                    /* replies only */
+	const msgpack_object *body; /* map; NULL in an error reply */
+	int err;                    /* error replies: SS_E* */
+	ss_str err_msg;             /* error replies */
 } ss_msg;
 
 /*
@@ -71,7 +71,7 @@ void ss_pack_reply_ok(ss_pack *p, const char *id);
 void ss_pack_reply_err(ss_pack *p, const char *id, int err, const char *msg);
 
 /* Helpers for bodies. */
-void ss_pack_cstr(ss_pack *p, const char *s);  /* NULL packs nil */
+void ss_pack_cstr(ss_pack *p, const char *s); /* NULL packs nil */
 void ss_pack_strn(ss_pack *p, const char *s, size_t n);
 void ss_pack_kv_cstr(ss_pack *p, const char *k, const char *v);
 void ss_pack_kv_strn(ss_pack *p, const char *k, const char *v, size_t n);

@@ -10,19 +10,19 @@
 #define SS_PROTO_ERRORS_H
 
 enum ss_err {
-	SS_OK           = 0,
-	SS_EBADREQ      = -1, /* bad_request, 400 */
-	SS_EUNAUTH      = -2, /* unauthenticated, 401 */
-	SS_EFORBIDDEN   = -3, /* forbidden, 403 */
-	SS_ENOTFOUND    = -4, /* not_found, 404 */
-	SS_ECONFLICT    = -5, /* conflict, 409 */
-	SS_EUNPROC      = -6, /* unprocessable, 422 */
-	SS_ETOOMANY     = -7, /* too_many_requests, 429 */
-	SS_EUNAVAIL     = -8, /* unavailable, 503 */
-	SS_EINTERNAL    = -9, /* internal, 500: a bug, never expected */
-	SS_ENOMEM       = -10, /* out of memory; reported as internal */
-	SS_ETIMEDOUT    = -11, /* a peer did not answer; reported as unavailable */
-	SS_ETOOLARGE    = -12, /* payload_too_large, 413 */
+	SS_OK = 0,
+	SS_EBADREQ = -1,    /* bad_request, 400 */
+	SS_EUNAUTH = -2,    /* unauthenticated, 401 */
+	SS_EFORBIDDEN = -3, /* forbidden, 403 */
+	SS_ENOTFOUND = -4,  /* not_found, 404 */
+	SS_ECONFLICT = -5,  /* conflict, 409 */
+	SS_EUNPROC = -6,    /* unprocessable, 422 */
+	SS_ETOOMANY = -7,   /* too_many_requests, 429 */
+	SS_EUNAVAIL = -8,   /* unavailable, 503 */
+	SS_EINTERNAL = -9,  /* internal, 500: a bug, never expected */
+	SS_ENOMEM = -10,    /* out of memory; reported as internal */
+	SS_ETIMEDOUT = -11, /* a peer did not answer; reported as unavailable */
+	SS_ETOOLARGE = -12, /* payload_too_large, 413 */
 	SS_EUNSUPPORTED = -13, /* unsupported_media_type, 415 */
 };
 

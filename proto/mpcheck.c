@@ -197,6 +197,7 @@ ss_mpcheck(const uint8_t *buf, size_t len, unsigned max_depth, size_t max_str,
 		goto fail;
 	}
 
+	/* owed <= len - off holds at the top of the loop: a byte is there. */
 	while (owed > 0) {
 		if (mp_head(buf + off, len - off, &h, &w) != 0)
 			goto fail;

@@ -24,16 +24,17 @@ typedef enum ss_cfg_type {
 	SS_CFG_SECRET, /* char *, like STR but never printed */
 	SS_CFG_INT,    /* int64_t, bounded by min/max */
 	SS_CFG_BOOL,   /* bool: true/false/1/0/yes/no/on/off */
-	SS_CFG_MS,     /* int64_t milliseconds: "250ms", "5s", "2m", "1h", "30d" or a
-	                  bare number of milliseconds; bounded by min/max (ms) */
-	SS_CFG_ADDR,   /* char *, an NNG URL (tcp://, tls+tcp://, ipc://) or
-	                  host:port, checked for shape */
+	SS_CFG_MS, /* int64_t milliseconds: "250ms", "5s", "2m", "1h", "30d" or
+	              a bare number of milliseconds; bounded by min/max (ms) */
+	SS_CFG_ADDR, /* char *, an NNG URL (tcp://, tls+tcp://, ipc://) or
+	                host:port, checked for shape */
 } ss_cfg_type;
 
 typedef struct ss_cfg_opt {
 	const char *name;
 	ss_cfg_type type;
-	const char *def; /* NULL: required for STR/SECRET/ADDR, unset otherwise */
+	const char
+	    *def; /* NULL: required for STR/SECRET/ADDR, unset otherwise */
 	int64_t min;
 	int64_t max;
 	size_t offset; /* offsetof(settings, field) */

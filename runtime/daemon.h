@@ -27,12 +27,12 @@ struct evhttp;
 
 /* Settings every daemon has (see runtime/common.c for the table). */
 typedef struct ss_common_settings {
-	char *admin_addr;   /* host:port of /healthz /readyz /metrics */
-	char *redis_addr;   /* host:port */
+	char *admin_addr; /* host:port of /healthz /readyz /metrics */
+	char *redis_addr; /* host:port */
 	char *redis_password;
 	int64_t redis_timeout_ms;
 	int64_t drain_ms;
-	int64_t recv_max;   /* NNG_OPT_RECVMAXSZ, bytes */
+	int64_t recv_max; /* NNG_OPT_RECVMAXSZ, bytes */
 	char *log_level;
 } ss_common_settings;
 

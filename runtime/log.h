@@ -14,8 +14,8 @@
 
 enum ss_log_level {
 	SS_LOG_DEBUG = 0,
-	SS_LOG_INFO  = 1,
-	SS_LOG_WARN  = 2,
+	SS_LOG_INFO = 1,
+	SS_LOG_WARN = 2,
 	SS_LOG_ERROR = 3,
 };
 

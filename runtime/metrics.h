@@ -23,9 +23,9 @@ ss_metric *ss_gauge(const char *name, const char *help, const char *labels);
 /* Latency histogram in seconds with fixed buckets 0.0001 .. 10 s. */
 ss_metric *ss_histogram(const char *name, const char *help, const char *labels);
 
-void ss_metric_add(ss_metric *m, uint64_t n);    /* counters, gauges */
-void ss_metric_set(ss_metric *m, int64_t v);     /* gauges */
-void ss_metric_observe(ss_metric *m, double s);  /* histograms */
+void ss_metric_add(ss_metric *m, uint64_t n);   /* counters, gauges */
+void ss_metric_set(ss_metric *m, int64_t v);    /* gauges */
+void ss_metric_observe(ss_metric *m, double s); /* histograms */
 
 /* Appends the Prometheus text exposition of every metric. */
 void ss_metrics_render(struct evbuffer *out);

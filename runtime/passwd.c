@@ -49,8 +49,8 @@ make_dummy(void)
 
 	/* On failure the dummy stays empty and verify fails fast: only
 	 * timing evenness is lost, never safety. */
-	if (crypto_pwhash_str(dummy_hash, pw, sizeof pw - 1,
-	                      SS_PASSWD_OPSLIMIT, SS_PASSWD_MEMLIMIT) != 0)
+	if (crypto_pwhash_str(dummy_hash, pw, sizeof pw - 1, SS_PASSWD_OPSLIMIT,
+	                      SS_PASSWD_MEMLIMIT) != 0)
 		dummy_hash[0] = '\0';
 }
 

@@ -36,7 +36,7 @@ typedef void (*ss_redis_fn)(int err, redisReply *reply, void *arg);
 typedef struct ss_script {
 	const char *name; /* for logs and metrics */
 	const char *src;
-	char sha[41];     /* set from SCRIPT LOAD's answer; "" until then */
+	char sha[41]; /* set from SCRIPT LOAD's answer; "" until then */
 } ss_script;
 
 /*
@@ -51,14 +51,12 @@ void ss_redis_close(ss_redis *r);
 bool ss_redis_ready(const ss_redis *r);
 
 /* Sends one command; 0, or SS_EUNAVAIL (then fn is not called). */
-int ss_redis_cmd(ss_redis *r, ss_redis_fn fn, void *arg, const char *fmt,
-                 ...);
+int ss_redis_cmd(ss_redis *r, ss_redis_fn fn, void *arg, const char *fmt, ...);
 int ss_redis_cmdargv(ss_redis *r, ss_redis_fn fn, void *arg, int argc,
                      const char **argv, const size_t *lens);
 
 /* EVALSHA s numkeys keys... args...: argv holds the keys, then the args. */
 int ss_redis_eval(ss_redis *r, ss_script *s, ss_redis_fn fn, void *arg,
-                  int nkeys, int argc, const char **argv,
-                  const size_t *lens);
+                  int nkeys, int argc, const char **argv, const size_t *lens);
 
 #endif

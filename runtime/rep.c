@@ -1,34 +1,43 @@
 /*
  * runtime/rep.c - an NNG REP server on the daemon's loop.
  *
- * Contract: the socket is raw (xrep0), so NNG hands us every request as it
- * arrives and lets us answer in any order.  The header of a received
- * message is NNG's backtrace (our pipe id, then the peer's hops and request
- * id); a reply is routed back only if it carries that header unchanged.  So
- * a call keeps its request message and the reply is built in it: the body
- * is replaced, the header stays.
+ * Contract: a REP socket with one nng_ctx per request, so any number of
+ * requests are in flight and each is answered whenever its handler is
+ * done.  NNG completes context operations on its own threads; each
+ * completion is queued under a mutex and the loop is woken with
+ * event_active() (the daemon's base is thread-aware), so handlers, metrics
+ * and everything else here run on the loop only.
  *
- * NNG_OPT_RECVFD is readable while a message waits; the loop drains it with
- * non-blocking receives, a bounded number per wake-up so timers and other
- * sockets get their turn.  Sends are non-blocking too: a reply NNG cannot
- * take is dropped, logged and counted, and the client times out.
+ * Why not a raw socket driven by NNG_OPT_RECVFD: raw REP (xrep0) moves
+ * every reply into a per-pipe queue of 64 with a non-blocking put and
+ * silently drops what does not fit, so a burst of replies to one client
+ * (a gateway with hundreds of calls in flight) loses replies and the
+ * client times out.  A context's send instead waits its turn on the pipe.
+ *
+ * A fixed number of receives are always posted; each completed receive
+ * becomes a call and is replaced at once.  A call keeps its context and
+ * its request message, which carries the reply: the body is replaced.
+ * A reply waits at most REP_SEND_TIMEOUT_MS for a client that does not
+ * read; then it is dropped, logged and counted, and the client times out.
+ * A call is held on the daemon from receipt until NNG has taken its reply.
  *
  * A message that does not decode gets bad_request with its id when one can
  * be read and "-" otherwise (an envelope id cannot be empty); one whose type
- * has no route gets bad_request "unknown message type".  Every call is held
- * on the daemon until answered.  While the daemon is stopping we keep
- * reading, so new requests get unavailable at once instead of a timeout,
- * and calls in flight still get their replies.
+ * has no route gets bad_request "unknown message type".  While the daemon
+ * is stopping we keep receiving, so new requests get unavailable at once
+ * instead of a timeout, and calls in flight still get their replies.
  *
- * ss_rep_close() with calls outstanding closes the socket at once; the
- * calls are freed when their handlers answer (the replies go nowhere) and
- * the server with the last of them.
+ * ss_rep_close() closes the socket and waits for NNG to finish with every
+ * operation it holds.  Calls still with their handlers are freed when
+ * answered (the replies go nowhere), and the server with the last of them.
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 #include <nng/nng.h>
@@ -41,11 +50,10 @@
 #include "runtime/rep.h"
 
 #define REP_RECV_MAX_DEFAULT (1024 * 1024)
-/* Replies queued in NNG before a non-blocking send fails; bursts of
- * answers (a timer firing for many calls) must not be refused. */
-#define REP_SENDBUF 1024
-/* Messages taken per wake-up of the receive fd. */
-#define REP_BATCH 64
+#define REP_RECEIVERS        16   /* receives kept posted */
+#define REP_SEND_TIMEOUT_MS  5000 /* for a client that does not read */
+#define REP_BATCH            64   /* completions handled per wake-up */
+#define REP_RETRY_MS         100  /* after a failed receive */
 /* The id of a reply to a message whose own id could not be read. */
 #define REP_NOID "-"
 /* Error codes run from -1 to SS_EUNSUPPORTED. */
@@ -61,42 +69,52 @@ typedef struct rep_route {
 	ss_metric *errors[REP_NCODES]; /* by -err, registered on first use */
 } rep_route;
 
+typedef enum call_state {
+	CALL_RECV, /* NNG holds the aio: receiving */
+	CALL_OPEN, /* with its handler */
+	CALL_SEND, /* NNG holds the aio: sending the reply */
+} call_state;
+
+struct ss_call {
+	ss_rep *rep;
+	call_state state;
+	nng_ctx ctx;
+	bool ctx_open;
+	nng_aio *aio;
+	nng_msg *nm; /* the request, then the reply */
+	ss_msg msg;
+	bool decoded;
+	bool held; /* on the daemon */
+	char id[SS_MAX_ID_LEN + 1];
+	ss_pack pack;
+	double start;
+	size_t route; /* REP_NO_ROUTE before routing */
+	TAILQ_ENTRY(ss_call) link; /* rep->nng while NNG holds the aio */
+	struct ss_call *qnext;     /* rep->done */
+};
+
+TAILQ_HEAD(call_list, ss_call);
+
 struct ss_rep {
 	ss_daemon *d;
 	nng_socket sock;
 	bool sock_open;
-	struct event *rev;
+	struct event *wake;
+	struct event *retry;
+	pthread_mutex_t mu; /* guards done */
+	ss_call *done;      /* completed operations, newest first */
+	struct call_list nng;
+	int nrecv;      /* receives posted */
+	int64_t nopen;  /* calls with their handlers */
+	int busy;       /* > 0 while dispatching: close must not free */
+	bool closed;
 	rep_route *routes;
 	size_t nroutes;
 	void *arg;
-	int64_t ncalls; /* calls not yet answered */
-	int busy;       /* > 0 while dispatching: close must not free */
-	bool closed;
 	ss_metric *bad_decode;
 	ss_metric *bad_type;
 	ss_metric *send_failed;
 };
-
-struct ss_call {
-	ss_rep *rep;
-	nng_msg *nm; /* the request: its header routes the reply */
-	ss_msg msg;  /* id (and type) are set even when not decoded */
-	bool decoded;
-	ss_pack pack;
-	double start;
-	size_t route; /* REP_NO_ROUTE before routing */
-};
-
-static void
-rep_free(ss_rep *r)
-{
-	if (r->rev != NULL)
-		event_free(r->rev);
-	if (r->sock_open)
-		nng_close(r->sock);
-	free(r->routes);
-	free(r);
-}
 
 static int
 rep_nng_err(int rv)
@@ -112,6 +130,8 @@ rep_nng_err(int rv)
 		return SS_EUNAVAIL;
 	}
 }
+
+/* --- metrics and routes --------------------------------------------- */
 
 static ss_metric *
 rep_error_metric(rep_route *rt, int err)
@@ -174,9 +194,9 @@ rep_routes_init(ss_rep *r, const ss_route *routes, size_t nroutes)
 		rt->fn = routes[i].fn;
 		snprintf(rt->labels, sizeof(rt->labels), "type=\"%s\"",
 		         rt->type);
-		rt->requests =
-		    ss_counter("studyshare_requests_total",
-		               "Requests received, by type.", rt->labels);
+		rt->requests = ss_counter("studyshare_requests_total",
+		                          "Requests received, by type.",
+		                          rt->labels);
 		rt->duration =
 		    ss_histogram("studyshare_request_duration_seconds",
 		                 "Time from receiving a request to sending its "
@@ -228,8 +248,7 @@ rep_peek_id(const void *buf, size_t len, char *id)
 		    v->via.str.size > SS_MAX_ID_LEN)
 			goto done;
 		for (j = 0; j < v->via.str.size; j++)
-			if (v->via.str.ptr[j] < 0x21 ||
-			    v->via.str.ptr[j] > 0x7e)
+			if (v->via.str.ptr[j] < 0x21 || v->via.str.ptr[j] > 0x7e)
 				goto done;
 		memcpy(id, v->via.str.ptr, v->via.str.size);
 		id[v->via.str.size] = '\0';
@@ -239,12 +258,121 @@ done:
 	msgpack_unpacked_destroy(&up);
 }
 
-/* Sends the packed reply (or drops it), then frees the call. */
+/* --- calls ---------------------------------------------------------- */
+
+static void
+rep_free(ss_rep *r)
+{
+	if (r->wake != NULL)
+		event_free(r->wake);
+	if (r->retry != NULL)
+		event_free(r->retry);
+	if (r->sock_open)
+		nng_close(r->sock);
+	pthread_mutex_destroy(&r->mu);
+	free(r->routes);
+	free(r);
+}
+
+/* Frees the server once nothing refers to it any more. */
+static void
+rep_maybe_free(ss_rep *r)
+{
+	if (r->closed && r->nopen == 0 && r->busy == 0)
+		rep_free(r);
+}
+
+/* Frees a call whose aio NNG does not hold; drops its daemon hold last,
+ * since that may end the loop of a stopping daemon. */
+static void
+call_free(ss_call *c)
+{
+	ss_daemon *d = c->rep->d;
+	bool held = c->held;
+
+	if (c->aio != NULL) {
+		nng_msg *m = nng_aio_get_msg(c->aio);
+
+		if (m != NULL)
+			nng_msg_free(m);
+		nng_aio_free(c->aio);
+	}
+	if (c->ctx_open && !c->rep->closed)
+		nng_ctx_close(c->ctx);
+	if (c->nm != NULL)
+		nng_msg_free(c->nm);
+	if (c->decoded)
+		ss_msg_free(&c->msg);
+	ss_pack_free(&c->pack);
+	free(c);
+	if (held)
+		ss_daemon_release(d);
+}
+
+/* Runs on an NNG thread: hands the completed operation to the loop. */
+static void
+call_aio_done(void *arg)
+{
+	ss_call *c = arg;
+	ss_rep *r = c->rep;
+
+	pthread_mutex_lock(&r->mu);
+	c->qnext = r->done;
+	r->done = c;
+	pthread_mutex_unlock(&r->mu);
+	event_active(r->wake, EV_READ, 0);
+}
+
+/* Posts one more receive; on failure the retry timer tries again. */
+static void
+rep_post_recv(ss_rep *r)
+{
+	struct timeval tv = {0, REP_RETRY_MS * 1000};
+	ss_call *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto fail;
+	c->rep = r;
+	c->state = CALL_RECV;
+	c->route = REP_NO_ROUTE;
+	ss_pack_init(&c->pack);
+	if (nng_ctx_open(&c->ctx, r->sock) != 0)
+		goto fail;
+	c->ctx_open = true;
+	if (nng_aio_alloc(&c->aio, call_aio_done, c) != 0)
+		goto fail;
+	nng_aio_set_timeout(c->aio, NNG_DURATION_INFINITE);
+	TAILQ_INSERT_TAIL(&r->nng, c, link);
+	r->nrecv++;
+	nng_ctx_recv(c->ctx, c->aio);
+	return;
+fail:
+	if (c != NULL)
+		call_free(c);
+	evtimer_add(r->retry, &tv);
+}
+
+static void
+rep_fill(ss_rep *r)
+{
+	while (!r->closed && r->nrecv < REP_RECEIVERS &&
+	       !evtimer_pending(r->retry, NULL))
+		rep_post_recv(r);
+}
+
+static void
+rep_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	rep_fill(arg);
+}
+
+/* Hands the packed reply to NNG, or frees the call when it cannot. */
 static void
 rep_finish(ss_call *c, int err)
 {
 	ss_rep *r = c->rep;
-	ss_daemon *d = r->d;
 	int rv;
 
 	if (c->route != REP_NO_ROUTE) {
@@ -254,75 +382,61 @@ rep_finish(ss_call *c, int err)
 		if (err != 0)
 			ss_metric_add(rep_error_metric(rt, err), 1);
 	}
-	if (!r->closed) {
-		/* Clearing keeps the header: the backtrace of the request. */
-		nng_msg_clear(c->nm);
-		rv = nng_msg_append(c->nm, c->pack.sb.data, c->pack.sb.size);
-		if (rv == 0 &&
-		    (rv = nng_sendmsg(r->sock, c->nm, NNG_FLAG_NONBLOCK)) == 0)
-			c->nm = NULL; /* NNG owns it now */
-		if (rv != 0) {
-			ss_metric_add(r->send_failed, 1);
-			ss_warn("rep.send_failed", c->msg.id, "error",
-			        nng_strerror(rv), NULL);
-		}
+	r->nopen--;
+	if (r->closed) {
+		call_free(c);
+		rep_maybe_free(r);
+		return;
 	}
-	if (c->nm != NULL)
-		nng_msg_free(c->nm);
-	if (c->decoded)
-		ss_msg_free(&c->msg);
-	ss_pack_free(&c->pack);
-	free(c);
-	r->ncalls--;
-	if (r->closed && r->ncalls == 0 && r->busy == 0)
-		rep_free(r);
-	/* Last: releasing the last call of a stopping daemon ends its loop. */
-	ss_daemon_release(d);
+	nng_msg_clear(c->nm);
+	if ((rv = nng_msg_append(c->nm, c->pack.sb.data, c->pack.sb.size)) !=
+	    0) {
+		ss_metric_add(r->send_failed, 1);
+		ss_warn("rep.send_failed", c->id, "error", nng_strerror(rv),
+		        NULL);
+		call_free(c);
+		return;
+	}
+	c->state = CALL_SEND;
+	nng_aio_set_msg(c->aio, c->nm);
+	c->nm = NULL;
+	nng_aio_set_timeout(c->aio, REP_SEND_TIMEOUT_MS);
+	TAILQ_INSERT_TAIL(&r->nng, c, link);
+	nng_ctx_send(c->ctx, c->aio);
 }
 
-/* Takes one request message and answers it or hands it to its route. */
+/* A received request: answer it or hand it to its route. */
 static void
-rep_dispatch(ss_rep *r, nng_msg *nm)
+rep_dispatch(ss_rep *r, ss_call *c)
 {
 	const char *why = NULL;
-	ss_call *c;
 	rep_route *rt;
 	size_t i;
 	int rv;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		/* Nothing to answer with: the client times out. */
-		ss_metric_add(r->send_failed, 1);
-		nng_msg_free(nm);
-		return;
-	}
-	c->rep = r;
-	c->nm = nm;
+	c->state = CALL_OPEN;
 	c->start = ss_now();
-	c->route = REP_NO_ROUTE;
-	ss_pack_init(&c->pack);
-	r->ncalls++;
+	c->held = true;
 	ss_daemon_hold(r->d);
+	r->nopen++;
 
-	rv = ss_msg_decode(&c->msg, nng_msg_body(nm), nng_msg_len(nm), false,
-	                   &why);
+	rv = ss_msg_decode(&c->msg, nng_msg_body(c->nm), nng_msg_len(c->nm),
+	                   false, &why);
 	if (rv != 0) {
-		/* ss_msg_decode() left c->msg zeroed: only its id is set. */
-		rep_peek_id(nng_msg_body(nm), nng_msg_len(nm), c->msg.id);
+		rep_peek_id(nng_msg_body(c->nm), nng_msg_len(c->nm), c->id);
 		if (rv == SS_EBADREQ) {
 			ss_metric_add(r->bad_decode, 1);
-			ss_info("rep.bad_message", c->msg.id, "error", why,
-			        NULL);
+			ss_info("rep.bad_message", c->id, "error", why, NULL);
 		}
 		ss_call_reply_err(c, rv, why);
 		return;
 	}
 	c->decoded = true;
+	memcpy(c->id, c->msg.id, sizeof(c->id));
 
 	if ((i = rep_route_find(r, c->msg.type)) == REP_NO_ROUTE) {
 		ss_metric_add(r->bad_type, 1);
-		ss_info("rep.unknown_type", c->msg.id, "type", c->msg.type,
-		        NULL);
+		ss_info("rep.unknown_type", c->id, "type", c->msg.type, NULL);
 		ss_call_reply_err(c, SS_EBADREQ, "unknown message type");
 		return;
 	}
@@ -336,30 +450,72 @@ rep_dispatch(ss_rep *r, nng_msg *nm)
 	rt->fn(c, c->msg.body, r->arg);
 }
 
+/* One operation NNG has finished with. */
 static void
-rep_readable(evutil_socket_t fd, short what, void *arg)
+rep_completed(ss_rep *r, ss_call *c)
+{
+	int rv = nng_aio_result(c->aio);
+
+	TAILQ_REMOVE(&r->nng, c, link);
+	if (c->state == CALL_SEND) {
+		if (rv != 0 && rv != NNG_ECLOSED) {
+			ss_metric_add(r->send_failed, 1);
+			ss_warn("rep.send_failed", c->id, "error",
+			        nng_strerror(rv), NULL);
+		}
+		call_free(c);
+		return;
+	}
+	r->nrecv--;
+	if (rv != 0) {
+		if (rv != NNG_ECLOSED)
+			ss_warn("rep.recv_failed", NULL, "error",
+			        nng_strerror(rv), NULL);
+		call_free(c);
+		rep_fill(r);
+		return;
+	}
+	c->nm = nng_aio_get_msg(c->aio);
+	nng_aio_set_msg(c->aio, NULL);
+	rep_fill(r); /* keep receiving while the handler runs */
+	rep_dispatch(r, c);
+}
+
+static ss_call *
+rep_pop_done(ss_rep *r)
+{
+	ss_call *c;
+
+	pthread_mutex_lock(&r->mu);
+	if ((c = r->done) != NULL)
+		r->done = c->qnext;
+	pthread_mutex_unlock(&r->mu);
+	return c;
+}
+
+static void
+rep_wake(evutil_socket_t fd, short what, void *arg)
 {
 	ss_rep *r = arg;
-	nng_msg *nm;
-	int n, rv;
+	ss_call *c;
+	int n;
 
 	(void)fd;
 	(void)what;
 	r->busy++;
 	for (n = 0; n < REP_BATCH && !r->closed; n++) {
-		if ((rv = nng_recvmsg(r->sock, &nm, NNG_FLAG_NONBLOCK)) != 0) {
-			if (rv != NNG_EAGAIN && rv != NNG_ECLOSED)
-				ss_warn("rep.recv_failed", NULL, "error",
-				        nng_strerror(rv), NULL);
+		if ((c = rep_pop_done(r)) == NULL)
 			break;
-		}
-		rep_dispatch(r, nm);
+		rep_completed(r, c);
 	}
+	/* More left: let other events run first. */
+	if (n == REP_BATCH && !r->closed)
+		event_active(r->wake, EV_READ, 0);
 	r->busy--;
-	/* A handler closed the server while we were dispatching. */
-	if (r->closed && r->ncalls == 0 && r->busy == 0)
-		rep_free(r);
+	rep_maybe_free(r);
 }
+
+/* --- API ------------------------------------------------------------ */
 
 int
 ss_rep_listen(ss_rep **out, ss_daemon *d, const char *url,
@@ -367,45 +523,43 @@ ss_rep_listen(ss_rep **out, ss_daemon *d, const char *url,
 {
 	ss_rep *r;
 	size_t recv_max;
-	int fd, rv;
+	int rv;
 
 	*out = NULL;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return SS_ENOMEM;
 	r->d = d;
 	r->arg = arg;
+	TAILQ_INIT(&r->nng);
+	pthread_mutex_init(&r->mu, NULL);
 	if ((rv = rep_routes_init(r, routes, nroutes)) != 0)
 		goto fail;
-	r->bad_decode =
-	    ss_counter("studyshare_bad_messages_total",
-	               "Requests refused before routing.", "reason=\"decode\"");
+	r->bad_decode = ss_counter("studyshare_bad_messages_total",
+	                           "Requests refused before routing.",
+	                           "reason=\"decode\"");
 	r->bad_type = ss_counter("studyshare_bad_messages_total",
 	                         "Requests refused before routing.",
 	                         "reason=\"unknown_type\"");
-	r->send_failed =
-	    ss_counter("studyshare_reply_send_failures_total",
-	               "Replies that could not be handed to NNG.", NULL);
+	r->send_failed = ss_counter("studyshare_reply_send_failures_total",
+	                            "Replies NNG could not send.", NULL);
+	r->wake = event_new(d->base, -1, 0, rep_wake, r);
+	r->retry = evtimer_new(d->base, rep_retry, r);
+	if (r->wake == NULL || r->retry == NULL) {
+		rv = SS_ENOMEM;
+		goto fail;
+	}
 
 	recv_max = REP_RECV_MAX_DEFAULT;
 	if (d->common != NULL && d->common->recv_max > 0)
 		recv_max = (size_t)d->common->recv_max;
-	if ((rv = nng_rep0_open_raw(&r->sock)) != 0)
+	if ((rv = nng_rep0_open(&r->sock)) != 0)
 		goto nng_fail;
 	r->sock_open = true;
 	if ((rv = nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, recv_max)) !=
 	        0 ||
-	    (rv = nng_socket_set_int(r->sock, NNG_OPT_SENDBUF, REP_SENDBUF)) !=
-	        0 ||
-	    (rv = nng_socket_get_int(r->sock, NNG_OPT_RECVFD, &fd)) != 0)
+	    (rv = nng_listen(r->sock, url, NULL, 0)) != 0)
 		goto nng_fail;
-	if ((rv = nng_listen(r->sock, url, NULL, 0)) != 0)
-		goto nng_fail;
-
-	r->rev = event_new(d->base, fd, EV_READ | EV_PERSIST, rep_readable, r);
-	if (r->rev == NULL || event_add(r->rev, NULL) != 0) {
-		rv = SS_ENOMEM;
-		goto fail;
-	}
+	rep_fill(r);
 	ss_info("rep.listening", NULL, "url", url, NULL);
 	*out = r;
 	return 0;
@@ -422,21 +576,32 @@ fail:
 void
 ss_rep_close(ss_rep *r)
 {
+	ss_call *c;
+
 	if (r == NULL || r->closed)
 		return;
 	r->closed = true;
-	event_del(r->rev);
-	/* Replies of calls still in flight have nowhere to go now. */
+	/* Closing fails every posted operation; wait until NNG has called
+	 * back for each, so nothing touches r->wake or r->done after. */
 	nng_close(r->sock);
 	r->sock_open = false;
-	if (r->ncalls == 0 && r->busy == 0)
-		rep_free(r);
+	TAILQ_FOREACH(c, &r->nng, link)
+	nng_aio_stop(c->aio);
+	while ((c = rep_pop_done(r)) != NULL) {
+		TAILQ_REMOVE(&r->nng, c, link);
+		call_free(c);
+	}
+	event_free(r->wake);
+	r->wake = NULL;
+	event_free(r->retry);
+	r->retry = NULL;
+	rep_maybe_free(r);
 }
 
 const char *
 ss_call_id(const ss_call *c)
 {
-	return c->msg.id;
+	return c->id;
 }
 
 const char *
@@ -449,7 +614,7 @@ ss_pack *
 ss_call_reply_ok(ss_call *c)
 {
 	ss_pack_reset(&c->pack);
-	ss_pack_reply_ok(&c->pack, c->msg.id);
+	ss_pack_reply_ok(&c->pack, c->id);
 	return &c->pack;
 }
 
@@ -465,6 +630,6 @@ ss_call_reply_err(ss_call *c, int err, const char *msg)
 	if (err >= 0)
 		err = SS_EINTERNAL;
 	ss_pack_reset(&c->pack);
-	ss_pack_reply_err(&c->pack, c->msg.id, err, msg);
+	ss_pack_reply_err(&c->pack, c->id, err, msg);
 	rep_finish(c, err);
 }

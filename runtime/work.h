@@ -21,7 +21,6 @@ typedef void (*ss_done_fn)(void *arg);
 int ss_work_open(ss_work_pool **out, ss_daemon *d, int nthreads);
 /* Waits for queued work to finish, then joins the threads. */
 void ss_work_close(ss_work_pool *p);
-int ss_work_submit(ss_work_pool *p, ss_work_fn fn, ss_done_fn done,
-                   void *arg);
+int ss_work_submit(ss_work_pool *p, ss_work_fn fn, ss_done_fn done, void *arg);
 
 #endif

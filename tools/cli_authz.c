@@ -16,9 +16,8 @@ cli_authz(const cli_opts *o, int argc, char **argv)
 	int rv;
 
 	if (argc != 4 || strcmp(argv[0], "check") != 0) {
-		fprintf(stderr,
-		        "usage: studyshare authz check USER PERMISSION "
-		        "WORKLIST\n");
+		fprintf(stderr, "usage: studyshare authz check USER PERMISSION "
+		                "WORKLIST\n");
 		return CLI_USAGE;
 	}
 	body = json_pack("{s:s, s:s, s:s}", "user", argv[1], "permission",

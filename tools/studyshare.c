@@ -15,21 +15,21 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: studyshare [options] COMMAND ...\n"
-	        "\n"
-	        "commands:\n"
-	        "  directory import FILE            import a directory document "
-	        "(\"-\": stdin)\n"
-	        "  authz check USER PERMISSION WORKLIST\n"
-	        "                                   exit 0 when allowed, 1 when "
-	        "denied\n"
-	        "\n"
-	        "options:\n"
-	        "  --authz URL     authz endpoint (STUDYSHARE_AUTHZ_URL, "
-	        "default tcp://127.0.0.1:7101)\n"
-	        "  --timeout MS    reply timeout (default 10000)\n"
-	        "  --quiet         print nothing on success\n");
+	fprintf(
+	    f, "usage: studyshare [options] COMMAND ...\n"
+	       "\n"
+	       "commands:\n"
+	       "  directory import FILE            import a directory document "
+	       "(\"-\": stdin)\n"
+	       "  authz check USER PERMISSION WORKLIST\n"
+	       "                                   exit 0 when allowed, 1 when "
+	       "denied\n"
+	       "\n"
+	       "options:\n"
+	       "  --authz URL     authz endpoint (STUDYSHARE_AUTHZ_URL, "
+	       "default tcp://127.0.0.1:7101)\n"
+	       "  --timeout MS    reply timeout (default 10000)\n"
+	       "  --quiet         print nothing on success\n");
 }
 
 static const char *

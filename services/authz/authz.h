@@ -44,9 +44,9 @@ struct az_server {
 	ss_redis *redis;
 	ss_work_pool *work;
 	ss_rep *rep;
-	az_dir *dir;          /* current snapshot; NULL until loaded */
-	int64_t version;      /* of the snapshot */
-	double confirmed_at;  /* last time Redis confirmed the version */
+	az_dir *dir;         /* current snapshot; NULL until loaded */
+	int64_t version;     /* of the snapshot */
+	double confirmed_at; /* last time Redis confirmed the version */
 	struct event *refresh;
 	bool loading;
 };
@@ -77,8 +77,7 @@ extern ss_script az_script_load, az_script_import, az_script_register,
 /* Handlers, one module each. */
 void az_handle_check(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_check_batch(ss_call *c, const msgpack_object *body, void *arg);
-void az_handle_worklist_get(ss_call *c, const msgpack_object *body,
-                            void *arg);
+void az_handle_worklist_get(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_worklists(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_user_get(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_resolve(ss_call *c, const msgpack_object *body, void *arg);
@@ -88,9 +87,8 @@ void az_handle_import(ss_call *c, const msgpack_object *body, void *arg);
 
 /* Parses body against spec, answering bad_request itself on failure.
  * Returns 0 when the handler may go on. */
-int az_parse(ss_call *c, const msgpack_object *body,
-             const ss_field_spec *spec, size_t n,
-             const msgpack_object **out);
+int az_parse(ss_call *c, const msgpack_object *body, const ss_field_spec *spec,
+             size_t n, const msgpack_object **out);
 
 /* The snapshot for a handler, or answers unavailable and returns NULL. */
 const az_dir *az_dir_or_reply(az_server *s, ss_call *c);

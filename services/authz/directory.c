@@ -103,8 +103,8 @@ az_email_key(const char *email, size_t len, char *out)
 const char *
 az_wl_kind_name(az_wl_kind k)
 {
-	static const char *const names[] = {"organisation", "location",
-	                                    "group", "user"};
+	static const char *const names[] = {"organisation", "location", "group",
+	                                    "user"};
 	return names[k];
 }
 
@@ -154,17 +154,18 @@ get_str(json_t *obj, const char *key, bool required, enum strkind kind,
 	s = json_string_value(v);
 	len = json_string_length(v);
 	if (strlen(s) != len)
-		return fail(why, whylen, "%s: field \"%s\" contains NUL",
-		            entry, key);
+		return fail(why, whylen, "%s: field \"%s\" contains NUL", entry,
+		            key);
 	if (kind == S_ID && !az_valid_id(s, len))
 		return fail(why, whylen,
 		            "%s: field \"%s\" must be 1-64 characters of "
 		            "A-Z a-z 0-9 . _ -",
 		            entry, key);
 	if (kind == S_NAME && !valid_name(s, len))
-		return fail(why, whylen,
-		            "%s: field \"%s\" must be 1-200 printable characters",
-		            entry, key);
+		return fail(
+		    why, whylen,
+		    "%s: field \"%s\" must be 1-200 printable characters",
+		    entry, key);
 	*out = s;
 	return 0;
 }
@@ -185,8 +186,8 @@ get_array(json_t *obj, const char *key, const char *entry, json_t **out,
 /* Creates the worklist of an entity and indexes it. */
 static int
 add_worklist(az_dir *d, az_wl_kind kind, const char *id, const char *name,
-             const az_org *org, const char *entry, az_worklist **out,
-             char *why, size_t whylen)
+             const az_org *org, const char *entry, az_worklist **out, char *why,
+             size_t whylen)
 {
 	az_worklist *wl = calloc(1, sizeof *wl);
 	int rv;
@@ -229,7 +230,8 @@ fixed_code(az_dir *d, json_t *obj, az_worklist *wl, char *why, size_t whylen)
 		            wl->entry, s);
 	wl->code_fixed = true;
 	if ((other = ss_strmap_gets(d->code_ix, wl->code)) != NULL)
-		return fail(why, whylen, "%s: share_code %s is already used by %s",
+		return fail(why, whylen,
+		            "%s: share_code %s is already used by %s",
 		            wl->entry, wl->code, other->entry);
 	return ss_strmap_put(d->code_ix, wl->code, AZ_CODE_LEN, wl);
 }
@@ -271,7 +273,8 @@ parse_roles(az_dir *d, json_t *arr, char *why, size_t whylen)
 		az_role *r;
 
 		if (!json_is_object(o))
-			return fail(why, whylen, "%s: must be an object", entry);
+			return fail(why, whylen, "%s: must be an object",
+			            entry);
 		if ((rv = get_str(o, "id", true, S_ID, entry, &id, why,
 		                  whylen)) != 0)
 			return rv;
@@ -296,13 +299,14 @@ parse_roles(az_dir *d, json_t *arr, char *why, size_t whylen)
 				bit = az_perm_parse(json_string_value(p),
 				                    json_string_length(p));
 			if (bit == 0)
-				return fail(why, whylen,
-				            "%s: permissions[%zu]: unknown "
-				            "permission %s%s%s",
-				            entry, j, json_is_string(p) ? "\"" : "",
-				            json_is_string(p) ? json_string_value(p)
-				                              : "(not a string)",
-				            json_is_string(p) ? "\"" : "");
+				return fail(
+				    why, whylen,
+				    "%s: permissions[%zu]: unknown "
+				    "permission %s%s%s",
+				    entry, j, json_is_string(p) ? "\"" : "",
+				    json_is_string(p) ? json_string_value(p)
+				                      : "(not a string)",
+				    json_is_string(p) ? "\"" : "");
 			r->perms |= bit;
 		}
 		if ((rv = ss_strmap_put(d->role_ix, id, strlen(id), r)) != 0)
@@ -328,7 +332,8 @@ parse_orgs(az_dir *d, json_t *arr, char *why, size_t whylen)
 		az_worklist *wl;
 
 		if (!json_is_object(o))
-			return fail(why, whylen, "%s: must be an object", entry);
+			return fail(why, whylen, "%s: must be an object",
+			            entry);
 		if ((rv = get_str(o, "id", true, S_ID, entry, &id, why,
 		                  whylen)) != 0)
 			return rv;
@@ -367,20 +372,22 @@ parse_orgs(az_dir *d, json_t *arr, char *why, size_t whylen)
 			return rv;
 		json_array_foreach(with, j, s)
 		{
-			az_org *other = json_is_string(s)
-			                    ? ss_strmap_gets(d->org_ix,
-			                                     json_string_value(s))
-			                    : NULL;
+			az_org *other =
+			    json_is_string(s)
+			        ? ss_strmap_gets(d->org_ix,
+			                         json_string_value(s))
+			        : NULL;
 			if (other == NULL)
 				return fail(why, whylen,
 				            "%s: shares_with[%zu]: unknown "
 				            "organisation",
 				            entry, j);
 			if (other == org)
-				return fail(why, whylen,
-				            "%s: shares_with[%zu]: an organisation "
-				            "cannot share with itself",
-				            entry, j);
+				return fail(
+				    why, whylen,
+				    "%s: shares_with[%zu]: an organisation "
+				    "cannot share with itself",
+				    entry, j);
 			if ((rv = ss_strmap_put(org->shares_with, other->id,
 			                        strlen(other->id), other)) != 0)
 				return rv;
@@ -408,7 +415,8 @@ parse_places(az_dir *d, json_t *arr, const char *section, az_wl_kind kind,
 		az_worklist *wl;
 
 		if (!json_is_object(o))
-			return fail(why, whylen, "%s: must be an object", entry);
+			return fail(why, whylen, "%s: must be an object",
+			            entry);
 		if ((rv = get_str(o, "id", true, S_ID, entry, &id, why,
 		                  whylen)) != 0)
 			return rv;
@@ -460,11 +468,12 @@ new_user(az_dir *d, const char *id, const char *name, const char *email,
 	if (ss_strmap_gets(d->user_ix, id) != NULL)
 		return fail(why, whylen, "%s: duplicate id", entry);
 	if (ss_strmap_gets(d->email_ix, u->email_key) != NULL)
-		return fail(why, whylen, "%s: email is already used by user "
-		            "\"%s\"", entry,
-		            ((az_user *)ss_strmap_gets(d->email_ix,
-		                                       u->email_key))
-		                ->id);
+		return fail(
+		    why, whylen,
+		    "%s: email is already used by user "
+		    "\"%s\"",
+		    entry,
+		    ((az_user *)ss_strmap_gets(d->email_ix, u->email_key))->id);
 	if ((rv = ss_strmap_put(d->user_ix, id, strlen(id), u)) != 0 ||
 	    (rv = ss_strmap_put(d->email_ix, u->email_key, strlen(u->email_key),
 	                        u)) != 0 ||
@@ -485,8 +494,8 @@ new_user(az_dir *d, const char *id, const char *name, const char *email,
 }
 
 static int
-parse_members(az_dir *d, az_user *u, json_t *arr, const char *entry,
-              char *why, size_t whylen)
+parse_members(az_dir *d, az_user *u, json_t *arr, const char *entry, char *why,
+              size_t whylen)
 {
 	static const char *const keys[] = {"worklist", "role", NULL};
 	size_t i;
@@ -536,10 +545,11 @@ parse_members(az_dir *d, az_user *u, json_t *arr, const char *entry,
 static int
 parse_users(az_dir *d, json_t *arr, char *why, size_t whylen)
 {
-	static const char *const keys[] = {
-	    "id",          "organisation", "email",       "name",
-	    "password",    "personal_role", "memberships", "share_code",
-	    "active",      NULL};
+	static const char *const keys[] = {"id",          "organisation",
+	                                   "email",       "name",
+	                                   "password",    "personal_role",
+	                                   "memberships", "share_code",
+	                                   "active",      NULL};
 	size_t i;
 	json_t *o;
 	int rv;
@@ -554,7 +564,8 @@ parse_users(az_dir *d, json_t *arr, char *why, size_t whylen)
 		az_user *u;
 
 		if (!json_is_object(o))
-			return fail(why, whylen, "%s: must be an object", entry);
+			return fail(why, whylen, "%s: must be an object",
+			            entry);
 		if ((rv = get_str(o, "id", true, S_ID, entry, &id, why,
 		                  whylen)) != 0)
 			return rv;
@@ -589,9 +600,10 @@ parse_users(az_dir *d, json_t *arr, char *why, size_t whylen)
 			            entry);
 		active = json_object_get(o, "active");
 		if (active != NULL && !json_is_boolean(active))
-			return fail(why, whylen,
-			            "%s: field \"active\" must be true or false",
-			            entry);
+			return fail(
+			    why, whylen,
+			    "%s: field \"active\" must be true or false",
+			    entry);
 		if ((rv = new_user(d, id, name, email, org, role, entry, &u,
 		                   why, whylen)) != 0 ||
 		    (rv = fixed_code(d, o, u->personal, why, whylen)) != 0)
@@ -605,9 +617,9 @@ parse_users(az_dir *d, json_t *arr, char *why, size_t whylen)
 		az_user *u = d->users.v[i];
 		json_t *members = json_object_get(o, "memberships");
 
-		if ((rv = parse_members(d, u, members, label(d, "users", i,
-		                                             u->id),
-		                        why, whylen)) != 0)
+		if ((rv = parse_members(d, u, members,
+		                        label(d, "users", i, u->id), why,
+		                        whylen)) != 0)
 			return rv;
 	}
 	return 0;
@@ -642,10 +654,9 @@ int
 az_dir_parse(const char *json, size_t len, az_dir **out, char *why,
              size_t whylen)
 {
-	static const char *const keys[] = {"organisations", "roles",
-	                                   "locations",     "groups",
-	                                   "users",         "registration_role",
-	                                   NULL};
+	static const char *const keys[] = {
+	    "organisations",     "roles", "locations", "groups", "users",
+	    "registration_role", NULL};
 	json_error_t jerr;
 	json_t *sec[5];
 	static const char *const names[5] = {"roles", "organisations",
@@ -685,9 +696,8 @@ az_dir_parse(const char *json, size_t len, az_dir **out, char *why,
 	if ((rv = get_str(d->root, "registration_role", false, S_ID, "document",
 	                  &regrole, why, whylen)) != 0)
 		goto fail;
-	if (regrole != NULL &&
-	    (d->registration_role = ss_strmap_gets(d->role_ix, regrole)) ==
-	        NULL) {
+	if (regrole != NULL && (d->registration_role = ss_strmap_gets(
+	                            d->role_ix, regrole)) == NULL) {
 		rv = fail(why, whylen,
 		          "document: registration_role: unknown role \"%s\"",
 		          regrole);
@@ -697,8 +707,8 @@ az_dir_parse(const char *json, size_t len, az_dir **out, char *why,
 	return 0;
 fail:
 	az_dir_free(d);
-	return rv == SS_ENOMEM ? fail(why, whylen, "out of memory"), SS_ENOMEM
-	                       : rv;
+	return rv == SS_ENOMEM ? fail(why, whylen, "out of memory"),
+	       SS_ENOMEM       : rv;
 }
 
 static void

@@ -27,12 +27,12 @@
 #include "runtime/strmap.h"
 #include "services/authz/sharecode.h"
 
-#define AZ_MAX_ID_LEN   64
-#define AZ_MAX_WL_LEN   (AZ_MAX_ID_LEN + 16)
-#define AZ_MAX_NAME_LEN 200
+#define AZ_MAX_ID_LEN    64
+#define AZ_MAX_WL_LEN    (AZ_MAX_ID_LEN + 16)
+#define AZ_MAX_NAME_LEN  200
 #define AZ_MAX_EMAIL_LEN 254
-#define AZ_MIN_PASSWORD 8
-#define AZ_MAX_PASSWORD 1024
+#define AZ_MIN_PASSWORD  8
+#define AZ_MAX_PASSWORD  1024
 
 typedef enum az_wl_kind {
 	AZ_WL_ORGANISATION,
@@ -56,10 +56,10 @@ typedef struct az_worklist {
 	char id[AZ_MAX_WL_LEN + 1]; /* "location:ct" */
 	az_wl_kind kind;
 	const char *name;
-	const az_org *org;           /* NULL for a registered account's */
-	char code[AZ_CODE_LEN + 1];  /* "" until assigned */
-	bool code_fixed;             /* given in the document */
-	const char *entry;           /* "locations[2] (ct)", for messages */
+	const az_org *org;          /* NULL for a registered account's */
+	char code[AZ_CODE_LEN + 1]; /* "" until assigned */
+	bool code_fixed;            /* given in the document */
+	const char *entry;          /* "locations[2] (ct)", for messages */
 } az_worklist;
 
 typedef struct az_member {
@@ -76,7 +76,7 @@ typedef struct az_user {
 	const char *password; /* initial password; document imports only */
 	bool active;
 	bool registered;
-	ss_strmap *members;   /* worklist id -> az_member (personal included) */
+	ss_strmap *members; /* worklist id -> az_member (personal included) */
 	az_worklist *personal;
 } az_user;
 
@@ -105,8 +105,7 @@ int az_dir_set_code(az_dir *d, const char *wl, const char *code);
 const az_user *az_dir_user(const az_dir *d, const char *id);
 const az_user *az_dir_user_by_email(const az_dir *d, const char *email);
 const az_worklist *az_dir_worklist(const az_dir *d, const char *id);
-const az_worklist *az_dir_worklist_by_code(const az_dir *d,
-                                           const char *code);
+const az_worklist *az_dir_worklist_by_code(const az_dir *d, const char *code);
 const az_org *az_dir_org(const az_dir *d, const char *id);
 const az_role *az_dir_registration_role(const az_dir *d);
 

@@ -368,8 +368,7 @@ step(im_op *op, int err, redisReply *r)
 
 /* Registered accounts live outside the document: it may not reuse them. */
 static int
-check_registered(const az_dir *cur, const az_dir *nd, char *msg,
-                 size_t msglen)
+check_registered(const az_dir *cur, const az_dir *nd, char *msg, size_t msglen)
 {
 	for (size_t i = 0; cur != NULL && i < az_dir_nusers(nd); i++) {
 		const az_user *u = az_dir_user_at(nd, i), *r;
@@ -401,8 +400,7 @@ az_handle_import(ss_call *c, const msgpack_object *body, void *arg)
 	ss_str doc;
 	int rv;
 
-	if (az_parse(c, body, spec, 1, f) != 0 ||
-	    az_dir_or_reply(s, c) == NULL)
+	if (az_parse(c, body, spec, 1, f) != 0 || az_dir_or_reply(s, c) == NULL)
 		return;
 	if ((op = calloc(1, sizeof *op)) == NULL) {
 		ss_call_reply_err(c, SS_ENOMEM, NULL);
@@ -416,9 +414,8 @@ az_handle_import(ss_call *c, const msgpack_object *body, void *arg)
 		rv = check_registered(s->dir, op->nd, why, sizeof why);
 	if (rv == 0 && (op->canon = az_dir_canonical(op->nd)) == NULL)
 		rv = SS_ENOMEM;
-	if (rv == 0 &&
-	    (op->pw = calloc(az_dir_nusers(op->nd) + 1, sizeof *op->pw)) ==
-	        NULL)
+	if (rv == 0 && (op->pw = calloc(az_dir_nusers(op->nd) + 1,
+	                                sizeof *op->pw)) == NULL)
 		rv = SS_ENOMEM;
 	if (rv != 0) {
 		finish(op, rv, why);

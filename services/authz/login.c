@@ -142,8 +142,8 @@ run_script(lg_op *op, ss_script *sc, bool full)
 	}
 	rv = ss_argv_status(&a);
 	if (rv == 0)
-		rv = ss_redis_eval(op->s->redis, sc, on_redis, op,
-		                   full ? 3 : 2, a.n, a.v, a.lens);
+		rv = ss_redis_eval(op->s->redis, sc, on_redis, op, full ? 3 : 2,
+		                   a.n, a.v, a.lens);
 	ss_argv_free(&a);
 	return rv;
 }
@@ -221,8 +221,7 @@ az_handle_login(ss_call *c, const msgpack_object *body, void *arg)
 	lg_op *op;
 	int rv;
 
-	if (az_parse(c, body, spec, 3, f) != 0 ||
-	    az_dir_or_reply(s, c) == NULL)
+	if (az_parse(c, body, spec, 3, f) != 0 || az_dir_or_reply(s, c) == NULL)
 		return;
 	if ((op = calloc(1, sizeof *op)) == NULL) {
 		ss_call_reply_err(c, SS_ENOMEM, NULL);

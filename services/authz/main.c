@@ -10,8 +10,10 @@
 #include "runtime/log.h"
 #include "services/authz/authz.h"
 
-#define OPT(n, t, d, lo, hi, f, h)                                         \
-	{n, t, d, lo, hi, offsetof(az_settings, f), h}
+#define OPT(n, t, d, lo, hi, f, h)                                             \
+	{                                                                      \
+		n, t, d, lo, hi, offsetof(az_settings, f), h                   \
+	}
 
 static const ss_cfg_opt opts[] = {
     OPT("listen", SS_CFG_ADDR, "tcp://127.0.0.1:7101", 0, 0, listen,
@@ -47,7 +49,7 @@ static const ss_route routes[] = {
 };
 
 static ss_script *scripts[] = {
-    &az_script_load,        &az_script_import,      &az_script_register,
+    &az_script_load,        &az_script_import,       &az_script_register,
     &az_script_login_begin, &az_script_login_refund,
 };
 

@@ -12,17 +12,17 @@
 #include <stdint.h>
 
 enum az_perm {
-	AZ_STUDIES_VIEW               = 1u << 0,
-	AZ_STUDIES_SHARE              = 1u << 1,
-	AZ_STUDIES_SHARE_EMAIL        = 1u << 2,
-	AZ_STUDIES_SHARE_CODE         = 1u << 3,
-	AZ_STUDIES_SHARE_GROUPS       = 1u << 4,
-	AZ_STUDIES_SHARE_LOCATIONS    = 1u << 5,
+	AZ_STUDIES_VIEW = 1u << 0,
+	AZ_STUDIES_SHARE = 1u << 1,
+	AZ_STUDIES_SHARE_EMAIL = 1u << 2,
+	AZ_STUDIES_SHARE_CODE = 1u << 3,
+	AZ_STUDIES_SHARE_GROUPS = 1u << 4,
+	AZ_STUDIES_SHARE_LOCATIONS = 1u << 5,
 	AZ_STUDIES_SHARE_ORGANISATIONS = 1u << 6,
-	AZ_STUDIES_SHARE_USERS        = 1u << 7,
-	AZ_LINKS_GUEST_CREATE         = 1u << 8,
-	AZ_LINKS_UPLOAD_MANAGE        = 1u << 9,
-	AZ_LINKS_GUEST_VIEW           = 1u << 10,
+	AZ_STUDIES_SHARE_USERS = 1u << 7,
+	AZ_LINKS_GUEST_CREATE = 1u << 8,
+	AZ_LINKS_UPLOAD_MANAGE = 1u << 9,
+	AZ_LINKS_GUEST_VIEW = 1u << 10,
 };
 
 #define AZ_NPERMS 11

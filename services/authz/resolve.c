@@ -20,10 +20,10 @@
 #include "services/authz/perm.h"
 
 typedef struct verdict {
-	int err;                   /* 0 or SS_E* */
+	int err; /* 0 or SS_E* */
 	char msg[640];
-	const az_worklist *wl;     /* ok, delivered to */
-	bool invite;               /* ok, by email invitation */
+	const az_worklist *wl; /* ok, delivered to */
+	bool invite;           /* ok, by email invitation */
 	char email[AZ_MAX_EMAIL_LEN + 1];
 } verdict;
 
@@ -121,7 +121,8 @@ decide(const az_dir *dir, const az_user *u, uint32_t perms,
 	default: /* email */
 		if (az_email_key(val, strlen(val), v->email) != 0)
 			return deny(v, SS_EBADREQ,
-			            "\"%s\" is not an email address%s", val, "");
+			            "\"%s\" is not an email address%s", val,
+			            "");
 		to = az_dir_user_by_email(dir, val);
 		if (to != NULL && to->active)
 			v->wl = to->personal;
@@ -159,7 +160,8 @@ parse_target(const msgpack_object *t, const target_kind **kind, char *val,
 		bool want = strcmp(spec[i].name, (*kind)->field) == 0;
 		if (want != (f[i] != NULL)) {
 			snprintf(why, whylen, "field '%s': %s for kind %s",
-			         spec[i].name, want ? "required" : "not allowed",
+			         spec[i].name,
+			         want ? "required" : "not allowed",
 			         (*kind)->name);
 			return SS_EBADREQ;
 		}

@@ -72,8 +72,10 @@ build(const redisReply *r, az_dir **out, int64_t *version)
 	reg = r->element[3];
 	for (size_t i = 0; i + 1 < reg->elements; i += 2) {
 		json_t *o = json_loads(reg->element[i + 1]->str, 0, NULL);
-		const char *name = json_string_value(json_object_get(o, "name"));
-		const char *mail = json_string_value(json_object_get(o, "email"));
+		const char *name =
+		    json_string_value(json_object_get(o, "name"));
+		const char *mail =
+		    json_string_value(json_object_get(o, "email"));
 
 		rv = (name && mail) ? az_dir_add_registered(
 		                          d, reg->element[i]->str, name, mail)
@@ -118,8 +120,7 @@ on_load(int err, redisReply *r, void *arg)
 	s->dir = d;
 	s->version = version;
 	s->confirmed_at = ss_now();
-	ss_info("directory.loaded", NULL, "version",
-	        r->element[0]->str, NULL);
+	ss_info("directory.loaded", NULL, "version", r->element[0]->str, NULL);
 	finish_load(s, op, 0);
 }
 

@@ -187,6 +187,7 @@ teardown_group(void **state)
 struct t {
 	ss_daemon d;
 	ss_redis *r;
+	struct ss_rfx pfx; /* a second server, stopped even if a test fails */
 };
 
 static int
@@ -206,6 +207,7 @@ teardown(void **state)
 	struct t *t = *state;
 
 	ss_redis_close(t->r);
+	ss_rfx_stop(&t->pfx);
 	ss_daemon_fini(&t->d);
 	free(t);
 	return 0;
@@ -565,13 +567,12 @@ test_wrong_password(void **state)
 {
 	struct t *t = *state;
 	const char *extra[] = {"--requirepass", "right-horse-battery", NULL};
-	struct ss_rfx pfx;
-	struct pw_run run = {t, &pfx, "wrong-staple-Zq9"};
+	struct pw_run run = {t, &t->pfx, "wrong-staple-Zq9"};
 	const char *why = NULL;
 	struct answer a = {0};
 	char *logs;
 
-	assert_int_equal(ss_rfx_start(&pfx, extra), 0);
+	assert_int_equal(ss_rfx_start(&t->pfx, extra), 0);
 	logs = capture_stderr(pw_open_and_wait, &run);
 	assert_false(ss_redis_ready(t->r));
 	assert_false(probe(&t->d, "redis", &why));
@@ -601,7 +602,7 @@ test_wrong_password(void **state)
 	t->r = NULL;
 
 	/* The right one works. */
-	assert_int_equal(ss_redis_open(&t->r, &t->d, "redis", pfx.addr,
+	assert_int_equal(ss_redis_open(&t->r, &t->d, "redis", t->pfx.addr,
 	                               "right-horse-battery", 500, NULL, 0),
 	                 0);
 	assert_true(run_until(&t->d, is_ready, t->r, 3000));
@@ -611,7 +612,6 @@ test_wrong_password(void **state)
 	assert_int_equal(a.type, REDIS_REPLY_STATUS);
 	ss_redis_close(t->r);
 	t->r = NULL;
-	ss_rfx_stop(&pfx);
 	assert_int_equal(a.calls, 1);
 }
 
