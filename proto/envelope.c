@@ -169,11 +169,12 @@ ss_env_body(const msgpack_object *o, const char **why)
 	return 0;
 }
 
-/* {"code": <word>, "message": <text>}; message is optional. */
+/* {"code": <word>, "message": <text>, "retry_after": <seconds>}; message
+ * and retry_after are optional. */
 static int
 ss_env_error(ss_msg *m, const msgpack_object *o, const char **why)
 {
-	const msgpack_object *code = NULL, *msg = NULL;
+	const msgpack_object *code = NULL, *msg = NULL, *retry = NULL;
 	uint32_t i;
 
 	if (o == NULL) {
@@ -192,6 +193,8 @@ ss_env_error(ss_msg *m, const msgpack_object *o, const char **why)
 			slot = &code;
 		} else if (ss_key_is(&kv->key, "message")) {
 			slot = &msg;
+		} else if (ss_key_is(&kv->key, "retry_after")) {
+			slot = &retry;
 		} else {
 			*why = "unknown field in 'error'";
 			return SS_EBADREQ;
@@ -214,6 +217,12 @@ ss_env_error(ss_msg *m, const msgpack_object *o, const char **why)
 		*why = "field 'error.message': expected string";
 		return SS_EBADREQ;
 	}
+	if (retry != NULL && (retry->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	                      retry->via.u64 > 86400)) {
+		*why = "field 'error.retry_after': expected seconds (0..86400)";
+		return SS_EBADREQ;
+	}
+	m->retry_after = retry != NULL ? (int)retry->via.u64 : 0;
 	m->err = ss_err_from_word(code->via.str.ptr, code->via.str.size);
 	if (msg != NULL) {
 		m->err_msg.p = msg->via.str.ptr;
@@ -430,12 +439,21 @@ ss_pack_reply_ok(ss_pack *p, const char *id)
 void
 ss_pack_reply_err(ss_pack *p, const char *id, int err, const char *msg)
 {
+	ss_pack_reply_err_retry(p, id, err, msg, 0);
+}
+
+void
+ss_pack_reply_err_retry(ss_pack *p, const char *id, int err, const char *msg,
+                        int retry_after)
+{
 	if (err >= 0) /* "ok" is no error code: a caller's bug */
 		err = SS_EINTERNAL;
 	ss_pack_head(p, id);
 	ss_pack_kv_bool(p, "ok", false);
 	ss_pack_key(p, "error");
-	msgpack_pack_map(&p->pk, 2);
+	msgpack_pack_map(&p->pk, retry_after > 0 ? 3 : 2);
 	ss_pack_kv_cstr(p, "code", ss_err_word(err));
 	ss_pack_kv_cstr(p, "message", msg != NULL ? msg : ss_err_word(err));
+	if (retry_after > 0)
+		ss_pack_kv_int(p, "retry_after", retry_after);
 }

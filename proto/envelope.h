@@ -43,6 +43,7 @@ typedef struct ss_msg {
 	const msgpack_object *body; /* map; NULL in an error reply */
 	int err;                    /* error replies: SS_E* */
 	ss_str err_msg;             /* error replies */
+	int retry_after;            /* error replies: seconds, 0 if none */
 } ss_msg;
 
 /*
@@ -69,6 +70,9 @@ void ss_pack_request(ss_pack *p, const char *type, const char *id);
 void ss_pack_reply_ok(ss_pack *p, const char *id);
 /* A complete error reply; msg may be NULL (the code's word is used). */
 void ss_pack_reply_err(ss_pack *p, const char *id, int err, const char *msg);
+/* The same with "retry_after" seconds (too_many_requests); 0 omits it. */
+void ss_pack_reply_err_retry(ss_pack *p, const char *id, int err,
+                             const char *msg, int retry_after);
 
 /* Helpers for bodies. */
 void ss_pack_cstr(ss_pack *p, const char *s); /* NULL packs nil */

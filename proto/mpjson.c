@@ -28,7 +28,9 @@ ss_mp_to_json(const msgpack_object *o)
 	case MSGPACK_OBJECT_FLOAT64:
 		return isfinite(o->via.f64) ? json_real(o->via.f64) : NULL;
 	case MSGPACK_OBJECT_STR:
-		return json_stringn(o->via.str.ptr, o->via.str.size);
+		/* msgpack-c leaves ptr NULL for "", which jansson refuses. */
+		return json_stringn(o->via.str.size ? o->via.str.ptr : "",
+		                    o->via.str.size);
 	case MSGPACK_OBJECT_ARRAY:
 		if ((j = json_array()) == NULL)
 			return NULL;
@@ -48,8 +50,10 @@ ss_mp_to_json(const msgpack_object *o)
 				goto fail;
 			e = ss_mp_to_json(&kv->val);
 			if (e == NULL ||
-			    json_object_setn_new(j, kv->key.via.str.ptr,
-			                         kv->key.via.str.size, e) != 0)
+			    json_object_setn_new(
+			        j,
+			        kv->key.via.str.size ? kv->key.via.str.ptr : "",
+			        kv->key.via.str.size, e) != 0)
 				goto fail;
 		}
 		return j;
@@ -66,7 +70,7 @@ ss_json_to_mp(ss_pack *p, const json_t *j)
 {
 	const char *k;
 	json_t *v;
-	size_t i;
+	size_t i, klen;
 	int rv;
 
 	switch (json_typeof(j)) {
@@ -95,9 +99,10 @@ ss_json_to_mp(ss_pack *p, const json_t *j)
 		return 0;
 	case JSON_OBJECT:
 		msgpack_pack_map(&p->pk, json_object_size(j));
-		json_object_foreach((json_t *)j, k, v)
+		/* Keys may hold NUL bytes (from msgpack): use their length. */
+		json_object_keylen_foreach((json_t *)j, k, klen, v)
 		{
-			ss_pack_strn(p, k, strlen(k));
+			ss_pack_strn(p, k, klen);
 			if ((rv = ss_json_to_mp(p, v)) != 0)
 				return rv;
 		}

@@ -27,6 +27,9 @@
  * a drop is deferred to a 0-timeout event.  redisAsyncDisconnect() is not
  * used for timeouts: in 0.14 it waits for every pending reply, which is
  * exactly what a stuck server never sends.
+ *
+ * hiredis resolves the host name with a blocking getaddrinfo() on each
+ * connect: give an address, or a name the resolver answers at once.
  */
 #include <errno.h>
 #include <limits.h>
@@ -176,7 +179,7 @@ ss_redis_parse_addr(ss_redis *r, const char *addr)
 	return 0;
 }
 
-/* ---- the FIFO of entries ---------------------------------------------- */
+/* ---- the FIFO of entries ------------------------------------------------ */
 
 static void
 ss_redis_ent_free(struct ss_ent *e)
@@ -220,7 +223,7 @@ ss_redis_send_argv(ss_redis *r, struct ss_ent *e, int argc, const char **argv,
 	return 0;
 }
 
-/* ---- going down and coming back --------------------------------------- */
+/* ---- going down and coming back ----------------------------------------- */
 
 static void
 ss_redis_schedule_retry(ss_redis *r)
@@ -434,8 +437,7 @@ ss_redis_handshake_reply(ss_redis *r, struct ss_ent *e, redisReply *rep)
 	}
 }
 
-/* ---- hiredis callbacks ---------------------------------------------------
- */
+/* ---- hiredis callbacks -------------------------------------------------- */
 
 static void
 ss_redis_on_connect(const redisAsyncContext *ac, int status)
@@ -540,7 +542,7 @@ ss_redis_on_reply(redisAsyncContext *ac, void *reply, void *priv)
 	r->in_cb--;
 }
 
-/* ---- loop events ----------------------------------------------------- */
+/* ---- loop events -------------------------------------------------------- */
 
 static void
 ss_redis_connect(ss_redis *r)
@@ -638,7 +640,7 @@ ss_redis_defer_cb(evutil_socket_t fd, short what, void *arg)
 	r->drop_ac = NULL;
 }
 
-/* ---- probe ------------------------------------------------------------ */
+/* ---- probe -------------------------------------------------------------- */
 
 static bool
 ss_redis_probe(void *arg, const char **why)
@@ -660,7 +662,7 @@ ss_redis_probe_closed(void *arg, const char **why)
 	return false;
 }
 
-/* ---- public API ------------------------------------------------------- */
+/* ---- public API --------------------------------------------------------- */
 
 static ss_metric *
 ss_redis_metric(ss_metric *(*mk)(const char *, const char *, const char *),
@@ -747,6 +749,8 @@ ss_redis_destroy(ss_redis *r)
 {
 	int i;
 
+	if (r->up)
+		ss_metric_set(r->m_up, 0);
 	if (r->d != NULL) {
 		for (i = 0; i < r->d->nprobes; i++) {
 			if (r->d->probes[i].arg == r) {
@@ -790,8 +794,6 @@ ss_redis_close(ss_redis *r)
 	}
 	evtimer_del(r->defer);
 	ss_redis_kill(r, "closed");
-	if (r->up)
-		ss_metric_set(r->m_up, 0);
 	ss_redis_destroy(r);
 }
 

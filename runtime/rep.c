@@ -88,7 +88,7 @@ struct ss_call {
 	char id[SS_MAX_ID_LEN + 1];
 	ss_pack pack;
 	double start;
-	size_t route; /* REP_NO_ROUTE before routing */
+	size_t route;              /* REP_NO_ROUTE before routing */
 	TAILQ_ENTRY(ss_call) link; /* rep->nng while NNG holds the aio */
 	struct ss_call *qnext;     /* rep->done */
 };
@@ -104,9 +104,9 @@ struct ss_rep {
 	pthread_mutex_t mu; /* guards done */
 	ss_call *done;      /* completed operations, newest first */
 	struct call_list nng;
-	int nrecv;      /* receives posted */
-	int64_t nopen;  /* calls with their handlers */
-	int busy;       /* > 0 while dispatching: close must not free */
+	int nrecv;     /* receives posted */
+	int64_t nopen; /* calls with their handlers */
+	int busy;      /* > 0 while dispatching: close must not free */
 	bool closed;
 	rep_route *routes;
 	size_t nroutes;
@@ -194,9 +194,9 @@ rep_routes_init(ss_rep *r, const ss_route *routes, size_t nroutes)
 		rt->fn = routes[i].fn;
 		snprintf(rt->labels, sizeof(rt->labels), "type=\"%s\"",
 		         rt->type);
-		rt->requests = ss_counter("studyshare_requests_total",
-		                          "Requests received, by type.",
-		                          rt->labels);
+		rt->requests =
+		    ss_counter("studyshare_requests_total",
+		               "Requests received, by type.", rt->labels);
 		rt->duration =
 		    ss_histogram("studyshare_request_duration_seconds",
 		                 "Time from receiving a request to sending its "
@@ -248,7 +248,8 @@ rep_peek_id(const void *buf, size_t len, char *id)
 		    v->via.str.size > SS_MAX_ID_LEN)
 			goto done;
 		for (j = 0; j < v->via.str.size; j++)
-			if (v->via.str.ptr[j] < 0x21 || v->via.str.ptr[j] > 0x7e)
+			if (v->via.str.ptr[j] < 0x21 ||
+			    v->via.str.ptr[j] > 0x7e)
 				goto done;
 		memcpy(id, v->via.str.ptr, v->via.str.size);
 		id[v->via.str.size] = '\0';
@@ -534,9 +535,9 @@ ss_rep_listen(ss_rep **out, ss_daemon *d, const char *url,
 	pthread_mutex_init(&r->mu, NULL);
 	if ((rv = rep_routes_init(r, routes, nroutes)) != 0)
 		goto fail;
-	r->bad_decode = ss_counter("studyshare_bad_messages_total",
-	                           "Requests refused before routing.",
-	                           "reason=\"decode\"");
+	r->bad_decode =
+	    ss_counter("studyshare_bad_messages_total",
+	               "Requests refused before routing.", "reason=\"decode\"");
 	r->bad_type = ss_counter("studyshare_bad_messages_total",
 	                         "Requests refused before routing.",
 	                         "reason=\"unknown_type\"");
@@ -586,8 +587,15 @@ ss_rep_close(ss_rep *r)
 	nng_close(r->sock);
 	r->sock_open = false;
 	TAILQ_FOREACH(c, &r->nng, link)
-	nng_aio_stop(c->aio);
+	{
+		nng_aio_stop(c->aio);
+	}
 	while ((c = rep_pop_done(r)) != NULL) {
+		TAILQ_REMOVE(&r->nng, c, link);
+		call_free(c);
+	}
+	/* A stopped aio that never called back is ours to free as well. */
+	while ((c = TAILQ_FIRST(&r->nng)) != NULL) {
 		TAILQ_REMOVE(&r->nng, c, link);
 		call_free(c);
 	}

@@ -8,7 +8,7 @@ pkgs=(
   build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
   libevent-dev libnng-dev libhiredis-dev libmsgpack-dev libsodium-dev
   libjansson-dev libjwt-dev libcurl4-openssl-dev libcmocka-dev
-  redis-server redis-tools prometheus python3 curl
+  redis-server redis-tools prometheus python3 python3-aiosmtpd curl
 )
 
 missing=()

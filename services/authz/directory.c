@@ -808,6 +808,7 @@ az_dir_set_code(az_dir *d, const char *wlid, const char *code)
 {
 	az_worklist *wl = ss_strmap_gets(d->wl_ix, wlid);
 	az_worklist *other;
+	int rv;
 
 	if (wl == NULL)
 		return SS_ENOTFOUND;
@@ -816,6 +817,10 @@ az_dir_set_code(az_dir *d, const char *wlid, const char *code)
 	other = ss_strmap_gets(d->code_ix, code);
 	if (other != NULL && other != wl)
 		return SS_ECONFLICT;
+	/* The map has no delete: a NULL value frees the replaced code. */
+	if (wl->code[0] != '\0' && strcmp(wl->code, code) != 0 &&
+	    (rv = ss_strmap_put(d->code_ix, wl->code, AZ_CODE_LEN, NULL)) != 0)
+		return rv;
 	memcpy(wl->code, code, AZ_CODE_LEN + 1);
 	return ss_strmap_put(d->code_ix, wl->code, AZ_CODE_LEN, wl);
 }

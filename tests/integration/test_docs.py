@@ -17,7 +17,8 @@ class SettingsDocs(unittest.TestCase):
             with self.subTest(daemon=d):
                 out = subprocess.run([os.path.join(BUILD, "studyshare-" + d), "--help-markdown"],
                                      capture_output=True, text=True, check=True).stdout
-                readme = open(os.path.join(ROOT, "services", d, "README.md")).read()
+                with open(os.path.join(ROOT, "services", d, "README.md")) as f:
+                    readme = f.read()
                 m = re.search(r"<!-- settings:begin -->\n(.*?)<!-- settings:end -->", readme, re.S)
                 self.assertIsNotNone(m, "no settings block in services/%s/README.md" % d)
                 self.assertEqual(m.group(1), out,

@@ -292,12 +292,15 @@ static void
 test_many_in_flight(void **state)
 {
 	struct t *t = *state;
-	ss_redis *r = open_ready(t, "redis", 5000, NULL, 0);
+	ss_redis *r = open_ready(t, "redis-blocking", 5000, NULL, 0);
 	struct answer *a = calloc(NFLIGHT, sizeof(*a));
 	struct all_arg all = {a, NFLIGHT};
+	const char *why = NULL;
 	int i, base;
 
 	assert_non_null(a);
+	/* The probe carries the connection's name. */
+	assert_true(probe(&t->d, "redis-blocking", &why));
 	freeReplyObject(side(&fx, "DEL inflight:n"));
 	for (i = 0; i < NFLIGHT; i++)
 		assert_int_equal(
@@ -420,6 +423,38 @@ test_eval_and_noscript(void **state)
 	assert_int_equal(a.calls, 1);
 	assert_int_equal(a.type, REDIS_REPLY_STRING);
 	assert_memory_equal(a.str, "x", 1);
+}
+
+static void
+run_broken_script(void *arg)
+{
+	struct t *t = arg;
+	static ss_script bad = {.name = "broken", .src = "return (("};
+	static ss_script *list[] = {&bad};
+	struct answer a = {0};
+
+	/* A script that does not compile is a bug: logged, the connection
+	 * still serves, and EVAL hands Redis's error to the caller. */
+	open_ready(t, "redis", 1000, list, 1);
+	assert_string_equal(bad.sha, "");
+	assert_int_equal(
+	    ss_redis_eval(t->r, &bad, on_answer, &a, 0, 0, NULL, NULL), 0);
+	assert_true(run_until(&t->d, answered, &a, 2000));
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.err, 0);
+	assert_int_equal(a.type, REDIS_REPLY_ERROR);
+}
+
+static char *capture_stderr(void (*fn)(void *), void *arg);
+
+static void
+test_broken_script(void **state)
+{
+	char *logs = capture_stderr(run_broken_script, *state);
+
+	assert_non_null(strstr(logs, "\"event\":\"redis.script_load_failed\""));
+	assert_non_null(strstr(logs, "\"script\":\"broken\""));
+	free(logs);
 }
 
 static void
@@ -710,6 +745,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_many_in_flight, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_eval_and_noscript, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_broken_script, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_timeout_then_recovers, setup,
 	                                    teardown),

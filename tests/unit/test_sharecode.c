@@ -106,10 +106,10 @@ test_norm_refuses(void **state)
 	norm_bad("ABCD.234", 8);
 	norm_bad("ABCD*234", 8);
 	norm_bad("ABCD\t234", 8);
-	norm_bad("ABCD\xc3\xa9" "23", 8);
+	norm_bad("ABCD\xc3\xa9\x32\x33", 8);
 	/* A NUL inside the given length is not a terminator. */
-	norm_bad("ABCD\0" "1234", 9);
-	norm_bad("ABCD\0" "123", 8);
+	norm_bad("ABCD\0001234", 9);
+	norm_bad("ABCD\000123", 8);
 }
 
 int
