@@ -78,6 +78,7 @@ extern ss_script az_script_load, az_script_import, az_script_register,
 void az_handle_check(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_check_batch(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_worklist_get(ss_call *c, const msgpack_object *body, void *arg);
+void az_handle_worklist_info(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_worklists(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_user_get(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_resolve(ss_call *c, const msgpack_object *body, void *arg);

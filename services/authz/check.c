@@ -278,3 +278,34 @@ az_handle_user_get(ss_call *c, const msgpack_object *body, void *arg)
 	ss_pack_kv_bool(p, "registered", u->registered);
 	ss_call_reply_end(c);
 }
+
+/* For services (share's ingest, guestlink): does a worklist exist, and
+ * what is it?  No user: it reveals only what the caller names. */
+void
+az_handle_worklist_info(ss_call *c, const msgpack_object *body, void *arg)
+{
+	static const ss_field_spec spec[] = {
+	    {"worklist", SS_F_STR, true, 1, WL_MAX},
+	};
+	const msgpack_object *f[1];
+	char wlid[WL_MAX + 1];
+	const az_worklist *wl;
+	const az_dir *dir;
+	ss_pack *p;
+
+	if (az_parse(c, body, spec, 1, f) != 0 ||
+	    (dir = az_dir_or_reply(arg, c)) == NULL)
+		return;
+	cstr(f[0], wlid, sizeof wlid);
+	if ((wl = az_dir_worklist(dir, wlid)) == NULL) {
+		ss_call_reply_err(c, SS_ENOTFOUND, "no such worklist");
+		return;
+	}
+	p = ss_call_reply_ok(c);
+	msgpack_pack_map(&p->pk, 4);
+	ss_pack_kv_cstr(p, "id", wl->id);
+	ss_pack_kv_cstr(p, "kind", az_wl_kind_name(wl->kind));
+	ss_pack_kv_cstr(p, "name", wl->name);
+	ss_pack_kv_cstr(p, "organisation", wl->org ? wl->org->id : NULL);
+	ss_call_reply_end(c);
+}

@@ -40,6 +40,7 @@ static const ss_route routes[] = {
     {"authz.check", az_handle_check},
     {"authz.check_batch", az_handle_check_batch},
     {"authz.worklist.get", az_handle_worklist_get},
+    {"authz.worklist.info", az_handle_worklist_info},
     {"authz.worklists", az_handle_worklists},
     {"authz.user.get", az_handle_user_get},
     {"authz.resolve", az_handle_resolve},

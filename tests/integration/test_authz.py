@@ -164,6 +164,15 @@ class Directory(AuthzCase):
         self.assertEqual(sorted(w["id"] for w in lst),
                          ["group:neuro", "location:ct", "organisation:stelsewhere", "user:alice"])
 
+    def test_worklist_info_for_services(self):
+        b = body_of(self.call("authz.worklist.info", {"worklist": "group:south-msk"}))
+        self.assertEqual(b, {"id": "group:south-msk", "kind": "group", "name": "MSK",
+                             "organisation": "southside"})
+        b = body_of(self.call("authz.worklist.info", {"worklist": "user:alice"}))
+        self.assertEqual(b["kind"], "user")
+        r = self.call("authz.worklist.info", {"worklist": "location:nowhere"})
+        self.assertEqual(r["error"]["code"], "not_found")
+
     def test_changed_import_applies_difference(self):
         doc = json.loads(json.dumps(self.doc))
         doc["locations"].append({"id": "xray", "organisation": "stelsewhere", "name": "X-ray"})

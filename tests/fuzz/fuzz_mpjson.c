@@ -1,0 +1,68 @@
+/*
+ * tests/fuzz/fuzz_mpjson.c - msgpack -> JSON -> msgpack on arbitrary bytes.
+ *
+ * Bytes go the way the gateway and CLI take them, without the envelope:
+ * ss_mpcheck(), msgpack-c, ss_mp_to_json(), ss_json_to_mp().  Whatever
+ * converts to JSON must pack again, and that packing must convert back
+ * to an equal JSON value that packs to the very same bytes.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+
+#include "proto/envelope.h"
+#include "proto/errors.h"
+#include "proto/mpcheck.h"
+#include "proto/mpjson.h"
+
+/* The JSON value of the single object in buf; aborts if msgpack-c cannot
+ * read it all. */
+static json_t *
+decode(const char *buf, size_t len)
+{
+	msgpack_unpacked up;
+	size_t off = 0;
+	json_t *j;
+
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, buf, len, &off) !=
+	        MSGPACK_UNPACK_SUCCESS ||
+	    off != len)
+		abort();
+	j = ss_mp_to_json(&up.data);
+	msgpack_unpacked_destroy(&up);
+	return j;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *why = NULL;
+	ss_pack p1, p2;
+	json_t *j, *back;
+
+	if (ss_mpcheck(data, size, SS_MAX_DEPTH, SS_MAX_STR_LEN, &why) != 0)
+		return 0;
+	if ((j = decode((const char *)data, size)) == NULL)
+		return 0; /* no JSON form: bin, ext, integer keys, ... */
+	ss_pack_init(&p1);
+	ss_pack_init(&p2);
+	if (ss_json_to_mp(&p1, j) != 0)
+		abort();
+	if ((back = decode(p1.sb.data, p1.sb.size)) == NULL)
+		abort();
+	/* json_equal() compares keys as C strings; the bytes say more. */
+	if (!json_equal(j, back) || ss_json_to_mp(&p2, back) != 0 ||
+	    p1.sb.size != p2.sb.size ||
+	    memcmp(p1.sb.data, p2.sb.data, p1.sb.size) != 0)
+		abort();
+	json_decref(back);
+	json_decref(j);
+	ss_pack_free(&p1);
+	ss_pack_free(&p2);
+	return 0;
+}
