@@ -19,10 +19,13 @@
  * --seconds are, and the run ends when the last of them is answered or has
  * timed out.  Prints one JSON line:
  *
- *   {"rate":..., "p50_ms":..., "p99_ms":..., "errors":n, "requests":n}
+ *   {"rate":..., "p50_ms":..., "p99_ms":..., "errors":n, "requests":n,
+ *    "answered":n}
  *
  * rate counts measured requests answered ok per second; errors counts
- * error replies, timeouts and refused sends.  Exit status 0, 1 when the
+ * error replies, timeouts and refused sends; answered counts every reply
+ * of the run, warm-up and drain included (to divide the server's CPU
+ * time by).  Exit status 0, 1 when the
  * peer never answered or on a runtime failure, 2 on bad usage.
  */
 #include <errno.h>
@@ -218,6 +221,7 @@ typedef struct load {
 	double *lat; /* seconds, one per measured ok reply */
 	size_t nlat, caplat;
 	uint64_t errors;
+	uint64_t answered; /* every reply, warm-up and drain included */
 	int rv;
 } load;
 
@@ -351,6 +355,8 @@ on_reply(int err, const ss_msg *reply, void *arg)
 
 	ld->free[ld->nfree++] = s;
 	ld->inflight--;
+	if (err == 0)
+		ld->answered++;
 	if (ld->phase == LOAD_CONNECTING) {
 		/* Any answer, even an error reply, means the path is up. */
 		if (err == 0)
@@ -391,9 +397,10 @@ load_report(load *ld)
 {
 	qsort(ld->lat, ld->nlat, sizeof(*ld->lat), cmp_double);
 	printf("{\"rate\": %.0f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
-	       "\"errors\": %llu, \"requests\": %zu}\n",
+	       "\"errors\": %llu, \"requests\": %zu, \"answered\": %llu}\n",
 	       (double)ld->nlat / ld->seconds, pct_ms(ld, 0.50),
-	       pct_ms(ld, 0.99), (unsigned long long)ld->errors, ld->nlat);
+	       pct_ms(ld, 0.99), (unsigned long long)ld->errors, ld->nlat,
+	       (unsigned long long)ld->answered);
 	fflush(stdout);
 }
 

@@ -83,6 +83,23 @@ calc() {
 	python3 -c "print($1)"
 }
 
+# cpu_ticks: "busy total" jiffies of all CPUs, from /proc/stat.
+cpu_ticks() {
+	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i;
+		print t - $5 - $6, t }' /proc/stat
+}
+
+# cpu_of PID: user + system CPU time of a process so far, in clock ticks.
+cpu_of() {
+	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+HZ=$(getconf CLK_TCK)
+
+# us_per_req TICKS JSON: server CPU microseconds per request answered.
+us_per_req() {
+	calc "round($1 * 1e6 / $HZ / max(1, $(json_field "$2" answered)), 1)"
+}
+
 rss_mib() {
 	awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
@@ -123,7 +140,15 @@ if [ "$answer" != allowed ]; then
 	KEEP=1
 	exit 1
 fi
-sleep 0.5
+# Our processes are idle now: whatever keeps the CPUs busy is someone else.
+read -r busy0 total0 < <(cpu_ticks)
+sleep 1
+read -r busy1 total1 < <(cpu_ticks)
+OTHERS=$(( 100 * (busy1 - busy0) / (total1 - total0 > 0 ? total1 - total0 : 1) ))
+if [ "$OTHERS" -gt 10 ]; then
+	echo "bench: WARNING: other processes use ${OTHERS}% of the CPUs;" \
+		"figures (p99 above all) will be noisy" >&2
+fi
 RSS_IDLE=$(rss_mib "$AUTHZ_PID")
 
 "$BUILD/bench_bus" echo "$ECHO_URL" 2>"$TMP/echo.log" &
@@ -131,7 +156,9 @@ ECHO_PID=$!
 PIDS+=($ECHO_PID)
 
 echo "bench: 1/5 floor A, NNG echo at $INFLIGHT in flight" >&2
+c0=$(cpu_of "$ECHO_PID")
 ECHO=$(load "$ECHO_URL" --type authz.check --body "$CHECK_BODY")
+ECHO_CPU=$(us_per_req $(( $(cpu_of "$ECHO_PID") - c0 )) "$ECHO")
 
 echo "bench: 2/5 floor B, Redis EVALSHA" >&2
 SHA=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD 'return 1')
@@ -139,7 +166,9 @@ REDIS_RPS=$(redis-benchmark -p "$REDIS_PORT" -q -c 50 -n 200000 EVALSHA "$SHA" 0
 	tr '\r' '\n' | sed -n 's/.*: \([0-9]*\)[0-9.]* requests per second.*/\1/p' | tail -1)
 
 echo "bench: 3/5 authz.check at $INFLIGHT in flight" >&2
+c0=$(cpu_of "$AUTHZ_PID")
 AUTHZ=$(load "$AUTHZ_URL" --type authz.check --body "$CHECK_BODY")
+AUTHZ_CPU=$(us_per_req $(( $(cpu_of "$AUTHZ_PID") - c0 )) "$AUTHZ")
 
 HALF=$(calc "max(1, int($(json_field "$AUTHZ" rate) / 2))")
 echo "bench: 4/5 authz.check and echo at $HALF req/s" >&2
@@ -180,6 +209,8 @@ row "floor B: Redis EVALSHA, 50 clients" "$REDIS_RPS/s" - - - -
 row "authz.check, $INFLIGHT in flight" "$A_RATE/s" "$E_RATE/s" "$RATIO" ">= $GOAL_RATIO" \
 	"$(verdict "$(calc "$RATIO >= $GOAL_RATIO")")"
 row "  latency p50 / p99" "$(json_field "$AUTHZ" p50_ms) / $(json_field "$AUTHZ" p99_ms) ms" - - - -
+row "  server CPU per request" "$AUTHZ_CPU us" "$ECHO_CPU us" \
+	"$(calc "round($AUTHZ_CPU / $ECHO_CPU, 2) if $ECHO_CPU > 0 else '-'")" - -
 row "authz.check p99 at $HALF/s" "$A_P99H ms" "$E_P99H ms" "$P99_RATIO" "< $GOAL_P99_MS ms" \
 	"$(verdict "$(calc "$A_P99H < $GOAL_P99_MS")")"
 row "authz idle RSS, before load" "$RSS_IDLE MiB" "$RSS_ECHO MiB" \
@@ -189,3 +220,4 @@ row "authz idle RSS, after load" "$RSS_AFTER MiB" "$RSS_ECHO MiB" \
 	"$(calc "round($RSS_AFTER / $RSS_ECHO, 1)")" "< $GOAL_RSS_MIB MiB" \
 	"$(verdict "$(calc "$RSS_AFTER < $GOAL_RSS_MIB")")"
 row "errors (authz runs)" "$A_ERR" - - "0" "$(verdict "$(calc "$A_ERR == 0")")"
+echo "($(nproc) cores; other processes used ${OTHERS}% of the CPUs just before the run)"

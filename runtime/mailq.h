@@ -15,18 +15,33 @@
  *    "vars": {"name": "value", ...},   strings only; the template's inputs
  *    "created_at": <unix seconds>}
  *
+ * Bounds (the same in the encoder and in notify's decoder, so a job that
+ * encodes also decodes): "to" is an address as ss_mail_addr_ok() says; at
+ * most SS_MAIL_MAX_VARS vars, names of 1..64 bytes of [a-z0-9_], values
+ * valid UTF-8 without NUL of at most SS_MAIL_MAX_VALUE bytes, no name twice.
+ *
+ * A job id is 128 bits from libsodium's CSPRNG.  Pushing the same encoded
+ * job twice (a producer retrying an XADD whose answer it never saw) sends
+ * one mail: notify keeps a sent marker per id.
+ *
  * Never put a password in vars: no template shows one.
  */
 #ifndef SS_RUNTIME_MAILQ_H
 #define SS_RUNTIME_MAILQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "proto/envelope.h"
 #include "runtime/redis.h"
 
-#define SS_MAILQ_STREAM "notify:jobs"
-#define SS_MAIL_ID_LEN  32
+#define SS_MAILQ_STREAM   "notify:jobs"
+#define SS_MAILQ_FIELD    "job"
+#define SS_MAIL_ID_LEN    32
+#define SS_MAIL_ADDR_MAX  254
+#define SS_MAIL_MAX_VARS  64
+#define SS_MAIL_VAR_MAX   64
+#define SS_MAIL_MAX_VALUE (16 * 1024)
 
 /*
  * The templates notify knows (services/notify/templates/<name>.{txt,html}):
@@ -43,6 +58,9 @@
  *                       vars link_id, time, addr, attempts
  *   upload.received     files arrived through an upload link, to its creator:
  *                       vars link_id, time, studies, files
+ * "message", "study_description", "user_agent" and "recipient" may be empty
+ * or left out; every other var is required (a job without it is refused by
+ * notify and lands in the dead-letter stream).
  */
 #define SS_MAIL_TEMPLATES                                                      \
 	"share.invitation", "share.notice", "guestlink.recipient",             \
@@ -58,6 +76,7 @@ typedef struct ss_mail {
  * Encodes a job (a fresh id is written to id_out, which may be NULL) into p.
  * SS_EBADREQ when the template is unknown, to is not an address, or any
  * value carries CR or LF where a header would (to) — notify refuses those too.
+ * Vars out of the bounds above are SS_EBADREQ as well.
  */
 int ss_mail_encode(ss_pack *p, const ss_mail *m,
                    char id_out[SS_MAIL_ID_LEN + 1]);
@@ -65,5 +84,20 @@ int ss_mail_encode(ss_pack *p, const ss_mail *m,
 /* Encodes and XADDs the job; fn gets the XADD reply (the stream entry id). */
 int ss_mailq_push(ss_redis *r, const ss_mail *m, ss_redis_fn fn, void *arg,
                   char id_out[SS_MAIL_ID_LEN + 1]);
+
+/*
+ * The checks shared by the encoder and notify's decoder.
+ * ss_mail_addr_ok: local@domain, at most SS_MAIL_ADDR_MAX bytes; the local
+ * part a dot-atom of at most 64 bytes (letters, digits and
+ * !#$%&'*+-/=?^_`{|}~, dots only between them), the domain dot-separated
+ * labels of letters, digits and inner hyphens (ASCII: internationalised
+ * domains in their xn-- form).  No quoted local parts, no address
+ * literals, no spaces, no control characters.
+ */
+bool ss_mail_addr_ok(const char *s, size_t n);
+bool ss_mail_template_ok(const char *s, size_t n);
+bool ss_mail_var_name_ok(const char *s, size_t n);
+/* Valid UTF-8 without NUL, at most SS_MAIL_MAX_VALUE bytes. */
+bool ss_mail_value_ok(const char *s, size_t n);
 
 #endif

@@ -111,7 +111,10 @@ def integ(builddir, sanitized):
 def fuzz(builddir, seconds):
     for b in sorted(glob.glob(os.path.join(ROOT, builddir, "fuzz_*"))):
         name = os.path.basename(b)
-        corpus = os.path.join(ROOT, "tests", "fuzz", "corpus")
+        # seeds: tests/fuzz/corpus_<target>/ when the target has its own
+        corpus = os.path.join(ROOT, "tests", "fuzz", "corpus_" + name[len("fuzz_"):])
+        if not os.path.isdir(corpus):
+            corpus = os.path.join(ROOT, "tests", "fuzz", "corpus")
         work = os.path.join(ROOT, builddir, name + ".corpus")
         os.makedirs(work, exist_ok=True)
         rc, out, secs = run([b, "-max_total_time=%d" % seconds, "-timeout=10",
