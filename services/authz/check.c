@@ -48,6 +48,22 @@ cstr(const msgpack_object *o, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
+/* Handlers whose body is one string field: parses it into buf and returns
+ * the snapshot, or answers the call and returns NULL. */
+static const az_dir *
+one_field(ss_call *c, const msgpack_object *body, void *arg,
+          const ss_field_spec *spec, char *buf, size_t len)
+{
+	const msgpack_object *f[1];
+	const az_dir *dir;
+
+	if (az_parse(c, body, spec, 1, f) != 0 ||
+	    (dir = az_dir_or_reply(arg, c)) == NULL)
+		return NULL;
+	cstr(f[0], buf, len);
+	return dir;
+}
+
 static bool
 allowed(const az_dir *dir, const char *user, const msgpack_object *perm,
         const msgpack_object *wl)
@@ -223,16 +239,13 @@ az_handle_worklists(ss_call *c, const msgpack_object *body, void *arg)
 	static const ss_field_spec spec[] = {
 	    {"user", SS_F_STR, true, 1, ID_MAX},
 	};
-	const msgpack_object *f[1];
 	char user[ID_MAX + 1];
 	const az_dir *dir;
 	const az_user *u;
 	wl_list l = {0};
 
-	if (az_parse(c, body, spec, 1, f) != 0 ||
-	    (dir = az_dir_or_reply(arg, c)) == NULL)
+	if ((dir = one_field(c, body, arg, spec, user, sizeof user)) == NULL)
 		return;
-	cstr(f[0], user, sizeof user);
 	if ((u = az_dir_user(dir, user)) == NULL || !u->active) {
 		ss_call_reply_err(c, SS_ENOTFOUND, "no such user");
 		return;
@@ -254,16 +267,13 @@ az_handle_user_get(ss_call *c, const msgpack_object *body, void *arg)
 	static const ss_field_spec spec[] = {
 	    {"user", SS_F_STR, true, 1, ID_MAX},
 	};
-	const msgpack_object *f[1];
 	char user[ID_MAX + 1];
 	const az_dir *dir;
 	const az_user *u;
 	ss_pack *p;
 
-	if (az_parse(c, body, spec, 1, f) != 0 ||
-	    (dir = az_dir_or_reply(arg, c)) == NULL)
+	if ((dir = one_field(c, body, arg, spec, user, sizeof user)) == NULL)
 		return;
-	cstr(f[0], user, sizeof user);
 	if ((u = az_dir_user(dir, user)) == NULL) {
 		ss_call_reply_err(c, SS_ENOTFOUND, "no such user");
 		return;
@@ -287,16 +297,13 @@ az_handle_worklist_info(ss_call *c, const msgpack_object *body, void *arg)
 	static const ss_field_spec spec[] = {
 	    {"worklist", SS_F_STR, true, 1, WL_MAX},
 	};
-	const msgpack_object *f[1];
 	char wlid[WL_MAX + 1];
 	const az_worklist *wl;
 	const az_dir *dir;
 	ss_pack *p;
 
-	if (az_parse(c, body, spec, 1, f) != 0 ||
-	    (dir = az_dir_or_reply(arg, c)) == NULL)
+	if ((dir = one_field(c, body, arg, spec, wlid, sizeof wlid)) == NULL)
 		return;
-	cstr(f[0], wlid, sizeof wlid);
 	if ((wl = az_dir_worklist(dir, wlid)) == NULL) {
 		ss_call_reply_err(c, SS_ENOTFOUND, "no such worklist");
 		return;
