@@ -5,10 +5,11 @@
  *   bench_bus load URL --type T --body JSON [--inflight N] [--seconds S]
  *                      [--rate R] [--warmup S]
  *
- * echo: a raw REP socket driven by NNG_OPT_RECVFD on the loop, the same
- * mechanism as runtime/rep.c, that answers every request with one fixed
- * reply envelope and decodes nothing.  It is the fastest server our
- * transport allows: the floor that a daemon's figures are divided by.
+ * echo: a raw REP socket driven by NNG_OPT_RECVFD on the loop that answers
+ * every request with one fixed reply envelope and decodes nothing.  It is
+ * the cheapest server a loop of ours can be: the floor that a daemon's
+ * figures are divided by.  With at most 64 requests in flight per client
+ * it stays within xrep0's per-pipe reply queue, so it drops nothing.
  *
  * load: a runtime/req.h client on the loop keeping at most N requests in
  * flight.  Closed loop (no --rate): every reply sends the next request, and
@@ -25,8 +26,8 @@
  * rate counts measured requests answered ok per second; errors counts
  * error replies, timeouts and refused sends; answered counts every reply
  * of the run, warm-up and drain included (to divide the server's CPU
- * time by).  Exit status 0, 1 when the
- * peer never answered or on a runtime failure, 2 on bad usage.
+ * time by).  Exit status 0; 1 when the peer never answered or on a
+ * runtime failure; 2 on bad usage.
  */
 #include <errno.h>
 #include <math.h>

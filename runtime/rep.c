@@ -586,10 +586,8 @@ ss_rep_close(ss_rep *r)
 	 * back for each, so nothing touches r->wake or r->done after. */
 	nng_close(r->sock);
 	r->sock_open = false;
-	TAILQ_FOREACH(c, &r->nng, link)
-	{
+	for (c = TAILQ_FIRST(&r->nng); c != NULL; c = TAILQ_NEXT(c, link))
 		nng_aio_stop(c->aio);
-	}
 	while ((c = rep_pop_done(r)) != NULL) {
 		TAILQ_REMOVE(&r->nng, c, link);
 		call_free(c);
@@ -635,9 +633,15 @@ ss_call_reply_end(ss_call *c)
 void
 ss_call_reply_err(ss_call *c, int err, const char *msg)
 {
+	ss_call_reply_err_retry(c, err, msg, 0);
+}
+
+void
+ss_call_reply_err_retry(ss_call *c, int err, const char *msg, int retry_after)
+{
 	if (err >= 0)
 		err = SS_EINTERNAL;
 	ss_pack_reset(&c->pack);
-	ss_pack_reply_err(&c->pack, c->id, err, msg);
+	ss_pack_reply_err_retry(&c->pack, c->id, err, msg, retry_after);
 	rep_finish(c, err);
 }

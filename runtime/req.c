@@ -173,15 +173,16 @@ req_arm(ss_req *r)
 {
 	req_pending *p = TAILQ_FIRST(&r->order);
 	struct timeval tv;
-	double left;
+	int64_t us;
 
 	if (p == NULL || r->timer_armed)
 		return;
-	left = p->deadline - ss_now();
-	if (left < 0)
-		left = 0;
-	tv.tv_sec = (time_t)left;
-	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6) + 1;
+	/* Rounded up, so the timer never fires just before the deadline. */
+	us = (int64_t)((p->deadline - ss_now()) * 1e6) + 1;
+	if (us < 0)
+		us = 0;
+	tv.tv_sec = (time_t)(us / 1000000);
+	tv.tv_usec = (suseconds_t)(us % 1000000);
 	if (evtimer_add(r->timer, &tv) == 0)
 		r->timer_armed = true;
 }

@@ -22,6 +22,7 @@ typedef struct ss_req ss_req;
 
 typedef void (*ss_reply_fn)(int err, const ss_msg *reply, void *arg);
 
+/* timeout_ms <= 0 means 5 s.  Returns before the peer is reached. */
 int ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms);
 /* Fails every pending request with SS_EUNAVAIL, then frees. */
 void ss_req_close(ss_req *r);
@@ -33,7 +34,9 @@ void ss_req_close(ss_req *r);
  */
 int ss_req_send(ss_req *r, ss_pack *p, ss_reply_fn fn, void *arg);
 
-/* Builds a fresh request id ("<service>-<hex>") into buf[SS_MAX_ID_LEN+1]. */
+/* Builds a fresh request id (16 lowercase hex digits, unique within the
+ * process, random across processes) into buf[SS_MAX_ID_LEN+1].  Any
+ * thread. */
 void ss_req_new_id(char *buf);
 
 #endif

@@ -72,6 +72,7 @@ typedef struct lg_op {
 	size_t pwlen;
 	char *hash; /* NULL: no such account */
 	bool ok;
+	int retry_after; /* seconds, when over a limit */
 } lg_op;
 
 static void
@@ -92,7 +93,8 @@ finish(lg_op *op, int err, const char *msg)
 		ss_pack_kv_cstr(p, "organisation", u->org ? u->org->id : NULL);
 		ss_call_reply_end(op->c);
 	} else {
-		ss_call_reply_err(op->c, err != 0 ? err : SS_EUNAUTH, msg);
+		ss_call_reply_err_retry(op->c, err != 0 ? err : SS_EUNAUTH, msg,
+		                        op->retry_after);
 	}
 	sodium_memzero(op->password, sizeof op->password);
 	free(op->hash);
@@ -159,9 +161,8 @@ begun(lg_op *op, redisReply *r, char *msg, size_t msglen)
 		long long ms = r->element[1]->type == REDIS_REPLY_INTEGER
 		                   ? r->element[1]->integer
 		                   : 1000;
-		snprintf(msg, msglen,
-		         "too many failed logins; retry after %lld s",
-		         ms > 0 ? (ms + 999) / 1000 : 1);
+		op->retry_after = ms > 0 ? (int)((ms + 999) / 1000) : 1;
+		snprintf(msg, msglen, "too many failed logins");
 		ss_warn("login.rate_limited", ss_call_id(op->c), NULL);
 		return SS_ETOOMANY;
 	}

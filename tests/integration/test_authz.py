@@ -298,6 +298,7 @@ class Directory(AuthzCase):
         self.assertEqual(codes[10:], ["too_many_requests"] * 2)
         r = self.login("bob", "bob-password", addr="10.1.1.1")
         self.assertEqual(r["error"]["code"], "too_many_requests")
+        self.assertTrue(1 <= r["error"]["retry_after"] <= 60, r)
 
     def test_login_rate_limit_concurrent(self):
         results = []
