@@ -198,6 +198,37 @@ test_reply_err_round_trip(void **state)
 	ss_pack_free(&p);
 }
 
+/* too_many_requests carries retry_after; out of range is refused. */
+static void
+test_reply_err_retry_after(void **state)
+{
+	ss_pack p;
+	ss_msg m;
+	const char *why = NULL;
+
+	(void)state;
+	ss_pack_init(&p);
+	ss_pack_reply_err_retry(&p, "gw-4", SS_ETOOMANY, "slow down", 42);
+	assert_int_equal(ss_msg_decode(&m, p.sb.data, p.sb.size, true, &why),
+	                 0);
+	assert_int_equal(m.err, SS_ETOOMANY);
+	assert_int_equal(m.retry_after, 42);
+	ss_msg_free(&m);
+
+	ss_pack_reset(&p);
+	ss_pack_reply_err(&p, "gw-5", SS_ETOOMANY, NULL);
+	assert_int_equal(ss_msg_decode(&m, p.sb.data, p.sb.size, true, &why),
+	                 0);
+	assert_int_equal(m.retry_after, 0);
+	ss_msg_free(&m);
+
+	ss_pack_reset(&p);
+	ss_pack_reply_err_retry(&p, "gw-6", SS_ETOOMANY, NULL, 86401);
+	assert_refused(
+	    &p, true, "field 'error.retry_after': expected seconds (0..86400)");
+	ss_pack_free(&p);
+}
+
 /* Every code survives the wire. */
 static void
 test_reply_err_every_code(void **state)
@@ -740,6 +771,7 @@ main(void)
 	    cmocka_unit_test(test_request_round_trip),
 	    cmocka_unit_test(test_reply_ok_round_trip),
 	    cmocka_unit_test(test_reply_err_round_trip),
+	    cmocka_unit_test(test_reply_err_retry_after),
 	    cmocka_unit_test(test_reply_err_every_code),
 	    cmocka_unit_test(test_err_words_and_statuses),
 	    cmocka_unit_test(test_refused_by_mpcheck),
