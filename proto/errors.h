@@ -9,6 +9,8 @@
 #ifndef SS_PROTO_ERRORS_H
 #define SS_PROTO_ERRORS_H
 
+#include <stddef.h>
+
 enum ss_err {
 	SS_OK = 0,
 	SS_EBADREQ = -1,    /* bad_request, 400 */

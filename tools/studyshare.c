@@ -1,7 +1,8 @@
 /*
  * tools/studyshare.c - the studyshare command-line tool.
  *
- *   studyshare [--authz URL] [--timeout MS] [--quiet] COMMAND ...
+ *   studyshare [--authz URL] [--ingest URL] [--timeout MS] [--quiet]
+ *              COMMAND ...
  *
  * Addresses default to the environment (STUDYSHARE_AUTHZ_URL, ...) and
  * then to the local stack's defaults.
@@ -24,10 +25,19 @@ usage(FILE *f)
 	       "  authz check USER PERMISSION WORKLIST\n"
 	       "                                   exit 0 when allowed, 1 when "
 	       "denied\n"
+	       "  publish-study --study-uid UID --worklist WL [--patient-id "
+	       "ID]\n"
+	       "      [--patient-name N] [--birth-date D] [--study-date D]\n"
+	       "      [--accession A] [--modality M] [--description T]\n"
+	       "  publish-study --file EVENT.json  send a study.arrived event "
+	       "to share\n"
 	       "\n"
 	       "options:\n"
 	       "  --authz URL     authz endpoint (STUDYSHARE_AUTHZ_URL, "
 	       "default tcp://127.0.0.1:7101)\n"
+	       "  --ingest URL    share's ingest endpoint "
+	       "(STUDYSHARE_INGEST_URL,\n"
+	       "                  default tcp://127.0.0.1:7300)\n"
 	       "  --timeout MS    reply timeout (default 10000)\n"
 	       "  --quiet         print nothing on success\n");
 }
@@ -45,6 +55,7 @@ main(int argc, char **argv)
 {
 	cli_opts o = {
 	    .authz = env_or("STUDYSHARE_AUTHZ_URL", "tcp://127.0.0.1:7101"),
+	    .ingest = env_or("STUDYSHARE_INGEST_URL", "tcp://127.0.0.1:7300"),
 	    .timeout_ms = 10000,
 	};
 	int i;
@@ -57,6 +68,8 @@ main(int argc, char **argv)
 			o.quiet = true;
 		} else if (strcmp(argv[i], "--authz") == 0 && i + 1 < argc) {
 			o.authz = argv[++i];
+		} else if (strcmp(argv[i], "--ingest") == 0 && i + 1 < argc) {
+			o.ingest = argv[++i];
 		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
 			o.timeout_ms = atoi(argv[++i]);
 			if (o.timeout_ms <= 0) {
@@ -79,6 +92,8 @@ main(int argc, char **argv)
 		return cli_directory(&o, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "authz") == 0)
 		return cli_authz(&o, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "publish-study") == 0)
+		return cli_publish_study(&o, argc - i - 1, argv + i + 1);
 	fprintf(stderr, "studyshare: unknown command %s\n", argv[i]);
 	usage(stderr);
 	return CLI_USAGE;

@@ -8,7 +8,7 @@ import unittest
 
 from stack import BUILD, ROOT
 
-DAEMONS = ["authz"]
+DAEMONS = ["authz", "share"]
 
 
 class SettingsDocs(unittest.TestCase):

@@ -1,0 +1,41 @@
+/*
+ * services/share/common.c - what every handler of share uses: parsing a
+ * body against its spec (answering bad_request itself) and turning a
+ * dependency's error into the error to answer.
+ */
+#include <stddef.h>
+
+#include "proto/errors.h"
+#include "services/share/share.h"
+
+int
+sh_parse(ss_call *c, const msgpack_object *body, const ss_field_spec *spec,
+         size_t n, const msgpack_object **out)
+{
+	char why[256];
+
+	if (ss_fields_parse(body, spec, n, out, why, sizeof why) != 0) {
+		ss_call_reply_err(c, SS_EBADREQ, why);
+		return SS_EBADREQ;
+	}
+	return 0;
+}
+
+/* A peer that did not answer, or Redis gone: "unavailable", which tells
+ * the caller to retry later.  An error reply from Redis itself (a script
+ * bug) is internal. */
+int
+sh_err(int err)
+{
+	switch (err) {
+	case 0:
+		return 0;
+	case SS_ETIMEDOUT:
+	case SS_EUNAVAIL:
+		return SS_EUNAVAIL;
+	case SS_ENOMEM:
+		return SS_ENOMEM;
+	default:
+		return err < 0 ? err : SS_EINTERNAL;
+	}
+}

@@ -1,0 +1,188 @@
+/*
+ * services/share/share.h - the share daemon's state, shared by its modules.
+ *
+ * share owns studies (stored from study.arrived events), which worklist
+ * holds which study, shares between worklists, and email invitations for
+ * people without an account.  Every permission question goes to authz;
+ * share never decides one itself.
+ *
+ * Two REP endpoints: --ingest-listen takes study.arrived from other
+ * services, --listen the internal RPC of the gateway and guestlink.
+ * Events go out on --pub-listen.
+ *
+ * Redis layout (README.md "Redis keys" explains the choices): every key
+ * starts with "share:" and one Lua script only ever touches keys of one
+ * hash tag, so the layout works on Redis Cluster.
+ *
+ *   share:{study:<uid>}               string  the canonical study (msgpack)
+ *   share:{study:<uid>}:shares        list    share records (msgpack)
+ *   share:{wl:<worklist>}:studies     hash    uid -> study; p:<uid> -> the
+ *                                             study's priors-index member
+ *   share:{wl:<worklist>}:index       zset    listing, newest first (lex)
+ *   share:{wl:<worklist>}:priors      zset    per-patient index (lex)
+ *   share:{mail:<h>}:inv              hash    invitations of one address
+ *   share:{mail:<h>}:pending          hash    shares waiting for it
+ *   share:{tok:<hmac>}                string  invitation token -> address
+ */
+#ifndef SS_SHARE_SHARE_H
+#define SS_SHARE_SHARE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto/envelope.h"
+#include "proto/fields.h"
+#include "runtime/daemon.h"
+#include "runtime/pub.h"
+#include "runtime/redis.h"
+#include "runtime/rep.h"
+#include "runtime/req.h"
+#include "runtime/strmap.h"
+#include "services/share/study.h"
+
+typedef struct sh_settings {
+	ss_common_settings common; /* must stay first */
+	char *listen;
+	char *ingest_listen;
+	char *pub_listen;
+	char *authz_url;
+	int64_t authz_timeout_ms;
+	char *token_key;
+	char *public_url;
+	int64_t invite_ttl_ms;
+	int64_t worklist_cache_ms;
+	bool notices;
+} sh_settings;
+
+extern const struct ss_cfg_table sh_settings_table;
+
+typedef struct sh_server {
+	const sh_settings *cfg;
+	ss_daemon *d;
+	ss_redis *redis;
+	ss_req *authz;
+	ss_rep *rep;
+	ss_rep *ingest;
+	ss_pub *pub;
+	ss_pack scratch;     /* requests are built here, then sent (copied) */
+	ss_strmap *wlcache;  /* worklist -> expiry (double *), see ingest.c */
+	size_t wlcache_size; /* entries, for the bound */
+} sh_server;
+
+/* Limits of the RPC bodies. */
+#define SH_MAX_TARGETS  100
+#define SH_MAX_MESSAGE  2000
+#define SH_MAX_PAGE     500
+#define SH_DEF_PAGE     50
+#define SH_MAX_PRIORS   100
+#define SH_MAX_HISTORY  1000 /* share records kept per study */
+#define SH_MAX_ADDR     63
+#define SH_MAX_EMAIL    254
+#define SH_MAX_USER     64
+#define SH_MAX_NAME     200
+#define SH_MAX_PASSWORD 1024
+
+/* Purpose of invitation tokens in their keyed hash (runtime/token.h). */
+#define SH_TOKEN_PURPOSE "invite"
+
+/* --- authz.c: requests to authz ----------------------------------- */
+
+/* Starts a request to authz in s->scratch; pack exactly one body map,
+ * then sh_authz_send().  id ties authz's logs to ours: the caller's id. */
+ss_pack *sh_authz_begin(sh_server *s, const char *type, const char *id);
+/* 0 when fn will be called; else the error (fn will not be). */
+int sh_authz_send(sh_server *s, ss_reply_fn fn, void *arg);
+/* Maps a transport error or an error reply to the SS_E* to answer. */
+int sh_authz_err(int err, const ss_msg *reply);
+
+/* --- store.c: the scripts on the worklist slot --------------------- */
+
+extern ss_script sh_script_deliver, sh_script_list, sh_script_lookup,
+    sh_script_invite, sh_script_claim, sh_script_release, sh_script_finish;
+
+/*
+ * Puts a study (its canonical blob) into a worklist: one script on the
+ * worklist's slot.  fn gets an integer reply: 1 when the worklist did not
+ * hold it, 0 when it did (nothing changed).
+ */
+int sh_store_deliver(sh_server *s, const char *wl, const sh_study *st,
+                     const char *blob, size_t bloblen, ss_redis_fn fn,
+                     void *arg);
+
+/* Looks up a study in a worklist with its priors (one script).  The reply
+ * is nil (not held) or [blob, [prior blob, ...]]. */
+int sh_store_lookup(sh_server *s, const char *wl, const char *uid,
+                    ss_redis_fn fn, void *arg);
+
+/*
+ * Packs a stored study blob as a reply map (the blob checked first, as
+ * any input), adding "added_at" when added is not NULL.  SS_EINTERNAL for
+ * a blob that does not decode (nothing is packed then).
+ */
+int sh_pack_blob(ss_pack *p, const char *blob, size_t len,
+                 const char *added_at);
+/* True when the blob decodes as a study map (sh_pack_blob would pack it). */
+bool sh_blob_ok(const char *blob, size_t len);
+
+/* Packs the [blob, [priors...]] answer of the lookup script as
+ * {"study": {...}, "priors": [...]}; SS_EINTERNAL on a bad answer. */
+int sh_pack_lookup(ss_pack *p, const redisReply *r);
+
+/* --- history.c: share records of a study --------------------------- */
+
+#define SH_SHARE_ID_LEN 16
+
+/*
+ * One share as the history keeps it (a msgpack map):
+ *   {"id", "at", "by", "from", "target", "worklist", "status", "changed"}
+ * target is the request's target map as given, or {"kind": "email",
+ * "email"} when target is NULL; worklist is where it landed (nil for an
+ * invitation); status "delivered" or "invited"; changed false when the
+ * worklist held the study already.
+ */
+typedef struct sh_record {
+	const char *id;
+	int64_t at_ms;
+	const char *by;
+	const char *from;
+	const msgpack_object *target;
+	const char *email;
+	const char *worklist;
+	const char *status;
+	bool changed;
+} sh_record;
+
+void sh_record_pack(ss_pack *p, const sh_record *r);
+/* A fresh share id (hex) into out[SH_SHARE_ID_LEN + 1]. */
+void sh_share_id(char *out);
+/* RPUSHes n packed records onto the study's history (keeping the last
+ * SH_MAX_HISTORY); fn gets the RPUSH reply. */
+int sh_history_append(sh_server *s, const char *uid, int n,
+                      const char *const *recs, const size_t *lens,
+                      ss_redis_fn fn, void *arg);
+
+/* --- ingest.c ------------------------------------------------------- */
+
+/* Frees the worklist cache. */
+void sh_ingest_fini(sh_server *s);
+
+/* --- handlers, one module each -------------------------------------- */
+
+void sh_handle_arrived(ss_call *c, const msgpack_object *body, void *arg);
+void sh_handle_list(ss_call *c, const msgpack_object *body, void *arg);
+void sh_handle_get(ss_call *c, const msgpack_object *body, void *arg);
+void sh_handle_lookup(ss_call *c, const msgpack_object *body, void *arg);
+void sh_handle_create(ss_call *c, const msgpack_object *body, void *arg);
+void sh_handle_history(ss_call *c, const msgpack_object *body, void *arg);
+void sh_handle_register(ss_call *c, const msgpack_object *body, void *arg);
+void sh_handle_invitation(ss_call *c, const msgpack_object *body, void *arg);
+
+/* Parses body against spec, answering bad_request itself on failure.
+ * Returns 0 when the handler may go on. */
+int sh_parse(ss_call *c, const msgpack_object *body, const ss_field_spec *spec,
+             size_t n, const msgpack_object **out);
+
+/* Redis or authz error -> what to answer: timeouts are unavailable. */
+int sh_err(int err);
+
+#endif

@@ -1,0 +1,272 @@
+/*
+ * services/share/store.c - the Lua scripts of share and the code that
+ * reads their answers.
+ *
+ * Each script touches the keys of one hash tag only (Redis Cluster):
+ *   deliver, list, lookup    share:{wl:<worklist>}:*
+ *   invite, claim, release,
+ *   finish                   share:{mail:<h>}:*
+ * Scripts cut sorted-set members at fixed offsets (study.h): the uid of a
+ * listing member starts at byte 24 (1-based), that of a priors member at
+ * 43; its "<hash>:<date>" prefix is 41 bytes, "<hash>:" 33.
+ * tests/unit/test_share_study.c pins these offsets to the C macros.
+ *
+ * Everything read back from Redis is checked like input before it goes
+ * into a reply: a blob that does not decode as a study is an internal
+ * error, never passed on.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/errors.h"
+#include "proto/mpcheck.h"
+#include "runtime/argv.h"
+#include "services/share/share.h"
+
+/* KEYS: studies, index, priors  ARGV: uid, blob, index member, priors
+ * member or "" -> 1 added, 0 already held (nothing changed). */
+ss_script sh_script_deliver = {
+    .name = "share_deliver",
+    .src = "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then\n"
+           "  return 0\n"
+           "end\n"
+           "redis.call('ZADD', KEYS[2], 0, ARGV[3])\n"
+           "if ARGV[4] ~= '' then\n"
+           "  redis.call('ZADD', KEYS[3], 0, ARGV[4])\n"
+           "  redis.call('HSET', KEYS[1], 'p:' .. ARGV[1], ARGV[4])\n"
+           "end\n"
+           "return 1\n",
+};
+
+/* KEYS: studies, index  ARGV: cursor or "", count
+ * -> {members, blobs}: newest first, strictly after the cursor. */
+ss_script sh_script_list = {
+    .name = "share_list",
+    .src = "local hi = '+'\n"
+           "if ARGV[1] ~= '' then hi = '(' .. ARGV[1] end\n"
+           "local m = redis.call('ZRANGE', KEYS[2], hi, '-', 'BYLEX', "
+           "'REV', 'LIMIT', 0, tonumber(ARGV[2]))\n"
+           "if #m == 0 then return {m, {}} end\n"
+           "local u = {}\n"
+           "for i = 1, #m do u[i] = string.sub(m[i], 24) end\n"
+           "return {m, redis.call('HMGET', KEYS[1], unpack(u))}\n",
+};
+
+/* KEYS: studies, priors  ARGV: uid, max priors
+ * -> nil (not held) or {blob, {prior blobs, newest first}}.  Priors are
+ * the members of the same patient hash with a smaller date: below
+ * "<hash>:<date>" and from "<hash>:" on. */
+ss_script sh_script_lookup = {
+    .name = "share_lookup",
+    .src = "local b = redis.call('HGET', KEYS[1], ARGV[1])\n"
+           "if not b then return false end\n"
+           "local pm = redis.call('HGET', KEYS[1], 'p:' .. ARGV[1])\n"
+           "if not pm then return {b, {}} end\n"
+           "local m = redis.call('ZRANGE', KEYS[2], '(' .. "
+           "string.sub(pm, 1, 41), '[' .. string.sub(pm, 1, 33), "
+           "'BYLEX', 'REV', 'LIMIT', 0, tonumber(ARGV[2]))\n"
+           "if #m == 0 then return {b, {}} end\n"
+           "local u = {}\n"
+           "for i = 1, #m do u[i] = string.sub(m[i], 43) end\n"
+           "return {b, redis.call('HMGET', KEYS[1], unpack(u))}\n",
+};
+
+/* KEYS: inv, pending  ARGV: token hash, expires ms, ttl ms, uid, record
+ * -> {"ok"} or {"registered", user} (the address has an account now). */
+ss_script sh_script_invite = {
+    .name = "share_invite",
+    .src = "local st = redis.call('HGET', KEYS[1], 'state')\n"
+           "if st and string.sub(st, 1, 5) == 'user:' then\n"
+           "  return {'registered', string.sub(st, 6)}\n"
+           "end\n"
+           "redis.call('HSET', KEYS[1], 't:' .. ARGV[1], ARGV[2])\n"
+           "redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])\n"
+           "for i = 1, 2 do\n"
+           "  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[3]) then\n"
+           "    redis.call('PEXPIRE', KEYS[i], ARGV[3])\n"
+           "  end\n"
+           "end\n"
+           "return {'ok'}\n",
+};
+
+/* KEYS: inv, pending  ARGV: token hash, now ms, claim id, claim until ms
+ * -> {"gone"} (unknown, expired or used), {"busy"} (another registration
+ * holds a live claim) or {"ok", {uid, record, ...}}. */
+ss_script sh_script_claim = {
+    .name = "share_claim",
+    .src = "local exp = redis.call('HGET', KEYS[1], 't:' .. ARGV[1])\n"
+           "if not exp or tonumber(exp) <= tonumber(ARGV[2]) then\n"
+           "  return {'gone'}\n"
+           "end\n"
+           "local st = redis.call('HGET', KEYS[1], 'state')\n"
+           "if st and string.sub(st, 1, 5) == 'user:' then\n"
+           "  return {'gone'}\n"
+           "end\n"
+           "if st and string.sub(st, 1, 6) == 'claim:' then\n"
+           "  local u = tonumber(string.match(st, ':(%d+)$'))\n"
+           "  if u and u > tonumber(ARGV[2]) then return {'busy'} end\n"
+           "end\n"
+           "redis.call('HSET', KEYS[1], 'state', 'claim:' .. ARGV[3] .. "
+           "':' .. ARGV[4])\n"
+           "return {'ok', redis.call('HGETALL', KEYS[2])}\n",
+};
+
+/* KEYS: inv  ARGV: claim id.  Gives a claim back (registration failed). */
+ss_script sh_script_release = {
+    .name = "share_release",
+    .src = "local st = redis.call('HGET', KEYS[1], 'state')\n"
+           "local pre = 'claim:' .. ARGV[1] .. ':'\n"
+           "if st and string.sub(st, 1, #pre) == pre then\n"
+           "  redis.call('HDEL', KEYS[1], 'state')\n"
+           "end\n"
+           "return 1\n",
+};
+
+/* KEYS: inv, pending  ARGV: claim id, user, delivered uids...
+ * Marks the address registered (every token of it is spent), drops the
+ * delivered pending shares, and returns those that arrived meanwhile:
+ * {uid, record, ...}.  0 when the claim is not ours any more. */
+ss_script sh_script_finish = {
+    .name = "share_finish",
+    .src = "local st = redis.call('HGET', KEYS[1], 'state')\n"
+           "local pre = 'claim:' .. ARGV[1] .. ':'\n"
+           "if not st or (string.sub(st, 1, #pre) ~= pre and\n"
+           "    st ~= 'user:' .. ARGV[2]) then\n"
+           "  return 0\n"
+           "end\n"
+           "redis.call('HSET', KEYS[1], 'state', 'user:' .. ARGV[2])\n"
+           "for i = 3, #ARGV do redis.call('HDEL', KEYS[2], ARGV[i]) end\n"
+           "return redis.call('HGETALL', KEYS[2])\n",
+};
+
+int
+sh_store_deliver(sh_server *s, const char *wl, const sh_study *st,
+                 const char *blob, size_t bloblen, ss_redis_fn fn, void *arg)
+{
+	char k1[SH_KEY_MAX], k2[SH_KEY_MAX], k3[SH_KEY_MAX];
+	char im[SH_INDEX_MAX + 1], pm[SH_PRIORS_MAX + 1];
+	size_t imlen, pmlen;
+	ss_argv a;
+	int rv;
+
+	if (sh_key_wl(k1, wl, "studies") != 0 ||
+	    sh_key_wl(k2, wl, "index") != 0 || sh_key_wl(k3, wl, "priors") != 0)
+		return SS_EINTERNAL;
+	imlen = sh_index_member(st, sh_now_ms(), im);
+	pmlen = sh_priors_member(st, pm);
+	ss_argv_init(&a);
+	ss_argv_pushs(&a, k1);
+	ss_argv_pushs(&a, k2);
+	ss_argv_pushs(&a, k3);
+	ss_argv_pushs(&a, st->uid);
+	ss_argv_push(&a, blob, bloblen);
+	ss_argv_push(&a, im, imlen);
+	ss_argv_push(&a, pm, pmlen);
+	if ((rv = ss_argv_status(&a)) == 0)
+		rv = ss_redis_eval(s->redis, &sh_script_deliver, fn, arg, 3,
+		                   a.n, a.v, a.lens);
+	ss_argv_free(&a);
+	return rv;
+}
+
+int
+sh_store_lookup(sh_server *s, const char *wl, const char *uid, ss_redis_fn fn,
+                void *arg)
+{
+	char k1[SH_KEY_MAX], k2[SH_KEY_MAX], max[16];
+	const char *argv[4];
+
+	if (sh_key_wl(k1, wl, "studies") != 0 ||
+	    sh_key_wl(k2, wl, "priors") != 0)
+		return SS_EINTERNAL;
+	snprintf(max, sizeof max, "%d", SH_MAX_PRIORS);
+	argv[0] = k1;
+	argv[1] = k2;
+	argv[2] = uid;
+	argv[3] = max;
+	return ss_redis_eval(s->redis, &sh_script_lookup, fn, arg, 2, 4, argv,
+	                     NULL);
+}
+
+/* Decodes a stored blob; the caller destroys up on success. */
+static int
+blob_decode(const char *blob, size_t len, msgpack_unpacked *up)
+{
+	const char *why;
+
+	if (blob == NULL ||
+	    ss_mpcheck((const uint8_t *)blob, len, 4, 4096, &why) != 0)
+		return SS_EINTERNAL;
+	msgpack_unpacked_init(up);
+	if (msgpack_unpack_next(up, blob, len, NULL) !=
+	        MSGPACK_UNPACK_SUCCESS ||
+	    up->data.type != MSGPACK_OBJECT_MAP ||
+	    ss_map_get(&up->data, "study_uid") == NULL) {
+		msgpack_unpacked_destroy(up);
+		return SS_EINTERNAL;
+	}
+	return 0;
+}
+
+bool
+sh_blob_ok(const char *blob, size_t len)
+{
+	msgpack_unpacked up;
+
+	if (blob_decode(blob, len, &up) != 0)
+		return false;
+	msgpack_unpacked_destroy(&up);
+	return true;
+}
+
+int
+sh_pack_blob(ss_pack *p, const char *blob, size_t len, const char *added_at)
+{
+	const msgpack_object_map *m;
+	msgpack_unpacked up;
+
+	if (blob_decode(blob, len, &up) != 0)
+		return SS_EINTERNAL;
+	m = &up.data.via.map;
+	msgpack_pack_map(&p->pk, m->size + (added_at != NULL ? 1 : 0));
+	for (uint32_t i = 0; i < m->size; i++) {
+		msgpack_pack_object(&p->pk, m->ptr[i].key);
+		msgpack_pack_object(&p->pk, m->ptr[i].val);
+	}
+	if (added_at != NULL)
+		ss_pack_kv_cstr(p, "added_at", added_at);
+	msgpack_unpacked_destroy(&up);
+	return 0;
+}
+
+static bool
+is_blob(const redisReply *r)
+{
+	return r->type == REDIS_REPLY_STRING && sh_blob_ok(r->str, r->len);
+}
+
+int
+sh_pack_lookup(ss_pack *p, const redisReply *r)
+{
+	const redisReply *pr;
+	uint32_t n = 0;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    !is_blob(r->element[0]) || r->element[1]->type != REDIS_REPLY_ARRAY)
+		return SS_EINTERNAL;
+	pr = r->element[1];
+	for (size_t i = 0; i < pr->elements; i++)
+		n += is_blob(pr->element[i]);
+	msgpack_pack_map(&p->pk, 2);
+	ss_pack_key(p, "study");
+	(void)sh_pack_blob(p, r->element[0]->str, r->element[0]->len, NULL);
+	ss_pack_key(p, "priors");
+	msgpack_pack_array(&p->pk, n);
+	/* A prior whose blob is missing or broken is left out: it is an
+	 * index entry without its study, not something to show. */
+	for (size_t i = 0; i < pr->elements; i++)
+		if (is_blob(pr->element[i]))
+			(void)sh_pack_blob(p, pr->element[i]->str,
+			                   pr->element[i]->len, NULL);
+	return 0;
+}

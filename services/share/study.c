@@ -1,0 +1,481 @@
+/*
+ * services/share/study.c - validation and stored form of studies; key
+ * names and sorted-set members.
+ *
+ * Contract in study.h.  Every check here runs before anything is stored,
+ * and the stored form is written in one fixed order so that an event sent
+ * twice gives the same bytes (which is how ingest tells "the same study"
+ * from "a study whose fields differ").
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <sodium.h>
+
+#include "proto/errors.h"
+#include "proto/fields.h"
+#include "proto/mpcheck.h"
+#include "services/share/study.h"
+
+bool
+sh_valid_uid(const char *s, size_t n)
+{
+	size_t start = 0;
+
+	if (n == 0 || n > SH_UID_MAX)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || s[i] == '.') {
+			size_t len = i - start;
+			/* No empty component, no leading zero but "0". */
+			if (len == 0 || (len > 1 && s[start] == '0'))
+				return false;
+			start = i + 1;
+		} else if (s[i] < '0' || s[i] > '9') {
+			return false;
+		}
+	}
+	return true;
+}
+
+static int
+days_in(int y, int m)
+{
+	static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : d[m - 1];
+}
+
+bool
+sh_valid_date(const char *s, size_t n)
+{
+	int y, m, d;
+
+	if (n != SH_DATE_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 +
+	    (s[3] - '0');
+	m = (s[4] - '0') * 10 + (s[5] - '0');
+	d = (s[6] - '0') * 10 + (s[7] - '0');
+	return y >= 1000 && m >= 1 && m <= 12 && d >= 1 && d <= days_in(y, m);
+}
+
+static bool
+id_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+bool
+sh_valid_worklist(const char *s, size_t n)
+{
+	static const char *const kinds[] = {
+	    "organisation:", "location:", "group:", "user:"};
+
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+		size_t kl = strlen(kinds[k]);
+
+		if (n <= kl || n - kl > SH_ID_MAX ||
+		    memcmp(s, kinds[k], kl) != 0)
+			continue;
+		for (size_t i = kl; i < n; i++)
+			if (!id_char(s[i]))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+static bool
+utf8_ok(const char *s, size_t n, bool lines)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t len;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			bool ws = c == '\t' || c == '\n' || c == '\r';
+			if ((c < 0x20 && !(lines && ws)) || c == 0x7f)
+				return false;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		/* Overlong forms, surrogates, beyond U+10FFFF. */
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+bool
+sh_valid_text(const char *s, size_t n)
+{
+	return utf8_ok(s, n, false);
+}
+
+bool
+sh_valid_message(const char *s, size_t n)
+{
+	return utf8_ok(s, n, true);
+}
+
+bool
+sh_valid_cursor(const char *s, size_t n)
+{
+	if (n <= SH_INDEX_UID_AT || n > SH_INDEX_MAX)
+		return false;
+	for (size_t i = 0; i < SH_INDEX_UID_AT; i++) {
+		bool colon = i == SH_DATE_LEN || i == SH_INDEX_UID_AT - 1;
+		if (colon ? s[i] != ':' : (s[i] < '0' || s[i] > '9'))
+			return false;
+	}
+	return sh_valid_uid(s + SH_INDEX_UID_AT, n - SH_INDEX_UID_AT);
+}
+
+/* --- parsing a study.arrived body ----------------------------------- */
+
+typedef bool (*check_fn)(const char *s, size_t n);
+
+/* Copies an optional string field that passed ss_fields_parse, after
+ * check; "" when absent. */
+static int
+take(const msgpack_object *o, char *dst, size_t dstlen, check_fn check,
+     const char *name, const char *rule, char *why, size_t whylen)
+{
+	ss_str v;
+
+	dst[0] = '\0';
+	if (o == NULL)
+		return 0;
+	v = ss_obj_str(o);
+	if (!check(v.p, v.n) || ss_obj_strcpy(o, dst, dstlen) != 0) {
+		snprintf(why, whylen, "field '%s': %s", name, rule);
+		dst[0] = '\0';
+		return SS_EBADREQ;
+	}
+	return 0;
+}
+
+#define UID_RULE                                                               \
+	"expected a DICOM UID (1..64 digits and dots, no empty or "            \
+	"zero-led component)"
+#define DATE_RULE "expected a YYYYMMDD date"
+#define TEXT_RULE "expected UTF-8 text without control characters"
+#define WL_RULE                                                                \
+	"expected <organisation|location|group|user>:<id> (id: 1..64 "         \
+	"characters of A-Z a-z 0-9 . _ -)"
+
+static int
+parse_patient(const msgpack_object *o, sh_study *st, char *why, size_t whylen)
+{
+	static const ss_field_spec spec[] = {
+	    {"id", SS_F_STR, false, 1, SH_PID_MAX},
+	    {"name", SS_F_STR, false, 1, SH_PNAME_MAX},
+	    {"birth_date", SS_F_STR, false, 1, SH_DATE_LEN},
+	};
+	const msgpack_object *f[3];
+	char inner[200];
+	int rv;
+
+	if (o == NULL)
+		return 0;
+	if (ss_fields_parse(o, spec, 3, f, inner, sizeof inner) != 0) {
+		/* "field 'id': ..." -> "field 'patient.id': ..." */
+		if (strncmp(inner, "field '", 7) == 0)
+			snprintf(why, whylen, "field 'patient.%s", inner + 7);
+		else
+			snprintf(why, whylen, "field 'patient': %s", inner);
+		return SS_EBADREQ;
+	}
+	if ((rv = take(f[0], st->patient_id, sizeof st->patient_id,
+	               sh_valid_text, "patient.id", TEXT_RULE, why, whylen)) ||
+	    (rv =
+	         take(f[1], st->patient_name, sizeof st->patient_name,
+	              sh_valid_text, "patient.name", TEXT_RULE, why, whylen)) ||
+	    (rv = take(f[2], st->birth_date, sizeof st->birth_date,
+	               sh_valid_date, "patient.birth_date", DATE_RULE, why,
+	               whylen)))
+		return rv;
+	return 0;
+}
+
+int
+sh_study_parse(const msgpack_object *body, sh_study *st, char *wl, char *why,
+               size_t whylen)
+{
+	static const ss_field_spec spec[] = {
+	    {"study_uid", SS_F_STR, true, 1, SH_UID_MAX},
+	    {"worklist", SS_F_STR, true, 1, SH_WL_MAX},
+	    {"patient", SS_F_MAP, false, 0, 3},
+	    {"study_date", SS_F_STR, false, 1, SH_DATE_LEN},
+	    {"accession", SS_F_STR, false, 1, SH_ACC_MAX},
+	    {"modality", SS_F_STR, false, 1, SH_MOD_MAX},
+	    {"description", SS_F_STR, false, 1, SH_DESC_MAX},
+	};
+	const msgpack_object *f[7];
+	int rv;
+
+	memset(st, 0, sizeof *st);
+	wl[0] = '\0';
+	if ((rv = ss_fields_parse(body, spec, 7, f, why, whylen)) != 0)
+		return rv;
+	if ((rv = take(f[0], st->uid, sizeof st->uid, sh_valid_uid, "study_uid",
+	               UID_RULE, why, whylen)) ||
+	    (rv = take(f[1], wl, SH_WL_MAX + 1, sh_valid_worklist, "worklist",
+	               WL_RULE, why, whylen)) ||
+	    (rv = parse_patient(f[2], st, why, whylen)) ||
+	    (rv = take(f[3], st->study_date, sizeof st->study_date,
+	               sh_valid_date, "study_date", DATE_RULE, why, whylen)) ||
+	    (rv = take(f[4], st->accession, sizeof st->accession, sh_valid_text,
+	               "accession", TEXT_RULE, why, whylen)) ||
+	    (rv = take(f[5], st->modality, sizeof st->modality, sh_valid_text,
+	               "modality", TEXT_RULE, why, whylen)) ||
+	    (rv = take(f[6], st->description, sizeof st->description,
+	               sh_valid_text, "description", TEXT_RULE, why, whylen))) {
+		wl[0] = '\0';
+		return rv;
+	}
+	return 0;
+}
+
+/* --- the stored form ------------------------------------------------ */
+
+static void
+kv_opt(ss_pack *p, const char *k, const char *v)
+{
+	ss_pack_kv_cstr(p, k, v[0] != '\0' ? v : NULL);
+}
+
+void
+sh_study_pack(const sh_study *st, ss_pack *p)
+{
+	msgpack_pack_map(&p->pk, 6);
+	ss_pack_kv_cstr(p, "study_uid", st->uid);
+	ss_pack_key(p, "patient");
+	msgpack_pack_map(&p->pk, 3);
+	kv_opt(p, "id", st->patient_id);
+	kv_opt(p, "name", st->patient_name);
+	kv_opt(p, "birth_date", st->birth_date);
+	kv_opt(p, "study_date", st->study_date);
+	kv_opt(p, "modality", st->modality);
+	kv_opt(p, "description", st->description);
+	kv_opt(p, "accession", st->accession);
+}
+
+/* A stored string field or nil; anything else is corruption. */
+static int
+untake(const msgpack_object *o, char *dst, size_t dstlen)
+{
+	dst[0] = '\0';
+	if (o == NULL || o->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	return ss_obj_strcpy(o, dst, dstlen) == 0 ? 0 : SS_EINTERNAL;
+}
+
+int
+sh_study_unpack(const char *blob, size_t len, sh_study *st)
+{
+	const msgpack_object *pat;
+	msgpack_unpacked up;
+	const char *why;
+	int rv = SS_EINTERNAL;
+
+	memset(st, 0, sizeof *st);
+	if (blob == NULL ||
+	    ss_mpcheck((const uint8_t *)blob, len, 4, 4096, &why) != 0)
+		return SS_EINTERNAL;
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, blob, len, NULL) !=
+	        MSGPACK_UNPACK_SUCCESS ||
+	    up.data.type != MSGPACK_OBJECT_MAP)
+		goto fail;
+	pat = ss_map_get(&up.data, "patient");
+	if (pat != NULL && pat->type != MSGPACK_OBJECT_MAP)
+		goto fail;
+	if (untake(ss_map_get(&up.data, "study_uid"), st->uid,
+	           sizeof st->uid) != 0 ||
+	    !sh_valid_uid(st->uid, strlen(st->uid)) ||
+	    untake(ss_map_get(&up.data, "study_date"), st->study_date,
+	           sizeof st->study_date) != 0 ||
+	    untake(ss_map_get(&up.data, "modality"), st->modality,
+	           sizeof st->modality) != 0 ||
+	    untake(ss_map_get(&up.data, "description"), st->description,
+	           sizeof st->description) != 0 ||
+	    untake(ss_map_get(&up.data, "accession"), st->accession,
+	           sizeof st->accession) != 0)
+		goto fail;
+	if (pat != NULL && (untake(ss_map_get(pat, "id"), st->patient_id,
+	                           sizeof st->patient_id) != 0 ||
+	                    untake(ss_map_get(pat, "name"), st->patient_name,
+	                           sizeof st->patient_name) != 0 ||
+	                    untake(ss_map_get(pat, "birth_date"),
+	                           st->birth_date, sizeof st->birth_date) != 0))
+		goto fail;
+	rv = 0;
+fail:
+	msgpack_unpacked_destroy(&up);
+	if (rv != 0)
+		memset(st, 0, sizeof *st);
+	return rv;
+}
+
+/* --- sorted-set members and keys ------------------------------------ */
+
+size_t
+sh_index_member(const sh_study *st, int64_t added_ms,
+                char out[SH_INDEX_MAX + 1])
+{
+	int n;
+
+	if (added_ms < 0)
+		added_ms = 0;
+	if (added_ms > INT64_C(9999999999999))
+		added_ms = INT64_C(9999999999999);
+	n = snprintf(out, SH_INDEX_MAX + 1, "%s:%013" PRId64 ":%s",
+	             st->study_date[0] ? st->study_date : "00000000", added_ms,
+	             st->uid);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* Hex of an unkeyed 128-bit hash: keeps personal data out of key names
+ * and members, with a fixed length the scripts can cut at. */
+static void
+hash_hex(const char *s, size_t n, char out[SH_PHASH_LEN + 1])
+{
+	unsigned char h[SH_PHASH_LEN / 2];
+
+	crypto_generichash(h, sizeof h, (const unsigned char *)s, n, NULL, 0);
+	sodium_bin2hex(out, SH_PHASH_LEN + 1, h, sizeof h);
+}
+
+size_t
+sh_priors_member(const sh_study *st, char out[SH_PRIORS_MAX + 1])
+{
+	char h[SH_PHASH_LEN + 1];
+	int n;
+
+	out[0] = '\0';
+	if (st->patient_id[0] == '\0' || st->study_date[0] == '\0')
+		return 0;
+	hash_hex(st->patient_id, strlen(st->patient_id), h);
+	n = snprintf(out, SH_PRIORS_MAX + 1, "%s:%s:%s", h, st->study_date,
+	             st->uid);
+	return n > 0 ? (size_t)n : 0;
+}
+
+int64_t
+sh_index_added(const char *m, size_t n)
+{
+	int64_t v = 0;
+
+	if (!sh_valid_cursor(m, n))
+		return -1;
+	for (size_t i = SH_DATE_LEN + 1; i < SH_INDEX_UID_AT - 1; i++)
+		v = v * 10 + (m[i] - '0');
+	return v;
+}
+
+static int
+key(char out[SH_KEY_MAX], const char *tag, const char *id, const char *suffix)
+{
+	int n;
+
+	if (suffix != NULL && suffix[0] != '\0')
+		n = snprintf(out, SH_KEY_MAX, "share:{%s:%s}:%s", tag, id,
+		             suffix);
+	else
+		n = snprintf(out, SH_KEY_MAX, "share:{%s:%s}", tag, id);
+	return n > 0 && n < SH_KEY_MAX ? 0 : SS_EINTERNAL;
+}
+
+int
+sh_key_wl(char out[SH_KEY_MAX], const char *wl, const char *suffix)
+{
+	return key(out, "wl", wl, suffix);
+}
+
+int
+sh_key_study(char out[SH_KEY_MAX], const char *uid, const char *suffix)
+{
+	return key(out, "study", uid, suffix);
+}
+
+int
+sh_key_mail(char out[SH_KEY_MAX], const char *email, const char *suffix)
+{
+	char lower[SH_KEY_MAX], h[SH_PHASH_LEN + 1];
+
+	if (sh_email_key(email, strlen(email), lower, sizeof lower) != 0)
+		return SS_EINTERNAL;
+	hash_hex(lower, strlen(lower), h);
+	return key(out, "mail", h, suffix);
+}
+
+int
+sh_key_token(char out[SH_KEY_MAX], const char *token_hash)
+{
+	return key(out, "tok", token_hash, NULL);
+}
+
+int
+sh_email_key(const char *email, size_t n, char *out, size_t outlen)
+{
+	if (n == 0 || n >= outlen || memchr(email, '@', n) == NULL ||
+	    memchr(email, '\0', n) != NULL)
+		return SS_EBADREQ;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)email[i]);
+	out[n] = '\0';
+	return 0;
+}
+
+int64_t
+sh_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+sh_time_fmt(int64_t ms, char out[SH_TIME_LEN + 1])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, SH_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -1,0 +1,117 @@
+/*
+ * services/share/study.h - a study, its validation, its stored form, and
+ * the names of share's Redis keys.
+ *
+ * Pure functions (no I/O), so every rule here is unit-tested directly.
+ *
+ * A study.arrived body (API.md "Studies") is validated field by field:
+ *   study_uid    required; DICOM UID syntax: 1..64 characters, dot-separated
+ *                components of digits, no empty component, no leading zero
+ *                in a component of more than one digit
+ *   worklist     required; "<kind>:<id>" (organisation, location, group,
+ *                user; id 1..64 of A-Z a-z 0-9 . _ -)
+ *   patient      optional map of optional id (1..64), name (1..256),
+ *                birth_date (a valid YYYYMMDD date)
+ *   study_date   optional valid YYYYMMDD date
+ *   accession    optional 1..64;  modality 1..64;  description 1..256
+ * Text fields must be UTF-8 without control characters.  A refusal names
+ * the field ("field 'patient.birth_date': expected a YYYYMMDD date").
+ *
+ * The stored form of a study (the "blob") is one msgpack map with every
+ * field present, nil when unknown, in a fixed order, so the same event
+ * always gives the same bytes:
+ *   {"study_uid", "patient": {"id", "name", "birth_date"}, "study_date",
+ *    "modality", "description", "accession"}
+ */
+#ifndef SS_SHARE_STUDY_H
+#define SS_SHARE_STUDY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+
+#include "proto/envelope.h"
+
+#define SH_UID_MAX   64
+#define SH_WL_MAX    80 /* "organisation:" + 64 */
+#define SH_ID_MAX    64
+#define SH_PID_MAX   64
+#define SH_PNAME_MAX 256
+#define SH_DATE_LEN  8
+#define SH_ACC_MAX   64
+#define SH_MOD_MAX   64
+#define SH_DESC_MAX  256
+
+/* Members of the per-worklist sorted sets (all scores 0, ordered by
+ * bytes): "<study_date|00000000>:<added, 13-digit ms>:<uid>" and
+ * "<32 hex: hash of patient id>:<study_date>:<uid>". */
+#define SH_MS_DIGITS     13
+#define SH_INDEX_UID_AT  (SH_DATE_LEN + 1 + SH_MS_DIGITS + 1)
+#define SH_INDEX_MAX     (SH_INDEX_UID_AT + SH_UID_MAX)
+#define SH_PHASH_LEN     32
+#define SH_PRIORS_UID_AT (SH_PHASH_LEN + 1 + SH_DATE_LEN + 1)
+#define SH_PRIORS_MAX    (SH_PRIORS_UID_AT + SH_UID_MAX)
+#define SH_KEY_MAX       160
+#define SH_TIME_LEN      20 /* "2026-11-29T09:15:00Z" */
+
+typedef struct sh_study {
+	char uid[SH_UID_MAX + 1];
+	char patient_id[SH_PID_MAX + 1]; /* "" when unknown, as below */
+	char patient_name[SH_PNAME_MAX + 1];
+	char birth_date[SH_DATE_LEN + 1];
+	char study_date[SH_DATE_LEN + 1];
+	char accession[SH_ACC_MAX + 1];
+	char modality[SH_MOD_MAX + 1];
+	char description[SH_DESC_MAX + 1];
+} sh_study;
+
+bool sh_valid_uid(const char *s, size_t n);
+bool sh_valid_date(const char *s, size_t n);
+bool sh_valid_worklist(const char *s, size_t n);
+/* UTF-8 without C0 controls or DEL. */
+bool sh_valid_text(const char *s, size_t n);
+/* Like sh_valid_text, but tabs and line breaks are allowed (messages). */
+bool sh_valid_message(const char *s, size_t n);
+/* A listing cursor: an index member as sh_index_member() makes them. */
+bool sh_valid_cursor(const char *s, size_t n);
+
+/*
+ * Parses a study.arrived body into st and wl (size SH_WL_MAX + 1).
+ * Returns 0, or SS_EBADREQ with a message naming the field in why.
+ */
+int sh_study_parse(const msgpack_object *body, sh_study *st, char *wl,
+                   char *why, size_t whylen);
+
+/* Packs the stored form of st (one map) into p. */
+void sh_study_pack(const sh_study *st, ss_pack *p);
+
+/* Reads a stored form back; SS_EINTERNAL when the bytes are not one. */
+int sh_study_unpack(const char *blob, size_t len, sh_study *st);
+
+/* The listing member of st added at added_ms; returns its length. */
+size_t sh_index_member(const sh_study *st, int64_t added_ms,
+                       char out[SH_INDEX_MAX + 1]);
+/* The priors member of st, or "" (0) without a patient id or a date. */
+size_t sh_priors_member(const sh_study *st, char out[SH_PRIORS_MAX + 1]);
+/* The added time of a listing member, in ms; -1 if it is not one. */
+int64_t sh_index_added(const char *m, size_t n);
+
+/* Key names (see share.h).  Each returns 0, or SS_EINTERNAL when the
+ * name would not fit (callers pass validated ids, so never). */
+int sh_key_wl(char out[SH_KEY_MAX], const char *wl, const char *suffix);
+int sh_key_study(char out[SH_KEY_MAX], const char *uid, const char *suffix);
+/* Invitations are keyed by a hash of the lower-cased address, so no
+ * address appears in a key name. */
+int sh_key_mail(char out[SH_KEY_MAX], const char *email, const char *suffix);
+int sh_key_token(char out[SH_KEY_MAX], const char *token_hash);
+
+/* Wall clock in ms; RFC 3339 UTC with seconds ("...T09:15:00Z"). */
+int64_t sh_now_ms(void);
+void sh_time_fmt(int64_t ms, char out[SH_TIME_LEN + 1]);
+
+/* Lower-cases an address into out (size SH_KEY_MAX); SS_EBADREQ when it
+ * is empty, too long, or has no '@'. */
+int sh_email_key(const char *email, size_t n, char *out, size_t outlen);
+
+#endif

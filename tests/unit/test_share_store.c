@@ -1,0 +1,450 @@
+/*
+ * tests/unit/test_share_store.c - the Lua scripts of services/share/store.c
+ * against a real redis-server (redis_fixture.h), run with EVAL over a
+ * blocking connection: delivery, paging, priors and the invitation life
+ * cycle (invite, claim, release, finish).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/errors.h"
+#include "services/share/share.h"
+#include "tests/unit/redis_fixture.h"
+
+static struct ss_rfx fx;
+static redisContext *rc;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	if (ss_rfx_start(&fx, NULL) != 0)
+		return -1;
+	rc = ss_rfx_connect(&fx);
+	return rc != NULL ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	if (rc != NULL)
+		redisFree(rc);
+	ss_rfx_stop(&fx);
+	return 0;
+}
+
+static int
+flush(void **state)
+{
+	redisReply *r = redisCommand(rc, "FLUSHALL");
+
+	(void)state;
+	freeReplyObject(r);
+	return 0;
+}
+
+/* EVAL src nkeys args... (NULL-terminated list of C strings, where a NULL
+ * blob pointer is not allowed: use evalb for binary arguments). */
+static redisReply *
+evalv(const ss_script *s, int nkeys, const char **args, const size_t *lens,
+      int n)
+{
+	const char *argv[32];
+	size_t alens[32];
+	char nk[8];
+	redisReply *r;
+
+	assert_true(n + 3 <= 32);
+	snprintf(nk, sizeof nk, "%d", nkeys);
+	argv[0] = "EVAL";
+	alens[0] = 4;
+	argv[1] = s->src;
+	alens[1] = strlen(s->src);
+	argv[2] = nk;
+	alens[2] = strlen(nk);
+	for (int i = 0; i < n; i++) {
+		argv[i + 3] = args[i];
+		alens[i + 3] = lens != NULL ? lens[i] : strlen(args[i]);
+	}
+	r = redisCommandArgv(rc, n + 3, argv, alens);
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_ERROR)
+		fail_msg("%s: %s", s->name, r->str);
+	return r;
+}
+
+/* A study with the given fields; "" leaves one out. */
+static sh_study
+study(const char *uid, const char *date, const char *pid)
+{
+	sh_study st = {0};
+
+	snprintf(st.uid, sizeof st.uid, "%s", uid);
+	snprintf(st.study_date, sizeof st.study_date, "%s", date);
+	snprintf(st.patient_id, sizeof st.patient_id, "%s", pid);
+	snprintf(st.description, sizeof st.description, "study %s", uid);
+	return st;
+}
+
+/* Runs the deliver script as sh_store_deliver() would. */
+static long long
+deliver(const char *wl, const sh_study *st, int64_t added)
+{
+	char k1[SH_KEY_MAX], k2[SH_KEY_MAX], k3[SH_KEY_MAX];
+	char im[SH_INDEX_MAX + 1], pm[SH_PRIORS_MAX + 1];
+	const char *args[7];
+	size_t lens[7];
+	redisReply *r;
+	long long v;
+	ss_pack p;
+
+	ss_pack_init(&p);
+	sh_study_pack(st, &p);
+	sh_key_wl(k1, wl, "studies");
+	sh_key_wl(k2, wl, "index");
+	sh_key_wl(k3, wl, "priors");
+	args[0] = k1;
+	args[1] = k2;
+	args[2] = k3;
+	args[3] = st->uid;
+	args[4] = p.sb.data;
+	args[5] = im;
+	args[6] = pm;
+	for (int i = 0; i < 7; i++)
+		lens[i] = strlen(args[i]);
+	lens[4] = p.sb.size;
+	lens[5] = sh_index_member(st, added, im);
+	lens[6] = sh_priors_member(st, pm);
+	r = evalv(&sh_script_deliver, 3, args, lens, 7);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	v = r->integer;
+	freeReplyObject(r);
+	ss_pack_free(&p);
+	return v;
+}
+
+/* The uid inside a stored blob. */
+static void
+blob_uid(const redisReply *b, char *out)
+{
+	sh_study st;
+
+	assert_int_equal(b->type, REDIS_REPLY_STRING);
+	assert_int_equal(sh_study_unpack(b->str, b->len, &st), 0);
+	strcpy(out, st.uid);
+}
+
+static void
+test_deliver_is_idempotent(void **state)
+{
+	sh_study a = study("1.1", "20260101", "P1");
+	redisReply *r;
+
+	(void)state;
+	assert_int_equal(deliver("location:ct", &a, 1000), 1);
+	assert_int_equal(deliver("location:ct", &a, 2000), 0);
+	assert_int_equal(deliver("group:neuro", &a, 3000), 1);
+	r = redisCommand(rc, "ZCARD share:{wl:location:ct}:index");
+	assert_int_equal(r->integer, 1); /* no second member */
+	freeReplyObject(r);
+	r = redisCommand(rc, "ZCARD share:{wl:location:ct}:priors");
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	r = redisCommand(rc, "HLEN share:{wl:location:ct}:studies");
+	assert_int_equal(r->integer, 2); /* the study and its p: field */
+	freeReplyObject(r);
+	/* No date: listed, but not in the priors index. */
+	a = study("1.2", "", "P1");
+	assert_int_equal(deliver("location:ct", &a, 4000), 1);
+	r = redisCommand(rc, "ZCARD share:{wl:location:ct}:priors");
+	assert_int_equal(r->integer, 1);
+	freeReplyObject(r);
+	r = redisCommand(rc, "ZCARD share:{wl:location:ct}:index");
+	assert_int_equal(r->integer, 2);
+	freeReplyObject(r);
+}
+
+/* One page: members and uids in order. */
+static int
+page(const char *wl, const char *cursor, int limit, char uids[][16], char *last)
+{
+	char k1[SH_KEY_MAX], k2[SH_KEY_MAX], count[8];
+	const char *args[4];
+	redisReply *r;
+	int n;
+
+	sh_key_wl(k1, wl, "studies");
+	sh_key_wl(k2, wl, "index");
+	snprintf(count, sizeof count, "%d", limit);
+	args[0] = k1;
+	args[1] = k2;
+	args[2] = cursor;
+	args[3] = count;
+	r = evalv(&sh_script_list, 2, args, NULL, 4);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(r->elements, 2);
+	n = (int)r->element[0]->elements;
+	assert_int_equal(r->element[1]->elements, n);
+	for (int i = 0; i < n; i++)
+		blob_uid(r->element[1]->element[i], uids[i]);
+	if (n > 0)
+		strcpy(last, r->element[0]->element[n - 1]->str);
+	freeReplyObject(r);
+	return n;
+}
+
+static void
+test_paging_newest_first_without_gaps(void **state)
+{
+	char uids[16][16], last[SH_INDEX_MAX + 1], seen[64] = {0};
+	char cursor[SH_INDEX_MAX + 1] = "";
+	int total = 0, n, prev = 100000000;
+
+	(void)state;
+	/* 40 studies over 8 dates, 5 per date (ties on the date, ordered by
+	 * arrival), delivered in a scrambled order. */
+	for (int k = 0; k < 40; k++) {
+		int i = (k * 17) % 40;
+		char uid[16], date[9];
+		sh_study st;
+
+		snprintf(uid, sizeof uid, "9.%d", i + 1);
+		snprintf(date, sizeof date, "2026010%d", i / 5 + 1);
+		st = study(uid, date, "");
+		assert_int_equal(deliver("location:big", &st, 1000 + i), 1);
+	}
+	do {
+		n = page("location:big", cursor, 7, uids, last);
+		for (int i = 0; i < n; i++) {
+			int id = atoi(uids[i] + 2) - 1;
+			assert_false(seen[id]);
+			seen[id] = 1;
+			/* newest date first, then latest arrival: ids fall */
+			assert_true(id < prev);
+			prev = id;
+		}
+		total += n;
+		strcpy(cursor, last);
+	} while (n == 7);
+	assert_int_equal(total, 40);
+	/* A study arriving meanwhile with an older date shows up later in
+	 * the walk; one with a newer date does not disturb the cursor. */
+	n = page("location:big", "", 3, uids, last);
+	assert_int_equal(n, 3);
+	assert_string_equal(uids[0], "9.40");
+}
+
+static long long
+lookup(const char *wl, const char *uid, char out[][16], char *self)
+{
+	char k1[SH_KEY_MAX], k2[SH_KEY_MAX];
+	const char *args[4];
+	redisReply *r;
+	long long n;
+
+	sh_key_wl(k1, wl, "studies");
+	sh_key_wl(k2, wl, "priors");
+	args[0] = k1;
+	args[1] = k2;
+	args[2] = uid;
+	args[3] = "100";
+	r = evalv(&sh_script_lookup, 2, args, NULL, 4);
+	if (r->type == REDIS_REPLY_NIL) {
+		freeReplyObject(r);
+		return -1;
+	}
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	blob_uid(r->element[0], self);
+	n = (long long)r->element[1]->elements;
+	for (long long i = 0; i < n; i++)
+		blob_uid(r->element[1]->element[i], out[i]);
+	freeReplyObject(r);
+	return n;
+}
+
+static void
+test_priors(void **state)
+{
+	const struct {
+		const char *uid, *date, *pid;
+	} s[] = {
+	    {"5.1", "20200101", "P1"}, {"5.2", "20240601", "P1"},
+	    {"5.3", "20220301", "P1"}, {"5.4", "20240601", "P1"}, /* same day */
+	    {"5.5", "20230101", "P2"},                            /* other */
+	    {"5.6", "20190101", "P1"}, {"5.7", "", "P1"},         /* no date */
+	    {"5.8", "20250101", "P1"},                            /* later */
+	};
+	char pri[16][16], self[16];
+	sh_study st;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
+		st = study(s[i].uid, s[i].date, s[i].pid);
+		assert_int_equal(deliver("location:ct", &st, 1), 1);
+	}
+	/* The same patient in another worklist is not a prior here. */
+	st = study("5.9", "20210101", "P1");
+	assert_int_equal(deliver("location:mri", &st, 1), 1);
+
+	assert_int_equal(lookup("location:ct", "5.2", pri, self), 3);
+	assert_string_equal(self, "5.2");
+	assert_string_equal(pri[0], "5.3");
+	assert_string_equal(pri[1], "5.1");
+	assert_string_equal(pri[2], "5.6");
+	assert_int_equal(lookup("location:ct", "5.6", pri, self), 0);
+	assert_int_equal(lookup("location:ct", "5.7", pri, self), 0);
+	assert_int_equal(lookup("location:ct", "5.5", pri, self), 0);
+	assert_int_equal(lookup("location:ct", "5.8", pri, self), 5);
+	assert_string_equal(pri[0], "5.4"); /* same date: uid order, desc */
+	assert_string_equal(pri[1], "5.2");
+	assert_int_equal(lookup("location:ct", "5.9", pri, self), -1);
+	assert_int_equal(lookup("location:mri", "5.9", pri, self), 0);
+}
+
+/* The invitation scripts, by their answers. */
+static redisReply *
+inv(const ss_script *s, const char **args, int n)
+{
+	return evalv(s, s == &sh_script_release ? 1 : 2, args, NULL, n);
+}
+
+static const char *
+tag(const redisReply *r)
+{
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(r->element[0]->type, REDIS_REPLY_STRING);
+	return r->element[0]->str;
+}
+
+static void
+test_invitation_life_cycle(void **state)
+{
+	char k1[SH_KEY_MAX], k2[SH_KEY_MAX], far[24], soon[24], now[24];
+	redisReply *r;
+
+	(void)state;
+	sh_key_mail(k1, "gp@outside.example", "inv");
+	sh_key_mail(k2, "gp@outside.example", "pending");
+	snprintf(now, sizeof now, "%lld", (long long)sh_now_ms());
+	snprintf(far, sizeof far, "%lld", (long long)sh_now_ms() + 3600000);
+	snprintf(soon, sizeof soon, "%lld", (long long)sh_now_ms() + 60000);
+
+	/* Unknown token. */
+	r = inv(&sh_script_claim,
+	        (const char *[]){k1, k2, "tokA", now, "c1", soon}, 6);
+	assert_string_equal(tag(r), "gone");
+	freeReplyObject(r);
+
+	/* Two invitations (two tokens, two studies) to one address. */
+	r = inv(&sh_script_invite,
+	        (const char *[]){k1, k2, "tokA", far, "3600000", "1.1", "rec1"},
+	        7);
+	assert_string_equal(tag(r), "ok");
+	freeReplyObject(r);
+	r = inv(&sh_script_invite,
+	        (const char *[]){k1, k2, "tokB", far, "3600000", "1.2", "rec2"},
+	        7);
+	assert_string_equal(tag(r), "ok");
+	freeReplyObject(r);
+	r = redisCommand(rc, "PTTL %s", k1);
+	assert_true(r->integer > 3500000 && r->integer <= 3600000);
+	freeReplyObject(r);
+
+	/* An expired token is gone. */
+	r = inv(
+	    &sh_script_invite,
+	    (const char *[]){k1, k2, "tokOld", now, "3600000", "1.1", "rec1"},
+	    7);
+	freeReplyObject(r);
+	r = inv(&sh_script_claim,
+	        (const char *[]){k1, k2, "tokOld", now, "c0", soon}, 6);
+	assert_string_equal(tag(r), "gone");
+	freeReplyObject(r);
+
+	/* Claim with A: both pending shares come back. */
+	r = inv(&sh_script_claim,
+	        (const char *[]){k1, k2, "tokA", now, "c1", soon}, 6);
+	assert_string_equal(tag(r), "ok");
+	assert_int_equal(r->element[1]->elements, 4);
+	freeReplyObject(r);
+	/* A second registration meanwhile, with either token: busy. */
+	r = inv(&sh_script_claim,
+	        (const char *[]){k1, k2, "tokB", now, "c2", soon}, 6);
+	assert_string_equal(tag(r), "busy");
+	freeReplyObject(r);
+	/* Released (authz refused the user id): claimable again. */
+	r = inv(&sh_script_release, (const char *[]){k1, "c-not-mine"}, 2);
+	freeReplyObject(r);
+	r = inv(&sh_script_claim,
+	        (const char *[]){k1, k2, "tokB", now, "c2", soon}, 6);
+	assert_string_equal(tag(r), "busy"); /* someone else's release */
+	freeReplyObject(r);
+	r = inv(&sh_script_release, (const char *[]){k1, "c1"}, 2);
+	freeReplyObject(r);
+	r = inv(&sh_script_claim,
+	        (const char *[]){k1, k2, "tokB", now, "c2", soon}, 6);
+	assert_string_equal(tag(r), "ok");
+	freeReplyObject(r);
+	/* An expired claim can be taken over. */
+	r = inv(&sh_script_claim,
+	        (const char *[]){k1, k2, "tokA", soon, "c3", far}, 6);
+	assert_string_equal(tag(r), "ok");
+	freeReplyObject(r);
+	/* The old claim cannot finish; the new one can. */
+	r = inv(&sh_script_finish, (const char *[]){k1, k2, "c2", "gp", "1.1"},
+	        5);
+	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+	/* A share pending since the claim comes back from finish. */
+	r = inv(&sh_script_finish, (const char *[]){k1, k2, "c3", "gp", "1.1"},
+	        5);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(r->elements, 2);
+	assert_string_equal(r->element[0]->str, "1.2");
+	freeReplyObject(r);
+	r = inv(&sh_script_finish, (const char *[]){k1, k2, "c3", "gp", "1.2"},
+	        5);
+	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+	assert_int_equal(r->elements, 0);
+	freeReplyObject(r);
+	/* Every token of the address is spent now. */
+	r = inv(&sh_script_claim,
+	        (const char *[]){k1, k2, "tokA", now, "c4", soon}, 6);
+	assert_string_equal(tag(r), "gone");
+	freeReplyObject(r);
+	r = inv(&sh_script_claim,
+	        (const char *[]){k1, k2, "tokB", now, "c4", soon}, 6);
+	assert_string_equal(tag(r), "gone");
+	freeReplyObject(r);
+	/* A later invitation learns that the address has an account. */
+	r = inv(&sh_script_invite,
+	        (const char *[]){k1, k2, "tokC", far, "3600000", "1.3", "rec"},
+	        7);
+	assert_string_equal(tag(r), "registered");
+	assert_string_equal(r->element[1]->str, "gp");
+	freeReplyObject(r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup(test_deliver_is_idempotent, flush),
+	    cmocka_unit_test_setup(test_paging_newest_first_without_gaps,
+	                           flush),
+	    cmocka_unit_test_setup(test_priors, flush),
+	    cmocka_unit_test_setup(test_invitation_life_cycle, flush),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

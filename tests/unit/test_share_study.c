@@ -1,0 +1,390 @@
+/*
+ * tests/unit/test_share_study.c - services/share/study.c: validation of
+ * study.arrived bodies, the stored form, sorted-set members and keys.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/errors.h"
+#include "services/share/study.h"
+
+/* Builds a body map from key/value string pairs (NULL-terminated); a
+ * value of "<int>" packs the integer 7 instead, for type errors. */
+static void
+body(ss_pack *p, msgpack_unpacked *up, const char *const *kv)
+{
+	size_t n = 0;
+
+	while (kv[2 * n] != NULL)
+		n++;
+	ss_pack_reset(p);
+	msgpack_pack_map(&p->pk, n);
+	for (size_t i = 0; i < n; i++) {
+		ss_pack_key(p, kv[2 * i]);
+		if (strcmp(kv[2 * i + 1], "<int>") == 0)
+			msgpack_pack_int(&p->pk, 7);
+		else
+			ss_pack_cstr(p, kv[2 * i + 1]);
+	}
+	msgpack_unpacked_init(up);
+	assert_int_equal(msgpack_unpack_next(up, p->sb.data, p->sb.size, NULL),
+	                 MSGPACK_UNPACK_SUCCESS);
+}
+
+static int
+parse(const char *const *kv, sh_study *st, char *wl, char *why)
+{
+	msgpack_unpacked up;
+	ss_pack p;
+	int rv;
+
+	ss_pack_init(&p);
+	body(&p, &up, kv);
+	rv = sh_study_parse(&up.data, st, wl, why, 256);
+	msgpack_unpacked_destroy(&up);
+	ss_pack_free(&p);
+	return rv;
+}
+
+static void
+test_uids(void **state)
+{
+	const char *good[] = {
+	    "1", "0", "1.2.840.10008.1", "0.0",
+	    "1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17.18.19"};
+	const char *bad[] = {"",     ".",     "1.",  ".1",  "1..2", "01.2",
+	                     "1.02", "1.2.a", "1,2", "1 2", "-1",   "1.2.3\n"};
+	char max[SH_UID_MAX + 2];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+		assert_true(sh_valid_uid(good[i], strlen(good[i])));
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		assert_false(sh_valid_uid(bad[i], strlen(bad[i])));
+	memset(max, '1', SH_UID_MAX);
+	assert_true(sh_valid_uid(max, SH_UID_MAX));
+	max[SH_UID_MAX] = '1';
+	assert_false(sh_valid_uid(max, SH_UID_MAX + 1));
+}
+
+static void
+test_dates(void **state)
+{
+	const char *good[] = {"20261101", "20240229", "20000229", "19991231",
+	                      "10000101"};
+	const char *bad[] = {"20230229", "19000229", "20261301",  "20261100",
+	                     "20260431", "2026110",  "202611011", "2026-11-01",
+	                     "0999123",  "09991231", "2026111a"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+		assert_true(sh_valid_date(good[i], strlen(good[i])));
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		assert_false(sh_valid_date(bad[i], strlen(bad[i])));
+}
+
+static void
+test_worklists_and_text(void **state)
+{
+	(void)state;
+	assert_true(sh_valid_worklist("location:ct", 11));
+	assert_true(sh_valid_worklist("user:a.b_c-d", 12));
+	assert_true(sh_valid_worklist("organisation:x", 14));
+	assert_false(sh_valid_worklist("location:", 9));
+	assert_false(sh_valid_worklist("planet:mars", 11));
+	assert_false(sh_valid_worklist("ct", 2));
+	assert_false(sh_valid_worklist("location:c t", 12));
+	assert_false(sh_valid_worklist("group:{x}", 9)); /* no hash tags */
+
+	assert_true(sh_valid_text("DOE^JANE", 8));
+	assert_true(sh_valid_text("M\xc3\xbcller", 7));    /* Müller */
+	assert_true(sh_valid_text("\xe2\x82\xac", 3));     /* € */
+	assert_true(sh_valid_text("\xf0\x9f\x98\x80", 4)); /* emoji */
+	assert_false(sh_valid_text("a\nb", 3));
+	assert_false(sh_valid_text("a\x7f", 2));
+	assert_false(sh_valid_text("\xc3", 1));         /* truncated */
+	assert_false(sh_valid_text("\xc0\xaf", 2));     /* overlong */
+	assert_false(sh_valid_text("\xed\xa0\x80", 3)); /* surrogate */
+	assert_false(sh_valid_text("\xff", 1));
+	assert_true(sh_valid_message("line one\nline two\r\n\tend", 23));
+	assert_false(sh_valid_message("bell\a", 5));
+}
+
+static void
+test_parse_full_event(void **state)
+{
+	const char *kv[] = {
+	    "study_uid",   "1.2.840.1", "worklist", "location:ct", "study_date",
+	    "20261101",    "accession", "A1",       "modality",    "CT",
+	    "description", "CT HEAD",   NULL};
+	char wl[SH_WL_MAX + 1], why[256];
+	sh_study st;
+
+	(void)state;
+	assert_int_equal(parse(kv, &st, wl, why), 0);
+	assert_string_equal(st.uid, "1.2.840.1");
+	assert_string_equal(wl, "location:ct");
+	assert_string_equal(st.study_date, "20261101");
+	assert_string_equal(st.accession, "A1");
+	assert_string_equal(st.modality, "CT");
+	assert_string_equal(st.description, "CT HEAD");
+	assert_string_equal(st.patient_id, "");
+}
+
+static void
+test_parse_patient_map(void **state)
+{
+	char wl[SH_WL_MAX + 1], why[256];
+	msgpack_unpacked up;
+	sh_study st;
+	ss_pack p;
+
+	(void)state;
+	ss_pack_init(&p);
+	msgpack_pack_map(&p.pk, 3);
+	ss_pack_kv_cstr(&p, "study_uid", "1.2.3");
+	ss_pack_kv_cstr(&p, "worklist", "group:neuro");
+	ss_pack_key(&p, "patient");
+	msgpack_pack_map(&p.pk, 3);
+	ss_pack_kv_cstr(&p, "id", "P123");
+	ss_pack_kv_cstr(&p, "name", "DOE^JANE");
+	ss_pack_kv_cstr(&p, "birth_date", "19800131");
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, NULL),
+	                 MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(sh_study_parse(&up.data, &st, wl, why, sizeof why), 0);
+	assert_string_equal(st.patient_id, "P123");
+	assert_string_equal(st.patient_name, "DOE^JANE");
+	assert_string_equal(st.birth_date, "19800131");
+	msgpack_unpacked_destroy(&up);
+
+	/* A bad birth date is named with its path. */
+	ss_pack_reset(&p);
+	msgpack_pack_map(&p.pk, 3);
+	ss_pack_kv_cstr(&p, "study_uid", "1.2.3");
+	ss_pack_kv_cstr(&p, "worklist", "group:neuro");
+	ss_pack_key(&p, "patient");
+	msgpack_pack_map(&p.pk, 1);
+	ss_pack_kv_cstr(&p, "birth_date", "19801331");
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, NULL),
+	                 MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(sh_study_parse(&up.data, &st, wl, why, sizeof why),
+	                 SS_EBADREQ);
+	assert_non_null(strstr(why, "'patient.birth_date'"));
+	assert_string_equal(wl, "");
+	msgpack_unpacked_destroy(&up);
+
+	/* An unknown field inside patient, too. */
+	ss_pack_reset(&p);
+	msgpack_pack_map(&p.pk, 3);
+	ss_pack_kv_cstr(&p, "study_uid", "1.2.3");
+	ss_pack_kv_cstr(&p, "worklist", "group:neuro");
+	ss_pack_key(&p, "patient");
+	msgpack_pack_map(&p.pk, 1);
+	ss_pack_kv_cstr(&p, "sex", "F");
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, NULL),
+	                 MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(sh_study_parse(&up.data, &st, wl, why, sizeof why),
+	                 SS_EBADREQ);
+	assert_non_null(strstr(why, "patient"));
+	assert_non_null(strstr(why, "sex"));
+	msgpack_unpacked_destroy(&up);
+	ss_pack_free(&p);
+}
+
+/* Each bad event is refused, and the message names the field. */
+static void
+test_refusals_name_the_field(void **state)
+{
+	static const struct {
+		const char *kv[12];
+		const char *field;
+	} cases[] = {
+	    {{"worklist", "location:ct", NULL}, "study_uid"},
+	    {{"study_uid", "1.2", NULL}, "worklist"},
+	    {{"study_uid", "1..2", "worklist", "location:ct", NULL},
+	     "study_uid"},
+	    {{"study_uid", "<int>", "worklist", "location:ct", NULL},
+	     "study_uid"},
+	    {{"study_uid", "1.2", "worklist", "mars", NULL}, "worklist"},
+	    {{"study_uid", "1.2", "worklist", "location:ct", "study_date",
+	      "2026-11-01", NULL},
+	     "study_date"},
+	    {{"study_uid", "1.2", "worklist", "location:ct", "modality", "C\tT",
+	      NULL},
+	     "modality"},
+	    {{"study_uid", "1.2", "worklist", "location:ct", "description", "",
+	      NULL},
+	     "description"},
+	    {{"study_uid", "1.2", "worklist", "location:ct", "accession",
+	      "\xc3", NULL},
+	     "accession"},
+	    {{"study_uid", "1.2", "worklist", "location:ct", "colour", "red",
+	      NULL},
+	     "colour"},
+	    {{"study_uid", "1.2", "worklist", "location:ct", "patient", "P1",
+	      NULL},
+	     "patient"},
+	};
+	char wl[SH_WL_MAX + 1], why[256], want[64];
+	sh_study st;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		assert_int_equal(parse(cases[i].kv, &st, wl, why), SS_EBADREQ);
+		snprintf(want, sizeof want, "'%s'", cases[i].field);
+		if (strstr(why, want) == NULL)
+			fail_msg("case %zu: \"%s\" does not name %s", i, why,
+			         want);
+	}
+}
+
+static void
+test_stored_form_round_trips(void **state)
+{
+	sh_study a = {0}, b;
+	ss_pack p1, p2;
+
+	(void)state;
+	strcpy(a.uid, "1.2.840.99");
+	strcpy(a.patient_id, "P1");
+	strcpy(a.patient_name, "DOE^JANE");
+	strcpy(a.study_date, "20261101");
+	strcpy(a.modality, "MR");
+	ss_pack_init(&p1);
+	ss_pack_init(&p2);
+	sh_study_pack(&a, &p1);
+	assert_int_equal(sh_study_unpack(p1.sb.data, p1.sb.size, &b), 0);
+	assert_memory_equal(&a, &b, sizeof a);
+	/* The same study always gives the same bytes. */
+	sh_study_pack(&b, &p2);
+	assert_int_equal(p1.sb.size, p2.sb.size);
+	assert_memory_equal(p1.sb.data, p2.sb.data, p1.sb.size);
+	/* Broken bytes are refused. */
+	assert_int_equal(sh_study_unpack(p1.sb.data, p1.sb.size - 1, &b),
+	                 SS_EINTERNAL);
+	assert_int_equal(sh_study_unpack("\x81\xa1x\x01", 4, &b),
+	                 SS_EINTERNAL); /* no study_uid */
+	assert_int_equal(sh_study_unpack(NULL, 0, &b), SS_EINTERNAL);
+	ss_pack_free(&p1);
+	ss_pack_free(&p2);
+}
+
+static void
+test_members(void **state)
+{
+	char im[SH_INDEX_MAX + 1], pm[SH_PRIORS_MAX + 1],
+	    pm2[SH_PRIORS_MAX + 1];
+	sh_study st = {0};
+	size_t n;
+
+	(void)state;
+	/* The scripts cut members at fixed 1-based offsets (store.c). */
+	assert_int_equal(SH_INDEX_UID_AT + 1, 24);
+	assert_int_equal(SH_PRIORS_UID_AT + 1, 43);
+	assert_int_equal(SH_PHASH_LEN + 1 + SH_DATE_LEN, 41);
+
+	strcpy(st.uid, "1.2.3");
+	n = sh_index_member(&st, 1732871234567, im);
+	assert_string_equal(im, "00000000:1732871234567:1.2.3");
+	assert_int_equal(n, strlen(im));
+	assert_true(sh_valid_cursor(im, n));
+	assert_int_equal(sh_index_added(im, n), 1732871234567);
+	assert_int_equal(sh_priors_member(&st, pm), 0); /* no date, no id */
+
+	strcpy(st.study_date, "20261101");
+	sh_index_member(&st, 5, im);
+	assert_string_equal(im, "20261101:0000000000005:1.2.3");
+	assert_int_equal(sh_priors_member(&st, pm), 0); /* no patient id */
+	strcpy(st.patient_id, "P123");
+	n = sh_priors_member(&st, pm);
+	assert_int_equal(n, strlen(pm));
+	assert_int_equal(n, SH_PRIORS_UID_AT + 5);
+	assert_string_equal(pm + SH_PRIORS_UID_AT, "1.2.3");
+	assert_memory_equal(pm + SH_PHASH_LEN, ":20261101:", 10);
+	assert_null(strstr(pm, "P123")); /* no patient id in clear */
+	/* Same patient, same hash; another patient, another. */
+	strcpy(st.uid, "1.2.4");
+	strcpy(st.study_date, "20250101");
+	sh_priors_member(&st, pm2);
+	assert_memory_equal(pm, pm2, SH_PHASH_LEN);
+	strcpy(st.patient_id, "P124");
+	sh_priors_member(&st, pm2);
+	assert_memory_not_equal(pm, pm2, SH_PHASH_LEN);
+
+	assert_false(sh_valid_cursor("20261101:123:1.2", 16));
+	assert_false(sh_valid_cursor("20261101:0000000000005:", 23));
+	assert_false(sh_valid_cursor("2026110x:0000000000005:1", 24));
+	assert_false(sh_valid_cursor("20261101;0000000000005:1", 24));
+	assert_int_equal(sh_index_added("junk", 4), -1);
+}
+
+static void
+test_keys(void **state)
+{
+	char k[SH_KEY_MAX], k2[SH_KEY_MAX], long_wl[200];
+
+	(void)state;
+	assert_int_equal(sh_key_wl(k, "location:ct", "index"), 0);
+	assert_string_equal(k, "share:{wl:location:ct}:index");
+	assert_int_equal(sh_key_study(k, "1.2.3", NULL), 0);
+	assert_string_equal(k, "share:{study:1.2.3}");
+	assert_int_equal(sh_key_study(k, "1.2.3", "shares"), 0);
+	assert_string_equal(k, "share:{study:1.2.3}:shares");
+	assert_int_equal(sh_key_token(k, "ab12"), 0);
+	assert_string_equal(k, "share:{tok:ab12}");
+	/* Addresses: case-insensitive, and never in clear in a key. */
+	assert_int_equal(sh_key_mail(k, "GP@Outside.example", "inv"), 0);
+	assert_int_equal(sh_key_mail(k2, "gp@outside.example", "inv"), 0);
+	assert_string_equal(k, k2);
+	assert_null(strstr(k, "outside"));
+	assert_int_equal(strncmp(k, "share:{mail:", 12), 0);
+	assert_int_equal(sh_key_mail(k2, "gp@outside.example", "pending"), 0);
+	/* Same hash tag, so one script may touch both. */
+	assert_memory_equal(k, k2, 12 + SH_PHASH_LEN + 1);
+	assert_int_not_equal(sh_key_mail(k, "not-an-address", "inv"), 0);
+	memset(long_wl, 'x', sizeof long_wl - 1);
+	long_wl[sizeof long_wl - 1] = '\0';
+	assert_int_equal(sh_key_wl(k, long_wl, "index"), SS_EINTERNAL);
+}
+
+static void
+test_time_format(void **state)
+{
+	char t[SH_TIME_LEN + 1];
+
+	(void)state;
+	sh_time_fmt(0, t);
+	assert_string_equal(t, "1970-01-01T00:00:00Z");
+	sh_time_fmt(1795000000999, t);
+	assert_string_equal(t, "2026-11-18T11:06:40Z");
+	assert_true(sh_now_ms() > 1700000000000);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_uids),
+	    cmocka_unit_test(test_dates),
+	    cmocka_unit_test(test_worklists_and_text),
+	    cmocka_unit_test(test_parse_full_event),
+	    cmocka_unit_test(test_parse_patient_map),
+	    cmocka_unit_test(test_refusals_name_the_field),
+	    cmocka_unit_test(test_stored_form_round_trips),
+	    cmocka_unit_test(test_members),
+	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_time_format),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
