@@ -72,7 +72,7 @@ SAN_ENV = {
 def unit(builddir, sanitized):
     bins = sorted(glob.glob(os.path.join(ROOT, builddir, "test_*")))
     for b in bins:
-        if not os.access(b, os.X_OK):
+        if not (os.path.isfile(b) and os.access(b, os.X_OK)):
             continue
         rc, out, secs = run([b], env=SAN_ENV if sanitized else {}, timeout=600,
                             quiet=True)
@@ -110,12 +110,14 @@ def integ(builddir, sanitized):
 
 def fuzz(builddir, seconds):
     for b in sorted(glob.glob(os.path.join(ROOT, builddir, "fuzz_*"))):
+        if not (os.path.isfile(b) and os.access(b, os.X_OK)):
+            continue
         name = os.path.basename(b)
         # seeds: tests/fuzz/corpus_<target>/ when the target has its own
         corpus = os.path.join(ROOT, "tests", "fuzz", "corpus_" + name[len("fuzz_"):])
         if not os.path.isdir(corpus):
             corpus = os.path.join(ROOT, "tests", "fuzz", "corpus")
-        work = os.path.join(ROOT, builddir, name + ".corpus")
+        work = os.path.join(ROOT, builddir, "corpus", name)
         os.makedirs(work, exist_ok=True)
         rc, out, secs = run([b, "-max_total_time=%d" % seconds, "-timeout=10",
                              "-rss_limit_mb=2048", work, corpus], timeout=seconds + 120,
