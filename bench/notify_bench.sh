@@ -9,7 +9,7 @@
 # the mail server the package may have started, so nothing stays on port 25.
 # Everything else runs on free loopback ports in a temporary directory and
 # is stopped on exit.  See bench/README.md ("notify") for what each row
-# means.  About 30 s.
+# means.  About 20 s.
 #
 #   BUILD=build-other bash bench/notify_bench.sh
 #   BENCH_MAILS=20000 bash bench/notify_bench.sh    # longer runs, steadier
@@ -75,9 +75,9 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 wait_until() {
-	local what=$1 i
+	local what=$1
 	shift
-	for i in $(seq 150); do
+	for _ in $(seq 150); do
 		"$@" >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
@@ -170,10 +170,10 @@ wait_until redis python3 "$TMP/q.py" ping "$REDIS_PORT"
 
 # start_workers N SMTP_PORT: N notify processes; their pids in WPIDS.
 start_workers() {
-	local n=$1 port=$2 i admin
+	local n=$1 port=$2 admin
 	WPIDS=()
 	WADMIN=()
-	for i in $(seq "$n"); do
+	for _ in $(seq "$n"); do
 		admin=$(free_port)
 		STUDYSHARE_REDIS_ADDR=127.0.0.1:$REDIS_PORT \
 			STUDYSHARE_ADMIN_ADDR=127.0.0.1:$admin \
@@ -208,7 +208,7 @@ mkdir -p "$TMP/mail"
 /usr/bin/python3 tests/integration/smtp_catcher.py --port "$CATCH_PORT" \
 	--dir "$TMP/mail" >"$TMP/catcher.log" 2>&1 &
 CATCHER=$!
-PIDS+=($CATCHER)
+PIDS+=("$CATCHER")
 wait_until catcher grep -q ready "$TMP/catcher.log"
 start_workers 1 "$CATCH_PORT"
 python3 "$TMP/q.py" one "$REDIS_PORT"

@@ -21,7 +21,8 @@ bool
 ss_mail_template_ok(const char *s, size_t n)
 {
 	for (size_t i = 0; i < sizeof templates / sizeof templates[0]; i++)
-		if (strlen(templates[i]) == n && memcmp(templates[i], s, n) == 0)
+		if (strlen(templates[i]) == n &&
+		    memcmp(templates[i], s, n) == 0)
 			return true;
 	return false;
 }
@@ -105,9 +106,10 @@ ss_mail_var_name_ok(const char *s, size_t n)
 }
 
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool
-utf8_ok(const unsigned char *s, size_t n)
+bool
+ss_mail_utf8_ok(const char *str, size_t n)
 {
+	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
 
 	while (i < n) {
@@ -151,7 +153,7 @@ utf8_ok(const unsigned char *s, size_t n)
 bool
 ss_mail_value_ok(const char *s, size_t n)
 {
-	return n <= SS_MAIL_MAX_VALUE && utf8_ok((const unsigned char *)s, n);
+	return n <= SS_MAIL_MAX_VALUE && ss_mail_utf8_ok(s, n);
 }
 
 static int

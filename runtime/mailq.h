@@ -99,5 +99,7 @@ bool ss_mail_template_ok(const char *s, size_t n);
 bool ss_mail_var_name_ok(const char *s, size_t n);
 /* Valid UTF-8 without NUL, at most SS_MAIL_MAX_VALUE bytes. */
 bool ss_mail_value_ok(const char *s, size_t n);
+/* Strict UTF-8 (no overlong forms, no surrogates) without NUL, any length. */
+bool ss_mail_utf8_ok(const char *s, size_t n);
 
 #endif

@@ -8,7 +8,7 @@ import unittest
 
 from stack import BUILD, ROOT
 
-DAEMONS = ["authz", "share"]
+DAEMONS = ["authz", "share", "notify", "guestlink"]
 
 
 class SettingsDocs(unittest.TestCase):

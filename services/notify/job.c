@@ -1,0 +1,186 @@
+/*
+ * services/notify/job.c - decodes a job read from the stream.
+ *
+ * The bytes come from Redis, where any client that can XADD may have put
+ * them: they are untrusted.  ss_mpcheck() walks them before msgpack-c
+ * allocates anything (depth 2: the job map and its vars map; no string
+ * longer than a var value may be), ss_fields_parse() checks the fields,
+ * and the checks of runtime/mailq.h (address, template, var names and
+ * values) finish the job.  Every refusal is SS_EUNPROC with a reason fit
+ * for a log line and the dead-letter stream: it never quotes the input
+ * except a var name, which is [a-z0-9_] by then.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/errors.h"
+#include "proto/fields.h"
+#include "proto/mpcheck.h"
+#include "services/notify/notify.h"
+
+/* Vars at their largest, plus the rest of the job. */
+#define NT_JOB_MAX (SS_MAIL_MAX_VARS * (SS_MAIL_MAX_VALUE + 80) + 1024)
+
+enum { F_V, F_ID, F_TEMPLATE, F_TO, F_VARS, F_CREATED, F_N };
+
+static const ss_field_spec spec[F_N] = {
+    [F_V] = {"v", SS_F_INT, true, 1, 1},
+    [F_ID] = {"id", SS_F_STR, true, SS_MAIL_ID_LEN, SS_MAIL_ID_LEN},
+    [F_TEMPLATE] = {"template", SS_F_STR, true, 1, 64},
+    [F_TO] = {"to", SS_F_STR, true, 1, SS_MAIL_ADDR_MAX},
+    [F_VARS] = {"vars", SS_F_MAP, true, 0, SS_MAIL_MAX_VARS},
+    [F_CREATED] = {"created_at", SS_F_INT, true, 0, 0},
+};
+
+static void
+why_set(char *why, size_t whylen, const char *fmt, const char *arg)
+{
+	if (why != NULL && whylen > 0)
+		snprintf(why, whylen, fmt, arg);
+}
+
+static bool
+is_lower_hex(ss_str s)
+{
+	for (size_t i = 0; i < s.n; i++)
+		if (!((s.p[i] >= '0' && s.p[i] <= '9') ||
+		      (s.p[i] >= 'a' && s.p[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static int
+decode_vars(nt_job *j, const msgpack_object *vars, char *why, size_t whylen)
+{
+	char name[SS_MAIL_VAR_MAX + 1];
+
+	for (uint32_t i = 0; i < vars->via.map.size; i++) {
+		const msgpack_object *k = &vars->via.map.ptr[i].key;
+		const msgpack_object *v = &vars->via.map.ptr[i].val;
+		nt_var *out = &j->vars[j->nvars];
+
+		if (k->type != MSGPACK_OBJECT_STR ||
+		    !ss_mail_var_name_ok(k->via.str.ptr, k->via.str.size)) {
+			why_set(why, whylen,
+			        "field 'vars': names must be 1..64 characters "
+			        "of [a-z0-9_]%s",
+			        "");
+			return SS_EUNPROC;
+		}
+		memcpy(name, k->via.str.ptr, k->via.str.size);
+		name[k->via.str.size] = '\0';
+		for (size_t p = 0; p < j->nvars; p++) {
+			if (j->vars[p].nlen == k->via.str.size &&
+			    memcmp(j->vars[p].name, name, j->vars[p].nlen) ==
+			        0) {
+				why_set(why, whylen,
+				        "field 'vars': duplicate name '%s'",
+				        name);
+				return SS_EUNPROC;
+			}
+		}
+		if (v->type != MSGPACK_OBJECT_STR) {
+			why_set(why, whylen, "var '%s': expected string", name);
+			return SS_EUNPROC;
+		}
+		if (!ss_mail_value_ok(v->via.str.ptr, v->via.str.size)) {
+			why_set(why, whylen,
+			        "var '%s': not UTF-8, contains NUL or too long",
+			        name);
+			return SS_EUNPROC;
+		}
+		out->name = k->via.str.ptr;
+		out->nlen = k->via.str.size;
+		out->val = v->via.str.ptr;
+		out->vlen = v->via.str.size;
+		j->nvars++;
+	}
+	return 0;
+}
+
+static int
+decode_fields(nt_job *j, const msgpack_object *map, char *why, size_t whylen)
+{
+	const msgpack_object *f[F_N];
+	ss_str s;
+
+	if (ss_fields_parse(map, spec, F_N, f, why, whylen) != 0)
+		return SS_EUNPROC;
+	s = ss_obj_str(f[F_ID]);
+	if (!is_lower_hex(s)) {
+		why_set(why, whylen, "field 'id': expected %s",
+		        "32 lower-case hex digits");
+		return SS_EUNPROC;
+	}
+	memcpy(j->id, s.p, s.n);
+	j->id[s.n] = '\0';
+	s = ss_obj_str(f[F_TEMPLATE]);
+	if (!ss_mail_template_ok(s.p, s.n)) {
+		why_set(why, whylen, "field 'template': %s",
+		        "unknown template");
+		return SS_EUNPROC;
+	}
+	memcpy(j->template, s.p, s.n);
+	j->template[s.n] = '\0';
+	s = ss_obj_str(f[F_TO]);
+	if (memchr(s.p, '\r', s.n) != NULL || memchr(s.p, '\n', s.n) != NULL) {
+		why_set(why, whylen, "field 'to': %s", "contains CR or LF");
+		return SS_EUNPROC;
+	}
+	if (!ss_mail_addr_ok(s.p, s.n)) {
+		why_set(why, whylen, "field 'to': %s", "not a mail address");
+		return SS_EUNPROC;
+	}
+	memcpy(j->to, s.p, s.n);
+	j->to[s.n] = '\0';
+	j->created_at = ss_obj_int(f[F_CREATED]);
+	return decode_vars(j, f[F_VARS], why, whylen);
+}
+
+int
+nt_job_decode(nt_job *j, const void *buf, size_t len, char *why, size_t whylen)
+{
+	char id[SS_MAIL_ID_LEN + 1];
+	const char *w = NULL;
+	size_t off = 0;
+	int rv = SS_EUNPROC;
+
+	memset(j, 0, sizeof(*j));
+	msgpack_unpacked_init(&j->up);
+	if (len > NT_JOB_MAX) {
+		why_set(why, whylen, "%s", "job too large");
+		goto fail;
+	}
+	if (ss_mpcheck(buf, len, 2, SS_MAIL_MAX_VALUE, &w) != 0) {
+		why_set(why, whylen, "bad msgpack: %s", w);
+		goto fail;
+	}
+	switch (msgpack_unpack_next(&j->up, buf, len, &off)) {
+	case MSGPACK_UNPACK_SUCCESS:
+		break;
+	case MSGPACK_UNPACK_NOMEM_ERROR:
+		rv = SS_ENOMEM;
+		why_set(why, whylen, "%s", "out of memory");
+		goto fail;
+	default:
+		why_set(why, whylen, "%s", "bad msgpack: malformed");
+		goto fail;
+	}
+	if ((rv = decode_fields(j, &j->up.data, why, whylen)) != 0)
+		goto fail;
+	return 0;
+fail:
+	/* Keep the id if it was valid: the dead letter can then name it. */
+	memcpy(id, j->id, sizeof id);
+	msgpack_unpacked_destroy(&j->up);
+	memset(j, 0, sizeof(*j));
+	memcpy(j->id, id, sizeof id);
+	return rv != 0 ? rv : SS_EUNPROC;
+}
+
+void
+nt_job_free(nt_job *j)
+{
+	msgpack_unpacked_destroy(&j->up);
+	memset(j, 0, sizeof(*j));
+}

@@ -1,0 +1,228 @@
+/*
+ * services/notify/notify.h - the modules of the notify daemon.
+ *
+ *   job.c       decodes a job read from the stream (untrusted bytes)
+ *   template.c  parses the operator's templates and renders them
+ *   mime.c      builds the RFC 5322 / MIME message
+ *   smtp.c      sends messages with libcurl on worker threads
+ *   worker.c    the queue: reading, claiming, retries, dead letters, acks
+ *   buf.c       a growable byte buffer
+ *
+ * Every function returns 0 or a negative SS_E* code.  A job that can never
+ * be sent as it is (it does not decode, a var is missing, a header would
+ * carry CR or LF) is SS_EUNPROC with a reason; SS_ENOMEM is ours.
+ */
+#ifndef SS_NOTIFY_NOTIFY_H
+#define SS_NOTIFY_NOTIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <msgpack.h>
+
+#include "runtime/config.h"
+#include "runtime/daemon.h"
+#include "runtime/mailq.h"
+#include "runtime/redis.h"
+
+#define NT_GROUP        "notify"
+#define NT_DEAD_STREAM  "notify:dead"
+#define NT_SENT_PREFIX  "notify:sent:"
+#define NT_TRIES_PREFIX "notify:tries:"
+#define NT_LOCK_PREFIX  "notify:lock:"
+#define NT_NTEMPLATES   6
+#define NT_WHY_MAX      256
+
+typedef struct nt_settings {
+	ss_common_settings common; /* first: see runtime/common.c */
+	char *smtp_url;
+	char *smtp_starttls;
+	char *smtp_user;
+	char *smtp_password;
+	char *smtp_ca_file;
+	char *from;
+	char *templates;
+	int64_t smtp_timeout_ms;
+	int64_t concurrency;
+	int64_t max_tries;
+	int64_t retry_min_ms;
+	int64_t retry_max_ms;
+	int64_t claim_idle_ms;
+	int64_t block_ms;
+	int64_t sent_ttl_ms;
+	int64_t dead_max;
+} nt_settings;
+
+extern const struct ss_cfg_table nt_settings_table;
+
+/* ---- buf.c -------------------------------------------------------------- */
+
+typedef struct nt_buf {
+	char *p;
+	size_t n;
+	size_t cap;
+	bool oom; /* an append failed: the content is incomplete */
+} nt_buf;
+
+void nt_buf_free(nt_buf *b);
+void nt_buf_reset(nt_buf *b);
+void nt_buf_add(nt_buf *b, const void *p, size_t n);
+void nt_buf_adds(nt_buf *b, const char *s);
+void nt_buf_addc(nt_buf *b, char c);
+/* NUL-terminates (not counted in n); SS_ENOMEM if any append failed. */
+int nt_buf_finish(nt_buf *b);
+
+/* ---- job.c -------------------------------------------------------------- */
+
+typedef struct nt_var {
+	const char *name;
+	size_t nlen;
+	const char *val;
+	size_t vlen;
+} nt_var;
+
+typedef struct nt_job {
+	msgpack_unpacked up;
+	char id[SS_MAIL_ID_LEN + 1];
+	char template[64 + 1];
+	char to[SS_MAIL_ADDR_MAX + 1];
+	int64_t created_at;
+	nt_var vars[SS_MAIL_MAX_VARS];
+	size_t nvars;
+} nt_job;
+
+/*
+ * Decodes a job (runtime/mailq.h).  Var names and values point into buf,
+ * which must outlive j.  SS_EUNPROC with the reason in why for anything
+ * that is not a valid job; then j needs no nt_job_free(), and j->id is the
+ * job's id if that field was valid (for the dead letter), else "".
+ */
+int nt_job_decode(nt_job *j, const void *buf, size_t len, char *why,
+                  size_t whylen);
+void nt_job_free(nt_job *j);
+
+/* ---- template.c --------------------------------------------------------- */
+
+typedef struct nt_tpl nt_tpl;
+
+enum nt_esc {
+	NT_ESC_TEXT,   /* verbatim */
+	NT_ESC_HTML,   /* & < > " ' escaped */
+	NT_ESC_HEADER, /* verbatim, but CR, LF and other controls refused */
+};
+
+/*
+ * A template text: literal bytes, {{name}} placeholders and sections
+ * {{#name}}...{{/name}} that render only when the var is present and not
+ * empty.  Names are [a-z0-9_]; spaces inside the braces are allowed.
+ */
+int nt_tpl_parse(nt_tpl **out, const char *src, size_t len, char *why,
+                 size_t whylen);
+void nt_tpl_free(nt_tpl *t);
+/* Appends the rendering; SS_EUNPROC names a missing var or a bad value. */
+int nt_tpl_render(const nt_tpl *t, const nt_var *vars, size_t nvars,
+                  enum nt_esc esc, nt_buf *out, char *why, size_t whylen);
+
+typedef struct nt_mailtpl {
+	char name[32];
+	nt_tpl *subject; /* the first line of the .txt, after "Subject:" */
+	nt_tpl *text;    /* the rest of the .txt */
+	nt_tpl *html;
+} nt_mailtpl;
+
+typedef struct nt_templates {
+	nt_mailtpl t[NT_NTEMPLATES];
+} nt_templates;
+
+int nt_mailtpl_parse(nt_mailtpl *m, const char *name, const char *txt,
+                     size_t txtlen, const char *html, size_t htmllen, char *why,
+                     size_t whylen);
+void nt_mailtpl_free(nt_mailtpl *m);
+/* Loads <dir>/<name>.txt and .html for every name of SS_MAIL_TEMPLATES. */
+int nt_templates_load(nt_templates *ts, const char *dir, char *why,
+                      size_t whylen);
+void nt_templates_free(nt_templates *ts);
+const nt_mailtpl *nt_templates_get(const nt_templates *ts, const char *name);
+
+typedef struct nt_rendered {
+	nt_buf subject;
+	nt_buf text;
+	nt_buf html;
+} nt_rendered;
+
+int nt_mailtpl_render(const nt_mailtpl *m, const nt_var *vars, size_t nvars,
+                      nt_rendered *out, char *why, size_t whylen);
+void nt_rendered_free(nt_rendered *r);
+
+/* ---- mime.c ------------------------------------------------------------- */
+
+typedef struct nt_from {
+	char addr[SS_MAIL_ADDR_MAX + 1];
+	char name[128]; /* display name, UTF-8; "" for none */
+} nt_from;
+
+/* "Display Name <addr>" or "addr"; SS_EBADREQ with a reason. */
+int nt_from_parse(nt_from *f, const char *s, char *why, size_t whylen);
+
+/* "Tue, 04 Nov 2025 09:05:00 +0000" (RFC 5322 date-time, UTC). */
+void nt_mime_date(char out[40], time_t t);
+/* Appends s as quoted-printable with CRLF line breaks (LF, CR or CRLF in
+ * s are line breaks), lines of at most 76 characters. */
+void nt_mime_qp(nt_buf *out, const char *s, size_t n);
+/* Appends "Name: value" folded with CRLF SP; value as RFC 2047 encoded
+ * words (UTF-8, base64) when it is not short printable ASCII. */
+void nt_mime_header(nt_buf *out, const char *name, const char *value, size_t n);
+
+typedef struct nt_mail {
+	const nt_from *from;
+	const char *to;
+	const char *id; /* Message-ID <id@studyshare> */
+	const nt_rendered *r;
+	time_t date;
+} nt_mail;
+
+/* The whole message, CRLF line ends, multipart/alternative. */
+int nt_mime_build(nt_buf *out, const nt_mail *m);
+
+/* ---- smtp.c ------------------------------------------------------------- */
+
+enum nt_outcome {
+	NT_SENT = 0,
+	NT_TEMPFAIL = 1, /* try again later */
+	NT_PERMFAIL = 2, /* the server refused this mail for good */
+};
+
+typedef struct nt_smtp nt_smtp;
+
+/* Called on the loop when a transfer ends; why says what failed. */
+typedef void (*nt_sent_fn)(void *arg, enum nt_outcome outcome, const char *why);
+
+int nt_smtp_open(nt_smtp **out, ss_daemon *d, const nt_settings *cfg,
+                 const nt_from *from);
+void nt_smtp_close(nt_smtp *s);
+/* Starts one transfer; msg must stay valid until fn.  SS_ETOOMANY when
+ * every slot (cfg->concurrency) is busy. */
+int nt_smtp_send(nt_smtp *s, const char *rcpt, const char *msg, size_t len,
+                 nt_sent_fn fn, void *arg);
+/* Sorts a finished transfer: curl's result code and the last SMTP reply
+ * code (0 when none came). */
+enum nt_outcome nt_smtp_classify(int curlcode, long smtp_code);
+/* Checks smtp-url, smtp-starttls and the like; SS_EBADREQ names one. */
+int nt_smtp_check(const nt_settings *cfg, char *why, size_t whylen);
+
+/* ---- worker.c ----------------------------------------------------------- */
+
+typedef struct nt_worker nt_worker;
+
+int nt_worker_start(nt_worker **out, ss_daemon *d, const nt_settings *cfg,
+                    const nt_templates *tpl, const nt_from *from,
+                    nt_smtp *smtp);
+/* After ss_daemon_run() and nt_smtp_close(). */
+void nt_worker_close(nt_worker *w);
+/* The retry delay before try n+1 (n >= 1): retry-min * 2^(n-1) capped at
+ * retry-max, then scaled by a random factor in [0.5, 1) (jitter). */
+int64_t nt_backoff_ms(const nt_settings *cfg, int64_t tries, uint32_t rnd);
+
+#endif

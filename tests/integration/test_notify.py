@@ -1,0 +1,665 @@
+"""Integration tests of the notify daemon: real redis-server, real
+studyshare-notify processes and a real SMTP server on loopback
+(smtp_catcher.py on Debian's aiosmtpd, run with /usr/bin/python3).
+
+Settings are shortened for the tests (SMTP timeout 2 s, claim-idle 3 s,
+retries after 0.2 .. 1 s) so the whole file runs in well under a minute.
+"""
+import email
+import email.policy
+import email.utils
+import glob
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+import mp
+from stack import Daemon, Redis, ROOT, BUILD, free_port, wait_for
+
+CATCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smtp_catcher.py")
+SYSTEM_PYTHON = "/usr/bin/python3"  # the one with Debian's aiosmtpd
+SANITIZED = os.environ.get("SS_SANITIZED") == "1"
+SLOW = 3 if SANITIZED else 1
+FROM = "studyshare <noreply@studyshare.test>"
+
+TEMPLATE_VARS = {
+    "share.invitation": {"sharer_name": "Dr. Zoë Müller", "organisation": "St. Elsewhere",
+                         "message": "Please review <urgent> & reply", "register_url":
+                         "https://studyshare.test/register?t=abc&x=1",
+                         "study_description": "CT head"},
+    "share.notice": {"sharer_name": "Dr. Zoë Müller", "worklist_name": "CT suite",
+                     "message": "see \"series 3\"", "study_description": "MR knee"},
+    "guestlink.recipient": {"sharer_name": "Dr. Bob", "url": "https://studyshare.test/g/tok",
+                            "message": "line one\nline two", "expires_at": "2026-12-01 12:00 UTC"},
+    "guestlink.viewed": {"link_id": "gl-42", "time": "2026-11-29 10:00 UTC",
+                         "addr": "203.0.113.9", "user_agent": "Mozilla/5.0 <x>",
+                         "recipient": "gp@outside.example"},
+    "guestlink.locked": {"link_id": "gl-43", "time": "2026-11-29 10:05 UTC",
+                         "addr": "203.0.113.10", "attempts": "5"},
+    "upload.received": {"link_id": "ul-7", "time": "2026-11-29 11:00 UTC",
+                        "studies": "2", "files": "314"},
+}
+
+
+# ---- a binary-safe RESP client -----------------------------------------------
+
+class RedisClient:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.f = self.s.makefile("rb")
+
+    def close(self):
+        self.f.close()
+        self.s.close()
+
+    @staticmethod
+    def _enc(args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def _read(self):
+        line = self.f.readline()
+        if not line:
+            raise ConnectionError("redis closed")
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            return RuntimeError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)
+            return data[:-2]
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise ValueError("bad RESP: %r" % line)
+
+    def cmd(self, *args):
+        self.s.sendall(self._enc(args))
+        r = self._read()
+        if isinstance(r, RuntimeError):
+            raise r
+        return r
+
+    def pipeline(self, cmds):
+        self.s.sendall(b"".join(self._enc(c) for c in cmds))
+        return [self._read() for _ in cmds]
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def job(template, to, vars_, jid=None):
+    jid = jid or uuid.uuid4().hex
+    return jid, mp.pack({"v": 1, "id": jid, "template": template, "to": to,
+                         "vars": vars_, "created_at": int(time.time())})
+
+
+# ---- the SMTP catcher --------------------------------------------------------
+
+class Catcher:
+    """smtp_catcher.py as a child process; stoppable and restartable on the
+    same port."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="ss-mail-")
+        self.log = os.path.join(self.dir, ".log")
+        self.proc = None
+
+    def start(self, mode="accept", delay=0.0):
+        ready = self._log().count("ready ") if os.path.exists(self.log) else 0
+        self._out = open(self.log, "a")
+        self.proc = subprocess.Popen(
+            [SYSTEM_PYTHON, CATCHER, "--port", str(self.port), "--dir", self.dir,
+             "--mode", mode, "--delay", str(delay)],
+            stdout=self._out, stderr=subprocess.STDOUT)
+        wait_for(lambda: self._log().count("ready ") > ready, timeout=15,
+                 what="smtp catcher")
+        return self
+
+    def _log(self):
+        with open(self.log) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+            self.proc = None
+            self._out.close()
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sessions(self):
+        return self._log().count("session\n")
+
+    def refused(self, code):
+        return self._log().count("refused %s\n" % code)
+
+    def files(self):
+        return sorted(glob.glob(os.path.join(self.dir, "*.eml")))
+
+    def messages(self, to=None):
+        out = []
+        for path in self.files():
+            with open(path, "rb") as f:
+                msg = email.message_from_binary_file(f, policy=email.policy.default)
+            if to is None or msg["To"] == to:
+                out.append(msg)
+        return out
+
+    def message_ids(self):
+        """Message-IDs of every mail, read fast (the 1,000-mail test)."""
+        ids = []
+        for path in self.files():
+            with open(path, "rb") as f:
+                m = re.search(rb"^Message-ID: <([0-9a-f]{32})@studyshare>\r?$",
+                              f.read(4096), re.M)
+            ids.append(m.group(1).decode() if m else None)
+        return ids
+
+
+def notify(redis, catcher, **settings):
+    env = {
+        "STUDYSHARE_SMTP_URL": "smtp://127.0.0.1:%d" % catcher.port,
+        "STUDYSHARE_SMTP_STARTTLS": "none",
+        "STUDYSHARE_FROM": FROM,
+        "STUDYSHARE_SMTP_TIMEOUT": "2s",
+        "STUDYSHARE_CLAIM_IDLE": "3s",
+        "STUDYSHARE_RETRY_MIN": "200ms",
+        "STUDYSHARE_RETRY_MAX": "1s",
+        "STUDYSHARE_BLOCK": "500ms",
+        "STUDYSHARE_LOG_LEVEL": "info",
+    }
+    for k, v in settings.items():
+        env["STUDYSHARE_" + k.upper()] = str(v)
+    return Daemon("notify", redis, env=env)
+
+
+def metric(daemon, name):
+    status, text = daemon.http("/metrics")
+    assert status == 200
+    m = re.search(r"^%s(?:\{\})? (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+class NotifyCase(unittest.TestCase):
+    catcher_mode = "accept"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis().start()
+        cls.r = RedisClient(cls.redis.port)
+        cls.catcher = Catcher()
+        if cls.catcher_mode:
+            cls.catcher.start(cls.catcher_mode)
+        cls.daemons = []
+
+    @classmethod
+    def tearDownClass(cls):
+        rcs = [(d, d.stop()) for d in cls.daemons if d.alive()]
+        for d in cls.daemons:
+            d.close()
+        cls.catcher.close()
+        cls.r.close()
+        cls.redis.close()
+        for d, rc in rcs:
+            assert rc == 0, "notify did not exit 0 on SIGTERM: %r" % rc
+
+    @classmethod
+    def start_notify(cls, **settings):
+        d = notify(cls.redis, cls.catcher, **settings)
+        cls.daemons.append(d)
+        return d.start()
+
+    def push(self, template, to, vars_, jid=None):
+        jid, raw = job(template, to, vars_, jid)
+        self.r.cmd("XADD", "notify:jobs", "*", "job", raw)
+        return jid
+
+    def dead(self):
+        """The dead-letter stream as a list of dicts (bytes values)."""
+        out = []
+        for _, fields in self.r.cmd("XRANGE", "notify:dead", "-", "+"):
+            out.append({fields[i].decode(): fields[i + 1]
+                        for i in range(0, len(fields), 2)})
+        return out
+
+    def pending(self):
+        return self.r.cmd("XPENDING", "notify:jobs", "notify")[0]
+
+    def wait_mails(self, to, n, timeout=15):
+        wait_for(lambda: len(self.catcher.messages(to)) >= n,
+                 timeout=timeout * SLOW, what="%d mail(s) to %s" % (n, to))
+        return self.catcher.messages(to)
+
+    def wait_dead(self, jid, timeout=15):
+        def found():
+            return [d for d in self.dead() if d["id"].decode() == jid]
+        wait_for(lambda: found(), timeout=timeout * SLOW, what="dead letter " + jid)
+        return found()[0]
+
+    def wait_settled(self, timeout=15):
+        """Nothing pending and nothing left in the stream."""
+        wait_for(lambda: self.pending() == 0 and self.r.cmd("XLEN", "notify:jobs") == 0,
+                 timeout=timeout * SLOW, what="queue drained")
+
+
+# ---- sending -------------------------------------------------------------------
+
+class Sending(NotifyCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Queued before any worker ever ran: the group starts at 0.
+        cls.early = uuid.uuid4().hex
+        _, raw = job("upload.received", "early@example.org",
+                     TEMPLATE_VARS["upload.received"], cls.early)
+        cls.r.cmd("XADD", "notify:jobs", "*", "job", raw)
+        cls.worker = cls.start_notify(concurrency=4)
+
+    def test_every_template_sends_and_parses(self):
+        sent = {}
+        for tpl, vars_ in TEMPLATE_VARS.items():
+            to = "%s@example.org" % tpl.replace(".", "-")
+            sent[tpl] = (self.push(tpl, to, vars_), to)
+        before = time.time()
+        for tpl, (jid, to) in sent.items():
+            vars_ = TEMPLATE_VARS[tpl]
+            msgs = self.wait_mails(to, 1)
+            self.assertEqual(len(msgs), 1)
+            m = msgs[0]
+            self.assertEqual(m["Message-ID"], "<%s@studyshare>" % jid)
+            self.assertEqual(m["To"], to)
+            self.assertEqual(m["Delivered-To"], to)
+            self.assertEqual(m["From"], FROM)
+            self.assertEqual(m["Return-Path"], "<noreply@studyshare.test>")
+            self.assertEqual(m["MIME-Version"], "1.0")
+            self.assertEqual(m["Auto-Submitted"], "auto-generated")
+            date = email.utils.parsedate_to_datetime(m["Date"])
+            self.assertLess(abs(date.timestamp() - before), 60)
+            self.assertEqual(m.get_content_type(), "multipart/alternative")
+            parts = list(m.iter_parts())
+            self.assertEqual([p.get_content_type() for p in parts],
+                             ["text/plain", "text/html"])
+            for p in parts:
+                self.assertEqual(p.get_content_charset(), "utf-8")
+            text, html = parts[0].get_content(), parts[1].get_content()
+            # The subject is the template's first line with the vars in.
+            with open(os.path.join(ROOT, "services", "notify", "templates",
+                                   tpl + ".txt"), encoding="utf-8") as f:
+                subj = f.readline()[len("Subject:"):].strip()
+            for k, v in vars_.items():
+                subj = subj.replace("{{%s}}" % k, v)
+            self.assertEqual(str(m["Subject"]), subj)
+            for k, v in vars_.items():
+                self.assertIn(v, text, "%s: %s missing in text" % (tpl, k))
+                esc = (v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                       .replace('"', "&quot;").replace("\n", "<br>\n"))
+                self.assertIn(esc, html, "%s: %s missing in html" % (tpl, k))
+        self.wait_settled()
+        for jid, _ in sent.values():
+            self.assertGreater(self.r.cmd("PTTL", "notify:sent:{%s}" % jid), 0)
+            self.assertEqual(self.r.cmd("EXISTS", "notify:lock:{%s}" % jid), 0)
+
+    def test_job_queued_before_the_first_worker(self):
+        msgs = self.wait_mails("early@example.org", 1)
+        self.assertEqual(msgs[0]["Message-ID"], "<%s@studyshare>" % self.early)
+
+    def test_non_ascii_subject_is_rfc2047(self):
+        jid = self.push("share.notice", "utf8@example.org",
+                        {"sharer_name": "Zoë 東京 \U0001F600", "worklist_name": "Ünïcode"})
+        m = self.wait_mails("utf8@example.org", 1)[0]
+        raw = [data for data in map(read_bytes, self.catcher.files()) if jid.encode() in data][0]
+        self.assertIn(b"Subject: =?UTF-8?B?", raw)
+        self.assertTrue(all(b < 0x80 for b in raw), "8-bit bytes on the wire")
+        self.assertEqual(str(m["Subject"]), "Zoë 東京 \U0001F600 shared a study to Ünïcode")
+
+    def test_refused_jobs_are_dead_lettered_never_sent(self):
+        v = TEMPLATE_VARS["share.notice"]
+        bad = {
+            "to_crlf": self.push("share.notice", "a@example.org\r\nBcc: eve@evil.example", v),
+            "to_lf": self.push("share.notice", "b@example.org\nBcc: eve@evil.example", v),
+            "subject_crlf": self.push("share.notice", "c@example.org",
+                                      dict(v, sharer_name="X\r\nBcc: eve@evil.example")),
+            "subject_lf": self.push("share.notice", "d@example.org",
+                                    dict(v, worklist_name="Y\nBcc: eve@evil.example")),
+            "missing_var": self.push("share.notice", "e@example.org", {"sharer_name": "Z"}),
+            "bad_to": self.push("share.notice", "not-an-address", v),
+        }
+        reasons = {k: self.wait_dead(jid)["error"].decode() for k, jid in bad.items()}
+        self.assertIn("field 'to': contains CR or LF", reasons["to_crlf"])
+        self.assertIn("field 'to': contains CR or LF", reasons["to_lf"])
+        self.assertIn("var 'sharer_name': CR, LF", reasons["subject_crlf"])
+        self.assertIn("var 'worklist_name': CR, LF", reasons["subject_lf"])
+        self.assertIn("missing var 'worklist_name'", reasons["missing_var"])
+        self.assertIn("field 'to': not a mail address", reasons["bad_to"])
+        # Bytes that are no job at all, and an entry without a job field.
+        self.r.cmd("XADD", "notify:jobs", "*", "job", b"\xc1garbage")
+        self.r.cmd("XADD", "notify:jobs", "*", "other", "x")
+        wait_for(lambda: any(d["error"].startswith(b"bad msgpack") for d in self.dead()),
+                 timeout=10 * SLOW, what="garbage dead-lettered")
+        wait_for(lambda: any(d["error"] == b"entry has no 'job' field" for d in self.dead()),
+                 timeout=10 * SLOW, what="fieldless entry dead-lettered")
+        garbage = [d for d in self.dead() if d["error"].startswith(b"bad msgpack")][0]
+        self.assertEqual(garbage["job"], b"\xc1garbage")
+        # A job pushed after them arrives; none of them ever did.
+        self.push("share.notice", "after-bad@example.org", v)
+        self.wait_mails("after-bad@example.org", 1)
+        for m in self.catcher.messages():
+            self.assertNotIn("evil", str(m["To"]) + str(m.get("Bcc", "")))
+            self.assertNotIn(m["Message-ID"], ["<%s@studyshare>" % j for j in bad.values()])
+        self.wait_settled()
+
+    def test_duplicates_are_sent_once(self):
+        v = TEMPLATE_VARS["guestlink.locked"]
+        # The same job pushed twice (a producer that retried its XADD).
+        jid, raw = job("guestlink.locked", "twice@example.org", v)
+        self.r.pipeline([("XADD", "notify:jobs", "*", "job", raw)] * 2)
+        # A job whose id is already marked sent.
+        done, raw2 = job("guestlink.locked", "already@example.org", v)
+        self.r.cmd("SET", "notify:sent:{%s}" % done, "1", "EX", "60")
+        self.r.cmd("XADD", "notify:jobs", "*", "job", raw2)
+        self.wait_mails("twice@example.org", 1)
+        self.wait_settled()
+        self.push("guestlink.locked", "after-dup@example.org", v)
+        self.wait_mails("after-dup@example.org", 1)
+        self.assertEqual(len(self.catcher.messages("twice@example.org")), 1)
+        self.assertEqual(self.catcher.messages("already@example.org"), [])
+        wait_for(lambda: metric(self.worker, "studyshare_notify_duplicates_total") >= 2,
+                 timeout=5, what="duplicates counted")
+
+    def test_connections_are_reused(self):
+        before = self.catcher.sessions()
+        for i in range(20):
+            self.push("guestlink.viewed", "reuse%d@example.org" % i,
+                      TEMPLATE_VARS["guestlink.viewed"])
+        for i in range(20):
+            self.wait_mails("reuse%d@example.org" % i, 1)
+        # At most one new SMTP session per slot, none per mail.
+        self.assertLessEqual(self.catcher.sessions() - before, 4)
+
+    def test_metrics_and_readiness(self):
+        self.push("guestlink.locked", "metrics@example.org", TEMPLATE_VARS["guestlink.locked"])
+        self.wait_mails("metrics@example.org", 1)
+        wait_for(lambda: metric(self.worker, "studyshare_notify_sent_total") >= 1,
+                 timeout=5, what="sent counted")
+        status, text = self.worker.http("/metrics")
+        for name in ["studyshare_notify_queue_length", "studyshare_notify_pending",
+                     "studyshare_notify_sent_total", "studyshare_notify_retried_total",
+                     "studyshare_notify_dead_total", "studyshare_notify_inflight",
+                     "studyshare_notify_send_seconds_count",
+                     'studyshare_notify_send_seconds_bucket{le="+Inf"}']:
+            self.assertIn("\n" + name, text)
+        self.assertGreaterEqual(metric(self.worker, "studyshare_notify_send_seconds_count"), 1)
+        self.assertEqual(self.worker.http("/readyz"), (200, "ready\n"))
+
+
+# ---- SMTP failures ---------------------------------------------------------------
+
+class Failures(NotifyCase):
+    catcher_mode = None  # each test starts it as it needs
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.worker = cls.start_notify(max_tries=30)
+
+    def tearDown(self):
+        self.catcher.stop()
+
+    def test_smtp_down_jobs_wait_then_all_arrive(self):
+        ids = [self.push("share.notice", "down%d@example.org" % i,
+                         TEMPLATE_VARS["share.notice"]) for i in range(5)]
+        # Every job is tried and scheduled for a retry while SMTP is down.
+        wait_for(lambda: all(self.r.cmd("HGET", "notify:tries:{%s}" % j, "n")
+                             for j in ids), timeout=10 * SLOW, what="first tries")
+        err = self.r.cmd("HGET", "notify:tries:{%s}" % ids[0], "error").decode()
+        self.assertRegex(err, "(?i)connect|refused")
+        self.assertEqual(self.catcher.messages("down0@example.org"), [])
+        self.assertEqual(self.pending(), 5)  # held, not lost
+        self.catcher.start("accept")
+        for i in range(5):
+            self.wait_mails("down%d@example.org" % i, 1)
+        self.wait_settled()
+        for j in ids:
+            self.assertEqual(self.r.cmd("EXISTS", "notify:tries:{%s}" % j), 0)
+        self.assertEqual([d for d in self.dead() if d["id"].decode() in ids], [])
+        self.assertGreaterEqual(metric(self.worker, "studyshare_notify_retried_total"), 5)
+
+    def test_451_is_retried_until_accepted(self):
+        self.catcher.start("451")
+        jid = self.push("guestlink.viewed", "greylisted@example.org",
+                        TEMPLATE_VARS["guestlink.viewed"])
+        wait_for(lambda: self.catcher.refused("451") >= 2, timeout=10 * SLOW,
+                 what="two 451 answers")
+        self.assertEqual(self.catcher.messages("greylisted@example.org"), [])
+        tries = int(self.r.cmd("HGET", "notify:tries:{%s}" % jid, "n"))
+        self.assertGreaterEqual(tries, 2)
+        self.assertIn("451", self.r.cmd("HGET", "notify:tries:{%s}" % jid, "error").decode())
+        self.catcher.stop()
+        self.catcher.start("accept")
+        m = self.wait_mails("greylisted@example.org", 1)[0]
+        self.assertEqual(m["Message-ID"], "<%s@studyshare>" % jid)
+        self.wait_settled()
+
+    def test_550_goes_to_dead_letters_with_the_error(self):
+        self.catcher.start("550")
+        jid, raw = job("guestlink.recipient", "nobody@example.org",
+                       TEMPLATE_VARS["guestlink.recipient"])
+        self.r.cmd("XADD", "notify:jobs", "*", "job", raw)
+        d = self.wait_dead(jid)
+        self.assertIn("550", d["error"].decode())
+        self.assertEqual(d["job"], raw)
+        self.assertEqual(d["tries"], b"1")
+        self.assertEqual(self.catcher.refused("550"), 1)  # tried once, not retried
+        self.assertEqual(self.catcher.messages("nobody@example.org"), [])
+        self.wait_settled()
+        self.assertGreaterEqual(metric(self.worker, "studyshare_notify_dead_total"), 1)
+
+
+class GivingUp(NotifyCase):
+    catcher_mode = "451"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.worker = cls.start_notify(max_tries=3)
+
+    def test_too_many_temporary_failures_go_to_dead_letters(self):
+        jid, raw = job("upload.received", "never@example.org", TEMPLATE_VARS["upload.received"])
+        self.r.cmd("XADD", "notify:jobs", "*", "job", raw)
+        d = self.wait_dead(jid)
+        self.assertIn("gave up after 3 tries", d["error"].decode())
+        self.assertIn("451", d["error"].decode())
+        self.assertEqual(d["tries"], b"3")
+        self.assertEqual(d["job"], raw)
+        self.assertEqual(self.catcher.refused("451"), 3)
+        self.wait_settled()
+        self.assertEqual(self.r.cmd("EXISTS", "notify:tries:{%s}" % jid), 0)
+
+
+class RedisOutage(NotifyCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.worker = cls.start_notify()
+
+    def test_worker_survives_a_redis_restart(self):
+        self.push("share.notice", "before@example.org", TEMPLATE_VARS["share.notice"])
+        self.wait_mails("before@example.org", 1)
+        self.r.close()
+        self.redis.kill()
+        wait_for(lambda: self.worker.http("/readyz")[0] == 503, timeout=10 * SLOW,
+                 what="not ready without redis")
+        self.assertTrue(self.worker.alive())
+        # A Redis without persistence comes back empty: no stream, no group.
+        self.redis.start()
+        type(self).r = RedisClient(self.redis.port)
+        wait_for(lambda: self.worker.http("/readyz")[0] == 200, timeout=15 * SLOW,
+                 what="ready again")
+        self.push("share.notice", "after@example.org", TEMPLATE_VARS["share.notice"])
+        self.wait_mails("after@example.org", 1)
+        self.wait_settled()
+
+
+# ---- many workers, one killed ------------------------------------------------------
+
+class ThreeWorkers(NotifyCase):
+    N = 1000
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.workers = [cls.start_notify(concurrency=4) for _ in range(3)]
+
+    def test_sigkill_mid_batch_loses_nothing(self):
+        ids = []
+        cmds = []
+        for i in range(self.N):
+            jid, raw = job("guestlink.viewed", "many%d@example.org" % i,
+                           TEMPLATE_VARS["guestlink.viewed"])
+            ids.append(jid)
+            cmds.append(("XADD", "notify:jobs", "*", "job", raw))
+        t0 = time.monotonic()
+        for k in range(0, self.N, 200):
+            self.r.pipeline(cmds[k:k + 200])
+        wait_for(lambda: len(self.catcher.files()) >= self.N // 4, timeout=30 * SLOW,
+                 what="a quarter of the batch")
+        victim = self.workers[0]
+        consumer = [e["consumer"] for e in victim.log_events()
+                    if e["event"] == "notify.consumer"][0]
+        victim.proc.kill()
+        victim.proc.wait()
+        at_kill = len(self.catcher.files())
+        held = dict((c.decode(), int(n)) for c, n in
+                    self.r.cmd("XPENDING", "notify:jobs", "notify")[3])
+        # It died holding jobs: those must come back through XAUTOCLAIM.
+        self.assertGreater(held.get(consumer, 0), 0)
+        wait_for(lambda: len(set(self.catcher.message_ids())) >= self.N, timeout=45 * SLOW,
+                 what="all %d mails" % self.N)
+        secs = time.monotonic() - t0
+        got = self.catcher.message_ids()
+        unique = set(got)
+        self.assertEqual(unique, set(ids))
+        twice = len(got) - len(unique)
+        print("\n  %d jobs, 3 workers, one SIGKILLed after %d mails holding %d jobs: "
+              "%d arrived, %d unique, %d twice (%.1f s)"
+              % (self.N, at_kill, held[consumer], len(got), len(unique), twice, secs),
+              file=sys.stderr)
+        self.wait_settled()
+        self.assertEqual(self.dead(), [])
+        # The dead worker's consumer holds nothing any more.
+        consumers = self.r.cmd("XINFO", "CONSUMERS", "notify:jobs", "notify")
+        for c in consumers:
+            f = {c[i].decode() if isinstance(c[i], bytes) else c[i]: c[i + 1]
+                 for i in range(0, len(c), 2)}
+            self.assertEqual(f["pending"], 0)
+
+
+# ---- SIGTERM ------------------------------------------------------------------------
+
+class Shutdown(NotifyCase):
+    catcher_mode = None
+
+    def test_sigterm_finishes_mails_in_flight_and_claims_nothing_new(self):
+        self.catcher.start("accept", delay=1.5)
+        w = self.start_notify(concurrency=4, drain="9s")
+        ids = [self.push("share.notice", "inflight%d@example.org" % i,
+                         TEMPLATE_VARS["share.notice"]) for i in range(4)]
+        wait_for(lambda: metric(w, "studyshare_notify_inflight") == 4,
+                 timeout=10 * SLOW, what="4 mails in flight")
+        t0 = time.monotonic()
+        w.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        late = [self.push("share.notice", "late%d@example.org" % i,
+                          TEMPLATE_VARS["share.notice"]) for i in range(3)]
+        rc = w.proc.wait(timeout=15 * SLOW)
+        secs = time.monotonic() - t0
+        self.assertEqual(rc, 0)
+        self.assertLess(secs, 9)
+        for i in range(4):
+            self.assertEqual(len(self.catcher.messages("inflight%d@example.org" % i)), 1)
+        # Acked before exit; the later jobs were left for other workers.
+        self.assertEqual(self.pending(), 0)
+        self.assertEqual(self.r.cmd("XLEN", "notify:jobs"), 3)
+        info = self.r.cmd("XINFO", "GROUPS", "notify:jobs")[0]
+        f = {info[i].decode(): info[i + 1] for i in range(0, len(info), 2)}
+        self.assertEqual(f["consumers"], 0)  # it left the group on its way out
+        events = [e["event"] for e in w.log_events()]
+        self.assertIn("notify.stopping", events)
+        self.assertNotIn("daemon.drain_expired", events)
+        # A new worker sends what the first one left.
+        self.catcher.stop()
+        self.catcher.start("accept")
+        self.start_notify()
+        for i in range(3):
+            self.wait_mails("late%d@example.org" % i, 1)
+        self.assertEqual(len(ids) + len(late), 7)
+
+
+# ---- configuration -------------------------------------------------------------------
+
+class Config(unittest.TestCase):
+    def run_notify(self, *args):
+        env = dict(os.environ)
+        env.pop("STUDYSHARE_SMTP_URL", None)
+        p = subprocess.run([os.path.join(BUILD, "studyshare-notify")] + list(args),
+                           env=env, capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stderr
+
+    def test_bad_settings_stop_start_up_naming_them(self):
+        cases = [
+            (["--smtp-url", "http://mail.example.org"], "--smtp-url"),
+            (["--smtp-starttls", "maybe"], "--smtp-starttls"),
+            (["--from", "Name <not-an-address>"], "--from"),
+            (["--smtp-timeout", "30s", "--claim-idle", "20s"], "--claim-idle"),
+            (["--retry-min", "10s", "--retry-max", "1s"], "--retry-max"),
+            (["--templates", "/nonexistent"], "--templates"),
+            (["--concurrency", "0"], "--concurrency"),
+        ]
+        for args, name in cases:
+            with self.subTest(args=args):
+                rc, err = self.run_notify(*args)
+                self.assertEqual(rc, 2, err)
+                self.assertIn("studyshare-notify: " + name, err)
+
+    def test_broken_template_names_file_and_line(self):
+        d = tempfile.mkdtemp(prefix="ss-tpl-")
+        try:
+            src = os.path.join(ROOT, "services", "notify", "templates")
+            for f in os.listdir(src):
+                shutil.copy(os.path.join(src, f), d)
+            with open(os.path.join(d, "share.notice.html"), "a") as f:
+                f.write("\n{{#oops}}\n")
+            rc, err = self.run_notify("--templates", d)
+            self.assertEqual(rc, 2)
+            self.assertIn("share.notice.html: line", err)
+            self.assertIn("{{#oops}} is never closed", err)
+        finally:
+            shutil.rmtree(d)
+
+
+if __name__ == "__main__":
+    unittest.main()

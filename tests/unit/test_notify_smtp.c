@@ -1,0 +1,131 @@
+/*
+ * tests/unit/test_notify_smtp.c - how a finished SMTP transfer is judged,
+ * the SMTP settings check, and the retry backoff.
+ *
+ * The transfers themselves run against a real SMTP server in
+ * tests/integration/test_notify.py.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "proto/errors.h"
+#include "services/notify/notify.h"
+
+static void
+test_classify(void **state)
+{
+	(void)state;
+	assert_int_equal(nt_smtp_classify(CURLE_OK, 250), NT_SENT);
+	/* The server refused the mail for good: 5xx at MAIL, RCPT or DATA. */
+	assert_int_equal(nt_smtp_classify(CURLE_SEND_ERROR, 550), NT_PERMFAIL);
+	assert_int_equal(nt_smtp_classify(CURLE_SEND_ERROR, 553), NT_PERMFAIL);
+	assert_int_equal(nt_smtp_classify(CURLE_WEIRD_SERVER_REPLY, 554),
+	                 NT_PERMFAIL);
+	/* Try again later. */
+	assert_int_equal(nt_smtp_classify(CURLE_SEND_ERROR, 451), NT_TEMPFAIL);
+	assert_int_equal(nt_smtp_classify(CURLE_WEIRD_SERVER_REPLY, 421),
+	                 NT_TEMPFAIL);
+	assert_int_equal(nt_smtp_classify(CURLE_COULDNT_CONNECT, 0),
+	                 NT_TEMPFAIL);
+	assert_int_equal(nt_smtp_classify(CURLE_OPERATION_TIMEDOUT, 0),
+	                 NT_TEMPFAIL);
+	assert_int_equal(nt_smtp_classify(CURLE_GOT_NOTHING, 0), NT_TEMPFAIL);
+	assert_int_equal(nt_smtp_classify(CURLE_RECV_ERROR, 0), NT_TEMPFAIL);
+	/* Our setup, not the mail: a wrong password, no STARTTLS. */
+	assert_int_equal(nt_smtp_classify(CURLE_LOGIN_DENIED, 535),
+	                 NT_TEMPFAIL);
+	assert_int_equal(nt_smtp_classify(CURLE_USE_SSL_FAILED, 0),
+	                 NT_TEMPFAIL);
+}
+
+static nt_settings
+settings(const char *url, const char *starttls)
+{
+	nt_settings s;
+
+	memset(&s, 0, sizeof s);
+	s.smtp_url = (char *)url;
+	s.smtp_starttls = (char *)starttls;
+	s.retry_min_ms = 1000;
+	s.retry_max_ms = 60000;
+	return s;
+}
+
+static void
+check_ok(const char *url, const char *starttls)
+{
+	nt_settings s = settings(url, starttls);
+	char why[NT_WHY_MAX] = "";
+
+	if (nt_smtp_check(&s, why, sizeof why) != 0)
+		fail_msg("%s %s: %s", url, starttls, why);
+}
+
+static void
+check_bad(const char *url, const char *starttls, const char *want)
+{
+	nt_settings s = settings(url, starttls);
+	char why[NT_WHY_MAX] = "";
+
+	assert_int_equal(nt_smtp_check(&s, why, sizeof why), SS_EBADREQ);
+	assert_non_null(strstr(why, want));
+}
+
+static void
+test_check(void **state)
+{
+	(void)state;
+	check_ok("smtp://127.0.0.1:25", "none");
+	check_ok("smtp://mail.example.org", "try");
+	check_ok("smtps://mail.example.org:465", "required");
+	check_ok("smtp://[::1]:2525", "required");
+	check_bad("http://mail.example.org", "try", "--smtp-url");
+	check_bad("mail.example.org:25", "try", "--smtp-url");
+	check_bad("smtp://", "try", "--smtp-url");
+	check_bad("smtp://x", "always", "--smtp-starttls");
+}
+
+static void
+test_backoff(void **state)
+{
+	nt_settings s = settings("smtp://x", "try");
+	int64_t prev_hi = 0;
+
+	(void)state;
+	/* rnd 0 gives the bottom of the jitter range, UINT32_MAX the top. */
+	assert_int_equal(nt_backoff_ms(&s, 1, 0), 500);
+	assert_in_range(nt_backoff_ms(&s, 1, UINT32_MAX), 999, 1000);
+	assert_int_equal(nt_backoff_ms(&s, 2, 0), 1000);
+	assert_int_equal(nt_backoff_ms(&s, 3, 0), 2000);
+	assert_int_equal(nt_backoff_ms(&s, 7, 0), 30000);
+	/* Capped at retry-max, however many tries. */
+	assert_int_equal(nt_backoff_ms(&s, 8, 0), 30000);
+	assert_in_range(nt_backoff_ms(&s, 1000, UINT32_MAX), 59999, 60000);
+	for (int64_t n = 1; n < 12; n++) {
+		int64_t lo = nt_backoff_ms(&s, n, 0);
+		int64_t hi = nt_backoff_ms(&s, n, UINT32_MAX);
+		int64_t mid = nt_backoff_ms(&s, n, UINT32_MAX / 2);
+
+		assert_true(lo <= mid && mid <= hi);
+		assert_true(hi >= prev_hi); /* never shrinks */
+		prev_hi = hi;
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_classify),
+	    cmocka_unit_test(test_check),
+	    cmocka_unit_test(test_backoff),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,441 @@
+/*
+ * tests/unit/test_notify_template.c - template parsing and rendering, and
+ * the templates shipped in services/notify/templates.
+ *
+ * The shipped templates are checked against runtime/mailq.h: each renders
+ * with the vars documented there, each required var is really required
+ * (the mail is refused without it), and the optional ones may be left out.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "proto/errors.h"
+#include "runtime/mailq.h"
+#include "services/notify/notify.h"
+
+/* Vars from C strings: name, value, ..., NULL. */
+static size_t
+mkvars(nt_var *out, const char *const *kv)
+{
+	size_t n = 0;
+
+	for (; kv[2 * n] != NULL; n++) {
+		out[n].name = kv[2 * n];
+		out[n].nlen = strlen(kv[2 * n]);
+		out[n].val = kv[2 * n + 1];
+		out[n].vlen = strlen(kv[2 * n + 1]);
+	}
+	return n;
+}
+
+/* Renders src with vars; returns the rendering or fails the test. */
+static char *
+render(const char *src, const char *const *kv, enum nt_esc esc)
+{
+	nt_var vars[16];
+	size_t n = mkvars(vars, kv);
+	char why[NT_WHY_MAX] = "";
+	nt_buf out = {0};
+	nt_tpl *t;
+	char *s;
+
+	if (nt_tpl_parse(&t, src, strlen(src), why, sizeof why) != 0)
+		fail_msg("parse \"%s\": %s", src, why);
+	if (nt_tpl_render(t, vars, n, esc, &out, why, sizeof why) != 0)
+		fail_msg("render \"%s\": %s", src, why);
+	assert_int_equal(nt_buf_finish(&out), 0);
+	s = strdup(out.p);
+	nt_buf_free(&out);
+	nt_tpl_free(t);
+	return s;
+}
+
+static void
+expect(const char *src, const char *const *kv, enum nt_esc esc,
+       const char *want)
+{
+	char *got = render(src, kv, esc);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* A render that must fail with a reason containing want. */
+static void
+render_fails(const char *src, const char *const *kv, enum nt_esc esc,
+             const char *want)
+{
+	nt_var vars[16];
+	size_t n = mkvars(vars, kv);
+	char why[NT_WHY_MAX] = "";
+	nt_buf out = {0};
+	nt_tpl *t;
+
+	assert_int_equal(nt_tpl_parse(&t, src, strlen(src), why, sizeof why),
+	                 0);
+	assert_int_equal(nt_tpl_render(t, vars, n, esc, &out, why, sizeof why),
+	                 SS_EUNPROC);
+	if (strstr(why, want) == NULL)
+		fail_msg("reason \"%s\" does not contain \"%s\"", why, want);
+	nt_buf_free(&out);
+	nt_tpl_free(t);
+}
+
+static void
+parse_fails(const char *src, const char *want)
+{
+	char why[NT_WHY_MAX] = "";
+	nt_tpl *t = (nt_tpl *)1;
+
+	assert_int_equal(nt_tpl_parse(&t, src, strlen(src), why, sizeof why),
+	                 SS_EBADREQ);
+	assert_null(t);
+	if (strstr(why, want) == NULL)
+		fail_msg("parse \"%s\": reason \"%s\" does not contain \"%s\"",
+		         src, why, want);
+}
+
+static void
+test_substitution(void **state)
+{
+	static const char *const kv[] = {"name", "Zoë", "n", "3", NULL};
+	static const char *const none[] = {NULL};
+
+	(void)state;
+	expect("Hello {{name}}!", kv, NT_ESC_TEXT, "Hello Zoë!");
+	expect("{{ name }}{{n}}{{name}}", kv, NT_ESC_TEXT, "Zoë3Zoë");
+	expect("no placeholders { } }} {x}", none, NT_ESC_TEXT,
+	       "no placeholders { } }} {x}");
+	expect("", none, NT_ESC_TEXT, "");
+	/* Unknown vars are ignored; only used ones matter. */
+	expect("{{n}}", kv, NT_ESC_TEXT, "3");
+}
+
+static void
+test_sections(void **state)
+{
+	static const char *const full[] = {"msg", "hi", "who", "Bo", NULL};
+	static const char *const empty[] = {"msg", "", "who", "Bo", NULL};
+	static const char *const absent[] = {"who", "Bo", NULL};
+	const char *src = "A{{#msg}}[{{who}}: {{msg}}]{{/msg}}B";
+
+	(void)state;
+	expect(src, full, NT_ESC_TEXT, "A[Bo: hi]B");
+	expect(src, empty, NT_ESC_TEXT, "AB");
+	expect(src, absent, NT_ESC_TEXT, "AB");
+	/* A var used only inside a section that is skipped is not needed. */
+	expect("{{#msg}}{{missing}}{{/msg}}ok", absent, NT_ESC_TEXT, "ok");
+	render_fails("{{#msg}}{{missing}}{{/msg}}", full, NT_ESC_TEXT,
+	             "missing var 'missing'");
+	/* Nesting. */
+	expect("{{#who}}<{{#msg}}{{msg}}{{/msg}}>{{/who}}", full, NT_ESC_TEXT,
+	       "<hi>");
+	expect("{{#who}}<{{#msg}}{{msg}}{{/msg}}>{{/who}}", absent, NT_ESC_TEXT,
+	       "<>");
+}
+
+static void
+test_escaping(void **state)
+{
+	static const char *const kv[] = {"x",
+	                                 "<script>alert(\"a\" & 'b')</script>",
+	                                 "m", "one\ntwo\r\nthree\rfour", NULL};
+
+	(void)state;
+	expect("<p title=\"{{x}}\">{{x}}</p>", kv, NT_ESC_HTML,
+	       "<p title=\"&lt;script&gt;alert(&quot;a&quot; &amp; "
+	       "&#39;b&#39;)&lt;/script&gt;\">&lt;script&gt;alert(&quot;a&"
+	       "quot; &amp; &#39;b&#39;)&lt;/script&gt;</p>");
+	expect("{{m}}", kv, NT_ESC_HTML, "one<br>\ntwo<br>\nthree<br>\nfour");
+	/* Plain text is verbatim. */
+	expect("{{x}}|{{m}}", kv, NT_ESC_TEXT,
+	       "<script>alert(\"a\" & 'b')</script>|one\ntwo\r\nthree\rfour");
+	/* Literal template text is never escaped. */
+	expect("<b>&amp;</b>", kv, NT_ESC_HTML, "<b>&amp;</b>");
+}
+
+static void
+test_header_values(void **state)
+{
+	static const char *const crlf[] = {"s", "Hi\r\nBcc: eve@example.org",
+	                                   NULL};
+	static const char *const lf[] = {"s", "Hi\nthere", NULL};
+	static const char *const cr[] = {"s", "Hi\rthere", NULL};
+	static const char *const nul_free_ctl[] = {"s", "a\x1b[31m", NULL};
+	static const char *const tab[] = {"s", "a\tb", NULL};
+
+	(void)state;
+	render_fails("Re: {{s}}", crlf, NT_ESC_HEADER, "var 's': CR, LF");
+	render_fails("Re: {{s}}", lf, NT_ESC_HEADER, "CR, LF");
+	render_fails("Re: {{s}}", cr, NT_ESC_HEADER, "CR, LF");
+	render_fails("Re: {{s}}", nul_free_ctl, NT_ESC_HEADER, "control");
+	expect("Re: {{s}}", tab, NT_ESC_HEADER, "Re: a\tb");
+	/* The same values are fine in a body. */
+	expect("{{s}}", crlf, NT_ESC_TEXT, "Hi\r\nBcc: eve@example.org");
+}
+
+static void
+test_missing_var(void **state)
+{
+	static const char *const kv[] = {"a", "1", NULL};
+
+	(void)state;
+	render_fails("{{a}} {{b}}", kv, NT_ESC_TEXT, "missing var 'b'");
+	render_fails("{{b}}", kv, NT_ESC_HTML, "missing var 'b'");
+}
+
+static void
+test_parse_errors(void **state)
+{
+	(void)state;
+	parse_fails("x {{", "line 1: {{ without }}");
+	parse_fails("a\nb\n{{name", "line 3: {{ without }}");
+	parse_fails("{{Name}}", "placeholder must be");
+	parse_fails("{{}}", "placeholder must be");
+	parse_fails("{{na-me}}", "placeholder must be");
+	parse_fails("{{#}}", "placeholder must be");
+	parse_fails("{{na\nme}}", "spans lines");
+	parse_fails("{{#a}}x", "{{#a}} is never closed");
+	parse_fails("x\n{{/a}}", "line 2: {{/a}} closes nothing");
+	parse_fails("{{#a}}{{/b}}", "{{/b}} does not close {{#a}} of line 1");
+	parse_fails("{{#a}}{{#b}}{{/a}}{{/b}}", "does not close");
+	parse_fails("{{#a}}{{#a}}{{#a}}{{#a}}{{#a}}{{#a}}{{#a}}{{#a}}{{#a}}",
+	            "nest too deep");
+	parse_fails("caf\xc3", "not UTF-8");
+	parse_fails("caf\xe9", "not UTF-8");
+}
+
+/* ---- whole mails -------------------------------------------------------- */
+
+static void
+test_mailtpl_subject_line(void **state)
+{
+	static const char *const kv[] = {"who", "Bo", NULL};
+	const char *txt = "Subject:  Hello {{who}}  \r\n\r\nBody {{who}}\n";
+	char why[NT_WHY_MAX];
+	nt_rendered r = {0};
+	nt_mailtpl m;
+	nt_var vars[2];
+	size_t n = mkvars(vars, kv);
+
+	(void)state;
+	assert_int_equal(nt_mailtpl_parse(&m, "t", txt, strlen(txt),
+	                                  "<p>{{who}}", 10, why, sizeof why),
+	                 0);
+	assert_int_equal(nt_mailtpl_render(&m, vars, n, &r, why, sizeof why),
+	                 0);
+	assert_string_equal(r.subject.p, "Hello Bo");
+	assert_string_equal(r.text.p, "Body Bo\n");
+	assert_string_equal(r.html.p, "<p>Bo");
+	nt_rendered_free(&r);
+	nt_mailtpl_free(&m);
+
+	assert_int_equal(nt_mailtpl_parse(&m, "t", "Hello\n\nBody", 11, "", 0,
+	                                  why, sizeof why),
+	                 SS_EBADREQ);
+	assert_non_null(strstr(why, "t.txt: the first line must be"));
+	assert_int_equal(nt_mailtpl_parse(&m, "t", "Subject:   \nBody", 16, "",
+	                                  0, why, sizeof why),
+	                 SS_EBADREQ);
+	assert_int_equal(nt_mailtpl_parse(&m, "t", "Subject: {{x\n", 13, "", 0,
+	                                  why, sizeof why),
+	                 SS_EBADREQ);
+	assert_non_null(strstr(why, "t.txt: subject:"));
+	assert_int_equal(nt_mailtpl_parse(&m, "t", "Subject: x\n", 11,
+	                                  "<p>{{#a}}", 9, why, sizeof why),
+	                 SS_EBADREQ);
+	assert_non_null(strstr(why, "t.html: line 1:"));
+}
+
+/* The shipped templates, and what runtime/mailq.h says about their vars. */
+static const struct {
+	const char *name;
+	const char *required[6];
+	const char *optional[3];
+} shipped[NT_NTEMPLATES] = {
+    {"share.invitation",
+     {"sharer_name", "organisation", "register_url"},
+     {"message", "study_description"}},
+    {"share.notice",
+     {"sharer_name", "worklist_name"},
+     {"message", "study_description"}},
+    {"guestlink.recipient", {"sharer_name", "url", "expires_at"}, {"message"}},
+    {"guestlink.viewed",
+     {"link_id", "time", "addr"},
+     {"user_agent", "recipient"}},
+    {"guestlink.locked", {"link_id", "time", "addr", "attempts"}, {NULL}},
+    {"upload.received", {"link_id", "time", "studies", "files"}, {NULL}},
+};
+
+static void
+shipped_dir(char *out, size_t len)
+{
+	const char *f = __FILE__;
+	const char *slash = strrchr(f, '/');
+
+	snprintf(out, len, "%.*s/../../services/notify/templates",
+	         slash ? (int)(slash - f) : 1, slash ? f : ".");
+}
+
+/* Every var of one shipped template, each value naming its var. */
+static size_t
+all_vars(nt_var *vars, size_t i, char values[][64])
+{
+	size_t n = 0;
+
+	for (int k = 0; k < 6 && shipped[i].required[k] != NULL; k++, n++)
+		snprintf(values[n], 64, "<%s>", shipped[i].required[k]);
+	for (int k = 0; k < 3 && shipped[i].optional[k] != NULL; k++, n++)
+		snprintf(values[n], 64, "<%s>", shipped[i].optional[k]);
+	n = 0;
+	for (int k = 0; k < 6 && shipped[i].required[k] != NULL; k++, n++) {
+		vars[n].name = shipped[i].required[k];
+		vars[n].nlen = strlen(vars[n].name);
+		vars[n].val = values[n];
+		vars[n].vlen = strlen(values[n]);
+	}
+	for (int k = 0; k < 3 && shipped[i].optional[k] != NULL; k++, n++) {
+		vars[n].name = shipped[i].optional[k];
+		vars[n].nlen = strlen(vars[n].name);
+		vars[n].val = values[n];
+		vars[n].vlen = strlen(values[n]);
+	}
+	return n;
+}
+
+static void
+test_shipped_templates(void **state)
+{
+	char dir[4096], why[NT_WHY_MAX] = "";
+	nt_templates ts;
+
+	(void)state;
+	shipped_dir(dir, sizeof dir);
+	if (nt_templates_load(&ts, dir, why, sizeof why) != 0)
+		fail_msg("%s", why);
+	for (size_t i = 0; i < NT_NTEMPLATES; i++) {
+		const nt_mailtpl *m = nt_templates_get(&ts, shipped[i].name);
+		nt_var vars[9], fewer[9];
+		char values[9][64];
+		nt_rendered r = {0};
+		size_t n = all_vars(vars, i, values), nreq = 0;
+
+		assert_non_null(m);
+		assert_int_equal(
+		    nt_mailtpl_render(m, vars, n, &r, why, sizeof why), 0);
+		/* Every var shows up: in the text verbatim, in HTML escaped. */
+		for (size_t k = 0; k < n; k++) {
+			char esc[80];
+
+			snprintf(esc, sizeof esc, "&lt;%s&gt;", vars[k].name);
+			if (strstr(r.text.p, values[k]) == NULL)
+				fail_msg("%s.txt lacks %s", shipped[i].name,
+				         vars[k].name);
+			if (strstr(r.html.p, esc) == NULL)
+				fail_msg("%s.html lacks %s", shipped[i].name,
+				         vars[k].name);
+		}
+		assert_true(r.subject.n > 0);
+		assert_null(strchr(r.subject.p, '\n'));
+		/* Each required var is required. */
+		while (nreq < 6 && shipped[i].required[nreq] != NULL)
+			nreq++;
+		for (size_t drop = 0; drop < nreq; drop++) {
+			size_t m2 = 0;
+			char want[96];
+
+			for (size_t k = 0; k < n; k++)
+				if (k != drop)
+					fewer[m2++] = vars[k];
+			assert_int_equal(nt_mailtpl_render(m, fewer, m2, &r,
+			                                   why, sizeof why),
+			                 SS_EUNPROC);
+			snprintf(want, sizeof want, "missing var '%s'",
+			         vars[drop].name);
+			assert_string_equal(why, want);
+		}
+		/* The optional ones may all be left out. */
+		assert_int_equal(
+		    nt_mailtpl_render(m, vars, nreq, &r, why, sizeof why), 0);
+		for (size_t k = nreq; k < n; k++)
+			assert_null(strstr(r.text.p, values[k]));
+		nt_rendered_free(&r);
+	}
+	assert_null(nt_templates_get(&ts, "nope"));
+	nt_templates_free(&ts);
+}
+
+static void
+write_file(const char *dir, const char *name, const char *content)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(content, f);
+	fclose(f);
+}
+
+static void
+test_load_errors(void **state)
+{
+	static const char *const names[] = {SS_MAIL_TEMPLATES};
+	char dir[] = "/tmp/ss-tpl-XXXXXX", why[NT_WHY_MAX] = "", path[512];
+	nt_templates ts;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	/* Missing files are named. */
+	assert_int_equal(nt_templates_load(&ts, dir, why, sizeof why),
+	                 SS_EBADREQ);
+	assert_non_null(strstr(why, "share.invitation.txt"));
+	for (size_t i = 0; i < NT_NTEMPLATES; i++) {
+		snprintf(path, sizeof path, "%s.txt", names[i]);
+		write_file(dir, path, "Subject: s\n\nbody {{x}}\n");
+		snprintf(path, sizeof path, "%s.html", names[i]);
+		write_file(dir, path, "<p>{{x}}</p>");
+	}
+	assert_int_equal(nt_templates_load(&ts, dir, why, sizeof why), 0);
+	nt_templates_free(&ts);
+	/* A typo in one template stops the load, naming file and line. */
+	write_file(dir, "guestlink.viewed.html", "<p>\n{{#x}}\n{{/y}}</p>");
+	assert_int_equal(nt_templates_load(&ts, dir, why, sizeof why),
+	                 SS_EBADREQ);
+	assert_non_null(strstr(why, "guestlink.viewed.html: line 3:"));
+	for (size_t i = 0; i < NT_NTEMPLATES; i++) {
+		snprintf(path, sizeof path, "%s/%s.txt", dir, names[i]);
+		unlink(path);
+		snprintf(path, sizeof path, "%s/%s.html", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_substitution),
+	    cmocka_unit_test(test_sections),
+	    cmocka_unit_test(test_escaping),
+	    cmocka_unit_test(test_header_values),
+	    cmocka_unit_test(test_missing_var),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_mailtpl_subject_line),
+	    cmocka_unit_test(test_shipped_templates),
+	    cmocka_unit_test(test_load_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
