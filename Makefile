@@ -32,7 +32,8 @@ run: build
 	@deploy/local/stack run
 
 bench: build
-	@bench/run.sh
+	@bash bench/run.sh
+	@bash bench/notify_bench.sh
 
 format:
 	@clang-format -i proto/*.[ch] runtime/*.[ch] services/*/*.[ch] \
