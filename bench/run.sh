@@ -240,3 +240,12 @@ row "authz idle RSS, after load" "$RSS_AFTER MiB" "$RSS_ECHO MiB" \
 	"$(verdict "$(calc "$RSS_AFTER < $GOAL_RSS_MIB")")"
 row "errors (authz runs)" "$A_ERR" - - "0" "$(verdict "$(calc "$A_ERR == 0")")"
 echo "($(nproc) cores; other processes used ${OTHERS}% of the CPUs just before the run)"
+
+# Guest-link redemptions against the same echo floor, with their own
+# servers (bench/guestlink_bench.sh); ours are stopped first.
+if [ -x "$BUILD/studyshare-guestlink" ] && [ -x "$BUILD/studyshare-share" ]; then
+	cleanup
+	PIDS=()
+	echo
+	BUILD=$BUILD BENCH_SECONDS=$SECS bash bench/guestlink_bench.sh
+fi

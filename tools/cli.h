@@ -45,5 +45,7 @@ void cli_print(const json_t *j);
 int cli_directory(const cli_opts *o, int argc, char **argv);
 int cli_authz(const cli_opts *o, int argc, char **argv);
 int cli_publish_study(const cli_opts *o, int argc, char **argv);
+int cli_links(const cli_opts *o, int argc, char **argv);
+int cli_token(const cli_opts *o, int argc, char **argv);
 
 #endif

@@ -17,29 +17,40 @@ static void
 usage(FILE *f)
 {
 	fprintf(
-	    f, "usage: studyshare [options] COMMAND ...\n"
-	       "\n"
-	       "commands:\n"
-	       "  directory import FILE            import a directory document "
-	       "(\"-\": stdin)\n"
-	       "  authz check USER PERMISSION WORKLIST\n"
-	       "                                   exit 0 when allowed, 1 when "
-	       "denied\n"
-	       "  publish-study --study-uid UID --worklist WL [--patient-id "
-	       "ID]\n"
-	       "      [--patient-name N] [--birth-date D] [--study-date D]\n"
-	       "      [--accession A] [--modality M] [--description T]\n"
-	       "  publish-study --file EVENT.json  send a study.arrived event "
-	       "to share\n"
-	       "\n"
-	       "options:\n"
-	       "  --authz URL     authz endpoint (STUDYSHARE_AUTHZ_URL, "
-	       "default tcp://127.0.0.1:7101)\n"
-	       "  --ingest URL    share's ingest endpoint "
-	       "(STUDYSHARE_INGEST_URL,\n"
-	       "                  default tcp://127.0.0.1:7300)\n"
-	       "  --timeout MS    reply timeout (default 10000)\n"
-	       "  --quiet         print nothing on success\n");
+	    f,
+	    "usage: studyshare [options] COMMAND ...\n"
+	    "\n"
+	    "commands:\n"
+	    "  directory import FILE            import a directory document "
+	    "(\"-\": stdin)\n"
+	    "  authz check USER PERMISSION WORKLIST\n"
+	    "                                   exit 0 when allowed, 1 when "
+	    "denied\n"
+	    "  publish-study --study-uid UID --worklist WL [--patient-id "
+	    "ID]\n"
+	    "      [--patient-name N] [--birth-date D] [--study-date D]\n"
+	    "      [--accession A] [--modality M] [--description T]\n"
+	    "  publish-study --file EVENT.json  send a study.arrived event "
+	    "to share\n"
+	    "  links list STUDY_UID --worklist WL --user USER\n"
+	    "                                   the study's guest links as "
+	    "USER sees them\n"
+	    "  token USER [--ttl DURATION] [--secret-file FILE]\n"
+	    "                                   a bearer token for the HTTP "
+	    "API (dev;\n"
+	    "                                   needs STUDYSHARE_JWT_SECRET)\n"
+	    "\n"
+	    "options:\n"
+	    "  --authz URL     authz endpoint (STUDYSHARE_AUTHZ_URL, "
+	    "default tcp://127.0.0.1:7101)\n"
+	    "  --ingest URL    share's ingest endpoint "
+	    "(STUDYSHARE_INGEST_URL,\n"
+	    "                  default tcp://127.0.0.1:7300)\n"
+	    "  --guestlink URL guestlink's endpoint "
+	    "(STUDYSHARE_GUESTLINK_URL,\n"
+	    "                  default tcp://127.0.0.1:7401)\n"
+	    "  --timeout MS    reply timeout (default 10000)\n"
+	    "  --quiet         print nothing on success\n");
 }
 
 static const char *
@@ -56,6 +67,8 @@ main(int argc, char **argv)
 	cli_opts o = {
 	    .authz = env_or("STUDYSHARE_AUTHZ_URL", "tcp://127.0.0.1:7101"),
 	    .ingest = env_or("STUDYSHARE_INGEST_URL", "tcp://127.0.0.1:7300"),
+	    .guestlink =
+	        env_or("STUDYSHARE_GUESTLINK_URL", "tcp://127.0.0.1:7401"),
 	    .timeout_ms = 10000,
 	};
 	int i;
@@ -70,6 +83,9 @@ main(int argc, char **argv)
 			o.authz = argv[++i];
 		} else if (strcmp(argv[i], "--ingest") == 0 && i + 1 < argc) {
 			o.ingest = argv[++i];
+		} else if (strcmp(argv[i], "--guestlink") == 0 &&
+		           i + 1 < argc) {
+			o.guestlink = argv[++i];
 		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
 			o.timeout_ms = atoi(argv[++i]);
 			if (o.timeout_ms <= 0) {
@@ -94,6 +110,10 @@ main(int argc, char **argv)
 		return cli_authz(&o, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "publish-study") == 0)
 		return cli_publish_study(&o, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "links") == 0)
+		return cli_links(&o, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "token") == 0)
+		return cli_token(&o, argc - i - 1, argv + i + 1);
 	fprintf(stderr, "studyshare: unknown command %s\n", argv[i]);
 	usage(stderr);
 	return CLI_USAGE;

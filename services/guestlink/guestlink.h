@@ -1,0 +1,310 @@
+/*
+ * services/guestlink/guestlink.h - the guestlink daemon's state, shared by
+ * its modules.
+ *
+ * guestlink issues guest links to a study (API.md "Guest links"), lists,
+ * deletes and unlocks them, and redeems them (API.md "Redeeming a guest
+ * link").  Permissions come from authz, studies and their priors from
+ * share; guestlink decides no permission and stores no study of its own
+ * beyond the frozen view of each link.
+ *
+ * Redis layout (README.md "Redis keys"): every key starts with "link:"
+ * and each Lua script touches the keys of one hash tag.  A link's id is
+ * derived from its token (a keyed hash), so a redemption finds the link's
+ * slot from the token alone and is one script call:
+ *
+ *   link:{<id>}               hash    the link (fields below)
+ *   link:{<id>}:res           zset    password attempts under way:
+ *                                     reservation id -> lease end (ms)
+ *   link:{<id>}:s:<hash>      string  a viewer session (TTL)
+ *   link:{ix:<wl>:<uid>}      zset    the links of a study made from a
+ *                                     worklist: id -> purge time (ms)
+ */
+#ifndef SS_GUESTLINK_GUESTLINK_H
+#define SS_GUESTLINK_GUESTLINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proto/envelope.h"
+#include "proto/fields.h"
+#include "runtime/daemon.h"
+#include "runtime/metrics.h"
+#include "runtime/pub.h"
+#include "runtime/redis.h"
+#include "runtime/rep.h"
+#include "runtime/req.h"
+#include "runtime/seal.h"
+#include "runtime/token.h"
+#include "runtime/work.h"
+
+typedef struct gl_settings {
+	ss_common_settings common; /* must stay first */
+	char *listen;
+	char *pub_listen;
+	char *authz_url;
+	int64_t authz_timeout_ms;
+	char *share_url;
+	int64_t share_timeout_ms;
+	char *token_key;
+	char *seal_key;
+	char *pepper;
+	char *public_url;
+	int64_t default_expiry_ms;
+	int64_t max_expiry_ms;
+	int64_t grace_ms;
+	int64_t session_ttl_ms;
+	int64_t default_attempts;
+	int64_t workers;
+} gl_settings;
+
+extern const struct ss_cfg_table gl_settings_table;
+
+typedef struct gl_server {
+	const gl_settings *cfg;
+	ss_daemon *d;
+	ss_redis *redis;
+	ss_req *authz;
+	ss_req *share;
+	ss_rep *rep;
+	ss_pub *pub;
+	ss_work_pool *work;
+	ss_pack scratch; /* requests are built here, then sent (copied) */
+	ss_seal_key seal;
+	ss_metric *m_created, *m_deleted, *m_unlocked, *m_locked;
+	ss_metric *m_used, *m_pwreq, *m_wrong, *m_gone, *m_session;
+} gl_server;
+
+/* Bounds of the request bodies. */
+#define GL_MAX_USER     64
+#define GL_WL_MAX       80 /* "organisation:" + 64 */
+#define GL_UID_MAX      64
+#define GL_MAX_USES     1000000
+#define GL_MAX_ATTEMPTS 100
+#define GL_PW_MIN       4
+#define GL_PW_MAX       1024
+#define GL_MAX_EMAIL    254
+#define GL_MAX_MESSAGE  2000
+#define GL_MAX_ADDR     63
+#define GL_MAX_UA       2048 /* accepted; GL_UA_KEEP bytes are kept */
+#define GL_UA_KEEP      256
+#define GL_MAX_NAME     200
+#define GL_MAX_LIST     500 /* links listed per study and worklist */
+#define GL_MAX_PRIORS   100
+#define GL_RESERVE_MS   60000 /* lease of a password attempt under way */
+#define GL_STORE_TRIES  3     /* fresh tokens tried on an id collision */
+
+/* Ids, tokens and sessions. */
+#define GL_ID_LEN      20 /* hex: 80 bits of a keyed hash of the token */
+#define GL_SESSION_LEN (GL_ID_LEN + 1 + SS_TOKEN_LEN) /* "<id>.<token>" */
+#define GL_KEY_MAX     192
+#define GL_TIME_LEN    20 /* "2026-11-29T09:15:00Z" */
+
+/* Purposes of the keyed hashes (runtime/token.h). */
+#define GL_PURPOSE_LOOKUP  "guestlink"
+#define GL_PURPOSE_ID      "guestlink.id"
+#define GL_PURPOSE_SESSION "guestlink.session"
+
+/* The one answer for every unusable link. */
+#define GL_GONE_MSG "no such guest link"
+
+/* --- the link record (link.c) -------------------------------------- */
+
+/*
+ * The fields of link:{<id>} that a listing reads, in this order (HMGET),
+ * and their names in the hash.  Others: th (token hash, for lookup),
+ * view (the sealed frozen study and priors), pw (the password hash),
+ * by_email (where notifications go), purge (when the keys go).
+ */
+enum gl_field {
+	GL_F_TOK,    /* sealed token; absent once deleted */
+	GL_F_STUDY,  /* study uid */
+	GL_F_WL,     /* worklist it was made from */
+	GL_F_BY,     /* creator */
+	GL_F_AT,     /* created, ms */
+	GL_F_EXP,    /* expires, ms */
+	GL_F_MAX,    /* max uses; 0: unlimited */
+	GL_F_USES,   /* uses so far */
+	GL_F_MAXPW,  /* max password attempts; 0: no password */
+	GL_F_FAIL,   /* wrong passwords counted */
+	GL_F_DOB,    /* "1" when the password is the birth date */
+	GL_F_EMAIL,  /* recipient, "" for none */
+	GL_F_MSG,    /* message, "" for none */
+	GL_F_NOTIFY, /* "1": view notification */
+	GL_F_PRIORS, /* "1": include priors */
+	GL_F_PUIDS,  /* the frozen priors' uids, comma-separated */
+	GL_F_STATE,  /* active, locked or deleted */
+	GL_NFIELDS,
+};
+
+extern const char *const gl_field_names[GL_NFIELDS];
+
+typedef struct gl_link {
+	char id[GL_ID_LEN + 1];
+	ss_str tok; /* sealed token; n == 0 when gone */
+	ss_str study, wl, by, email, msg, puids, state;
+	int64_t at_ms, exp_ms, max_uses, uses, max_pw, fail;
+	bool dob, notify, priors;
+} gl_link;
+
+/* Reads an HMGET reply of gl_field_names into l (views into r).
+ * SS_ENOTFOUND when the link is gone, SS_EINTERNAL when malformed. */
+int gl_link_parse(gl_link *l, const char *id, const redisReply *r);
+
+/* "active", "expired", "used_up", "locked" or "deleted". */
+const char *gl_link_status(const gl_link *l, int64_t now_ms);
+
+/* Packs the link object of API.md; can_delete < 0 leaves it out.  The
+ * map has room for extra more pairs, which the caller packs after. */
+int gl_link_pack(gl_server *s, ss_pack *p, const gl_link *l, int64_t now_ms,
+                 int can_delete, int extra);
+
+/* Pushes the HMGET field names onto a. */
+struct ss_argv;
+void gl_link_fields_push(struct ss_argv *a);
+
+/* --- crypto.c: tokens, ids, sessions, sealed values ------------------ */
+
+/* The lookup hash and id of a token; SS_EBADREQ when it is not one. */
+int gl_token_ids(gl_server *s, const char *tok, size_t n,
+                 char th[SS_TOKEN_HASH_LEN + 1], char id[GL_ID_LEN + 1]);
+/* A fresh session "<id>.<token>" and the key it is kept under. */
+int gl_session_new(gl_server *s, const char *id, char sess[GL_SESSION_LEN + 1],
+                   char key[GL_KEY_MAX]);
+/* The link id and key of a presented session; SS_EBADREQ when it is not
+ * one. */
+int gl_session_key(gl_server *s, const char *sess, size_t n,
+                   char id[GL_ID_LEN + 1], char key[GL_KEY_MAX]);
+/* Seals a token or a view for link id (out: len + SS_SEAL_OVERHEAD). */
+int gl_seal_token(gl_server *s, const char *id, const char *tok,
+                  unsigned char *out, size_t cap, size_t *outlen);
+int gl_seal_view(gl_server *s, const char *id, const void *view, size_t len,
+                 unsigned char **out, size_t *outlen);
+/* Opens a sealed token into tok (SS_TOKEN_LEN + 1). */
+int gl_open_token(gl_server *s, const char *id, const char *sealed, size_t len,
+                  char tok[SS_TOKEN_LEN + 1]);
+/* Opens a sealed view; *out is malloc'd (free it). */
+int gl_open_view(gl_server *s, const char *id, const char *sealed, size_t len,
+                 unsigned char **out, size_t *outlen);
+/* True for GL_ID_LEN lower-case hex characters. */
+bool gl_valid_id(const char *s, size_t n);
+
+/* --- keys (common.c) ------------------------------------------------- */
+
+int gl_key_link(char out[GL_KEY_MAX], const char *id, const char *suffix);
+int gl_key_index(char out[GL_KEY_MAX], const char *wl, const char *uid);
+
+/* --- scripts.c ------------------------------------------------------- */
+
+extern ss_script gl_script_store, gl_script_index_add, gl_script_index_read,
+    gl_script_redeem, gl_script_settle, gl_script_session, gl_script_delete,
+    gl_script_unlock;
+
+/* The answers of the redemption scripts (first element). */
+enum gl_outcome {
+	GL_GONE = 0,     /* {0} */
+	GL_VIEW = 1,     /* {1, view, ttl ms, used, uses, info...} */
+	GL_PWREQ = 2,    /* {2} */
+	GL_CHECK = 3,    /* {3, password hash} */
+	GL_LOCKED = 4,   /* {4, attempts, info...} */
+	GL_WRONG = 5,    /* {5, attempts left, attempts, info...} */
+	GL_OUTCOMES = 6, /* count */
+};
+
+/* The "info" part of those answers: what audit and notifications need. */
+typedef struct gl_info {
+	ss_str study, wl, notify, by_email, email;
+} gl_info;
+
+/* --- common.c -------------------------------------------------------- */
+
+/* Parses body against spec, answering bad_request itself on failure. */
+int gl_parse(ss_call *c, const msgpack_object *body, const ss_field_spec *spec,
+             size_t n, const msgpack_object **out);
+/* Redis or peer error -> what to answer. */
+int gl_err(int err);
+/* A peer's reply -> 0 or the error to answer. */
+int gl_peer_err(int err, const ss_msg *reply);
+
+/* Starts a request to a peer in s->scratch; pack one body map, then
+ * gl_peer_send().  id: the caller's request id. */
+ss_pack *gl_peer_begin(gl_server *s, const char *type, const char *id);
+int gl_peer_send(gl_server *s, ss_req *peer, ss_reply_fn fn, void *arg);
+
+/* authz.check {user, permission, worklist}; fn gets the reply. */
+int gl_authz_check(gl_server *s, const char *id, const char *user,
+                   const char *perm, const char *wl, ss_reply_fn fn, void *arg);
+/* The "allowed" of an authz.check reply (false for anything else). */
+bool gl_allowed(const ss_msg *reply);
+
+/* Appends an audit entry; detail is a JSON object (stolen: decref'd). */
+struct json_t;
+void gl_audit(gl_server *s, const char *reqid, const char *actor,
+              const char *action, const char *id, const char *wl,
+              struct json_t *detail, const char *addr);
+
+/* Queues a mail; logs (never the vars) when it cannot.  fn may be NULL. */
+struct ss_mail;
+int gl_mail(gl_server *s, const char *reqid, const struct ss_mail *m,
+            ss_redis_fn fn, void *arg);
+
+/* Validation. */
+bool gl_valid_worklist(const char *s, size_t n);
+bool gl_valid_uid(const char *s, size_t n);
+bool gl_valid_addr(const char *s, size_t n);
+/* UTF-8 without control characters; line breaks and tabs when lines. */
+bool gl_valid_text(const char *s, size_t n, bool lines);
+/* Copies a user agent into out (GL_UA_KEEP + 1): control characters and
+ * invalid UTF-8 become '?', cut at GL_UA_KEEP bytes on a boundary. */
+void gl_clean_ua(const char *s, size_t n, char out[GL_UA_KEEP + 1]);
+/* RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)" -> ms. */
+int gl_time_parse(const char *s, size_t n, int64_t *ms);
+
+int64_t gl_now_ms(void);
+void gl_time_fmt(int64_t ms, char out[GL_TIME_LEN + 1]);
+
+/* --- owner.c: may this user manage this link? ------------------------ */
+
+/*
+ * delete and unlock need links.guest.create on the link's worklist.
+ * gl_owner_check() reads the link's worklist and study (OW_READ), asks
+ * authz (OW_CHECK), then calls fn: err 0 when allowed (wl and study are
+ * set), SS_ENOTFOUND for no such link, SS_EFORBIDDEN, or the error of a
+ * dependency.  Embed a gl_owner in the job's state.
+ */
+struct gl_owner;
+typedef void (*gl_owner_fn)(struct gl_owner *o, int err);
+
+typedef struct gl_owner {
+	gl_server *s;
+	ss_call *c;
+	gl_owner_fn fn;
+	int step;
+	char id[GL_ID_LEN + 1];
+	char user[GL_MAX_USER + 1];
+	char wl[GL_WL_MAX + 1];
+	char study[GL_UID_MAX + 1];
+	char addr[GL_MAX_ADDR + 1];
+} gl_owner;
+
+/* Parses {user, id, addr?} into o and starts the check; answers the call
+ * itself (and returns non-zero) when the body is refused. */
+int gl_owner_start(gl_owner *o, gl_server *s, ss_call *c,
+                   const msgpack_object *body, gl_owner_fn fn);
+
+/* --- handlers, one module each -------------------------------------- */
+
+void gl_handle_create(ss_call *c, const msgpack_object *body, void *arg);
+void gl_handle_list(ss_call *c, const msgpack_object *body, void *arg);
+void gl_handle_delete(ss_call *c, const msgpack_object *body, void *arg);
+void gl_handle_unlock(ss_call *c, const msgpack_object *body, void *arg);
+void gl_handle_redeem(ss_call *c, const msgpack_object *body, void *arg);
+void gl_handle_session(ss_call *c, const msgpack_object *body, void *arg);
+
+/* redeem.c and session.c: the success answer, spliced from a view. */
+int gl_reply_view(gl_server *s, ss_call *c, const char *id,
+                  const redisReply *view, const char *sess, int64_t ttl_ms);
+/* The one answer for every unusable link. */
+void gl_reply_gone(gl_server *s, ss_call *c);
+
+#endif
