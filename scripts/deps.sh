@@ -9,6 +9,7 @@ pkgs=(
   libevent-dev libnng-dev libhiredis-dev libmsgpack-dev libsodium-dev
   libjansson-dev libjwt-dev libcurl4-openssl-dev libcmocka-dev
   redis-server redis-tools prometheus python3 python3-aiosmtpd curl
+  chromium wrk
 )
 
 missing=()

@@ -5,6 +5,7 @@ Stages (each counted per test case where the runner reports cases):
   build     a normal build (build/) and an ASan+UBSan build (build-asan/)
   unit      every cmocka binary of both builds
   integ     the Python integration tests against the daemons of both builds
+  browser   the web UI and pages in headless Chromium (normal build)
   fuzz      each libFuzzer target for a short, bounded time (clang build)
   format    clang-format of every C source
 
@@ -131,6 +132,19 @@ def fuzz(builddir, seconds):
         count(rc == 0, rc == 0, rc != 0, "fuzz " + name)
 
 
+def browser(builddir):
+    rc, out, secs = run(["bash", "tests/browser/run.sh"], env={"SS_BUILD": builddir},
+                        timeout=600, quiet=True)
+    m = re.findall(r"^(\d+) passed, (\d+) failed", out, re.M)
+    p, f = (int(m[-1][0]), int(m[-1][1])) if m else (0, 1)
+    if rc != 0 and f == 0:
+        f = 1
+    if rc != 0:
+        log(out[-6000:])
+    log("browser %-32s %3d passed %3d failed (%.0f s)" % (builddir, p, f, secs))
+    count(rc == 0, p, f, "browser " + builddir)
+
+
 def fmt():
     files = [f for pat in ("proto/*.[ch]", "runtime/*.[ch]", "services/*/*.[ch]",
                            "tools/*.[ch]", "tests/unit/*.[ch]", "tests/fuzz/*.c", "bench/*.c")
@@ -152,6 +166,7 @@ def main():
     if build("build"):
         unit("build", False)
         integ("build", False)
+        browser("build")
     if not args.quick:
         if build("build-asan", "-DSS_SANITIZE=ON"):
             unit("build-asan", True)

@@ -8,7 +8,7 @@ import unittest
 
 from stack import BUILD, ROOT
 
-DAEMONS = ["authz", "share", "notify", "guestlink"]
+DAEMONS = ["authz", "share", "notify", "guestlink", "gateway"]
 
 
 class SettingsDocs(unittest.TestCase):

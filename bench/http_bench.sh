@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# bench/http_bench.sh - the gateway over HTTP: guest-link redemptions/s
+# (JSON, no password, keep-alive, 64 connections) and share requests/s,
+# each as a ratio to an evhttp "hello" handler (bench/http_hello.c)
+# measured in the same run with the same client (wrk, Debian's).
+#
+# Builds nothing: $BUILD (default build/) must hold http_hello, studyshare
+# and the authz, share, guestlink and gateway daemons.  Starts its own
+# redis-server, daemons and hello server on free loopback ports in a
+# temporary directory, imports the fixture directory, publishes one study,
+# logs alice in and makes one guest link without a password or use limit
+# through the API, measures, prints a table and stops everything it
+# started.  About 20 s.  Exits 0 whether the goal is met or missed.
+#
+#   BUILD=build-other bash bench/http_bench.sh
+#   BENCH_SECONDS=2 bash bench/http_bench.sh
+#   HTTP_BENCH_PERF=/tmp/gw.perf bash bench/http_bench.sh   (perf record of
+#       the gateway during the redemption run, for `perf report -i`)
+set -eEuo pipefail
+
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+SECS=${BENCH_SECONDS:-5}
+CONNS=64
+THREADS=2
+FIXTURE=tests/integration/fixtures/directory.json
+GOAL_RATIO=0.40 # redemptions/s / hello floor, at least
+UID_=2.25.4343.1
+
+for b in http_hello studyshare studyshare-authz studyshare-share \
+	studyshare-guestlink studyshare-gateway; do
+	if [ ! -x "$BUILD/$b" ]; then
+		echo "http-bench: $BUILD/$b missing; build first" >&2
+		exit 1
+	fi
+done
+for t in redis-server redis-cli curl python3 wrk; do
+	command -v "$t" >/dev/null || { echo "http-bench: $t not found" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/ss-http-bench.XXXXXX")
+PIDS=()
+KEEP=0
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	if [ "$KEEP" = 1 ]; then
+		echo "http-bench: logs kept in $TMP" >&2
+	else
+		rm -rf "$TMP"
+	fi
+}
+trap cleanup EXIT
+trap 'KEEP=1' ERR
+trap 'exit 130' INT TERM
+
+free_port() {
+	python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_until() {
+	local what=$1 i
+	shift
+	for i in $(seq 150); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "http-bench: $what did not come up" >&2
+	KEEP=1
+	exit 1
+}
+
+calc() {
+	python3 -c "print($1)"
+}
+
+# run_wrk NAME URL [wrk args...]: the wrk report in $TMP/NAME.wrk
+run_wrk() {
+	local name=$1 url=$2
+	shift 2
+	wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "$@" "$url" >"$TMP/$name.wrk"
+}
+rps_of() { awk '/^Requests\/sec:/ { print $2 }' "$TMP/$1.wrk"; }
+non2xx_of() { awk '/Non-2xx or 3xx responses:/ { print $5 } END { }' "$TMP/$1.wrk" | tail -1; }
+p99_of() { awk '$1 == "99%" { print $2 }' "$TMP/$1.wrk"; }
+reqs_of() { awk '/ requests in / { print $1 }' "$TMP/$1.wrk"; }
+
+cpu_of() { # user + system ticks of a process
+	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+HZ=$(getconf CLK_TCK)
+
+# us_per_req TICKS NAME: a process's CPU microseconds per request of a run
+us_per_req() {
+	calc "round($1 * 1e6 / $HZ / max(1, $(reqs_of "$2")), 1)"
+}
+
+REDIS_PORT=$(free_port)
+AUTHZ_URL=tcp://127.0.0.1:$(free_port)
+SHARE_URL=tcp://127.0.0.1:$(free_port)
+INGEST_URL=tcp://127.0.0.1:$(free_port)
+GL_URL=tcp://127.0.0.1:$(free_port)
+HTTP_PORT=$(free_port)
+HELLO_PORT=$(free_port)
+GW=http://127.0.0.1:$HTTP_PORT
+
+echo "http-bench: $(nproc) cores, build $BUILD, ${SECS}s windows, $CONNS connections" >&2
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
+	--appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+PIDS+=($!)
+wait_until redis redis-cli -p "$REDIS_PORT" ping
+
+export STUDYSHARE_REDIS_ADDR=127.0.0.1:$REDIS_PORT
+export STUDYSHARE_PEPPER=bench-pepper-0123456789abcdef
+export STUDYSHARE_AUTHZ_URL=$AUTHZ_URL
+export STUDYSHARE_SHARE_URL=$SHARE_URL
+export STUDYSHARE_LOG_LEVEL=warn
+
+start() { # start NAME ENV... : a daemon with its own admin port, ready
+	local name=$1 admin
+	shift
+	admin=$(free_port)
+	env STUDYSHARE_ADMIN_ADDR=127.0.0.1:$admin "$@" \
+		"$BUILD/studyshare-$name" 2>"$TMP/$name.log" &
+	PIDS+=($!)
+	wait_until "$name" curl -fsS "http://127.0.0.1:$admin/readyz"
+}
+
+start authz STUDYSHARE_LISTEN="$AUTHZ_URL"
+"$BUILD/studyshare" --authz "$AUTHZ_URL" --timeout 15000 directory import \
+	"$FIXTURE" >/dev/null
+start share STUDYSHARE_LISTEN="$SHARE_URL" STUDYSHARE_INGEST_LISTEN="$INGEST_URL" \
+	STUDYSHARE_PUB_LISTEN=tcp://127.0.0.1:$(free_port) \
+	STUDYSHARE_TOKEN_KEY=bench-share-token-key-0123456789abcdef \
+	STUDYSHARE_NOTICES=false
+start guestlink STUDYSHARE_LISTEN="$GL_URL" \
+	STUDYSHARE_PUB_LISTEN=tcp://127.0.0.1:$(free_port) \
+	STUDYSHARE_TOKEN_KEY=bench-guestlink-token-key-0123456789abcdef \
+	STUDYSHARE_SEAL_KEY=bench-guestlink-seal-key-0123456789abcdef \
+	STUDYSHARE_PUBLIC_URL="$GW"
+start gateway STUDYSHARE_LISTEN=127.0.0.1:$HTTP_PORT STUDYSHARE_GUESTLINK_URL="$GL_URL" \
+	STUDYSHARE_JWT_SECRET=bench-jwt-secret-0123456789abcdef0123
+GW_PID=${PIDS[-1]}
+"$BUILD/http_hello" "$HELLO_PORT" &
+HELLO_PID=$!
+PIDS+=($HELLO_PID)
+wait_until hello curl -fsS "http://127.0.0.1:$HELLO_PORT/"
+
+"$BUILD/studyshare" --ingest "$INGEST_URL" publish-study --study-uid "$UID_" \
+	--worklist location:ct --patient-id BENCH1 --study-date 20240101 \
+	--modality CT --description "CT HEAD" >/dev/null
+
+JWT=$(curl -fsS -X POST "$GW/api/v1/sessions" -H 'Content-Type: application/json' \
+	-d '{"user":"alice","password":"alice-password"}' |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')
+# One link: no password, no use limit, no notification.
+LINK=$(curl -fsS -X POST "$GW/api/v1/studies/$UID_/guest-links" \
+	-H "Authorization: Bearer $JWT" -H 'Content-Type: application/json' \
+	-d '{"worklist":"location:ct"}' |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
+LINK=$GW/g/${LINK##*/g/}
+curl -fsS -H 'Accept: application/json' "$LINK" >/dev/null
+
+cat >"$TMP/share.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"worklist":"location:ct","targets":[{"kind":"user","id":"bob"}]}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $JWT"
+LUA
+
+GL_PID=${PIDS[3]}
+echo "http-bench: 1/3 floor: evhttp hello" >&2
+c0=$(cpu_of "$HELLO_PID")
+run_wrk hello "http://127.0.0.1:$HELLO_PORT/g/x" -H 'Accept: application/json'
+HELLO_CPU=$(us_per_req $(( $(cpu_of "$HELLO_PID") - c0 )) hello)
+echo "http-bench: 2/3 GET /g/{token} (JSON, a use each)" >&2
+c0=$(cpu_of "$GW_PID")
+g0=$(cpu_of "$GL_PID")
+if [ -n "${HTTP_BENCH_PERF:-}" ]; then
+	perf record -q -g -o "$HTTP_BENCH_PERF" -p "$GW_PID" -- sleep "$SECS" 2>/dev/null &
+fi
+run_wrk redeem "$LINK" -H 'Accept: application/json'
+REDEEM_CPU=$(us_per_req $(( $(cpu_of "$GW_PID") - c0 )) redeem)
+REDEEM_GL_CPU=$(us_per_req $(( $(cpu_of "$GL_PID") - g0 )) redeem)
+echo "http-bench: 3/3 POST /api/v1/studies/{uid}/shares" >&2
+c0=$(cpu_of "$GW_PID")
+run_wrk share "$GW/api/v1/studies/$UID_/shares" -s "$TMP/share.lua"
+SHARE_CPU=$(us_per_req $(( $(cpu_of "$GW_PID") - c0 )) share)
+
+HELLO=$(rps_of hello)
+REDEEM=$(rps_of redeem)
+SHARE=$(rps_of share)
+R_RATIO=$(calc "round($REDEEM / $HELLO, 2)")
+S_RATIO=$(calc "round($SHARE / $HELLO, 3)")
+VERDICT=$(calc "'ok' if $R_RATIO >= $GOAL_RATIO else 'MISS'")
+RSS=$(awk '/^VmRSS:/ { print $2 }' "/proc/$GW_PID/status")
+
+printf '\n%-42s %10s %7s %9s %8s %11s\n' "http (wrk, $CONNS keep-alive connections)" "req/s" "ratio" "p99" "non-2xx" "us/req(srv)"
+printf '%-42s %10s %7s %9s %8s %11s\n' "floor: evhttp hello" "$HELLO" "1.00" "$(p99_of hello)" "$(non2xx_of hello)" "$HELLO_CPU"
+printf '%-42s %10s %7s %9s %8s %11s   goal >= %s: %s\n' "guest-link redemption, JSON, no password" \
+	"$REDEEM" "$R_RATIO" "$(p99_of redeem)" "$(non2xx_of redeem)" "$REDEEM_CPU" "$GOAL_RATIO" "$VERDICT"
+printf '%-42s %10s %7s %9s %8s %11s\n' "  guestlink's own CPU per redemption" "" "" "" "" "$REDEEM_GL_CPU"
+printf '%-42s %10s %7s %9s %8s %11s\n' "share to a colleague (authz + share)" \
+	"$SHARE" "$S_RATIO" "$(p99_of share)" "$(non2xx_of share)" "$SHARE_CPU"
+printf '%-44s %12s\n' "gateway RSS after the runs (KiB)" "$RSS"

@@ -1,0 +1,92 @@
+/*
+ * services/gateway/limit.c - per-address rate limits.
+ *
+ * Contract (gateway.h): a fixed window per (kind, client address), counted
+ * in Redis so that every gateway replica behind a balancer shares one
+ * count: an address cannot multiply its allowance by the number of
+ * replicas.  One script increments the counter and sets its TTL (the
+ * window) when it has none, so every key expires; the answer is the count
+ * and the milliseconds left.  Over the limit: 429 too_many_requests with
+ * Retry-After (the seconds until the window ends, rounded up).  Redis down:
+ * 503, like every other dependency.
+ *
+ * Keys: gateway:{rl:<kind>:<addr>}, each its own slot (Redis Cluster).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/errors.h"
+#include "runtime/log.h"
+#include "services/gateway/gateway.h"
+
+ss_script gw_script_limit = {
+    "gateway_limit",
+    "local n = redis.call('INCR', KEYS[1])\n"
+    "local ttl = redis.call('PTTL', KEYS[1])\n"
+    "if ttl < 0 then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
+    "  ttl = tonumber(ARGV[1])\n"
+    "end\n"
+    "return {n, ttl}\n",
+    "",
+};
+
+static void
+on_count(int err, redisReply *rep, void *arg)
+{
+	gw_req *r = arg;
+	int64_t n, ttl;
+	int secs;
+
+	if (err != 0 || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
+	    rep->element[1]->type != REDIS_REPLY_INTEGER) {
+		ss_warn("http.limit_failed", r->id, "error",
+		        err != 0 ? ss_err_word(err) : "bad reply", NULL);
+		gw_fail(r, SS_EUNAVAIL,
+		        "the rate limiter is unavailable; "
+		        "retry later");
+		return;
+	}
+	n = rep->element[0]->integer;
+	ttl = rep->element[1]->integer;
+	r->step = GW_STEP_ROUTE;
+	if (n > r->limit) {
+		secs = (int)((ttl + 999) / 1000);
+		ss_metric_add(r->s->m_limited, 1);
+		ss_info("http.rate_limited", r->id, "route", r->route->name,
+		        NULL);
+		gw_reply_error_retry(r, SS_ETOOMANY,
+		                     "too many requests; retry later",
+		                     secs > 0 ? secs : 1);
+		return;
+	}
+	r->next(r);
+}
+
+void
+gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next)
+{
+	char key[160], win[24];
+	const char *argv[2];
+	size_t lens[2];
+	int rv;
+
+	snprintf(key, sizeof key, "gateway:{rl:%s:%s}", kind, r->addr);
+	snprintf(win, sizeof win, "%" PRId64, r->s->cfg->rate_window_ms);
+	argv[0] = key;
+	argv[1] = win;
+	lens[0] = strlen(key);
+	lens[1] = strlen(win);
+	r->limit = limit;
+	r->next = next;
+	r->step = GW_STEP_LIMIT;
+	if ((rv = ss_redis_eval(r->s->redis, &gw_script_limit, on_count, r, 1,
+	                        2, argv, lens)) != 0) {
+		r->step = GW_STEP_ROUTE;
+		gw_fail(r, SS_EUNAVAIL,
+		        "the rate limiter is unavailable; "
+		        "retry later");
+	}
+}

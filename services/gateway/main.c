@@ -1,0 +1,241 @@
+/*
+ * services/gateway/main.c - the gateway daemon: wires config, loop, Redis
+ * (rate limits), the clients of authz, share and guestlink, the templates
+ * and the HTTP server with its route table.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/http.h>
+
+#include "proto/errors.h"
+#include "runtime/config.h"
+#include "runtime/daemon.h"
+#include "runtime/log.h"
+#include "services/gateway/gateway.h"
+
+#define OPT(n, t, d, lo, hi, f, h)                                             \
+	{                                                                      \
+		n, t, d, lo, hi, offsetof(gw_settings, f), h                   \
+	}
+
+static const ss_cfg_opt opts[] = {
+    OPT("listen", SS_CFG_ADDR, "127.0.0.1:8080", 1, 255, listen,
+        "host:port of the HTTP server (API, pages, web UI)"),
+    OPT("authz-url", SS_CFG_ADDR, "tcp://127.0.0.1:7101", 0, 0, authz_url,
+        "NNG address of authz"),
+    OPT("authz-timeout", SS_CFG_MS, "5s", 10, 60000, authz_timeout_ms,
+        "time authz has to answer a request before the client gets 503"),
+    OPT("share-url", SS_CFG_ADDR, "tcp://127.0.0.1:7201", 0, 0, share_url,
+        "NNG address of share's RPC endpoint"),
+    OPT("share-timeout", SS_CFG_MS, "5s", 10, 60000, share_timeout_ms,
+        "time share has to answer a request before the client gets 503"),
+    OPT("guestlink-url", SS_CFG_ADDR, "tcp://127.0.0.1:7401", 0, 0,
+        guestlink_url, "NNG address of guestlink"),
+    OPT("guestlink-timeout", SS_CFG_MS, "5s", 10, 60000, guestlink_timeout_ms,
+        "time guestlink has to answer a request before the client gets 503"),
+    OPT("jwt-secret", SS_CFG_SECRET, NULL, 32, 1024, jwt_secret,
+        "HS256 key of the bearer tokens; changing it ends every session"),
+    OPT("token-ttl", SS_CFG_MS, "8h", 60000, 7LL * 86400000, token_ttl_ms,
+        "lifetime of a bearer token issued by POST /api/v1/sessions"),
+    OPT("operator-token", SS_CFG_SECRET, "", 0, 1024, operator_token,
+        "bearer token of PUT /api/v1/directory (at least 32 bytes); empty "
+        "disables that route"),
+    OPT("body-max", SS_CFG_INT, "65536", 1024, 1048576, body_max,
+        "largest JSON request body in bytes; larger ones get 413"),
+    OPT("directory-body-max", SS_CFG_INT, "1000000", 1024, 67108864,
+        directory_max,
+        "largest directory document PUT /api/v1/directory takes, in bytes "
+        "(keep it under authz's recv-max)"),
+    OPT("https", SS_CFG_BOOL, "false", 0, 0, https,
+        "the gateway is reached over HTTPS (behind a TLS proxy): cookies "
+        "get Secure, answers get Strict-Transport-Security"),
+    OPT("trust-proxy", SS_CFG_BOOL, "false", 0, 0, trust_proxy,
+        "take the client's address from the last X-Forwarded-For entry "
+        "(only behind a proxy that sets it)"),
+    OPT("web-root", SS_CFG_STR, "", 0, 900, web_root,
+        "directory of the web UI (index.html, static/, templates/); empty: "
+        "the web/ directory of the source tree the binary was built from"),
+    OPT("guest-password-limit", SS_CFG_INT, "60", 1, 1000000,
+        guest_password_limit,
+        "guest link password posts per client address per rate-window"),
+    OPT("registration-limit", SS_CFG_INT, "10", 1, 1000000, registration_limit,
+        "registration attempts per client address per rate-window"),
+    OPT("rate-window", SS_CFG_MS, "60s", 1000, 86400000, rate_window_ms,
+        "window of the gateway's per-address rate limits"),
+    OPT("http-timeout", SS_CFG_MS, "30s", 1000, 600000, http_timeout_ms,
+        "how long an HTTP connection may sit idle or take to send a "
+        "request"),
+    OPT("static-max-age", SS_CFG_MS, "0s", 0, 86400000, static_max_age_ms,
+        "Cache-Control max-age of the web UI's files; 0: no-cache "
+        "(revalidated with their ETag every time)"),
+};
+
+const struct ss_cfg_table gw_settings_table = {opts,
+                                               sizeof opts / sizeof opts[0]};
+
+static const gw_route routes[] = {
+    {"sessions.create", GW_POST, "/api/v1/sessions", GW_AUTH_NONE, false,
+     gw_api_session},
+    {"worklists.list", GW_GET, "/api/v1/worklists", GW_AUTH_BEARER, false,
+     gw_api_worklists},
+    {"worklists.get", GW_GET, "/api/v1/worklists/*", GW_AUTH_BEARER, false,
+     gw_api_worklist},
+    {"studies.list", GW_GET, "/api/v1/worklists/*/studies", GW_AUTH_BEARER,
+     false, gw_api_studies},
+    {"studies.get", GW_GET, "/api/v1/studies/*", GW_AUTH_BEARER, false,
+     gw_api_study},
+    {"shares.create", GW_POST, "/api/v1/studies/*/shares", GW_AUTH_BEARER,
+     false, gw_api_share_create},
+    {"shares.history", GW_GET, "/api/v1/studies/*/shares", GW_AUTH_BEARER,
+     false, gw_api_share_history},
+    {"links.create", GW_POST, "/api/v1/studies/*/guest-links", GW_AUTH_BEARER,
+     false, gw_api_link_create},
+    {"links.list", GW_GET, "/api/v1/studies/*/guest-links", GW_AUTH_BEARER,
+     false, gw_api_link_list},
+    {"links.delete", GW_DELETE, "/api/v1/guest-links/*", GW_AUTH_BEARER, false,
+     gw_api_link_delete},
+    {"links.unlock", GW_POST, "/api/v1/guest-links/*/unlock", GW_AUTH_BEARER,
+     false, gw_api_link_unlock},
+    {"registrations.create", GW_POST, "/api/v1/registrations", GW_AUTH_NONE,
+     false, gw_api_register},
+    {"directory.import", GW_PUT, "/api/v1/directory", GW_AUTH_OPERATOR, false,
+     gw_api_directory},
+    {"page.guest", GW_GET | GW_POST, "/g/*", GW_AUTH_NONE, true, gw_page_guest},
+    {"page.register", GW_GET, "/register", GW_AUTH_NONE, true,
+     gw_page_register},
+    {"page.index", GW_GET | GW_HEAD, "/", GW_AUTH_NONE, true, gw_page_index},
+    {"static", GW_GET | GW_HEAD, "/static/*", GW_AUTH_NONE, true,
+     gw_page_static},
+};
+
+static const char *const tmpl_files[GW_NTMPL] = {
+    [GW_T_GUEST_PASSWORD] = "guest_password.html",
+    [GW_T_GUEST_VIEW] = "guest_view.html",
+    [GW_T_GONE] = "guest_gone.html",
+    [GW_T_REGISTER] = "register.html",
+    [GW_T_NOT_FOUND] = "not_found.html",
+    [GW_T_ERROR] = "error.html",
+};
+
+/* The web/ directory beside services/ in the tree this file was built
+ * from (CMake passes absolute source paths). */
+static int
+web_root(gw_server *s)
+{
+	const char *f = __FILE__, *cut = strstr(f, "services/gateway/main.c");
+
+	if (s->cfg->web_root[0] != '\0') {
+		snprintf(s->web_root, sizeof s->web_root, "%s",
+		         s->cfg->web_root);
+		return 0;
+	}
+	if (cut == NULL || cut == f) {
+		snprintf(s->web_root, sizeof s->web_root, "web");
+		return 0;
+	}
+	snprintf(s->web_root, sizeof s->web_root, "%.*sweb", (int)(cut - f), f);
+	return 0;
+}
+
+static int
+load_templates(gw_server *s)
+{
+	char path[1200];
+	int rv;
+
+	for (int i = 0; i < GW_NTMPL; i++) {
+		snprintf(path, sizeof path, "%s/templates/%s", s->web_root,
+		         tmpl_files[i]);
+		if ((rv = gw_tmpl_load(&s->tmpl[i], path)) != 0) {
+			fprintf(stderr,
+			        "studyshare-gateway: web-root: cannot read %s "
+			        "(%s)\n",
+			        path, ss_err_word(rv));
+			return rv;
+		}
+	}
+	return 0;
+}
+
+/* SIGTERM: no new connections; requests in flight finish (each holds the
+ * daemon), and keep-alive connections get 503 with Connection: close. */
+static void
+on_stop(void *arg)
+{
+	gw_server *s = arg;
+
+	if (s->bound != NULL) {
+		evhttp_del_accept_socket(s->http, s->bound);
+		s->bound = NULL;
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	const ss_cfg_table tabs[] = {ss_common_table, gw_settings_table};
+	static ss_script *scripts[] = {&gw_script_limit};
+	gw_settings cfg;
+	gw_server s = {0};
+	ss_daemon d;
+	int rv = 1;
+
+	switch (ss_config_load(tabs, 2, &cfg, argc, argv, "gateway")) {
+	case 0:
+		break;
+	case 1:
+		return 0;
+	default:
+		return 2;
+	}
+	s.cfg = &cfg;
+	s.d = &d;
+	ss_pack_init(&s.scratch);
+	if (web_root(&s) != 0 || load_templates(&s) != 0 ||
+	    gw_operator_init(&s) != 0) {
+		rv = 2;
+		goto fail_cfg;
+	}
+	if (ss_daemon_init(&d, "gateway", &cfg.common) != 0)
+		goto fail_cfg;
+	s.m_limited = ss_counter("studyshare_http_rate_limited_total",
+	                         "requests refused by a per-address rate "
+	                         "limit",
+	                         NULL);
+	if (ss_redis_open(&s.redis, &d, "redis", cfg.common.redis_addr,
+	                  cfg.common.redis_password,
+	                  (int)cfg.common.redis_timeout_ms, scripts, 1) != 0 ||
+	    ss_req_dial(&s.authz, &d, cfg.authz_url,
+	                (int)cfg.authz_timeout_ms) != 0 ||
+	    ss_req_dial(&s.share, &d, cfg.share_url,
+	                (int)cfg.share_timeout_ms) != 0 ||
+	    ss_req_dial(&s.guestlink, &d, cfg.guestlink_url,
+	                (int)cfg.guestlink_timeout_ms) != 0 ||
+	    ss_daemon_on_stop(&d, on_stop, &s) != 0 ||
+	    gw_http_start(&s, routes, sizeof routes / sizeof routes[0]) != 0) {
+		ss_error("daemon.start_failed", NULL, "listen", cfg.listen,
+		         NULL);
+		goto fail;
+	}
+	ss_info("gateway.web_root", NULL, "path", s.web_root, NULL);
+	rv = ss_daemon_run(&d);
+fail:
+	gw_http_stop(&s);
+	if (s.guestlink != NULL)
+		ss_req_close(s.guestlink);
+	if (s.share != NULL)
+		ss_req_close(s.share);
+	if (s.authz != NULL)
+		ss_req_close(s.authz);
+	if (s.redis != NULL)
+		ss_redis_close(s.redis);
+	ss_daemon_fini(&d);
+fail_cfg:
+	for (int i = 0; i < GW_NTMPL; i++)
+		gw_tmpl_free(&s.tmpl[i]);
+	ss_pack_free(&s.scratch);
+	ss_config_free(tabs, 2, &cfg);
+	return rv == 0 ? 0 : rv;
+}

@@ -1,0 +1,111 @@
+/*
+ * services/gateway/peer.c - a request to a daemon on behalf of an HTTP
+ * request.
+ *
+ * Contract (gateway.h): the bus request carries the HTTP request's id, so
+ * one id ties the gateway's log lines to the daemon's.  A daemon that is
+ * not connected (ss_req_send refuses at once) or does not answer within
+ * its timeout is 503 unavailable: nothing was changed that the client can
+ * see, and it may retry.  An error reply keeps its code and message, and
+ * its retry_after becomes Retry-After.  Replies are decoded and checked by
+ * ss_req; a success body that has no JSON form is an internal error.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/errors.h"
+#include "proto/mpjson.h"
+#include "runtime/log.h"
+#include "services/gateway/gateway.h"
+
+ss_pack *
+gw_peer_begin(gw_req *r, const char *type)
+{
+	ss_pack *p = &r->s->scratch;
+
+	ss_pack_reset(p);
+	ss_pack_request(p, type, r->id);
+	return p;
+}
+
+void
+gw_peer_send(gw_req *r, ss_req *peer, ss_reply_fn fn)
+{
+	int rv;
+
+	r->step = GW_STEP_PEER;
+	if ((rv = ss_req_send(peer, &r->s->scratch, fn, r)) != 0) {
+		r->step = GW_STEP_ROUTE;
+		gw_fail(r, rv == SS_ENOMEM ? SS_ENOMEM : SS_EUNAVAIL,
+		        rv == SS_ENOMEM ? NULL
+		                        : "a service is not reachable; retry "
+		                          "later");
+	}
+}
+
+bool
+gw_peer_failed(gw_req *r, int err, const ss_msg *reply)
+{
+	char msg[512];
+
+	if (err != 0) {
+		ss_warn("http.peer_failed", r->id, "route", r->route->name,
+		        "error", ss_err_word(err), NULL);
+		gw_fail(
+		    r,
+		    err == SS_ETIMEDOUT || err == SS_EUNAVAIL ? SS_EUNAVAIL
+		                                              : SS_EINTERNAL,
+		    err == SS_ETIMEDOUT ? "a service did not answer in time; "
+		                          "retry later"
+		                        : NULL);
+		return true;
+	}
+	if (reply->ok)
+		return false;
+	snprintf(msg, sizeof msg, "%.*s", (int)reply->err_msg.n,
+	         reply->err_msg.p != NULL ? reply->err_msg.p : "");
+	if (reply->retry_after > 0) {
+		char v[16];
+		snprintf(v, sizeof v, "%d", reply->retry_after);
+		gw_add_header(r, "Retry-After", v);
+	}
+	gw_fail(r, reply->err, msg[0] != '\0' ? msg : NULL);
+	return true;
+}
+
+void
+gw_peer_pass(int err, const ss_msg *reply, void *arg)
+{
+	gw_req *r = arg;
+	json_t *j, *out = NULL;
+
+	if (gw_peer_failed(r, err, reply))
+		return;
+	if ((j = ss_mp_to_json(reply->body)) == NULL) {
+		gw_fail(r, SS_EINTERNAL, NULL);
+		return;
+	}
+	if (r->shape == NULL) {
+		gw_reply_json(r, r->ok_status, j);
+		return;
+	}
+	if (r->shape(r, j, &out) != 0) {
+		json_decref(j);
+		gw_fail(r, SS_EINTERNAL, NULL);
+		return;
+	}
+	json_decref(j);
+	if (out == NULL) {
+		gw_reply_empty(r, r->ok_status);
+		return;
+	}
+	gw_reply_json(r, r->ok_status, out);
+}
+
+void
+gw_peer_passthrough(gw_req *r, ss_req *peer, int ok_status, gw_shape_fn shape)
+{
+	r->ok_status = ok_status;
+	r->shape = shape;
+	gw_peer_send(r, peer, gw_peer_pass);
+}

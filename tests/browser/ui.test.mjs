@@ -1,0 +1,292 @@
+// tests/browser/ui.test.mjs - the web UI and the pages in Debian's headless
+// Chromium, driven by playwright-core, against the stack that run.sh
+// started (STACK_INFO names its JSON description).
+//
+// One story, step by step (each step is a test; a step needs the ones
+// before it): Alice logs in, shares a study to Bob, Bob sees it in his
+// worklist; Alice creates a guest link with a password and an email; a
+// guest opens it in a fresh browser context, enters a wrong then the right
+// password and sees the study and its priors; the recipient's and the
+// creator's mails arrive in the SMTP catcher; Alice deletes the link and
+// the guest's page is the 404 page.  Then an invitation by email is
+// followed to the registration page.  A screenshot of every step is written
+// to $ARTIFACTS.  Prints "N passed, N failed" last; exits 1 on failure.
+import fs from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const info = JSON.parse(fs.readFileSync(process.env.STACK_INFO, "utf8"));
+const ARTIFACTS = process.env.ARTIFACTS || "artifacts";
+const URL = info.url;
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+const results = [];
+const ctx = {};
+let shot = 0;
+
+function assert(cond, msg) {
+  if (!cond)
+    throw new Error("assertion failed: " + msg);
+}
+
+async function screenshot(page, name) {
+  shot += 1;
+  const file = path.join(ARTIFACTS, String(shot).padStart(2, "0") + "-" + name + ".png");
+  await page.screenshot({ path: file, fullPage: true });
+}
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push([name, true]);
+    console.log("ok   " + name + " (" + (Date.now() - t0) + " ms)");
+  } catch (e) {
+    results.push([name, false]);
+    console.log("FAIL " + name + ": " + (e && e.stack ? e.stack : e));
+  }
+}
+
+async function login(page, user, password) {
+  await page.goto(URL + "/");
+  await page.waitForSelector("#login-section:not([hidden])");
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", password);
+  await page.click("#login-button");
+  await page.waitForSelector("#app-section:not([hidden])");
+}
+
+async function pickWorklist(page, id) {
+  await page.selectOption("#worklist", id);
+  await page.waitForFunction(() => document.querySelectorAll("#studies tr").length > 0);
+}
+
+// The mails in the catcher's directory: {to, subject, text} each.
+function mails() {
+  const out = [];
+  for (const f of fs.readdirSync(info.mail_dir).sort()) {
+    if (!f.endsWith(".eml"))
+      continue;
+    const raw = fs.readFileSync(path.join(info.mail_dir, f), "latin1");
+    const head = raw.split(/\r?\n\r?\n/)[0];
+    const to = (head.match(/^To: *(.*)$/mi) || [])[1] || "";
+    const subject = (head.match(/^Subject: *(.*)$/mi) || [])[1] || "";
+    const text = raw.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g,
+      (m, h) => String.fromCharCode(parseInt(h, 16)));
+    out.push({ to: to.trim(), subject, text });
+  }
+  return out;
+}
+
+async function waitForMail(pred, what, timeoutMs = 30000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const m = mails().find(pred);
+    if (m)
+      return m;
+    if (Date.now() > end)
+      throw new Error("no mail: " + what + " (have: " +
+        JSON.stringify(mails().map((x) => x.to + " / " + x.subject)) + ")");
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: ARGS });
+try {
+  await step("alice logs in and sees the studies of location:ct", async () => {
+    ctx.alice = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = ctx.alicePage = await ctx.alice.newPage();
+    page.on("dialog", (d) => d.accept());
+    await page.goto(URL + "/");
+    await page.waitForSelector("#login-section:not([hidden])");
+    await screenshot(page, "login");
+    await page.fill("#login-user", "alice");
+    await page.fill("#login-password", "wrong-password");
+    await page.click("#login-button");
+    await page.waitForFunction(() => document.getElementById("login-message").textContent !== "");
+    assert((await page.textContent("#login-message")).includes("Wrong"), "wrong password message");
+    await page.fill("#login-password", "alice-password");
+    await page.click("#login-button");
+    await page.waitForSelector("#app-section:not([hidden])");
+    await pickWorklist(page, "location:ct");
+    const row = page.locator(`tr[data-uid="${info.study}"]`);
+    await row.waitFor();
+    assert((await row.textContent()).includes("CT HEAD BROWSER"), "study row");
+    assert(await row.locator(".share-button").count() === 1, "share offered");
+    assert(await row.locator(".links-button").count() === 1, "guest links offered");
+    await screenshot(page, "worklist");
+  });
+
+  await step("the share dialog offers only what the permissions allow", async () => {
+    const page = ctx.alicePage;
+    // group:neuro: alice is a viewer there (studies.view only)
+    const opts = await page.$$eval("#worklist option", (os) => os.map((o) => o.value));
+    assert(opts.includes("group:neuro"), "viewer worklist listed");
+    await page.selectOption("#worklist", "group:neuro");
+    await page.waitForFunction(() => document.getElementById("worklist-info").textContent.includes("viewer"));
+    assert(await page.locator("#studies .share-button").count() === 0, "no share for a viewer");
+    assert(await page.locator("#studies .links-button").count() === 0, "no guest links for a viewer");
+    await pickWorklist(page, "location:ct");
+    await page.locator(`tr[data-uid="${info.study}"] .share-button`).click();
+    await page.waitForSelector("#share-dialog[open]");
+    const kinds = await page.$$eval("#target-kind option", (os) => os.map((o) => o.value));
+    assert(JSON.stringify(kinds) === JSON.stringify(
+      ["organisation", "location", "group", "user", "share_code", "email"]), "six kinds: " + kinds);
+  });
+
+  await step("alice shares the study to bob", async () => {
+    const page = ctx.alicePage;
+    await page.selectOption("#target-kind", "user");
+    await page.fill("#target-value", "bob");
+    await page.click("#target-add");
+    await page.waitForSelector("#target-list li");
+    await page.fill("#share-message", "Please have a look");
+    await screenshot(page, "share-dialog");
+    await page.click("#share-submit");
+    await page.waitForFunction(() => document.getElementById("share-result").textContent.startsWith("Shared"));
+    assert((await page.textContent("#share-result")).includes("delivered"), "delivered");
+    await page.waitForSelector("#share-history tr");
+    assert((await page.textContent("#share-history")).includes("user:bob"), "history shows the share");
+    await screenshot(page, "shared");
+    await page.click("#share-close");
+  });
+
+  await step("bob sees the study in his personal worklist", async () => {
+    ctx.bob = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await ctx.bob.newPage();
+    await login(page, "bob", "bob-password");
+    await pickWorklist(page, "user:bob");
+    await page.locator(`tr[data-uid="${info.study}"]`).waitFor();
+    await screenshot(page, "bob-worklist");
+    await ctx.bob.close();
+  });
+
+  await step("alice creates a guest link with a password and an email", async () => {
+    const page = ctx.alicePage;
+    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
+    await page.waitForSelector("#links-dialog[open]");
+    assert(await page.isHidden("#link-form"), "form hidden until the toggle");
+    await page.check("#new-link-toggle");
+    await page.waitForSelector("#link-form:not([hidden])");
+    await page.fill("#link-max-uses", "3");
+    await page.fill("#link-password", "guest-pass-1");
+    await page.fill("#link-max-attempts", "4");
+    await page.fill("#link-email", "patient@example.org");
+    await page.fill("#link-message", "Your CT images");
+    await page.check("#link-notify");
+    await page.check("#link-priors");
+    await screenshot(page, "guest-link-form");
+    await page.click("#link-create");
+    await page.waitForSelector("#link-created:not([hidden])");
+    ctx.link = await page.inputValue("#link-created-url");
+    assert(ctx.link.startsWith(URL + "/g/"), "link URL " + ctx.link);
+    const row = page.locator("#links tr").first();
+    await row.waitFor();
+    const text = await row.textContent();
+    assert(text.includes("patient@example.org") && text.includes("active"), "listed: " + text);
+    assert(await page.inputValue("#links tr .link-url") === ctx.link, "URL listed");
+    assert(await row.locator(".delete-button").count() === 1, "delete offered");
+    assert(await row.locator(".copy-button").count() === 1, "copy offered");
+    await ctx.alice.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL });
+    await row.locator(".copy-button").click();
+    await page.waitForFunction(() => document.querySelector("#links .copy-button").textContent !== "Copy");
+    await screenshot(page, "guest-link-created");
+  });
+
+  await step("a guest opens the link, enters a wrong then the right password", async () => {
+    ctx.guest = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+    const page = ctx.guestPage = await ctx.guest.newPage();
+    let resp = await page.goto(ctx.link);
+    assert(resp.status() === 200, "password form status " + resp.status());
+    assert(resp.headers()["referrer-policy"] === "no-referrer", "no-referrer");
+    await page.waitForSelector("#password-form");
+    await screenshot(page, "guest-password-form");
+    await page.fill("#password", "not-the-password");
+    [resp] = await Promise.all([page.waitForNavigation(), page.click("#open")]);
+    assert(resp.status() === 401, "wrong password status " + resp.status());
+    assert((await page.textContent("#message")).includes("3 attempts left"), "attempts left");
+    await screenshot(page, "guest-wrong-password");
+    await page.fill("#password", "guest-pass-1");
+    [resp] = await Promise.all([page.waitForNavigation(), page.click("#open")]);
+    assert(resp.status() === 200, "right password status " + resp.status());
+    assert((await page.textContent("#patient-name")).includes("DOE, JANE"), "patient");
+    assert((await page.textContent("#description")).includes("CT HEAD BROWSER"), "study");
+    assert((await page.textContent("#priors-table")).includes("CT HEAD PRIOR"), "prior shown");
+    assert((await page.textContent("#priors-count")).trim() === "1", "one prior");
+    await screenshot(page, "guest-study");
+    // a reload is not another use: the viewer session cookie
+    resp = await page.reload();
+    assert(resp.status() === 200, "reload status " + resp.status());
+    const cookies = await ctx.guest.cookies();
+    const c = cookies.find((x) => x.name === "ss_guest");
+    assert(c && c.httpOnly && c.sameSite === "Strict", "viewer cookie " + JSON.stringify(cookies));
+  });
+
+  await step("the recipient's and the creator's mails arrive", async () => {
+    const rec = await waitForMail((m) => m.to.includes("patient@example.org") && m.text.includes(ctx.link),
+      "recipient with the link");
+    assert(!rec.text.includes("guest-pass-1"), "no password in the mail");
+    assert(rec.text.includes("Your CT images"), "the message");
+    const note = await waitForMail((m) => m.to.includes("alice@stelsewhere.example") &&
+      m.text.includes("patient@example.org"), "the creator's view notification");
+    assert(!note.text.includes("guest-pass-1"), "no password in the notification");
+  });
+
+  await step("alice deletes the link and the guest gets the 404 page", async () => {
+    const page = ctx.alicePage;
+    await page.locator("#links tr .delete-button").first().click();
+    await page.waitForFunction(() => document.querySelector("#links tr .status").textContent.includes("deleted"));
+    await screenshot(page, "guest-link-deleted");
+    const resp = await ctx.guestPage.reload();
+    assert(resp.status() === 404, "deleted link status " + resp.status());
+    await ctx.guestPage.waitForSelector("#gone");
+    await screenshot(ctx.guestPage, "guest-gone");
+    await page.click("#links-close");
+    await ctx.guest.close();
+  });
+
+  await step("an invitation by email leads to the registration page and the study", async () => {
+    const page = ctx.alicePage;
+    const email = "invitee-" + Date.now() + "@example.org";
+    await page.locator(`tr[data-uid="${info.email_study}"] .share-button`).click();
+    await page.waitForSelector("#share-dialog[open]");
+    await page.selectOption("#target-kind", "email");
+    await page.fill("#target-value", email);
+    await page.click("#target-add");
+    await page.click("#share-submit");
+    await page.waitForFunction(() => document.getElementById("share-result").textContent.includes("invitation"));
+    await page.click("#share-close");
+    const m = await waitForMail((x) => x.to.includes(email), "the invitation");
+    const url = (m.text.match(/https?:\/\/[^\s"<>]*\/register\?invite=[A-Za-z0-9_-]+/) || [])[0];
+    assert(url && url.startsWith(URL), "registration URL in the mail");
+    const guest = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+    const g = await guest.newPage();
+    const resp = await g.goto(url);
+    assert(resp.status() === 200, "register page status " + resp.status());
+    assert((await g.textContent("#invite-email")).includes(email), "address shown");
+    await g.fill("#reg-user", "invitee" + Date.now());
+    await g.fill("#reg-name", "Ivy Invitee");
+    await g.fill("#reg-password", "invitee-password");
+    await screenshot(g, "register");
+    await g.click("#register-button");
+    await g.waitForSelector("#registered:not([hidden])");
+    await g.waitForSelector("#shared-rows tr");
+    assert((await g.textContent("#shared-rows")).includes("MR KNEE INVITE"), "shared study shown");
+    await screenshot(g, "registered");
+    await g.click("#open-app");
+    await g.waitForSelector("#app-section:not([hidden])");
+    await g.waitForSelector("#studies tr");
+    await screenshot(g, "invitee-app");
+    await guest.close();
+  });
+} finally {
+  await browser.close();
+}
+
+const passed = results.filter((r) => r[1]).length;
+const failed = results.length - passed;
+console.log(passed + " passed, " + failed + " failed");
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,971 @@
+"""Integration tests of the gateway: the HTTP API, the guest and
+registration pages, the web UI's files, against the real stack (redis-server,
+authz, share, guestlink and the gateway, on free loopback ports).
+
+Every route of API.md is exercised over HTTP, with each error code it can
+give.  FullStack is also used by tests/browser/ to run the browser tests.
+"""
+import base64
+import copy
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import mp  # noqa: E402
+import sp  # noqa: E402
+from stack import BUILD, ROOT, Daemon, Redis, cli, free_port, wait_for  # noqa: E402
+
+FIXTURE = os.path.join(HERE, "fixtures", "directory.json")
+SYSTEM_PYTHON = "/usr/bin/python3"  # the one with Debian's aiosmtpd
+CATCHER = os.path.join(HERE, "smtp_catcher.py")
+SANITIZED = os.environ.get("SS_SANITIZED") == "1"
+
+JWT_SECRET = "gateway-test-jwt-secret-0123456789abcdef"
+OPERATOR_TOKEN = "gateway-test-operator-token-0123456789abcdef"
+TOKEN_KEY = "gateway-test-token-key-0123456789abcdef"
+SEAL_KEY = "gateway-test-seal-key-0123456789abcdefgh"
+
+
+def make_doc():
+    with open(FIXTURE) as f:
+        doc = json.load(f)
+    doc = copy.deepcopy(doc)
+    # A member of location:ct who holds no permission at all.
+    doc["users"].append({"id": "nadia", "organisation": "stelsewhere",
+                         "email": "nadia@stelsewhere.example", "name": "Nadia Null",
+                         "password": "nadia-password",
+                         "memberships": [{"worklist": "location:ct", "role": "nothing"}]})
+    return doc
+
+
+DOC = make_doc()
+
+_uids = iter(range(1, 10 ** 9))
+
+
+def new_uid():
+    return "2.25.9%d.%d" % (os.getpid(), next(_uids))
+
+
+def fake_addr():
+    """A client address of its own, for the rate-limit tests (the gateway
+    under test trusts X-Forwarded-For)."""
+    return "10.%d.%d.%d" % tuple(secrets.randbelow(250) + 1 for _ in range(3))
+
+
+class Catcher:
+    """smtp_catcher.py as a child process (Debian's aiosmtpd)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="ss-gw-mail-")
+        self.log = os.path.join(self.dir, ".log")
+        self.proc = None
+
+    def start(self):
+        self._out = open(self.log, "a")
+        self.proc = subprocess.Popen(
+            [SYSTEM_PYTHON, CATCHER, "--port", str(self.port), "--dir", self.dir],
+            stdout=self._out, stderr=subprocess.STDOUT)
+        wait_for(lambda: "ready " in open(self.log).read(), timeout=15, what="smtp catcher")
+        return self
+
+    def messages(self):
+        import email
+        import email.policy
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.endswith(".eml"):
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    out.append(email.message_from_binary_file(f, policy=email.policy.default))
+        return out
+
+    def close(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+            self.proc = None
+            self._out.close()
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # list of (name, value)
+        self.body = body
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+
+class FullStack:
+    """redis, authz, share, guestlink and the gateway (and, with mail=True,
+    notify and an SMTP catcher) on free loopback ports."""
+
+    def __init__(self, doc=DOC, mail=False, gateway_env=None):
+        self.redis = Redis().start()
+        self.gateway = Daemon("gateway", self.redis)  # port known before start
+        self.public_url = "http://127.0.0.1:%d" % self.gateway.port
+        self.authz = Daemon("authz", self.redis).start()
+        authz_url = "tcp://127.0.0.1:%d" % self.authz.port
+        self.ingest_port = free_port()
+        self.share = Daemon("share", self.redis, env={
+            "STUDYSHARE_AUTHZ_URL": authz_url,
+            "STUDYSHARE_INGEST_LISTEN": "tcp://127.0.0.1:%d" % self.ingest_port,
+            "STUDYSHARE_PUB_LISTEN": "tcp://127.0.0.1:%d" % free_port(),
+            "STUDYSHARE_TOKEN_KEY": TOKEN_KEY,
+            "STUDYSHARE_PUBLIC_URL": self.public_url,
+        }).start()
+        share_url = "tcp://127.0.0.1:%d" % self.share.port
+        self.guestlink = Daemon("guestlink", self.redis, env={
+            "STUDYSHARE_AUTHZ_URL": authz_url,
+            "STUDYSHARE_SHARE_URL": share_url,
+            "STUDYSHARE_PUB_LISTEN": "tcp://127.0.0.1:%d" % free_port(),
+            "STUDYSHARE_TOKEN_KEY": TOKEN_KEY,
+            "STUDYSHARE_SEAL_KEY": SEAL_KEY,
+            "STUDYSHARE_PUBLIC_URL": self.public_url,
+        }).start()
+        self.catcher = self.notify = None
+        if mail:
+            self.catcher = Catcher().start()
+            self.notify = Daemon("notify", self.redis, env={
+                "STUDYSHARE_SMTP_URL": "smtp://127.0.0.1:%d" % self.catcher.port,
+                "STUDYSHARE_SMTP_STARTTLS": "none",
+                "STUDYSHARE_FROM": "studyshare <studyshare@test.example>",
+                "STUDYSHARE_RETRY_MIN": "200ms",
+                "STUDYSHARE_BLOCK": "200ms",
+            }).start()
+        env = {
+            "STUDYSHARE_AUTHZ_URL": authz_url,
+            "STUDYSHARE_SHARE_URL": share_url,
+            "STUDYSHARE_GUESTLINK_URL": "tcp://127.0.0.1:%d" % self.guestlink.port,
+            "STUDYSHARE_JWT_SECRET": JWT_SECRET,
+            "STUDYSHARE_OPERATOR_TOKEN": OPERATOR_TOKEN,
+            "STUDYSHARE_TRUST_PROXY": "true",
+        }
+        env.update(gateway_env or {})
+        self.gateway.env.update(env)
+        self.gateway.start()
+        self.doc = doc
+        r = sp.call(self.authz.port, "authz.directory.import", {"document": json.dumps(doc)})
+        assert r["ok"], r
+
+    # -- helpers -------------------------------------------------------------
+
+    def request(self, method, path, body=None, token=None, headers=None, raw=None,
+                port=None):
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        c = http.client.HTTPConnection("127.0.0.1", port or self.gateway.port, timeout=30)
+        try:
+            c.request(method, path, body=data, headers=h)
+            r = c.getresponse()
+            return Response(r.status, r.getheaders(), r.read())
+        finally:
+            c.close()
+
+    def login(self, user, password=None):
+        r = self.request("POST", "/api/v1/sessions",
+                         {"user": user, "password": password or user + "-password"})
+        assert r.status == 200, (r.status, r.body)
+        return r.json["token"]
+
+    def arrive(self, uid=None, wl="location:ct", **kw):
+        uid = uid or new_uid()
+        body = {"study_uid": uid, "worklist": wl}
+        body.update(kw)
+        r = sp.call(self.ingest_port, "study.arrived", body)
+        assert r["ok"], r
+        return uid
+
+    def mail_jobs(self):
+        """The jobs on notify:jobs (when notify is not running)."""
+        out = []
+        s = socket.create_connection(("127.0.0.1", self.redis.port), timeout=5)
+        try:
+            s.sendall(b"*4\r\n$6\r\nXRANGE\r\n$11\r\nnotify:jobs\r\n$1\r\n-\r\n$1\r\n+\r\n")
+            f = s.makefile("rb")
+
+            def read():
+                line = f.readline()
+                t, rest = line[:1], line[1:-2]
+                if t == b"*":
+                    n = int(rest)
+                    return [read() for _ in range(n)] if n >= 0 else None
+                if t == b"$":
+                    n = int(rest)
+                    return None if n < 0 else f.read(n + 2)[:-2]
+                if t == b":":
+                    return int(rest)
+                return rest
+            for _, fields in read():
+                for i in range(0, len(fields), 2):
+                    if fields[i] == b"job":
+                        out.append(mp.unpack(fields[i + 1]))
+        finally:
+            s.close()
+        return out
+
+    def close(self):
+        rcs = {}
+        for name in ("gateway", "guestlink", "notify", "share", "authz"):
+            d = getattr(self, name)
+            if d is not None:
+                rcs[name] = d.stop()
+                d.close()
+        if self.catcher:
+            self.catcher.close()
+        self.redis.close()
+        return rcs
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def make_jwt(claims, key=JWT_SECRET, alg="HS256", header=None):
+    h = header if header is not None else {"alg": alg, "typ": "JWT"}
+    head = b64url(json.dumps(h).encode()) + "." + b64url(json.dumps(claims).encode())
+    if alg == "none":
+        return head + "."
+    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[alg]
+    sig = hmac.new(key.encode(), head.encode(), digest).digest()
+    return head + "." + b64url(sig)
+
+
+def jwt_claims(tok):
+    p = tok.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+
+
+def error_of(r):
+    """(status, code, message) of an error answer, checking its shape."""
+    j = r.json
+    assert set(j) >= {"error"}, j
+    assert set(j["error"]) == {"code", "message"}, j
+    return r.status, j["error"]["code"], j["error"]["message"]
+
+
+class GatewayCase(unittest.TestCase):
+    stack = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = FullStack()
+        cls.alice = cls.stack.login("alice")
+        cls.bob = cls.stack.login("bob")
+
+    @classmethod
+    def tearDownClass(cls):
+        rcs = cls.stack.close()
+        assert all(rc == 0 for rc in rcs.values()), rcs
+
+    def req(self, *a, **kw):
+        return self.stack.request(*a, **kw)
+
+    def assertError(self, r, status, code, msg_re=None):
+        st, c, m = error_of(r)
+        self.assertEqual((st, c), (status, code), r.body)
+        if msg_re:
+            self.assertRegex(m, msg_re)
+        return m
+
+    def assertSecurityHeaders(self, r):
+        csp = r.header("Content-Security-Policy")
+        self.assertIsNotNone(csp)
+        self.assertIn("frame-ancestors 'none'", csp)
+        self.assertIn("script-src 'self'", csp)
+        self.assertNotIn("unsafe-inline", csp)
+        self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
+        self.assertEqual(r.header("Referrer-Policy"), "no-referrer")
+        self.assertIsNotNone(r.header("X-Request-Id"))
+
+
+class Sessions(GatewayCase):
+    def test_login_issues_a_jwt_whose_sub_is_the_user(self):
+        r = self.req("POST", "/api/v1/sessions", {"user": "alice", "password": "alice-password"})
+        self.assertEqual(r.status, 200)
+        self.assertSecurityHeaders(r)
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        j = r.json
+        self.assertTrue({"token", "expires_at"} <= set(j), j)
+        self.assertRegex(j["expires_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        head = json.loads(base64.urlsafe_b64decode(j["token"].split(".")[0] + "=="))
+        self.assertEqual(head["alg"], "HS256")
+        c = jwt_claims(j["token"])
+        self.assertEqual(c["sub"], "alice")
+        self.assertGreater(c["exp"], time.time() + 3600)
+        self.assertEqual(j["user"]["id"], "alice")
+
+    def test_wrong_password_and_unknown_user_are_the_same_401(self):
+        a = self.req("POST", "/api/v1/sessions", {"user": "alice", "password": "nope-nope"},
+                     headers={"X-Forwarded-For": fake_addr()})
+        b = self.req("POST", "/api/v1/sessions", {"user": "nobody-here", "password": "nope-nope"},
+                     headers={"X-Forwarded-For": fake_addr()})
+        self.assertError(a, 401, "unauthenticated")
+        self.assertEqual((a.status, a.body), (b.status, b.body))
+        c = self.req("POST", "/api/v1/sessions", {"user": "bad id!", "password": "x"})
+        self.assertEqual((c.status, c.body), (a.status, a.body))
+
+    def test_bodies_that_are_not_json_or_have_bad_fields_are_400_naming_the_field(self):
+        cases = [
+            (b"not json", "malformed JSON"),
+            (b"", "empty body"),
+            (b"[1,2]", "expected a JSON object"),
+            (b'{"user":"alice","user":"bob","password":"x"}', "malformed JSON"),
+            (b'{"user":"alice","password":"x","extra":1}', "unknown field 'extra'"),
+            (b'{"user":"alice","password":5}', "field 'password': expected string"),
+            (b'{"user":"alice"}', "missing field 'password'"),
+            (b'{"user":"a\\u0000b","password":"x"}', "malformed JSON"),
+        ]
+        for raw, msg in cases:
+            with self.subTest(raw=raw):
+                r = self.req("POST", "/api/v1/sessions", raw=raw,
+                             headers={"Content-Type": "application/json"})
+                self.assertError(r, 400, "bad_request", re.escape(msg))
+
+    def test_a_body_over_the_cap_is_413(self):
+        raw = json.dumps({"user": "alice", "password": "x" * 70000}).encode()
+        r = self.req("POST", "/api/v1/sessions", raw=raw)
+        self.assertError(r, 413, "payload_too_large")
+
+    def test_failed_logins_per_address_are_429_with_retry_after(self):
+        addr = fake_addr()
+        statuses = []
+        for i in range(31):
+            r = self.req("POST", "/api/v1/sessions",
+                         {"user": "ghost%d" % i, "password": "wrong-password"},
+                         headers={"X-Forwarded-For": addr})
+            statuses.append(r.status)
+        self.assertEqual(statuses[:30], [401] * 30)
+        self.assertError(r, 429, "too_many_requests")
+        self.assertRegex(r.header("Retry-After") or "", r"^[1-9]\d*$")
+        # Another address is not affected.
+        r = self.req("POST", "/api/v1/sessions", {"user": "alice", "password": "alice-password"},
+                     headers={"X-Forwarded-For": fake_addr()})
+        self.assertEqual(r.status, 200)
+
+    def test_tokens_are_checked(self):
+        now = int(time.time())
+        good = {"sub": "alice", "iss": "studyshare", "iat": now, "exp": now + 600}
+        self.assertEqual(self.req("GET", "/api/v1/worklists", token=make_jwt(good)).status, 200)
+        bad = {
+            "none": None,
+            "garbage": "abc.def.ghi",
+            "expired": make_jwt(dict(good, exp=now - 5)),
+            "other key": make_jwt(good, key="another-secret-another-secret-xx"),
+            "alg none": make_jwt(good, alg="none"),
+            "alg HS512": make_jwt(good, alg="HS512"),
+            "header lies": make_jwt(good, header={"alg": "HS256", "typ": "JWT", "kid": "x"}),
+            "no exp": make_jwt({"sub": "alice", "iss": "studyshare"}),
+            "other issuer": make_jwt(dict(good, iss="someone")),
+            "bad sub": make_jwt(dict(good, sub="../alice")),
+        }
+        for name, tok in bad.items():
+            with self.subTest(name):
+                r = self.req("GET", "/api/v1/worklists", token=tok)
+                self.assertError(r, 401, "unauthenticated")
+                self.assertIn("Bearer", r.header("WWW-Authenticate") or "")
+        r = self.req("GET", "/api/v1/worklists", headers={"Authorization": "Basic abc"})
+        self.assertError(r, 401, "unauthenticated")
+
+    def test_cli_token_is_accepted(self):
+        rc, out, err = cli("token", "alice", env={"STUDYSHARE_JWT_SECRET": JWT_SECRET})
+        if rc == 2 and "unknown command" in err:
+            self.skipTest("studyshare token not wired into the CLI yet")
+        self.assertEqual(rc, 0, err)
+        tok = out.strip()
+        self.assertEqual(jwt_claims(tok)["sub"], "alice")
+        self.assertEqual(self.req("GET", "/api/v1/worklists", token=tok).status, 200)
+        rc, out, err = cli("token", "alice", env={"STUDYSHARE_JWT_SECRET": ""})
+        self.assertNotEqual(rc, 0)
+
+
+class Worklists(GatewayCase):
+    def test_list_of_worklists_with_permissions(self):
+        r = self.req("GET", "/api/v1/worklists", token=self.alice)
+        self.assertEqual(r.status, 200)
+        wls = {w["id"]: w for w in r.json["worklists"]}
+        self.assertIn("location:ct", wls)
+        self.assertIn("links.guest.create", wls["location:ct"]["permissions"])
+        self.assertEqual(wls["group:neuro"]["permissions"], ["studies.view"])
+
+    def test_get_worklist_has_exactly_the_fields_of_api_md(self):
+        r = self.req("GET", "/api/v1/worklists/location:ct", token=self.alice)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(set(r.json), {"id", "kind", "name", "share_code"})
+        self.assertEqual(r.json["id"], "location:ct")
+        self.assertRegex(r.json["share_code"], r"^[0-9A-Z]{8}$")
+        # percent-encoded paths decode the same
+        r2 = self.req("GET", "/api/v1/worklists/location%3Act", token=self.alice)
+        self.assertEqual(r2.json, r.json)
+
+    def test_non_member_is_404(self):
+        r = self.req("GET", "/api/v1/worklists/location:north-ct", token=self.alice)
+        self.assertError(r, 404, "not_found")
+
+    def test_studies_of_a_worklist(self):
+        uid = self.stack.arrive(patient={"id": "PW1", "name": "DOE^JANE"}, study_date="20260101",
+                                modality="CT", description="CT HEAD")
+        r = self.req("GET", "/api/v1/worklists/location:ct/studies?limit=500", token=self.alice)
+        self.assertEqual(r.status, 200)
+        studies = {s["study_uid"]: s for s in r.json["studies"]}
+        self.assertIn(uid, studies)
+        self.assertEqual(studies[uid]["patient"]["name"], "DOE^JANE")
+        self.assertTrue({"study_uid", "patient", "study_date", "modality", "description",
+                         "accession"} <= set(studies[uid]))
+        r = self.req("GET", "/api/v1/worklists/location:ct/studies?limit=1", token=self.alice)
+        self.assertEqual(len(r.json["studies"]), 1)
+        self.assertIsNotNone(r.json["next_cursor"])
+        r2 = self.req("GET", "/api/v1/worklists/location:ct/studies?limit=1&cursor=%s"
+                      % r.json["next_cursor"], token=self.alice)
+        self.assertEqual(r2.status, 200)
+        self.assertNotEqual(r2.json["studies"], r.json["studies"])
+
+    def test_studies_errors(self):
+        for q, msg in [("?limit=0", "parameter 'limit'"), ("?limit=x", "parameter 'limit'"),
+                       ("?sort=name", "unknown parameter 'sort'"),
+                       ("?limit=1&limit=2", "duplicate parameter 'limit'"),
+                       ("?cursor=%zz", "parameter 'cursor': malformed")]:
+            with self.subTest(q=q):
+                r = self.req("GET", "/api/v1/worklists/location:ct/studies" + q, token=self.alice)
+                self.assertError(r, 400, "bad_request", re.escape(msg))
+        nadia = self.stack.login("nadia")
+        r = self.req("GET", "/api/v1/worklists/location:ct/studies", token=nadia)
+        self.assertError(r, 403, "forbidden")
+        r = self.req("GET", "/api/v1/worklists/location:ct/studies")
+        self.assertError(r, 401, "unauthenticated")
+
+    def test_one_study_with_priors(self):
+        pid = "PP%d" % next(_uids)
+        old = self.stack.arrive(patient={"id": pid}, study_date="20200101")
+        new = self.stack.arrive(patient={"id": pid}, study_date="20250101")
+        r = self.req("GET", "/api/v1/studies/%s?worklist=location:ct" % new, token=self.alice)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json["study"]["study_uid"], new)
+        self.assertEqual([p["study_uid"] for p in r.json["priors"]], [old])
+        r = self.req("GET", "/api/v1/studies/%s" % new, token=self.alice)
+        self.assertError(r, 400, "bad_request", "missing parameter 'worklist'")
+        r = self.req("GET", "/api/v1/studies/%s?worklist=location:mri" % new, token=self.alice)
+        self.assertIn(r.status, (403, 404))
+
+
+class Shares(GatewayCase):
+    def share(self, uid, targets, token=None, **kw):
+        body = {"worklist": "location:ct", "targets": targets}
+        body.update(kw)
+        return self.req("POST", "/api/v1/studies/%s/shares" % uid, body, token=token or self.alice)
+
+    def test_share_to_a_colleague_lands_in_their_worklist(self):
+        uid = self.stack.arrive()
+        r = self.share(uid, [{"kind": "user", "id": "bob"}], message="please look")
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(r.json["shares"][0]["worklist"], "user:bob")
+        self.assertEqual(r.json["shares"][0]["status"], "delivered")
+        r = self.req("GET", "/api/v1/worklists/user:bob/studies?limit=500", token=self.bob)
+        self.assertIn(uid, [s["study_uid"] for s in r.json["studies"]])
+        r = self.req("GET", "/api/v1/studies/%s/shares?worklist=location:ct" % uid, token=self.alice)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json["shares"][0]["by"], "alice")
+
+    def test_every_kind_of_target(self):
+        uid = self.stack.arrive()
+        code = self.req("GET", "/api/v1/worklists/location:north-ct",
+                        token=self.stack.login("carol")).json["share_code"]
+        r = self.share(uid, [{"kind": "organisation", "id": "northclinic"},
+                             {"kind": "location", "id": "mri"},
+                             {"kind": "group", "id": "neuro"},
+                             {"kind": "user", "id": "bob"},
+                             {"kind": "share_code", "code": code},
+                             {"kind": "email", "email": "outsider-%d@example.org" % next(_uids)}])
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual([s["status"] for s in r.json["shares"]], ["delivered"] * 5 + ["invited"])
+
+    def test_malformed_targets_are_400_naming_them(self):
+        uid = self.stack.arrive()
+        cases = [
+            ([{"kind": "planet", "id": "x"}], "targets[0].kind"),
+            ([{"kind": "user"}], "missing field 'targets[0].id'"),
+            ([{"kind": "user", "id": "bob", "email": "x@y.z"}], "unknown field 'targets[0].email'"),
+            ([{"kind": "user", "id": "bob"}, "bob"], "field 'targets[1]': expected object"),
+            ([], "field 'targets': size out of range"),
+        ]
+        for targets, msg in cases:
+            with self.subTest(msg):
+                self.assertError(self.share(uid, targets), 400, "bad_request", re.escape(msg))
+        r = self.share(uid, [{"kind": "user", "id": "bob"}], user="mallory")
+        self.assertError(r, 400, "bad_request", re.escape("unknown field 'user'"))
+        r = self.share(uid, [{"kind": "user", "id": "bob"}], message=5)
+        self.assertError(r, 400, "bad_request", re.escape("field 'message': expected string"))
+
+    def test_forbidden_and_unknown_targets(self):
+        uid = self.stack.arrive()
+        # bob is a viewer in location:ct
+        self.assertError(self.share(uid, [{"kind": "user", "id": "alice"}], token=self.bob),
+                         403, "forbidden")
+        # another organisation's group
+        self.assertError(self.share(uid, [{"kind": "group", "id": "south-msk"}]), 403, "forbidden",
+                         "targets\\[0\\]")
+        self.assertError(self.share(uid, [{"kind": "user", "id": "nobody"}]), 404, "not_found")
+        # a study the worklist does not hold
+        self.assertError(self.share("2.25.404", [{"kind": "user", "id": "bob"}]), 404, "not_found")
+
+    def test_history_errors(self):
+        uid = self.stack.arrive()
+        r = self.req("GET", "/api/v1/studies/%s/shares" % uid, token=self.alice)
+        self.assertError(r, 400, "bad_request", "missing parameter 'worklist'")
+        r = self.req("GET", "/api/v1/studies/%s/shares?worklist=location:ct" % uid,
+                     token=self.stack.login("nadia"))
+        self.assertError(r, 403, "forbidden")
+
+
+class GuestLinks(GatewayCase):
+    def create(self, uid, token=None, **kw):
+        body = {"worklist": "location:ct"}
+        body.update(kw)
+        return self.req("POST", "/api/v1/studies/%s/guest-links" % uid, body, token=token or self.alice)
+
+    def redeem(self, token, method="GET", password=None, cookie=None, json_=True, addr=None):
+        h = {}
+        if json_:
+            h["Accept"] = "application/json"
+        if cookie:
+            h["Cookie"] = cookie
+        if addr:
+            h["X-Forwarded-For"] = addr
+        raw = None
+        if password is not None:
+            raw = ("password=" + password).encode()
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        return self.req(method, "/g/" + token, raw=raw, headers=h)
+
+    @staticmethod
+    def token_of(link):
+        return link["url"].rsplit("/g/", 1)[1]
+
+    def test_create_list_and_delete(self):
+        pid = "PG%d" % next(_uids)
+        prior = self.stack.arrive(patient={"id": pid, "birth_date": "19800131"}, study_date="20200101")
+        uid = self.stack.arrive(patient={"id": pid, "birth_date": "19800131"}, study_date="20250101")
+        r = self.create(uid, max_uses=3, expires_in=3600, password="secret-pw",
+                        max_password_attempts=4, email="patient@example.org", message="Your CT",
+                        view_notification=True, include_priors=True)
+        self.assertEqual(r.status, 201, r.body)
+        link = r.json
+        for k in ("id", "url", "study_uid", "worklist", "created_by", "created_at", "expires_at",
+                  "max_uses", "uses", "max_password_attempts", "password_attempts", "has_password",
+                  "password_is_dob", "email", "message", "view_notification", "include_priors",
+                  "priors", "status"):
+            self.assertIn(k, link)
+        self.assertTrue(link["url"].startswith(self.stack.public_url + "/g/"))
+        self.assertEqual(link["status"], "active")
+        self.assertEqual(len(link["priors"]), 1)
+        self.assertNotIn("secret-pw", r.text)
+        r = self.req("GET", "/api/v1/studies/%s/guest-links?worklist=location:ct" % uid,
+                     token=self.alice)
+        self.assertEqual(r.status, 200)
+        self.assertEqual([l["id"] for l in r.json["links"]], [link["id"]])
+        self.assertTrue(r.json["links"][0]["can_delete"])
+        self.assertEqual(r.json["links"][0]["url"], link["url"])
+        r = self.req("DELETE", "/api/v1/guest-links/" + link["id"], token=self.alice)
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.body, b"")
+        r = self.redeem(self.token_of(link))
+        self.assertError(r, 404, "not_found")
+        r = self.req("GET", "/api/v1/studies/%s/guest-links?worklist=location:ct" % uid,
+                     token=self.alice)
+        self.assertEqual(r.json["links"][0]["status"], "deleted")
+        _ = prior
+
+    def test_create_errors(self):
+        uid = self.stack.arrive()
+        self.assertError(self.create(uid, max_uses="3"), 400, "bad_request", "field 'max_uses'")
+        self.assertError(self.create(uid, include_priors="yes"), 400, "bad_request",
+                         "field 'include_priors'")
+        self.assertError(self.create(uid, user="bob"), 400, "bad_request", "unknown field 'user'")
+        self.assertError(self.create(uid, token=self.bob), 403, "forbidden")
+        self.assertError(self.create(uid, password_is_dob=True), 422, "unprocessable")
+        self.assertError(self.create("2.25.405"), 404, "not_found")
+        r = self.req("GET", "/api/v1/studies/%s/guest-links?worklist=location:ct" % uid,
+                     token=self.stack.login("nadia"))
+        self.assertError(r, 403, "forbidden")
+        r = self.req("DELETE", "/api/v1/guest-links/0123456789abcdef0123", token=self.alice)
+        self.assertError(r, 404, "not_found")
+        link = self.create(uid).json
+        r = self.req("DELETE", "/api/v1/guest-links/" + link["id"], token=self.bob)
+        self.assertError(r, 403, "forbidden")
+        r = self.req("POST", "/api/v1/guest-links/%s/unlock" % link["id"], token=self.bob)
+        self.assertError(r, 403, "forbidden")
+
+    def test_redeem_without_password_json_and_session_cookie(self):
+        uid = self.stack.arrive(patient={"id": "PJ1", "name": "DOE^JOHN"}, study_date="20250202")
+        link = self.create(uid, max_uses=1).json
+        tok = self.token_of(link)
+        r = self.redeem(tok)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(set(r.json), {"study", "priors", "session", "expires_at"})
+        self.assertEqual(r.json["study"]["study_uid"], uid)
+        cookie = r.header("Set-Cookie")
+        self.assertRegex(cookie, r"^ss_guest=[A-Za-z0-9._-]+; Path=/g/%s; Max-Age=\d+; HttpOnly; "
+                         r"SameSite=Strict$" % re.escape(tok))
+        self.assertIn(r.json["session"], cookie)
+        self.assertSecurityHeaders(r)
+        # a reload with the cookie is not a use; without it the link is used up
+        c = cookie.split(";")[0]
+        r2 = self.redeem(tok, cookie=c)
+        self.assertEqual(r2.status, 200)
+        self.assertEqual(r2.json["study"], r.json["study"])
+        r3 = self.redeem(tok)
+        self.assertError(r3, 404, "not_found")
+
+    def test_password_flow_json(self):
+        uid = self.stack.arrive()
+        link = self.create(uid, password="open-sesame", max_password_attempts=3).json
+        tok = self.token_of(link)
+        r = self.redeem(tok)
+        self.assertEqual((r.status, r.json), (200, {"password_required": True}))
+        self.assertIsNone(r.header("Set-Cookie"))
+        r = self.redeem(tok, "POST", password="wrong")
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.json, {"error": {"code": "unauthenticated", "message": "wrong password"},
+                                  "attempts_left": 2})
+        r = self.redeem(tok, "POST", password="open-sesame")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json["study"]["study_uid"], uid)
+        # a JSON body works too
+        r = self.req("POST", "/g/" + tok, {"password": "open-sesame"},
+                     headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 200)
+        r = self.redeem(tok, "POST", password="")
+        self.assertError(r, 400, "bad_request", "missing field 'password'")
+
+    def test_lock_and_unlock(self):
+        uid = self.stack.arrive()
+        link = self.create(uid, password="right-one", max_password_attempts=2).json
+        tok = self.token_of(link)
+        self.assertEqual(self.redeem(tok, "POST", password="bad1").json["attempts_left"], 1)
+        r = self.redeem(tok, "POST", password="bad2")
+        self.assertEqual((r.status, r.json["attempts_left"]), (401, 0))
+        self.assertError(self.redeem(tok, "POST", password="right-one"), 404, "not_found")
+        r = self.req("POST", "/api/v1/guest-links/%s/unlock" % link["id"], token=self.alice)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json["status"], "active")
+        self.assertEqual(self.redeem(tok, "POST", password="right-one").status, 200)
+        r = self.req("POST", "/api/v1/guest-links/%s/unlock" % link["id"], token=self.alice,
+                     raw=b'{"x":1}', headers={"Content-Type": "application/json"})
+        self.assertError(r, 400, "bad_request")
+
+    def test_html_pages(self):
+        pid = "PH%d" % next(_uids)
+        self.stack.arrive(patient={"id": pid, "name": "ROE^RICHARD"}, study_date="20190303",
+                          modality="MR", description="MR <KNEE>")
+        uid = self.stack.arrive(patient={"id": pid, "name": "ROE^RICHARD", "birth_date": "19700707"},
+                                study_date="20250505", modality="CT", description="CT & CHEST")
+        link = self.create(uid, password="pw-1234", include_priors=True).json
+        tok = self.token_of(link)
+        r = self.redeem(tok, json_=False)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
+        self.assertIn('<form method="post"', r.text)
+        self.assertNotIn(tok, r.text)
+        self.assertNotIn("<script>", r.text)
+        self.assertSecurityHeaders(r)
+        r = self.redeem(tok, "POST", password="nope", json_=False)
+        self.assertEqual(r.status, 401)
+        self.assertIn("4 attempts left", r.text)
+        r = self.redeem(tok, "POST", password="pw-1234", json_=False)
+        self.assertEqual(r.status, 200)
+        self.assertIn("ROE, RICHARD", r.text)
+        self.assertIn("CT &amp; CHEST", r.text)
+        self.assertIn("MR &lt;KNEE&gt;", r.text)
+        self.assertIn("2019-03-03", r.text)
+        self.assertIn("HttpOnly", r.header("Set-Cookie"))
+
+    def test_every_unusable_link_is_the_same_404(self):
+        uid = self.stack.arrive()
+        answers = {}
+        used = self.create(uid, max_uses=1).json
+        self.assertEqual(self.redeem(self.token_of(used)).status, 200)
+        deleted = self.create(uid).json
+        self.req("DELETE", "/api/v1/guest-links/" + deleted["id"], token=self.alice)
+        locked = self.create(uid, password="pw-pw", max_password_attempts=1).json
+        self.redeem(self.token_of(locked), "POST", password="wrong")
+        expired = self.create(uid, expires_in=1).json
+        time.sleep(1.2)
+        toks = {"unknown": secrets.token_urlsafe(32)[:43], "malformed": "abc",
+                "used_up": self.token_of(used), "deleted": self.token_of(deleted),
+                "locked": self.token_of(locked), "expired": self.token_of(expired)}
+        for json_ in (True, False):
+            answers = {name: self.redeem(t, json_=json_) for name, t in toks.items()}
+            bodies = {(r.status, r.body) for r in answers.values()}
+            self.assertEqual(len(bodies), 1, {k: (v.status, v.body[:80]) for k, v in answers.items()})
+            self.assertEqual(next(iter(bodies))[0], 404)
+        post = self.redeem(toks["locked"], "POST", password="pw-pw")
+        self.assertEqual(post.status, 404)
+
+    def test_guest_password_posts_are_rate_limited_per_address(self):
+        addr = fake_addr()
+        tok = secrets.token_urlsafe(32)[:43]
+        codes = [self.redeem(tok, "POST", password="x", addr=addr).status for _ in range(60)]
+        self.assertEqual(set(codes), {404})
+        r = self.redeem(tok, "POST", password="x", addr=addr)
+        self.assertError(r, 429, "too_many_requests")
+        self.assertRegex(r.header("Retry-After"), r"^[1-9]\d*$")
+        r = self.redeem(tok, "POST", password="x", addr=fake_addr())
+        self.assertEqual(r.status, 404)
+
+    def test_no_secret_reaches_the_gateway_log(self):
+        uid = self.stack.arrive()
+        link = self.create(uid, password="log-secret-pw").json
+        tok = self.token_of(link)
+        self.redeem(tok, "POST", password="log-secret-pw")
+        logs = self.stack.gateway.logs()
+        for secret in (tok, "log-secret-pw", self.alice):
+            self.assertNotIn(secret, logs)
+
+
+class Registration(GatewayCase):
+    def invite(self):
+        email = "newbie-%d@example.org" % next(_uids)
+        uid = self.stack.arrive(description="SHARED BY EMAIL")
+        r = self.req("POST", "/api/v1/studies/%s/shares" % uid,
+                     {"worklist": "location:ct", "targets": [{"kind": "email", "email": email}]},
+                     token=self.alice)
+        self.assertEqual(r.json["shares"][0]["status"], "invited")
+        for job in reversed(self.stack.mail_jobs()):
+            if job["to"] == email and job["template"] == "share.invitation":
+                url = job["vars"]["register_url"]
+                return email, uid, url.split("invite=", 1)[1]
+        self.fail("no invitation mail for " + email)
+
+    def test_register_page_and_account(self):
+        email, uid, invite = self.invite()
+        r = self.req("GET", "/register?invite=" + invite)
+        self.assertEqual(r.status, 200)
+        self.assertIn(email, r.text)
+        self.assertNotIn(invite, r.text)
+        self.assertIn('src="/static/register.js"', r.text)
+        self.assertSecurityHeaders(r)
+        r = self.req("GET", "/register?invite=" + invite, headers={"Accept": "application/json"})
+        self.assertEqual(r.json["email"], email)
+        user = "newbie%d" % next(_uids)
+        body = {"invite": invite, "user": user, "name": "New Bie", "password": "newbie-password"}
+        r = self.req("POST", "/api/v1/registrations", body)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(r.json["user"]["id"], user)
+        self.assertEqual(r.json["delivered"], [uid])
+        tok = self.stack.login(user, "newbie-password")
+        r = self.req("GET", "/api/v1/worklists/user:%s/studies" % user, token=tok)
+        self.assertEqual([s["study_uid"] for s in r.json["studies"]], [uid])
+        # the invitation is spent
+        self.assertError(self.req("POST", "/api/v1/registrations", dict(body, user=user + "x")),
+                         404, "not_found")
+        self.assertEqual(self.req("GET", "/register?invite=" + invite).status, 404)
+
+    def test_register_errors(self):
+        _, _, invite = self.invite()
+        body = {"invite": invite, "user": "alice", "name": "Not Alice", "password": "long-enough"}
+        self.assertError(self.req("POST", "/api/v1/registrations", body), 409, "conflict")
+        self.assertError(self.req("POST", "/api/v1/registrations", dict(body, password=8)),
+                         400, "bad_request", "field 'password'")
+        self.assertError(self.req("POST", "/api/v1/registrations", dict(body, role="admin")),
+                         400, "bad_request", "unknown field 'role'")
+        r = self.req("GET", "/register?invite=" + secrets.token_urlsafe(32)[:43])
+        self.assertEqual(r.status, 404)
+        self.assertIn("invitation", r.text)
+        self.assertEqual(self.req("GET", "/register").status, 404)
+        self.assertEqual(self.req("GET", "/register?invite=x&y=1").status, 400)
+
+    def test_registrations_are_rate_limited_per_address(self):
+        addr = fake_addr()
+        body = {"invite": "x" * 43, "user": "someone", "name": "S", "password": "password-1"}
+        codes = [self.req("POST", "/api/v1/registrations", body,
+                          headers={"X-Forwarded-For": addr}).status for _ in range(10)]
+        self.assertEqual(set(codes), {404})
+        r = self.req("POST", "/api/v1/registrations", body, headers={"X-Forwarded-For": addr})
+        self.assertError(r, 429, "too_many_requests")
+        self.assertRegex(r.header("Retry-After"), r"^[1-9]\d*$")
+
+
+class Directory(GatewayCase):
+    def test_operator_token(self):
+        doc = json.dumps(self.stack.doc).encode()
+        r = self.req("PUT", "/api/v1/directory", raw=doc)
+        self.assertError(r, 401, "unauthenticated")
+        r = self.req("PUT", "/api/v1/directory", raw=doc, token=OPERATOR_TOKEN + "x")
+        self.assertError(r, 401, "unauthenticated")
+        r = self.req("PUT", "/api/v1/directory", raw=doc, token=self.alice)
+        self.assertError(r, 401, "unauthenticated")
+        r = self.req("PUT", "/api/v1/directory", raw=doc, token=OPERATOR_TOKEN)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json["changed"], False)
+
+    def test_bad_documents(self):
+        r = self.req("PUT", "/api/v1/directory", raw=b"{nope", token=OPERATOR_TOKEN)
+        self.assertError(r, 400, "bad_request")
+        bad = copy.deepcopy(self.stack.doc)
+        bad["users"][0]["organisation"] = "atlantis"
+        r = self.req("PUT", "/api/v1/directory", raw=json.dumps(bad).encode(), token=OPERATOR_TOKEN)
+        self.assertError(r, 400, "bad_request", "users\\[0\\]")
+        r = self.req("PUT", "/api/v1/directory", raw=b"{" + b" " * 1000000 + b"}",
+                     token=OPERATOR_TOKEN)
+        self.assertError(r, 413, "payload_too_large")
+
+
+class Http(GatewayCase):
+    def test_unknown_paths_and_methods(self):
+        r = self.req("GET", "/api/v1/nothing", token=self.alice)
+        self.assertError(r, 404, "not_found")
+        self.assertSecurityHeaders(r)
+        r = self.req("DELETE", "/api/v1/sessions")
+        self.assertEqual(r.status, 405)
+        self.assertEqual(r.header("Allow"), "POST")
+        self.assertEqual(r.json["error"]["code"], "method_not_allowed")
+        r = self.req("GET", "/nothing-here")
+        self.assertEqual(r.status, 404)
+        self.assertIn("text/html", r.header("Content-Type"))
+        self.assertSecurityHeaders(r)
+        r = self.req("GET", "/api/v1/worklists/a%00b", token=self.alice)
+        self.assertError(r, 400, "bad_request")
+
+    def test_static_files(self):
+        r = self.req("GET", "/")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
+        self.assertSecurityHeaders(r)
+        self.assertNotRegex(r.text, r"<script>|<script [^>]*>[^<]|\son[a-z]+=")
+        for name, ctype in [("app.css", "text/css; charset=utf-8"),
+                            ("app.js", "text/javascript; charset=utf-8")]:
+            r = self.req("GET", "/static/" + name)
+            self.assertEqual(r.status, 200, name)
+            self.assertEqual(r.header("Content-Type"), ctype)
+            etag = r.header("ETag")
+            self.assertTrue(etag)
+            self.assertEqual(r.header("Cache-Control"), "no-cache")
+            r2 = self.req("GET", "/static/" + name, headers={"If-None-Match": etag})
+            self.assertEqual(r2.status, 304)
+            self.assertEqual(r2.body, b"")
+        for bad in ("/static/../index.html", "/static/%2e%2e%2fCMakeLists.txt", "/static/.hidden.js",
+                    "/static/nothing.js", "/static/app.exe", "/static/templates"):
+            with self.subTest(bad):
+                self.assertEqual(self.req("GET", bad).status, 404)
+        r = self.req("HEAD", "/static/app.css")
+        self.assertEqual((r.status, r.body), (200, b""))
+
+    def test_pages_use_no_inline_script(self):
+        for path in ("/",):
+            r = self.req("GET", path)
+            for m in re.finditer(r"<script([^>]*)>(.*?)</script>", r.text, re.S):
+                self.assertIn("src=", m.group(1))
+                self.assertEqual(m.group(2).strip(), "")
+
+    def test_metrics(self):
+        self.req("GET", "/api/v1/worklists", token=self.alice)
+        status, text = self.stack.gateway.http("/metrics")
+        self.assertEqual(status, 200)
+        self.assertRegex(text, r'studyshare_http_requests_total\{route="worklists.list"\} [1-9]')
+        self.assertNotIn("alice", text)
+
+
+class Unavailable(unittest.TestCase):
+    """A peer that is down is 503 unavailable; the gateway keeps serving."""
+
+    def test_dead_peers_are_503(self):
+        redis = Redis().start()
+        dead = "tcp://127.0.0.1:%d" % free_port()
+        gw = Daemon("gateway", redis, env={
+            "STUDYSHARE_AUTHZ_URL": dead, "STUDYSHARE_SHARE_URL": dead,
+            "STUDYSHARE_GUESTLINK_URL": dead, "STUDYSHARE_JWT_SECRET": JWT_SECRET,
+            "STUDYSHARE_AUTHZ_TIMEOUT": "300ms"}).start()
+        try:
+            now = int(time.time())
+            tok = make_jwt({"sub": "alice", "iss": "studyshare", "iat": now, "exp": now + 60})
+
+            def req(method, path, body=None):
+                c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+                h = {"Authorization": "Bearer " + tok, "Accept": "application/json"}
+                c.request(method, path, body=json.dumps(body) if body else None, headers=h)
+                r = c.getresponse()
+                out = r.status, json.loads(r.read()), r.getheader("Content-Security-Policy")
+                c.close()
+                return out
+            for method, path, body in [
+                    ("POST", "/api/v1/sessions", {"user": "alice", "password": "x"}),
+                    ("GET", "/api/v1/worklists", None),
+                    ("GET", "/api/v1/worklists/location:ct/studies", None),
+                    ("POST", "/api/v1/studies/1.2/guest-links", {"worklist": "location:ct"}),
+                    ("GET", "/g/" + "A" * 43, None)]:
+                with self.subTest(path):
+                    status, j, csp = req(method, path, body)
+                    self.assertEqual(status, 503)
+                    self.assertEqual(j["error"]["code"], "unavailable")
+                    self.assertIsNotNone(csp)
+            redis.kill()  # the rate limiter's store is down too
+            status, j, _ = req("POST", "/register-nothing", None)
+            self.assertEqual(status, 404)
+            c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            c.request("POST", "/api/v1/registrations", body="{}",
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 503)
+            c.close()
+        finally:
+            self.assertEqual(gw.stop(), 0)
+            gw.close()
+            redis.close()
+
+    def test_bad_settings_stop_the_start(self):
+        for env, word in [({"STUDYSHARE_JWT_SECRET": "short"}, "jwt-secret"),
+                          ({"STUDYSHARE_JWT_SECRET": JWT_SECRET,
+                            "STUDYSHARE_OPERATOR_TOKEN": "short"}, "operator"),
+                          ({"STUDYSHARE_JWT_SECRET": JWT_SECRET,
+                            "STUDYSHARE_WEB_ROOT": "/nonexistent"}, "web-root")]:
+            with self.subTest(word):
+                e = dict(os.environ)
+                e.update(env)
+                e["STUDYSHARE_ADMIN_ADDR"] = "127.0.0.1:%d" % free_port()
+                e["STUDYSHARE_LISTEN"] = "127.0.0.1:%d" % free_port()
+                p = subprocess.run([os.path.join(BUILD, "studyshare-gateway")], env=e,
+                                   capture_output=True, text=True, timeout=20)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertTrue(word in p.stderr or
+                                word.replace("-", "_").upper() in p.stderr, p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,108 @@
+/*
+ * web/static/register.js - the registration page (/register?invite=...):
+ * creates the account (POST /api/v1/registrations), logs it in and shows
+ * the studies that were shared with it.  The invitation token is read
+ * from the address bar, never written into the page.
+ */
+"use strict";
+
+(function () {
+	const $ = (id) => document.getElementById(id);
+
+	async function post(path, body) {
+		const res = await fetch(path, {
+			method: "POST",
+			headers: {"Content-Type": "application/json", "Accept": "application/json"},
+			body: JSON.stringify(body),
+		});
+		let data = null;
+		try {
+			data = await res.json();
+		} catch (e) {
+			data = null;
+		}
+		return {status: res.status, data};
+	}
+
+	function explain(r) {
+		const msg = r.data && r.data.error ? r.data.error.message : "";
+		switch (r.status) {
+		case 404:
+			return "This invitation can no longer be used.";
+		case 409:
+			return "That user name (or this email address) is taken. Please choose another user name.";
+		case 429:
+			return "Too many attempts. Please wait a minute and try again.";
+		case 503:
+			return "The service is unavailable. Please try again shortly.";
+		default:
+			return msg || "The account could not be created.";
+		}
+	}
+
+	function cell(tr, text) {
+		const td = document.createElement("td");
+		td.textContent = text || "";
+		tr.appendChild(td);
+	}
+
+	function personName(pn) {
+		if (!pn)
+			return "";
+		const parts = pn.split("^");
+		return parts.length > 1 ? parts[0] + ", " + parts.slice(1).join(" ").trim() : pn;
+	}
+
+	async function showShared(user, password, name) {
+		$("register-section").hidden = true;
+		$("registered").hidden = false;
+		$("welcome-name").textContent = name;
+		$("welcome-user").textContent = user;
+		const login = await post("/api/v1/sessions", {user, password});
+		if (login.status !== 200)
+			return;
+		const tok = login.data.token;
+		sessionStorage.setItem("ss_token", tok);
+		sessionStorage.setItem("ss_name", name);
+		const res = await fetch("/api/v1/worklists/" + encodeURIComponent("user:" + user) + "/studies",
+		                        {headers: {"Authorization": "Bearer " + tok, "Accept": "application/json"}});
+		if (!res.ok)
+			return;
+		const data = await res.json();
+		for (const st of data.studies) {
+			const tr = document.createElement("tr");
+			const d = st.study_date || "";
+			cell(tr, personName(st.patient && st.patient.name));
+			cell(tr, /^\d{8}$/.test(d) ? d.slice(0, 4) + "-" + d.slice(4, 6) + "-" + d.slice(6) : d);
+			cell(tr, st.modality);
+			cell(tr, st.description);
+			$("shared-rows").appendChild(tr);
+		}
+	}
+
+	async function onSubmit(ev) {
+		ev.preventDefault();
+		const invite = new URLSearchParams(window.location.search).get("invite") || "";
+		const user = $("reg-user").value.trim();
+		const name = $("reg-name").value.trim();
+		const password = $("reg-password").value;
+		$("register-message").textContent = "";
+		$("register-button").disabled = true;
+		try {
+			const r = await post("/api/v1/registrations", {invite, user, name, password});
+			if (r.status !== 201) {
+				$("register-message").textContent = explain(r);
+				return;
+			}
+			await showShared(user, password, name);
+		} catch (e) {
+			$("register-message").textContent = "The server cannot be reached.";
+		} finally {
+			$("register-button").disabled = false;
+		}
+	}
+
+	document.addEventListener("DOMContentLoaded", () => {
+		$("register-form").addEventListener("submit", onSubmit);
+	});
+})();
