@@ -190,6 +190,18 @@ ss_daemon_add_probe(ss_daemon *d, const char *name, ss_ready_fn fn, void *arg)
 }
 
 void
+ss_daemon_remove_probes(ss_daemon *d, const void *arg)
+{
+	int j = 0;
+
+	for (int i = 0; i < d->nprobes; i++) {
+		if (d->probes[i].arg != arg)
+			d->probes[j++] = d->probes[i];
+	}
+	d->nprobes = j;
+}
+
+void
 ss_daemon_hold(ss_daemon *d)
 {
 	d->inflight++;

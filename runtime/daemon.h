@@ -72,6 +72,8 @@ int ss_daemon_init(ss_daemon *d, const char *service,
 int ss_daemon_on_stop(ss_daemon *d, ss_hook_fn fn, void *arg);
 int ss_daemon_add_probe(ss_daemon *d, const char *name, ss_ready_fn fn,
                         void *arg);
+/* Removes every probe registered with arg (a dependency being closed). */
+void ss_daemon_remove_probes(ss_daemon *d, const void *arg);
 void ss_daemon_hold(ss_daemon *d);
 void ss_daemon_release(ss_daemon *d);
 /* Starts shutdown as SIGTERM does (tests, fatal conditions). */

@@ -80,6 +80,7 @@ struct ss_req {
 	ss_metric *late;
 	ss_metric *bad_replies;
 	ss_metric *refused;
+	char probe[80]; /* "peer <url>", the readiness probe's name */
 };
 
 /* Request ids (ss_req_new_id) and the socket's starting id; any thread. */
@@ -212,6 +213,18 @@ req_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 		atomic_fetch_add(&r->npipes, 1);
 	else if (ev == NNG_PIPE_EV_REM_POST)
 		atomic_fetch_sub(&r->npipes, 1);
+}
+
+/* /readyz: a peer is ready when at least one pipe to it is up. */
+static bool
+req_probe(void *arg, const char **why)
+{
+	ss_req *r = arg;
+
+	if (atomic_load(&r->npipes) > 0)
+		return true;
+	*why = "not connected";
+	return false;
 }
 
 static void
@@ -362,6 +375,9 @@ ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 		rv = SS_ENOMEM;
 		goto fail;
 	}
+	snprintf(r->probe, sizeof(r->probe), "peer %s", url);
+	if ((rv = ss_daemon_add_probe(d, r->probe, req_probe, r)) != 0)
+		goto fail;
 	*out = r;
 	return 0;
 
@@ -393,6 +409,7 @@ ss_req_close(ss_req *r)
 	if (r == NULL || r->closed)
 		return;
 	r->closed = true;
+	ss_daemon_remove_probes(r->d, r);
 	event_del(r->rev);
 	event_del(r->timer);
 	nng_close(r->sock);

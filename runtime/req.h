@@ -6,7 +6,9 @@
  * Each request has a deadline; when it passes the callback gets
  * SS_ETIMEDOUT and a late reply is dropped.  The dialer reconnects by itself
  * when the peer restarts; requests sent meanwhile time out or, when no pipe
- * can take them, fail at once with SS_EUNAVAIL.
+ * can take them, fail at once with SS_EUNAVAIL.  Each client registers a
+ * readiness probe "peer <url>" on the daemon: /readyz is 503 while no
+ * connection to the peer is up.
  *
  * The callback runs on the loop, exactly once per accepted request.  On
  * err == 0 the reply is decoded (reply->ok tells success; reply->err and

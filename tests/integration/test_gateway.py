@@ -911,8 +911,12 @@ class Unavailable(unittest.TestCase):
         gw = Daemon("gateway", redis, env={
             "STUDYSHARE_AUTHZ_URL": dead, "STUDYSHARE_SHARE_URL": dead,
             "STUDYSHARE_GUESTLINK_URL": dead, "STUDYSHARE_JWT_SECRET": JWT_SECRET,
-            "STUDYSHARE_AUTHZ_TIMEOUT": "300ms"}).start()
+            "STUDYSHARE_AUTHZ_TIMEOUT": "300ms"}).start(ready=False)
         try:
+            wait_for(lambda: gw.http("/healthz")[0] == 200, what="gateway alive")
+            status, text = gw.http("/readyz")
+            self.assertEqual(status, 503)
+            self.assertIn("peer tcp://127.0.0.1", text)
             now = int(time.time())
             tok = make_jwt({"sub": "alice", "iss": "studyshare", "iat": now, "exp": now + 60})
 

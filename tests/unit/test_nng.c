@@ -467,6 +467,20 @@ test_close_fails_pending(void **state)
 	assert_true(wait_idle(f));
 }
 
+/* The readiness of the first probe whose name starts with prefix. */
+static bool
+probe_ready(fx *f, const char *prefix)
+{
+	const char *why = NULL;
+
+	for (int i = 0; i < f->d.nprobes; i++) {
+		if (strncmp(f->d.probes[i].name, prefix, strlen(prefix)) == 0)
+			return f->d.probes[i].fn(f->d.probes[i].arg, &why);
+	}
+	fail_msg("no probe named %s...", prefix);
+	return false;
+}
+
 static void
 test_peer_restart(void **state)
 {
@@ -476,6 +490,7 @@ test_peer_restart(void **state)
 	int rv;
 
 	wait_connected(f, f->req);
+	assert_true(probe_ready(f, "peer "));
 	ss_rep_close(f->rep);
 	f->rep = NULL;
 
@@ -491,6 +506,7 @@ test_peer_restart(void **state)
 		assert_true(s.err == SS_ETIMEDOUT || s.err == SS_EUNAVAIL);
 	}
 	assert_true(refused);
+	assert_false(probe_ready(f, "peer "));
 
 	/* Same url, same client: the dialer reconnects by itself. */
 	assert_int_equal(ss_rep_listen(&f->rep, &f->d, f->url, routes, 3, f),
@@ -504,6 +520,7 @@ test_peer_restart(void **state)
 		back = s.err == 0 && s.ok && s.n_match;
 	}
 	assert_true(back);
+	assert_true(probe_ready(f, "peer "));
 }
 
 /* --- hostile input -------------------------------------------------- */
