@@ -34,6 +34,7 @@ run: build
 bench: build
 	@bash bench/run.sh
 	@bash bench/notify_bench.sh
+	@bash bench/share_bench.sh
 	@bash bench/http_bench.sh
 
 format:

@@ -3,7 +3,7 @@
  *
  *   bench_bus echo URL
  *   bench_bus load URL --type T --body JSON [--inflight N] [--seconds S]
- *                      [--rate R] [--warmup S]
+ *                      [--rate R] [--warmup S] [--count N]
  *
  * echo: a raw REP socket driven by NNG_OPT_RECVFD on the loop that answers
  * every request with one fixed reply envelope and decodes nothing.  It is
@@ -23,8 +23,14 @@
  *   {"rate":..., "p50_ms":..., "p99_ms":..., "errors":n, "requests":n,
  *    "answered":n}
  *
- * rate counts measured requests answered ok per second; errors counts
- * error replies, timeouts and refused sends; answered counts every reply
+ * Each "{n}" inside a string of the body becomes the request's number,
+ * 1000000000 + k for the k-th request sent (ten digits, no leading zero,
+ * so it can be a DICOM UID component): every request is then a new study,
+ * say.  --count N sends N requests in all, warm-up included (numbers k =
+ * 0 .. N-1), and the window ends early at the last of them.
+ *
+ * rate counts measured requests answered ok per second of the window; errors
+ * counts error replies, timeouts and refused sends; answered counts every reply
  * of the run, warm-up and drain included (to divide the server's CPU
  * time by).  Exit status 0; 1 when the peer never answered or on a
  * runtime failure; 2 on bad usage.
@@ -56,6 +62,9 @@
 #define BENCH_TIMEOUT_MS 2000  /* a request not answered by then is an error */
 #define BENCH_CONNECT_S  10.0  /* how long the peer has to answer at all */
 #define BENCH_RETRY_S    0.001 /* pause after a refused send */
+#define BENCH_MARKS      8     /* "{n}" in a body, at most */
+#define BENCH_NUM_BASE   1000000000ULL /* first request number */
+#define BENCH_NUM_LEN    10            /* its digits, for every number */
 
 /* The loop and the signals that end it; both modes share it. */
 typedef struct bench_loop {
@@ -206,7 +215,11 @@ typedef struct load_slot {
 typedef struct load {
 	bench_loop loop;
 	ss_req *req;
-	ss_pack msg;        /* the request, packed once, sent every time */
+	ss_pack msg; /* the request, packed once, sent every time */
+	size_t marks[BENCH_MARKS]; /* where each "{n}" is in msg */
+	int nmarks;
+	uint64_t count;     /* requests to send in all; 0 for no limit */
+	uint64_t numbered;  /* requests sent so far, the next one's k */
 	struct event *tick; /* pacing, retries, deadlines */
 	double tick_for;    /* when tick is armed for */
 	enum load_phase phase;
@@ -273,12 +286,29 @@ send_one(load *ld, double t0)
 	int rv;
 
 	s->t0 = t0;
+	if (ld->nmarks > 0) {
+		char num[BENCH_NUM_LEN + 1];
+		int i;
+
+		snprintf(num, sizeof(num), "%llu",
+		         (unsigned long long)(BENCH_NUM_BASE + ld->numbered));
+		for (i = 0; i < ld->nmarks; i++)
+			memcpy(ld->msg.sb.data + ld->marks[i], num,
+			       BENCH_NUM_LEN);
+	}
 	if ((rv = ss_req_send(ld->req, &ld->msg, on_reply, s)) != 0) {
 		ld->free[ld->nfree++] = s;
 		return rv;
 	}
 	ld->inflight++;
+	ld->numbered++;
 	return 0;
+}
+
+static bool
+all_sent(const load *ld)
+{
+	return ld->count > 0 && ld->numbered >= ld->count;
 }
 
 /* Sends whatever is due and sets the timer for what comes next. */
@@ -294,10 +324,15 @@ pump(load *ld)
 			event_base_loopexit(ld->loop.d.base, NULL);
 			return;
 		}
-		if (ld->inflight == 0)
+		if (ld->inflight == 0 && !all_sent(ld))
 			(void)send_one(ld, now);
 		tick_at(ld, now + 0.01, now);
 		return;
+	}
+	if (ld->phase == LOAD_RUNNING && all_sent(ld)) {
+		/* The window ends with the last request (--count). */
+		ld->t_end = fmin(ld->t_end, fmax(now, ld->t_measure));
+		ld->phase = LOAD_DRAINING;
 	}
 	if (ld->phase == LOAD_RUNNING && now >= ld->t_end)
 		ld->phase = LOAD_DRAINING;
@@ -306,7 +341,7 @@ pump(load *ld)
 			event_base_loopexit(ld->loop.d.base, NULL);
 		return;
 	}
-	while (ld->nfree > 0) {
+	while (ld->nfree > 0 && !all_sent(ld)) {
 		due = ld->rate > 0 ? ld->t_start + (double)ld->sent / ld->rate
 		                   : now;
 		if (due > now)
@@ -396,39 +431,102 @@ pct_ms(const load *ld, double q)
 static void
 load_report(load *ld)
 {
+	double window = ld->t_end - ld->t_measure; /* short with --count */
+
 	qsort(ld->lat, ld->nlat, sizeof(*ld->lat), cmp_double);
 	printf("{\"rate\": %.0f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
 	       "\"errors\": %llu, \"requests\": %zu, \"answered\": %llu}\n",
-	       (double)ld->nlat / ld->seconds, pct_ms(ld, 0.50),
+	       window > 0 ? (double)ld->nlat / window : 0, pct_ms(ld, 0.50),
 	       pct_ms(ld, 0.99), (unsigned long long)ld->errors, ld->nlat,
 	       (unsigned long long)ld->answered);
 	fflush(stdout);
 }
 
-/* Packs the request envelope once: type, a fixed id, the JSON body. */
+/*
+ * The body's text with each "{n}" replaced by ten U+0001 characters,
+ * escaped: bytes no JSON text of ours decodes to, easy to find once packed.
+ * Returns the count of "{n}", or -1 without memory.
+ */
 static int
-pack_request(ss_pack *p, const char *type, const char *body)
+mark_body(const char *body, char **out)
 {
-	char id[SS_MAX_ID_LEN + 1];
-	json_error_t jerr;
-	json_t *j;
-	int rv;
+	static const char mark[] = "\\u0001\\u0001\\u0001\\u0001\\u0001"
+	                           "\\u0001\\u0001\\u0001\\u0001\\u0001";
+	const char *p;
+	char *o;
+	int n = 0;
 
-	if ((j = json_loads(body, 0, &jerr)) == NULL || !json_is_object(j)) {
-		fprintf(stderr, "bench_bus: --body: not a JSON object\n");
-		json_decref(j);
-		return SS_EBADREQ;
+	for (p = body; (p = strstr(p, "{n}")) != NULL; p += 3)
+		n++;
+	if ((*out = o = malloc(strlen(body) + (size_t)n * sizeof(mark) + 1)) ==
+	    NULL)
+		return -1;
+	for (p = body; *p != '\0';) {
+		if (strncmp(p, "{n}", 3) == 0) {
+			memcpy(o, mark, sizeof(mark) - 1);
+			o += sizeof(mark) - 1;
+			p += 3;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o = '\0';
+	return n;
+}
+
+/*
+ * Packs the request envelope once: type, a fixed id, the JSON body, and
+ * notes where each "{n}" landed so send_one() can number the requests.
+ */
+static int
+pack_request(load *ld, const char *type, const char *body)
+{
+	static const char run[BENCH_NUM_LEN] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+	char id[SS_MAX_ID_LEN + 1], *text = NULL;
+	json_error_t jerr;
+	json_t *j = NULL;
+	const char *d, *at;
+	size_t size;
+	int n, found, rv = SS_EBADREQ;
+
+	if ((n = mark_body(body, &text)) < 0)
+		return SS_ENOMEM;
+	if (n > BENCH_MARKS) {
+		fprintf(stderr, "bench_bus: --body: more than %d {n}\n",
+		        BENCH_MARKS);
+		goto fail;
+	}
+	if ((j = json_loads(text, 0, &jerr)) == NULL || !json_is_object(j)) {
+		fprintf(stderr, "bench_bus: --body: not a JSON object%s\n",
+		        n > 0 ? " ({n} belongs inside a string)" : "");
+		goto fail;
 	}
 	ss_req_new_id(id);
-	ss_pack_request(p, type, id);
-	rv = ss_json_to_mp(p, j);
+	ss_pack_request(&ld->msg, type, id);
+	if ((rv = ss_json_to_mp(&ld->msg, j)) != 0)
+		goto fail;
+	d = ld->msg.sb.data;
+	size = ld->msg.sb.size;
+	for (found = 0; (at = memmem(d, size - (size_t)(d - ld->msg.sb.data),
+	                             run, sizeof(run))) != NULL;
+	     found++, d = at + sizeof(run))
+		if (found < BENCH_MARKS)
+			ld->marks[found] = (size_t)(at - ld->msg.sb.data);
+	if (found != n) {
+		fprintf(stderr, "bench_bus: --body: cannot place {n}\n");
+		rv = SS_EBADREQ;
+		goto fail;
+	}
+	ld->nmarks = n;
+fail:
 	json_decref(j);
+	free(text);
 	return rv;
 }
 
 static int
 run_load(const char *url, const char *type, const char *body, int inflight,
-         double seconds, double rate, double warmup)
+         double seconds, double rate, double warmup, uint64_t count)
 {
 	load ld = {0};
 	int i, rv = 1;
@@ -440,7 +538,8 @@ run_load(const char *url, const char *type, const char *body, int inflight,
 	ld.seconds = seconds;
 	ld.warmup = warmup;
 	ld.t_measure = ld.t_end = INFINITY;
-	if (pack_request(&ld.msg, type, body) != 0) {
+	ld.count = count;
+	if (pack_request(&ld, type, body) != 0) {
 		rv = 2;
 		goto fail;
 	}
@@ -490,7 +589,7 @@ usage(void)
 	fprintf(stderr,
 	        "usage: bench_bus echo URL\n"
 	        "       bench_bus load URL --type T --body JSON [--inflight N]"
-	        " [--seconds S] [--rate R] [--warmup S]\n");
+	        " [--seconds S] [--rate R] [--warmup S] [--count N]\n");
 	return 2;
 }
 
@@ -512,7 +611,8 @@ int
 main(int argc, char **argv)
 {
 	const char *type = NULL, *body = NULL;
-	double inflight = 64, seconds = 5, rate = 0, warmup = 0.5, *v;
+	double inflight = 64, seconds = 5, rate = 0, warmup = 0.5, count = 0;
+	double *v;
 	int i;
 
 	if (argc == 3 && strcmp(argv[1], "echo") == 0)
@@ -533,6 +633,8 @@ main(int argc, char **argv)
 			v = &rate;
 		else if (strcmp(argv[i], "--warmup") == 0)
 			v = &warmup;
+		else if (strcmp(argv[i], "--count") == 0)
+			v = &count;
 		else
 			return usage();
 		if (v != NULL && (*v = num(argv[i + 1])) < 0) {
@@ -542,8 +644,9 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (i != argc || type == NULL || body == NULL || inflight > 100000)
+	if (i != argc || type == NULL || body == NULL || inflight > 100000 ||
+	    count > 1e9)
 		return usage();
 	return run_load(argv[2], type, body, (int)inflight, seconds, rate,
-	                warmup);
+	                warmup, (uint64_t)count);
 }
