@@ -119,6 +119,7 @@ wait_until redis redis-cli -p "$REDIS_PORT" ping
 
 export STUDYSHARE_REDIS_ADDR=127.0.0.1:$REDIS_PORT
 export STUDYSHARE_PEPPER=bench-pepper-0123456789abcdef
+export STUDYSHARE_MAIL_KEY=bench-mail-key-0123456789abcdef0123456789
 export STUDYSHARE_AUTHZ_URL=$AUTHZ_URL
 
 AUTHZ_ADMIN=$(free_port)
@@ -134,6 +135,7 @@ STUDYSHARE_ADMIN_ADDR=127.0.0.1:$SHARE_ADMIN STUDYSHARE_LISTEN=$SHARE_URL \
 	STUDYSHARE_INGEST_LISTEN=$INGEST_URL \
 	STUDYSHARE_PUB_LISTEN=tcp://127.0.0.1:$(free_port) \
 	STUDYSHARE_TOKEN_KEY=bench-share-token-key-0123456789abcdef \
+	STUDYSHARE_SEAL_KEY=bench-share-seal-key-0123456789abcdef0123 \
 	"$BUILD/studyshare-share" 2>"$TMP/share.log" &
 PIDS+=($!)
 wait_until share curl -fsS "http://127.0.0.1:$SHARE_ADMIN/readyz"

@@ -2,7 +2,8 @@
 # bench/notify_bench.sh - mails/s of the notify workers against postfix's
 # smtp-sink, as ratios to smtp-source -> smtp-sink measured in the same run.
 #
-# Builds nothing: $BUILD (default build/) must hold studyshare-notify.
+# Builds nothing: $BUILD (default build/) must hold studyshare-notify and
+# studyshare (the CLI seals the jobs, as producers do, before the timing).
 # Needs redis-server, python3, Debian's /usr/bin/python3 with aiosmtpd (for
 # one sample mail) and postfix's smtp-sink and smtp-source: when those are
 # missing the script installs Debian's postfix package (as root) and stops
@@ -22,10 +23,14 @@ SLOTS=4          # --concurrency of each worker, and smtp-source's sessions
 GOAL_RATIO=0.50  # one worker / floor, at least
 FROM=noreply@studyshare.test
 
-[ -x "$BUILD/studyshare-notify" ] || {
-	echo "notify-bench: $BUILD/studyshare-notify missing; build first" >&2
-	exit 1
-}
+for b in studyshare-notify studyshare; do
+	[ -x "$BUILD/$b" ] || {
+		echo "notify-bench: $BUILD/$b missing; build first" >&2
+		exit 1
+	}
+done
+# Jobs are sealed under the mail key that producers and notify share.
+export STUDYSHARE_MAIL_KEY=bench-mail-key-0123456789abcdef0123456789
 for t in redis-server python3 curl; do
 	command -v "$t" >/dev/null || { echo "notify-bench: $t not found" >&2; exit 1; }
 done
@@ -90,9 +95,10 @@ calc() {
 	python3 -c "print($1)"
 }
 
-# The Python side: pushing jobs and timing the drain, stdlib only.
+# The Python side: pushing jobs and timing the drain, stdlib only; the CLI
+# seals the jobs (stage) before the timed run pushes their bytes.
 cat >"$TMP/q.py" <<'PY'
-import os, socket, sys, time
+import json, os, socket, subprocess, sys, time
 sys.path.insert(0, os.path.join(os.getcwd(), "tests", "integration"))
 import mp
 
@@ -128,10 +134,13 @@ VARS = {"sharer_name": "Dr. Zoë Müller", "url": "https://studyshare.example/g/
         "of the CT we discussed this morning.\nBest regards",
         "expires_at": "2026-12-01 12:00 UTC"}
 
-def job(i):
-    return mp.pack({"v": 1, "id": os.urandom(16).hex(), "template":
-                    "guestlink.recipient", "to": "recipient%d@example.org" % i,
-                    "vars": VARS, "created_at": int(time.time())})
+def push(port, n):
+    """Seals n jobs and XADDs them to notify:jobs (studyshare mail push)."""
+    lines = "".join(json.dumps({"template": "guestlink.recipient",
+                                "to": "recipient%d@example.org" % i, "vars": VARS}) + "\n"
+                    for i in range(n))
+    subprocess.run([os.environ["CLI"], "mail", "push", "--redis", "127.0.0.1:%d" % port],
+                   input=lines.encode(), stdout=subprocess.DEVNULL, check=True)
 
 cmd, port = sys.argv[1], int(sys.argv[2])
 r = R(port)
@@ -140,10 +149,21 @@ if cmd == "ping":
 elif cmd == "flush":
     r.cmd("FLUSHALL")
 elif cmd == "one":
-    r.cmd("XADD", "notify:jobs", "*", "job", job(0))
+    push(port, 1)
+elif cmd == "stage":
+    # With no worker running: seal the jobs, keep their bytes, empty the
+    # stream again.
+    push(port, int(sys.argv[3]))
+    jobs = [f[1] for _id, f in r.cmd("XRANGE", "notify:jobs", "-", "+")]
+    r.cmd("DEL", "notify:jobs")
+    with open(sys.argv[4], "wb") as f:
+        f.write(mp.pack(jobs))
 elif cmd == "run":
     n = int(sys.argv[3])
-    data = b"".join(enc("XADD", "notify:jobs", "*", "job", job(i)) for i in range(n))
+    with open(sys.argv[4], "rb") as f:
+        jobs = mp.unpack(f.read())
+    assert len(jobs) == n
+    data = b"".join(enc("XADD", "notify:jobs", "*", "job", j) for j in jobs)
     t0 = time.monotonic()
     r.s.sendall(data)
     for _ in range(n):
@@ -167,6 +187,8 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
 	--appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
 PIDS+=($!)
 wait_until redis python3 "$TMP/q.py" ping "$REDIS_PORT"
+
+export CLI=$BUILD/studyshare
 
 # start_workers N SMTP_PORT: N notify processes; their pids in WPIDS.
 start_workers() {
@@ -234,8 +256,9 @@ FLOOR=$(calc "round($MAILS / ($t1 - $t0))")
 declare -A RATE
 for n in 1 2 4; do
 	python3 "$TMP/q.py" flush "$REDIS_PORT"
+	python3 "$TMP/q.py" stage "$REDIS_PORT" "$MAILS" "$TMP/jobs.mp"
 	start_workers "$n" "$SINK_PORT"
-	secs=$(python3 "$TMP/q.py" run "$REDIS_PORT" "$MAILS")
+	secs=$(python3 "$TMP/q.py" run "$REDIS_PORT" "$MAILS" "$TMP/jobs.mp")
 	sent=$(sum_metric studyshare_notify_sent_total)
 	dead=$(sum_metric studyshare_notify_dead_total)
 	stop_pids "${WPIDS[@]}"

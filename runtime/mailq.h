@@ -7,13 +7,23 @@
  * only after the SMTP server accepted the mail, so nothing is lost when a
  * worker dies.
  *
- * A job is one msgpack map:
- *   {"v": 1,
+ * A job carries secrets (a registration link with its token, a guest
+ * link's URL) and personal data until it is sent, so Redis holds it sealed
+ * (runtime/seal.h) under the mail key, a secret that share, guestlink and
+ * notify are configured with (--mail-key) and that is never in Redis.  A
+ * job is one msgpack map:
+ *   {"v": 2,
  *    "id": "<32 lower-case hex>",      idempotency key and Message-ID
- *    "template": "share.invitation",   one of SS_MAIL_TEMPLATES
+ *    "box": <bin>}                     ss_seal(mail key, "mail:<id>", mail)
+ * and the sealed mail is one msgpack map:
+ *   {"template": "share.invitation",   one of SS_MAIL_TEMPLATES
  *    "to": "someone@example.org",
  *    "vars": {"name": "value", ...},   strings only; the template's inputs
  *    "created_at": <unix seconds>}
+ * The id is the box's context: a box moved under another id does not
+ * open.  Only a holder of the mail key can make a job that opens, so write
+ * access to Redis is not enough to send mail in our name.  notify refuses
+ * (dead-letters, never sends) a job whose box does not open.
  *
  * Bounds (the same in the encoder and in notify's decoder, so a job that
  * encodes also decodes): "to" is an address as ss_mail_addr_ok() says; at
@@ -34,6 +44,7 @@
 
 #include "proto/envelope.h"
 #include "runtime/redis.h"
+#include "runtime/seal.h"
 
 #define SS_MAILQ_STREAM   "notify:jobs"
 #define SS_MAILQ_FIELD    "job"
@@ -42,6 +53,11 @@
 #define SS_MAIL_MAX_VARS  64
 #define SS_MAIL_VAR_MAX   64
 #define SS_MAIL_MAX_VALUE (16 * 1024)
+#define SS_MAIL_VERSION   2
+/* The largest sealed mail (vars at their largest, plus the rest) and the
+ * largest job around it. */
+#define SS_MAIL_PLAIN_MAX (SS_MAIL_MAX_VARS * (SS_MAIL_MAX_VALUE + 80) + 1024)
+#define SS_MAIL_JOB_MAX   (SS_MAIL_PLAIN_MAX + SS_SEAL_OVERHEAD + 64)
 
 /*
  * The templates notify knows (services/notify/templates/<name>.{txt,html}):
@@ -73,17 +89,42 @@ typedef struct ss_mail {
 } ss_mail;
 
 /*
- * Encodes a job (a fresh id is written to id_out, which may be NULL) into p.
- * SS_EBADREQ when the template is unknown, to is not an address, or any
- * value carries CR or LF where a header would (to) — notify refuses those too.
- * Vars out of the bounds above are SS_EBADREQ as well.
+ * Encodes a job sealed under key (a fresh id is written to id_out, which
+ * may be NULL) into p.  SS_EBADREQ when the template is unknown, to is not
+ * an address, or any value carries CR or LF where a header would (to) —
+ * notify refuses those too.  Vars out of the bounds above are SS_EBADREQ
+ * as well.
  */
-int ss_mail_encode(ss_pack *p, const ss_mail *m,
+int ss_mail_encode(ss_pack *p, const ss_seal_key *key, const ss_mail *m,
                    char id_out[SS_MAIL_ID_LEN + 1]);
 
 /* Encodes and XADDs the job; fn gets the XADD reply (the stream entry id). */
-int ss_mailq_push(ss_redis *r, const ss_mail *m, ss_redis_fn fn, void *arg,
-                  char id_out[SS_MAIL_ID_LEN + 1]);
+int ss_mailq_push(ss_redis *r, const ss_seal_key *key, const ss_mail *m,
+                  ss_redis_fn fn, void *arg, char id_out[SS_MAIL_ID_LEN + 1]);
+
+/*
+ * The two halves of the envelope, for notify and for tools.
+ * ss_mail_seal packs a job {"v": 2, "id", "box"} around len bytes of an
+ * already packed mail map, checking neither (a tool re-queueing a dead
+ * letter, a test building a bad job); SS_EBADREQ when id is not 32
+ * lower-case hex digits or the mail is larger than SS_MAIL_PLAIN_MAX.
+ *
+ * ss_mail_open checks a job's bytes (untrusted: any Redis client may have
+ * written them) and opens its box into *plain (malloc'd; release it with
+ * ss_mail_plain_free, which wipes it).  id_out gets the job's id, or ""
+ * when it has none that is valid, also on failure (a dead letter names
+ * it).  SS_EUNPROC with a reason in why (never quoting the input) when the
+ * bytes are not a job of this version or the box does not open under key
+ * and the id; SS_ENOMEM.
+ */
+int ss_mail_seal(ss_pack *p, const ss_seal_key *key, const char *id,
+                 const void *mail, size_t len);
+int ss_mail_open(const ss_seal_key *key, const void *job, size_t len,
+                 char id_out[SS_MAIL_ID_LEN + 1], unsigned char **plain,
+                 size_t *plainlen, char *why, size_t whylen);
+void ss_mail_plain_free(unsigned char *plain, size_t len);
+/* True for 32 lower-case hex digits. */
+bool ss_mail_id_ok(const char *s, size_t n);
 
 /*
  * The checks shared by the encoder and notify's decoder.

@@ -47,5 +47,6 @@ int cli_authz(const cli_opts *o, int argc, char **argv);
 int cli_publish_study(const cli_opts *o, int argc, char **argv);
 int cli_links(const cli_opts *o, int argc, char **argv);
 int cli_token(const cli_opts *o, int argc, char **argv);
+int cli_mail(const cli_opts *o, int argc, char **argv);
 
 #endif

@@ -39,6 +39,14 @@ usage(FILE *f)
 	    "                                   a bearer token for the HTTP "
 	    "API (dev;\n"
 	    "                                   needs STUDYSHARE_JWT_SECRET)\n"
+	    "  mail list [--dead] [--redis ADDR]\n"
+	    "                                   the email jobs (or dead "
+	    "letters), opened:\n"
+	    "                                   one JSON line each (needs "
+	    "STUDYSHARE_MAIL_KEY)\n"
+	    "  mail push [--unchecked] [--redis ADDR] < JOBS\n"
+	    "                                   seal and queue JSON jobs, "
+	    "one a line\n"
 	    "\n"
 	    "options:\n"
 	    "  --authz URL     authz endpoint (STUDYSHARE_AUTHZ_URL, "
@@ -114,6 +122,8 @@ main(int argc, char **argv)
 		return cli_links(&o, argc - i - 1, argv + i + 1);
 	if (strcmp(argv[i], "token") == 0)
 		return cli_token(&o, argc - i - 1, argv + i + 1);
+	if (strcmp(argv[i], "mail") == 0)
+		return cli_mail(&o, argc - i - 1, argv + i + 1);
 	fprintf(stderr, "studyshare: unknown command %s\n", argv[i]);
 	usage(stderr);
 	return CLI_USAGE;

@@ -138,7 +138,7 @@ int
 gl_mail(gl_server *s, const char *reqid, const struct ss_mail *m,
         ss_redis_fn fn, void *arg)
 {
-	int rv = ss_mailq_push(s->redis, m, fn, arg, NULL);
+	int rv = ss_mailq_push(s->redis, &s->mail, m, fn, arg, NULL);
 
 	if (rv != 0)
 		ss_error("mail.not_queued", reqid, "template", m->template,

@@ -48,6 +48,7 @@ typedef struct gl_settings {
 	int64_t share_timeout_ms;
 	char *token_key;
 	char *seal_key;
+	char *mail_key;
 	char *pepper;
 	char *public_url;
 	int64_t default_expiry_ms;
@@ -71,6 +72,7 @@ typedef struct gl_server {
 	ss_work_pool *work;
 	ss_pack scratch; /* requests are built here, then sent (copied) */
 	ss_seal_key seal;
+	ss_seal_key mail; /* seals email jobs (runtime/mailq.h) */
 	ss_metric *m_created, *m_deleted, *m_unlocked, *m_locked;
 	ss_metric *m_used, *m_pwreq, *m_wrong, *m_gone, *m_session;
 } gl_server;

@@ -39,6 +39,9 @@ static const ss_cfg_opt opts[] = {
     OPT("seal-key", SS_CFG_SECRET, NULL, SS_SEAL_SECRET_MIN, 1024, seal_key,
         "server key that encrypts each link's token (for the list's URL) "
         "and frozen study view in Redis; changing it voids every link"),
+    OPT("mail-key", SS_CFG_SECRET, NULL, SS_SEAL_SECRET_MIN, 1024, mail_key,
+        "secret that seals the email jobs this daemon queues on "
+        "notify:jobs: the same as notify's --mail-key"),
     OPT("pepper", SS_CFG_SECRET, NULL, 16, 1024, pepper,
         "server secret mixed into every link password hash (HMAC key)"),
     OPT("public-url", SS_CFG_STR, "http://127.0.0.1:8080", 8, 512, public_url,
@@ -108,6 +111,12 @@ check_settings(const gl_settings *cfg)
 		                "from token-key\n");
 		return SS_EBADREQ;
 	}
+	if (strcmp(cfg->mail_key, cfg->seal_key) == 0 ||
+	    strcmp(cfg->mail_key, cfg->token_key) == 0) {
+		fprintf(stderr, "studyshare-guestlink: mail-key: must differ "
+		                "from seal-key and token-key\n");
+		return SS_EBADREQ;
+	}
 	return 0;
 }
 
@@ -155,7 +164,10 @@ main(int argc, char **argv)
 	}
 	if (check_settings(&cfg) != 0 ||
 	    ss_seal_key_init(&s.seal, cfg.seal_key, strlen(cfg.seal_key)) !=
+	        0 ||
+	    ss_seal_key_init(&s.mail, cfg.mail_key, strlen(cfg.mail_key)) !=
 	        0) {
+		ss_seal_key_clear(&s.seal);
 		ss_config_free(tabs, 2, &cfg);
 		return 2;
 	}
@@ -197,6 +209,7 @@ fail:
 		ss_pub_close(s.pub);
 	ss_daemon_fini(&d);
 fail_cfg:
+	ss_seal_key_clear(&s.mail);
 	ss_seal_key_clear(&s.seal);
 	ss_pack_free(&s.scratch);
 	ss_config_free(tabs, 2, &cfg);

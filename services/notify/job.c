@@ -2,13 +2,16 @@
  * services/notify/job.c - decodes a job read from the stream.
  *
  * The bytes come from Redis, where any client that can XADD may have put
- * them: they are untrusted.  ss_mpcheck() walks them before msgpack-c
- * allocates anything (depth 2: the job map and its vars map; no string
- * longer than a var value may be), ss_fields_parse() checks the fields,
- * and the checks of runtime/mailq.h (address, template, var names and
- * values) finish the job.  Every refusal is SS_EUNPROC with a reason fit
- * for a log line and the dead-letter stream: it never quotes the input
- * except a var name, which is [a-z0-9_] by then.
+ * them: they are untrusted.  ss_mail_open() (runtime/mailq.h) checks the
+ * envelope {"v": 2, "id", "box"} and opens the box with the mail key; a
+ * box that does not open is refused like any bad job.  The mail inside is
+ * checked as if it came from anyone too: ss_mpcheck() walks it before
+ * msgpack-c allocates anything (depth 2: the mail map and its vars map; no
+ * string longer than a var value may be), ss_fields_parse() checks the
+ * fields, and the checks of runtime/mailq.h (address, template, var names
+ * and values) finish the job.  Every refusal is SS_EUNPROC with a reason
+ * fit for a log line and the dead-letter stream: it never quotes the
+ * input except a var name, which is [a-z0-9_] by then.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,14 +21,9 @@
 #include "proto/mpcheck.h"
 #include "services/notify/notify.h"
 
-/* Vars at their largest, plus the rest of the job. */
-#define NT_JOB_MAX (SS_MAIL_MAX_VARS * (SS_MAIL_MAX_VALUE + 80) + 1024)
-
-enum { F_V, F_ID, F_TEMPLATE, F_TO, F_VARS, F_CREATED, F_N };
+enum { F_TEMPLATE, F_TO, F_VARS, F_CREATED, F_N };
 
 static const ss_field_spec spec[F_N] = {
-    [F_V] = {"v", SS_F_INT, true, 1, 1},
-    [F_ID] = {"id", SS_F_STR, true, SS_MAIL_ID_LEN, SS_MAIL_ID_LEN},
     [F_TEMPLATE] = {"template", SS_F_STR, true, 1, 64},
     [F_TO] = {"to", SS_F_STR, true, 1, SS_MAIL_ADDR_MAX},
     [F_VARS] = {"vars", SS_F_MAP, true, 0, SS_MAIL_MAX_VARS},
@@ -37,16 +35,6 @@ why_set(char *why, size_t whylen, const char *fmt, const char *arg)
 {
 	if (why != NULL && whylen > 0)
 		snprintf(why, whylen, fmt, arg);
-}
-
-static bool
-is_lower_hex(ss_str s)
-{
-	for (size_t i = 0; i < s.n; i++)
-		if (!((s.p[i] >= '0' && s.p[i] <= '9') ||
-		      (s.p[i] >= 'a' && s.p[i] <= 'f')))
-			return false;
-	return true;
 }
 
 static int
@@ -106,14 +94,6 @@ decode_fields(nt_job *j, const msgpack_object *map, char *why, size_t whylen)
 
 	if (ss_fields_parse(map, spec, F_N, f, why, whylen) != 0)
 		return SS_EUNPROC;
-	s = ss_obj_str(f[F_ID]);
-	if (!is_lower_hex(s)) {
-		why_set(why, whylen, "field 'id': expected %s",
-		        "32 lower-case hex digits");
-		return SS_EUNPROC;
-	}
-	memcpy(j->id, s.p, s.n);
-	j->id[s.n] = '\0';
 	s = ss_obj_str(f[F_TEMPLATE]);
 	if (!ss_mail_template_ok(s.p, s.n)) {
 		why_set(why, whylen, "field 'template': %s",
@@ -138,24 +118,24 @@ decode_fields(nt_job *j, const msgpack_object *map, char *why, size_t whylen)
 }
 
 int
-nt_job_decode(nt_job *j, const void *buf, size_t len, char *why, size_t whylen)
+nt_job_decode_mail(nt_job *j, const char *id, const void *buf, size_t len,
+                   char *why, size_t whylen)
 {
-	char id[SS_MAIL_ID_LEN + 1];
 	const char *w = NULL;
-	size_t off = 0;
 	int rv = SS_EUNPROC;
 
 	memset(j, 0, sizeof(*j));
 	msgpack_unpacked_init(&j->up);
-	if (len > NT_JOB_MAX) {
+	snprintf(j->id, sizeof j->id, "%s", id);
+	if (len > SS_MAIL_PLAIN_MAX) {
 		why_set(why, whylen, "%s", "job too large");
 		goto fail;
 	}
 	if (ss_mpcheck(buf, len, 2, SS_MAIL_MAX_VALUE, &w) != 0) {
-		why_set(why, whylen, "bad msgpack: %s", w);
+		why_set(why, whylen, "bad msgpack in the box: %s", w);
 		goto fail;
 	}
-	switch (msgpack_unpack_next(&j->up, buf, len, &off)) {
+	switch (msgpack_unpack_next(&j->up, buf, len, NULL)) {
 	case MSGPACK_UNPACK_SUCCESS:
 		break;
 	case MSGPACK_UNPACK_NOMEM_ERROR:
@@ -163,24 +143,50 @@ nt_job_decode(nt_job *j, const void *buf, size_t len, char *why, size_t whylen)
 		why_set(why, whylen, "%s", "out of memory");
 		goto fail;
 	default:
-		why_set(why, whylen, "%s", "bad msgpack: malformed");
+		why_set(why, whylen, "%s", "bad msgpack in the box: malformed");
 		goto fail;
 	}
 	if ((rv = decode_fields(j, &j->up.data, why, whylen)) != 0)
 		goto fail;
 	return 0;
 fail:
-	/* Keep the id if it was valid: the dead letter can then name it. */
-	memcpy(id, j->id, sizeof id);
+	/* Keep the id: the dead letter can then name it. */
 	msgpack_unpacked_destroy(&j->up);
 	memset(j, 0, sizeof(*j));
-	memcpy(j->id, id, sizeof id);
+	snprintf(j->id, sizeof j->id, "%s", id);
 	return rv != 0 ? rv : SS_EUNPROC;
+}
+
+int
+nt_job_decode(nt_job *j, const ss_seal_key *key, const void *buf, size_t len,
+              char *why, size_t whylen)
+{
+	char id[SS_MAIL_ID_LEN + 1];
+	unsigned char *plain;
+	size_t plainlen;
+	int rv;
+
+	rv = ss_mail_open(key, buf, len, id, &plain, &plainlen, why, whylen);
+	if (rv != 0) {
+		memset(j, 0, sizeof(*j));
+		memcpy(j->id, id, sizeof id);
+		return rv;
+	}
+	/* The mail's strings point into plain: the job owns it from here. */
+	if ((rv = nt_job_decode_mail(j, id, plain, plainlen, why, whylen)) !=
+	    0) {
+		ss_mail_plain_free(plain, plainlen);
+		return rv;
+	}
+	j->plain = plain;
+	j->plainlen = plainlen;
+	return 0;
 }
 
 void
 nt_job_free(nt_job *j)
 {
 	msgpack_unpacked_destroy(&j->up);
+	ss_mail_plain_free(j->plain, j->plainlen);
 	memset(j, 0, sizeof(*j));
 }

@@ -42,6 +42,10 @@ static const ss_cfg_opt opts[] = {
         "directory of the mail templates (<name>.txt and <name>.html); "
         "empty for services/notify/templates of the source tree the "
         "binary was built from"),
+    OPT("mail-key", SS_CFG_SECRET, NULL, SS_SEAL_SECRET_MIN, 1024, mail_key,
+        "secret that opens the sealed email jobs on notify:jobs: the same "
+        "as share's and guestlink's --mail-key; a job that does not open "
+        "goes to notify:dead, never sent"),
     OPT("concurrency", SS_CFG_INT, "4", 1, 64, concurrency,
         "mails in flight at once per process: SMTP connections kept open, "
         "each with its own thread"),
@@ -123,6 +127,7 @@ main(int argc, char **argv)
 	nt_from from;
 	nt_smtp *smtp = NULL;
 	nt_worker *w = NULL;
+	ss_seal_key key;
 	ss_daemon d;
 	int rv = 1;
 
@@ -134,7 +139,8 @@ main(int argc, char **argv)
 	default:
 		return 2;
 	}
-	if (check_settings(&cfg, &from) != 0) {
+	if (check_settings(&cfg, &from) != 0 ||
+	    ss_seal_key_init(&key, cfg.mail_key, strlen(cfg.mail_key)) != 0) {
 		ss_config_free(tabs, 2, &cfg);
 		return 2;
 	}
@@ -144,6 +150,7 @@ main(int argc, char **argv)
 		default_templates(tdir, sizeof tdir);
 	if (nt_templates_load(&tpl, tdir, why, sizeof why) != 0) {
 		fprintf(stderr, "studyshare-notify: --templates: %s\n", why);
+		ss_seal_key_clear(&key);
 		ss_config_free(tabs, 2, &cfg);
 		return 2;
 	}
@@ -155,7 +162,7 @@ main(int argc, char **argv)
 	if (ss_daemon_init(&d, "notify", &cfg.common) != 0)
 		goto fail_curl;
 	if (nt_smtp_open(&smtp, &d, &cfg, &from) != 0 ||
-	    nt_worker_start(&w, &d, &cfg, &tpl, &from, smtp) != 0) {
+	    nt_worker_start(&w, &d, &cfg, &key, &tpl, &from, smtp) != 0) {
 		ss_error("daemon.start_failed", NULL, NULL);
 		goto fail;
 	}
@@ -170,6 +177,7 @@ fail_curl:
 	curl_global_cleanup();
 fail_tpl:
 	nt_templates_free(&tpl);
+	ss_seal_key_clear(&key);
 	ss_config_free(tabs, 2, &cfg);
 	return rv == 0 ? 0 : 1;
 }

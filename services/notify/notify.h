@@ -26,6 +26,7 @@
 #include "runtime/daemon.h"
 #include "runtime/mailq.h"
 #include "runtime/redis.h"
+#include "runtime/seal.h"
 
 #define NT_GROUP        "notify"
 #define NT_DEAD_STREAM  "notify:dead"
@@ -44,6 +45,7 @@ typedef struct nt_settings {
 	char *smtp_ca_file;
 	char *from;
 	char *templates;
+	char *mail_key;
 	int64_t smtp_timeout_ms;
 	int64_t concurrency;
 	int64_t max_tries;
@@ -85,6 +87,8 @@ typedef struct nt_var {
 
 typedef struct nt_job {
 	msgpack_unpacked up;
+	unsigned char *plain; /* the opened box, which vars point into */
+	size_t plainlen;
 	char id[SS_MAIL_ID_LEN + 1];
 	char template[64 + 1];
 	char to[SS_MAIL_ADDR_MAX + 1];
@@ -94,13 +98,21 @@ typedef struct nt_job {
 } nt_job;
 
 /*
- * Decodes a job (runtime/mailq.h).  Var names and values point into buf,
- * which must outlive j.  SS_EUNPROC with the reason in why for anything
- * that is not a valid job; then j needs no nt_job_free(), and j->id is the
- * job's id if that field was valid (for the dead letter), else "".
+ * Decodes a job (runtime/mailq.h): opens its box with the mail key, then
+ * decodes the mail inside.  j owns the opened mail, which its var names
+ * and values point into; nt_job_free() wipes it.  SS_EUNPROC with the
+ * reason in why for anything that is not a valid job, a box that does not
+ * open included; then j needs no nt_job_free(), and j->id is the job's id
+ * if that field was valid (for the dead letter), else "".
  */
-int nt_job_decode(nt_job *j, const void *buf, size_t len, char *why,
-                  size_t whylen);
+int nt_job_decode(nt_job *j, const ss_seal_key *key, const void *buf,
+                  size_t len, char *why, size_t whylen);
+/* The second half: decodes an opened mail of the job id (valid).  Var
+ * names and values point into buf, which must outlive j; j->plain stays
+ * NULL.  For tests and the fuzzer, which reach the mail's checks without
+ * a key. */
+int nt_job_decode_mail(nt_job *j, const char *id, const void *buf, size_t len,
+                       char *why, size_t whylen);
 void nt_job_free(nt_job *j);
 
 /* ---- template.c --------------------------------------------------------- */
@@ -217,8 +229,8 @@ int nt_smtp_check(const nt_settings *cfg, char *why, size_t whylen);
 typedef struct nt_worker nt_worker;
 
 int nt_worker_start(nt_worker **out, ss_daemon *d, const nt_settings *cfg,
-                    const nt_templates *tpl, const nt_from *from,
-                    nt_smtp *smtp);
+                    const ss_seal_key *key, const nt_templates *tpl,
+                    const nt_from *from, nt_smtp *smtp);
 /* After ss_daemon_run() and nt_smtp_close(). */
 void nt_worker_close(nt_worker *w);
 /* The retry delay before try n+1 (n >= 1): retry-min * 2^(n-1) capped at

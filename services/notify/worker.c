@@ -16,7 +16,7 @@
  *
  * One task per entry, each step one callback:
  *
- *   decode --bad--> DEAD
+ *   decode (open the box) --bad, or does not open--> DEAD
  *     | ok
  *   CHECK (script: sent marker? lock held by another delivery? due?)
  *     | sent already -------------------------------------> ACK (duplicate)
@@ -218,6 +218,7 @@ enum rd_state { RD_IDLE, RD_GROUP, RD_READ, RD_CLAIM };
 struct nt_worker {
 	ss_daemon *d;
 	const nt_settings *cfg;
+	const ss_seal_key *key; /* opens the jobs' boxes */
 	const nt_templates *tpl;
 	const nt_from *from;
 	nt_smtp *smtp;
@@ -373,8 +374,8 @@ task_start(nt_worker *w, const char *entry, size_t elen, const char *raw,
 		goto oom;
 	memcpy(t->raw, raw, rawlen);
 	t->rawlen = rawlen;
-	switch (
-	    nt_job_decode(&t->job, t->raw, t->rawlen, t->why, sizeof t->why)) {
+	switch (nt_job_decode(&t->job, w->key, t->raw, t->rawlen, t->why,
+	                      sizeof t->why)) {
 	case 0:
 		t->decoded = true;
 		break;
@@ -1101,7 +1102,8 @@ on_stop(void *arg)
 
 int
 nt_worker_start(nt_worker **out, ss_daemon *d, const nt_settings *cfg,
-                const nt_templates *tpl, const nt_from *from, nt_smtp *smtp)
+                const ss_seal_key *key, const nt_templates *tpl,
+                const nt_from *from, nt_smtp *smtp)
 {
 	nt_worker *w;
 	char host[64] = "notify";
@@ -1113,6 +1115,7 @@ nt_worker_start(nt_worker **out, ss_daemon *d, const nt_settings *cfg,
 	TAILQ_INIT(&w->tasks);
 	w->d = d;
 	w->cfg = cfg;
+	w->key = key;
 	w->tpl = tpl;
 	w->from = from;
 	w->smtp = smtp;

@@ -11,7 +11,8 @@
  *   SC_RESOLVE  authz.resolve decides every target (permissions and the
  *               organisation rules live there); one refusal ends the share
  *               with that target's code and a message naming it
- *   SC_STUDY    the study as the worklist holds it (not held: not_found)
+ *   SC_STUDY    the study as the worklist holds it (not held: not_found),
+ *               opened; its sealed bytes are what the targets get
  *   SC_INVITE   per address without an account: the invite script stores
  *               the token's hash and the pending share on the address's
  *               slot (an address registered meanwhile becomes a delivery)
@@ -98,7 +99,7 @@ typedef struct sc_op {
 	int n;
 	sc_target *t;
 	sc_slot *slot; /* n + 2 */
-	char *blob;    /* the study as the worklist holds it */
+	char *blob;    /* the study as the worklist holds it: sealed */
 	size_t bloblen;
 	sh_study st;
 	char sharer_name[SH_MAX_NAME + 1];
@@ -301,7 +302,8 @@ on_study(int err, redisReply *r, void *arg)
 	} else {
 		memcpy(op->blob, r->str, r->len);
 		op->bloblen = r->len;
-		if (sh_study_unpack(op->blob, op->bloblen, &op->st) != 0) {
+		if (sh_study_open(&op->s->seal, op->uid, op->blob, op->bloblen,
+		                  &op->st) != 0) {
 			ss_error("study.corrupt", ss_call_id(op->c),
 			         "study_uid", op->uid, NULL);
 			set_err(op, SS_EINTERNAL, NULL);
@@ -660,7 +662,8 @@ send_mail(sc_op *op, int i)
 	}
 	m.vars = vars;
 	op->slot[i] = (sc_slot){op, i};
-	n = ss_mailq_push(op->s->redis, &m, on_mail, &op->slot[i], NULL);
+	n = ss_mailq_push(op->s->redis, &op->s->mail, &m, on_mail, &op->slot[i],
+	                  NULL);
 	sodium_memzero(url, sizeof url);
 	return n;
 }

@@ -4,22 +4,26 @@
  *
  *   IN_WORKLIST  authz.worklist.info: does the worklist exist?  (skipped
  *                while the answer is cached, --worklist-cache)
- *   IN_STUDY     SET share:{study:<uid>} <stored form> NX GET: the first
- *                event of a study defines it; later ones get its stored
- *                form back
+ *   IN_STUDY     SET share:{study:<uid>} <sealed study> NX GET: the first
+ *                event of a study defines it; later ones get the stored
+ *                study back (and open it)
  *   IN_DELIVER   the deliver script on the worklist's slot: the study
  *                joins the worklist's hash, listing and priors index
  *
  * The reply goes out only after both writes.  Both are idempotent, so an
  * event sent again (after a timeout, say) stores nothing new, and a retry
  * after a failure between the two writes completes the second.  The
- * stored form of a study never changes: an event whose other fields
- * differ still adds its worklist, and the difference is logged (field
- * names only).  Every field is checked before anything is stored; a
- * refusal names the field.
+ * stored study never changes: an event whose other fields differ still
+ * adds its worklist, and the difference is logged (field names only).
+ * Two seals of the same study never have the same bytes, so "differ" is
+ * decided on the opened fields, and every worklist gets the stored blob.
+ * Every field is checked before anything is stored; a refusal names the
+ * field.
  */
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "proto/errors.h"
 #include "runtime/log.h"
@@ -40,8 +44,9 @@ typedef struct in_op {
 	in_step step;
 	sh_study st; /* the event's, then the stored one */
 	char wl[SH_WL_MAX + 1];
-	ss_pack ev;  /* the event's stored form */
-	char *canon; /* the stored form found in Redis, if any */
+	unsigned char ev[SH_BLOB_MAX]; /* the event's study, sealed */
+	size_t evlen;
+	char *canon; /* the sealed study found in Redis, if any */
 	size_t canonlen;
 	bool created;
 } in_op;
@@ -66,8 +71,8 @@ finish(in_op *op, int err, const char *msg, bool added)
 	} else {
 		ss_call_reply_err(op->c, err, msg);
 	}
-	ss_pack_free(&op->ev);
 	free(op->canon);
+	sodium_memzero(&op->st, sizeof op->st);
 	free(op);
 }
 
@@ -149,39 +154,18 @@ store_study(in_op *op)
 	op->step = IN_STUDY;
 	argv[0] = "SET";
 	argv[1] = k;
-	argv[2] = op->ev.sb.data;
+	argv[2] = (const char *)op->ev;
 	argv[3] = "NX";
 	argv[4] = "GET";
 	for (int i = 0; i < 5; i++)
-		lens[i] = i == 2 ? op->ev.sb.size : strlen(argv[i]);
+		lens[i] = i == 2 ? op->evlen : strlen(argv[i]);
 	return ss_redis_cmdargv(op->s->redis, on_redis, op, 5, argv, lens);
-}
-
-/* Names the fields in which a stored study differs from an event. */
-static void
-log_differences(in_op *op, const sh_study *ev)
-{
-	const sh_study *st = &op->st;
-	char names[160] = "";
-
-#define DIFF(f, name)                                                          \
-	if (strcmp(st->f, ev->f) != 0)                                         \
-		strcat(names, names[0] ? "," name : name);
-	DIFF(patient_id, "patient.id")
-	DIFF(patient_name, "patient.name")
-	DIFF(birth_date, "patient.birth_date")
-	DIFF(study_date, "study_date")
-	DIFF(accession, "accession")
-	DIFF(modality, "modality")
-	DIFF(description, "description")
-#undef DIFF
-	ss_warn("study.fields_differ", ss_call_id(op->c), "study_uid", st->uid,
-	        "fields", names, NULL);
 }
 
 static int
 stored(in_op *op, redisReply *r)
 {
+	char names[160];
 	sh_study ev;
 
 	if (r->type == REDIS_REPLY_NIL) {
@@ -192,22 +176,27 @@ stored(in_op *op, redisReply *r)
 		memcpy(op->canon, r->str, r->len);
 		op->canonlen = r->len;
 		ev = op->st;
-		if (sh_study_unpack(op->canon, op->canonlen, &op->st) != 0) {
+		if (sh_study_open(&op->s->seal, ev.uid, op->canon, op->canonlen,
+		                  &op->st) != 0) {
+			/* Another --seal-key, or an altered value. */
 			ss_error("study.corrupt", ss_call_id(op->c),
 			         "study_uid", ev.uid, NULL);
 			op->st = ev;
+			sodium_memzero(&ev, sizeof ev);
 			return SS_EINTERNAL;
 		}
-		if (op->canonlen != op->ev.sb.size ||
-		    memcmp(op->canon, op->ev.sb.data, op->canonlen) != 0)
-			log_differences(op, &ev);
+		if (sh_study_diff(&op->st, &ev, names) > 0)
+			ss_warn("study.fields_differ", ss_call_id(op->c),
+			        "study_uid", op->st.uid, "fields", names, NULL);
+		sodium_memzero(&ev, sizeof ev);
 	} else {
 		return SS_EINTERNAL;
 	}
 	op->step = IN_DELIVER;
-	return sh_store_deliver(
-	    op->s, op->wl, &op->st, op->canon ? op->canon : op->ev.sb.data,
-	    op->canon ? op->canonlen : op->ev.sb.size, on_redis, op);
+	return sh_store_deliver(op->s, op->wl, &op->st,
+	                        op->canon ? op->canon : (const char *)op->ev,
+	                        op->canon ? op->canonlen : op->evlen, on_redis,
+	                        op);
 }
 
 static void
@@ -286,12 +275,14 @@ sh_handle_arrived(ss_call *c, const msgpack_object *body, void *arg)
 	}
 	op->s = s;
 	op->c = c;
-	ss_pack_init(&op->ev);
 	if (sh_study_parse(body, &op->st, op->wl, why, sizeof why) != 0) {
 		finish(op, SS_EBADREQ, why, false);
 		return;
 	}
-	sh_study_pack(&op->st, &op->ev);
+	if (sh_study_seal(&s->seal, &op->st, op->ev, &op->evlen) != 0) {
+		finish(op, SS_EINTERNAL, NULL, false);
+		return;
+	}
 	if (wl_known(s, op->wl)) {
 		if ((rv = store_study(op)) != 0)
 			finish(op, rv, NULL, false);

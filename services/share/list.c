@@ -53,6 +53,16 @@ fail(ls_op *op, int err, const char *msg)
 	free(op);
 }
 
+/* A listing member's blob, when it opens under the member's uid (a
+ * checked member: sh_index_added() accepted it). */
+static bool
+listed(const ls_op *op, const redisReply *m, const redisReply *b)
+{
+	return b->type == REDIS_REPLY_STRING &&
+	       sh_blob_ok(op->s, m->str + SH_INDEX_UID_AT,
+	                  m->len - SH_INDEX_UID_AT, b->str, b->len);
+}
+
 /* The list script's answer: {members, blobs}, at most limit + 1 of each;
  * the extra one only tells that there is a next page. */
 static int
@@ -74,8 +84,7 @@ reply_list(ls_op *op, const redisReply *r)
 		if (m->element[i]->type != REDIS_REPLY_STRING ||
 		    sh_index_added(m->element[i]->str, m->element[i]->len) < 0)
 			return SS_EINTERNAL;
-		if (b->element[i]->type == REDIS_REPLY_STRING &&
-		    sh_blob_ok(b->element[i]->str, b->element[i]->len))
+		if (listed(op, m->element[i], b->element[i]))
 			shown++;
 		else
 			ss_error("study.index_orphan", ss_call_id(op->c),
@@ -89,12 +98,12 @@ reply_list(ls_op *op, const redisReply *r)
 		char at[SH_TIME_LEN + 1];
 		const redisReply *e = m->element[i];
 
-		if (b->element[i]->type != REDIS_REPLY_STRING ||
-		    !sh_blob_ok(b->element[i]->str, b->element[i]->len))
+		if (!listed(op, e, b->element[i]))
 			continue;
 		sh_time_fmt(sh_index_added(e->str, e->len), at);
-		(void)sh_pack_blob(p, b->element[i]->str, b->element[i]->len,
-		                   at);
+		(void)sh_pack_blob(p, op->s, e->str + SH_INDEX_UID_AT,
+		                   e->len - SH_INDEX_UID_AT, b->element[i]->str,
+		                   b->element[i]->len, at);
 	}
 	ss_pack_key(p, "next_cursor");
 	if (m->elements > (size_t)op->limit && n > 0)
@@ -132,7 +141,7 @@ on_read(int err, redisReply *r, void *arg)
 		return;
 	}
 	p = ss_call_reply_ok(op->c);
-	if (sh_pack_lookup(p, r) != 0) {
+	if (sh_pack_lookup(p, op->s, op->uid, r) != 0) {
 		ss_error("study.corrupt", ss_call_id(op->c), "study_uid",
 		         op->uid, NULL);
 		fail(op, SS_EINTERNAL, NULL);

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "proto/errors.h"
 #include "runtime/config.h"
@@ -33,6 +34,13 @@ static const ss_cfg_opt opts[] = {
     OPT("token-key", SS_CFG_SECRET, NULL, SS_TOKEN_KEY_MIN, 1024, token_key,
         "server key of the invitation tokens' keyed hashes (HMAC-SHA256); "
         "changing it voids every open invitation"),
+    OPT("seal-key", SS_CFG_SECRET, NULL, SS_SEAL_SECRET_MIN, 1024, seal_key,
+        "server key that encrypts every stored study (patient name, id, "
+        "birth date, ...) in Redis and keys the patient-id hash of the "
+        "priors index; changing it makes every stored study unreadable"),
+    OPT("mail-key", SS_CFG_SECRET, NULL, SS_SEAL_SECRET_MIN, 1024, mail_key,
+        "secret that seals the email jobs this daemon queues on "
+        "notify:jobs: the same as notify's --mail-key"),
     OPT("public-url", SS_CFG_STR, "http://127.0.0.1:8080", 8, 512, public_url,
         "URL the gateway is reached at, for links in emails (no trailing "
         "slash)"),
@@ -69,13 +77,26 @@ static ss_script *scripts[] = {
     &sh_script_finish,
 };
 
-/* The URL goes into emails as the start of a link: refuse what would
- * make a broken or misleading one. */
+/* Settings that depend on each other.  Each key has one purpose, so no
+ * two may be the same secret.  The URL goes into emails as the start of a
+ * link: refuse what would make a broken or misleading one. */
 static int
-check_public_url(const char *u)
+check_settings(const sh_settings *cfg)
 {
+	const char *u = cfg->public_url;
 	size_t n = strlen(u);
 
+	if (strcmp(cfg->seal_key, cfg->token_key) == 0) {
+		fprintf(stderr, "studyshare-share: seal-key: must differ from "
+		                "token-key\n");
+		return SS_EBADREQ;
+	}
+	if (strcmp(cfg->mail_key, cfg->seal_key) == 0 ||
+	    strcmp(cfg->mail_key, cfg->token_key) == 0) {
+		fprintf(stderr, "studyshare-share: mail-key: must differ from "
+		                "seal-key and token-key\n");
+		return SS_EBADREQ;
+	}
 	if ((strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) ||
 	    u[n - 1] == '/' || strpbrk(u, " \t\r\n?#\"'<>") != NULL) {
 		fprintf(stderr,
@@ -104,10 +125,16 @@ main(int argc, char **argv)
 	default:
 		return 2;
 	}
-	if (check_public_url(cfg.public_url) != 0) {
+	if (check_settings(&cfg) != 0 ||
+	    ss_seal_key_init(&s.seal, cfg.seal_key, strlen(cfg.seal_key)) !=
+	        0 ||
+	    ss_seal_key_init(&s.mail, cfg.mail_key, strlen(cfg.mail_key)) !=
+	        0) {
+		ss_seal_key_clear(&s.seal);
 		ss_config_free(tabs, 2, &cfg);
 		return 2;
 	}
+	sh_patient_key(&s.seal, s.patient_key);
 	s.cfg = &cfg;
 	s.d = &d;
 	ss_pack_init(&s.scratch);
@@ -144,6 +171,9 @@ fail:
 	sh_ingest_fini(&s);
 	ss_daemon_fini(&d);
 fail_cfg:
+	ss_seal_key_clear(&s.mail);
+	ss_seal_key_clear(&s.seal);
+	sodium_memzero(s.patient_key, sizeof s.patient_key);
 	ss_pack_free(&s.scratch);
 	ss_config_free(tabs, 2, &cfg);
 	return rv == 0 ? 0 : 1;

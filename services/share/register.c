@@ -302,8 +302,9 @@ on_item(int err, redisReply *r, void *arg)
 		    (it->blob = malloc(r->len)) != NULL) {
 			memcpy(it->blob, r->str, r->len);
 			it->bloblen = r->len;
-			it->found = sh_study_unpack(it->blob, it->bloblen,
-			                            &it->st) == 0;
+			it->found =
+			    sh_study_open(&op->s->seal, it->uid, it->blob,
+			                  it->bloblen, &it->st) == 0;
 		} else if (r->type == REDIS_REPLY_STRING && r->len > 0) {
 			set_err(op, SS_ENOMEM, NULL);
 		}

@@ -14,15 +14,14 @@
  * starts with "share:" and one Lua script only ever touches keys of one
  * hash tag, so the layout works on Redis Cluster.
  *
- *   share:{study:<uid>}               string  the canonical study (msgpack)
+ *   share:{study:<uid>}               string  the study, sealed (study.h)
  *   share:{study:<uid>}:shares        list    share records (msgpack)
- *   share:{wl:<worklist>}:studies     hash    uid -> study; p:<uid> -> the
- *                                             study's priors-index member
- *   share:{wl:<worklist>}:index       zset    listing, newest first (lex)
- *   share:{wl:<worklist>}:priors      zset    per-patient index (lex)
- *   share:{mail:<h>}:inv              hash    invitations of one address
- *   share:{mail:<h>}:pending          hash    shares waiting for it
- *   share:{tok:<hmac>}                string  invitation token -> address
+ *   share:{wl:<worklist>}:studies     hash    uid -> sealed study; p:<uid> ->
+ * the study's priors-index member share:{wl:<worklist>}:index       zset
+ * listing, newest first (lex) share:{wl:<worklist>}:priors      zset
+ * per-patient index (lex) share:{mail:<h>}:inv              hash    invitations
+ * of one address share:{mail:<h>}:pending          hash    shares waiting for
+ * it share:{tok:<hmac>}                string  invitation token -> address
  */
 #ifndef SS_SHARE_SHARE_H
 #define SS_SHARE_SHARE_H
@@ -48,6 +47,8 @@ typedef struct sh_settings {
 	char *authz_url;
 	int64_t authz_timeout_ms;
 	char *token_key;
+	char *seal_key;
+	char *mail_key;
 	char *public_url;
 	int64_t invite_ttl_ms;
 	int64_t worklist_cache_ms;
@@ -64,7 +65,10 @@ typedef struct sh_server {
 	ss_rep *rep;
 	ss_rep *ingest;
 	ss_pub *pub;
-	ss_pack scratch;     /* requests are built here, then sent (copied) */
+	ss_pack scratch;  /* requests are built here, then sent (copied) */
+	ss_seal_key seal; /* seals the stored studies */
+	ss_seal_key mail; /* seals email jobs (runtime/mailq.h) */
+	unsigned char patient_key[SH_PKEY_LEN]; /* the priors index's hash */
 	ss_strmap *wlcache;  /* worklist -> expiry (double *), see ingest.c */
 	size_t wlcache_size; /* entries, for the bound */
 } sh_server;
@@ -101,32 +105,35 @@ extern ss_script sh_script_deliver, sh_script_list, sh_script_lookup,
     sh_script_invite, sh_script_claim, sh_script_release, sh_script_finish;
 
 /*
- * Puts a study (its canonical blob) into a worklist: one script on the
- * worklist's slot.  fn gets an integer reply: 1 when the worklist did not
- * hold it, 0 when it did (nothing changed).
+ * Puts a study (its sealed blob, as share:{study:<uid>} holds it) into a
+ * worklist: one script on the worklist's slot.  fn gets an integer reply:
+ * 1 when the worklist did not hold it, 0 when it did (nothing changed).
  */
 int sh_store_deliver(sh_server *s, const char *wl, const sh_study *st,
                      const char *blob, size_t bloblen, ss_redis_fn fn,
                      void *arg);
 
 /* Looks up a study in a worklist with its priors (one script).  The reply
- * is nil (not held) or [blob, [prior blob, ...]]. */
+ * is nil (not held) or [blob, [prior blob, ...], [prior uid, ...]]. */
 int sh_store_lookup(sh_server *s, const char *wl, const char *uid,
                     ss_redis_fn fn, void *arg);
 
 /*
- * Packs a stored study blob as a reply map (the blob checked first, as
- * any input), adding "added_at" when added is not NULL.  SS_EINTERNAL for
- * a blob that does not decode (nothing is packed then).
+ * Packs the stored blob of the study uid (uidlen bytes) as a reply map
+ * (opened and checked first, as any input), adding "added_at" when it is
+ * not NULL.  SS_EINTERNAL for a blob that does not open or decode
+ * (nothing is packed then).
  */
-int sh_pack_blob(ss_pack *p, const char *blob, size_t len,
-                 const char *added_at);
-/* True when the blob decodes as a study map (sh_pack_blob would pack it). */
-bool sh_blob_ok(const char *blob, size_t len);
+int sh_pack_blob(ss_pack *p, const sh_server *s, const char *uid, size_t uidlen,
+                 const char *blob, size_t len, const char *added_at);
+/* True when sh_pack_blob would pack the blob. */
+bool sh_blob_ok(const sh_server *s, const char *uid, size_t uidlen,
+                const char *blob, size_t len);
 
-/* Packs the [blob, [priors...]] answer of the lookup script as
+/* Packs the lookup script's answer for the study uid as
  * {"study": {...}, "priors": [...]}; SS_EINTERNAL on a bad answer. */
-int sh_pack_lookup(ss_pack *p, const redisReply *r);
+int sh_pack_lookup(ss_pack *p, const sh_server *s, const char *uid,
+                   const redisReply *r);
 
 /* --- history.c: share records of a study --------------------------- */
 

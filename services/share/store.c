@@ -11,12 +11,15 @@
  * 43; its "<hash>:<date>" prefix is 41 bytes, "<hash>:" 33.
  * tests/unit/test_share_study.c pins these offsets to the C macros.
  *
- * Everything read back from Redis is checked like input before it goes
- * into a reply: a blob that does not decode as a study is an internal
- * error, never passed on.
+ * Studies are stored sealed (study.h): every blob read back is opened
+ * under the study's uid and then checked like input before it goes into a
+ * reply.  A blob that does not open or does not decode as a study is an
+ * internal error, never passed on.
  */
 #include <stdio.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "proto/errors.h"
 #include "proto/mpcheck.h"
@@ -53,22 +56,22 @@ ss_script sh_script_list = {
 };
 
 /* KEYS: studies, priors  ARGV: uid, max priors
- * -> nil (not held) or {blob, {prior blobs, newest first}}.  Priors are
- * the members of the same patient hash with a smaller date: below
- * "<hash>:<date>" and from "<hash>:" on. */
+ * -> nil (not held) or {blob, {prior blobs, newest first}, {their uids}}
+ * (the uids open the blobs).  Priors are the members of the same patient
+ * hash with a smaller date: below "<hash>:<date>" and from "<hash>:" on. */
 ss_script sh_script_lookup = {
     .name = "share_lookup",
     .src = "local b = redis.call('HGET', KEYS[1], ARGV[1])\n"
            "if not b then return false end\n"
            "local pm = redis.call('HGET', KEYS[1], 'p:' .. ARGV[1])\n"
-           "if not pm then return {b, {}} end\n"
+           "if not pm then return {b, {}, {}} end\n"
            "local m = redis.call('ZRANGE', KEYS[2], '(' .. "
            "string.sub(pm, 1, 41), '[' .. string.sub(pm, 1, 33), "
            "'BYLEX', 'REV', 'LIMIT', 0, tonumber(ARGV[2]))\n"
-           "if #m == 0 then return {b, {}} end\n"
+           "if #m == 0 then return {b, {}, {}} end\n"
            "local u = {}\n"
            "for i = 1, #m do u[i] = string.sub(m[i], 43) end\n"
-           "return {b, redis.call('HMGET', KEYS[1], unpack(u))}\n",
+           "return {b, redis.call('HMGET', KEYS[1], unpack(u)), u}\n",
 };
 
 /* KEYS: inv, pending  ARGV: token hash, expires ms, ttl ms, uid, record
@@ -153,7 +156,7 @@ sh_store_deliver(sh_server *s, const char *wl, const sh_study *st,
 	    sh_key_wl(k2, wl, "index") != 0 || sh_key_wl(k3, wl, "priors") != 0)
 		return SS_EINTERNAL;
 	imlen = sh_index_member(st, sh_now_ms(), im);
-	pmlen = sh_priors_member(st, pm);
+	pmlen = sh_priors_member(st, s->patient_key, pm);
 	ss_argv_init(&a);
 	ss_argv_pushs(&a, k1);
 	ss_argv_pushs(&a, k2);
@@ -188,17 +191,16 @@ sh_store_lookup(sh_server *s, const char *wl, const char *uid, ss_redis_fn fn,
 	                     NULL);
 }
 
-/* Decodes a stored blob; the caller destroys up on success. */
+/* Decodes an opened blob; the caller destroys up on success. */
 static int
-blob_decode(const char *blob, size_t len, msgpack_unpacked *up)
+plain_decode(const char *plain, size_t len, msgpack_unpacked *up)
 {
 	const char *why;
 
-	if (blob == NULL ||
-	    ss_mpcheck((const uint8_t *)blob, len, 4, 4096, &why) != 0)
+	if (ss_mpcheck((const uint8_t *)plain, len, 4, 4096, &why) != 0)
 		return SS_EINTERNAL;
 	msgpack_unpacked_init(up);
-	if (msgpack_unpack_next(up, blob, len, NULL) !=
+	if (msgpack_unpack_next(up, plain, len, NULL) !=
 	        MSGPACK_UNPACK_SUCCESS ||
 	    up->data.type != MSGPACK_OBJECT_MAP ||
 	    ss_map_get(&up->data, "study_uid") == NULL) {
@@ -209,24 +211,36 @@ blob_decode(const char *blob, size_t len, msgpack_unpacked *up)
 }
 
 bool
-sh_blob_ok(const char *blob, size_t len)
+sh_blob_ok(const sh_server *s, const char *uid, size_t uidlen, const char *blob,
+           size_t len)
 {
+	char plain[SH_PLAIN_MAX];
 	msgpack_unpacked up;
+	size_t n;
+	bool ok = false;
 
-	if (blob_decode(blob, len, &up) != 0)
-		return false;
-	msgpack_unpacked_destroy(&up);
-	return true;
+	if (sh_blob_open(&s->seal, uid, uidlen, blob, len, plain, &n) == 0 &&
+	    plain_decode(plain, n, &up) == 0) {
+		msgpack_unpacked_destroy(&up);
+		ok = true;
+	}
+	sodium_memzero(plain, sizeof plain);
+	return ok;
 }
 
 int
-sh_pack_blob(ss_pack *p, const char *blob, size_t len, const char *added_at)
+sh_pack_blob(ss_pack *p, const sh_server *s, const char *uid, size_t uidlen,
+             const char *blob, size_t len, const char *added_at)
 {
 	const msgpack_object_map *m;
+	char plain[SH_PLAIN_MAX];
 	msgpack_unpacked up;
+	size_t n;
+	int rv = SS_EINTERNAL;
 
-	if (blob_decode(blob, len, &up) != 0)
-		return SS_EINTERNAL;
+	if (sh_blob_open(&s->seal, uid, uidlen, blob, len, plain, &n) != 0 ||
+	    plain_decode(plain, n, &up) != 0)
+		goto fail;
 	m = &up.data.via.map;
 	msgpack_pack_map(&p->pk, m->size + (added_at != NULL ? 1 : 0));
 	for (uint32_t i = 0; i < m->size; i++) {
@@ -236,37 +250,51 @@ sh_pack_blob(ss_pack *p, const char *blob, size_t len, const char *added_at)
 	if (added_at != NULL)
 		ss_pack_kv_cstr(p, "added_at", added_at);
 	msgpack_unpacked_destroy(&up);
-	return 0;
+	rv = 0;
+fail:
+	sodium_memzero(plain, sizeof plain);
+	return rv;
 }
 
+/* A prior of the lookup's answer: its blob opens under its uid. */
 static bool
-is_blob(const redisReply *r)
+is_prior(const sh_server *s, const redisReply *b, const redisReply *u)
 {
-	return r->type == REDIS_REPLY_STRING && sh_blob_ok(r->str, r->len);
+	return b->type == REDIS_REPLY_STRING && u->type == REDIS_REPLY_STRING &&
+	       sh_blob_ok(s, u->str, u->len, b->str, b->len);
 }
 
 int
-sh_pack_lookup(ss_pack *p, const redisReply *r)
+sh_pack_lookup(ss_pack *p, const sh_server *s, const char *uid,
+               const redisReply *r)
 {
-	const redisReply *pr;
+	const redisReply *pr, *pu, *b;
 	uint32_t n = 0;
 
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    !is_blob(r->element[0]) || r->element[1]->type != REDIS_REPLY_ARRAY)
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_ARRAY ||
+	    r->element[2]->type != REDIS_REPLY_ARRAY ||
+	    r->element[1]->elements != r->element[2]->elements)
 		return SS_EINTERNAL;
+	b = r->element[0];
 	pr = r->element[1];
+	pu = r->element[2];
+	if (!sh_blob_ok(s, uid, strlen(uid), b->str, b->len))
+		return SS_EINTERNAL;
 	for (size_t i = 0; i < pr->elements; i++)
-		n += is_blob(pr->element[i]);
+		n += is_prior(s, pr->element[i], pu->element[i]);
 	msgpack_pack_map(&p->pk, 2);
 	ss_pack_key(p, "study");
-	(void)sh_pack_blob(p, r->element[0]->str, r->element[0]->len, NULL);
+	(void)sh_pack_blob(p, s, uid, strlen(uid), b->str, b->len, NULL);
 	ss_pack_key(p, "priors");
 	msgpack_pack_array(&p->pk, n);
 	/* A prior whose blob is missing or broken is left out: it is an
 	 * index entry without its study, not something to show. */
 	for (size_t i = 0; i < pr->elements; i++)
-		if (is_blob(pr->element[i]))
-			(void)sh_pack_blob(p, pr->element[i]->str,
-			                   pr->element[i]->len, NULL);
+		if (is_prior(s, pr->element[i], pu->element[i]))
+			(void)sh_pack_blob(
+			    p, s, pu->element[i]->str, pu->element[i]->len,
+			    pr->element[i]->str, pr->element[i]->len, NULL);
 	return 0;
 }

@@ -2,10 +2,11 @@
  * services/share/study.c - validation and stored form of studies; key
  * names and sorted-set members.
  *
- * Contract in study.h.  Every check here runs before anything is stored,
- * and the stored form is written in one fixed order so that an event sent
- * twice gives the same bytes (which is how ingest tells "the same study"
- * from "a study whose fields differ").
+ * Contract in study.h.  Every check here runs before anything is stored;
+ * the plain form is written in one fixed order and stored only sealed.
+ * Ingest tells "the same study" from "a study whose fields differ" by
+ * comparing the fields of the opened stored study (sh_study_diff), since
+ * two seals of the same bytes never look alike.
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -305,7 +306,7 @@ untake(const msgpack_object *o, char *dst, size_t dstlen)
 }
 
 int
-sh_study_unpack(const char *blob, size_t len, sh_study *st)
+sh_study_unpack(const char *plain, size_t len, sh_study *st)
 {
 	const msgpack_object *pat;
 	msgpack_unpacked up;
@@ -313,11 +314,11 @@ sh_study_unpack(const char *blob, size_t len, sh_study *st)
 	int rv = SS_EINTERNAL;
 
 	memset(st, 0, sizeof *st);
-	if (blob == NULL ||
-	    ss_mpcheck((const uint8_t *)blob, len, 4, 4096, &why) != 0)
+	if (plain == NULL ||
+	    ss_mpcheck((const uint8_t *)plain, len, 4, 4096, &why) != 0)
 		return SS_EINTERNAL;
 	msgpack_unpacked_init(&up);
-	if (msgpack_unpack_next(&up, blob, len, NULL) !=
+	if (msgpack_unpack_next(&up, plain, len, NULL) !=
 	        MSGPACK_UNPACK_SUCCESS ||
 	    up.data.type != MSGPACK_OBJECT_MAP)
 		goto fail;
@@ -351,6 +352,101 @@ fail:
 	return rv;
 }
 
+/* --- the sealed form ------------------------------------------------ */
+
+#define CTX_MAX (sizeof "study:" + SH_UID_MAX)
+
+static int
+blob_ctx(char out[CTX_MAX], const char *uid, size_t uidlen)
+{
+	if (uidlen > SH_UID_MAX)
+		return SS_EINTERNAL;
+	snprintf(out, CTX_MAX, "study:%.*s", (int)uidlen, uid);
+	return 0;
+}
+
+int
+sh_study_seal(const ss_seal_key *key, const sh_study *st,
+              unsigned char out[SH_BLOB_MAX], size_t *outlen)
+{
+	char ctx[CTX_MAX];
+	ss_pack p;
+	int rv = SS_EINTERNAL;
+
+	*outlen = 0;
+	ss_pack_init(&p);
+	sh_study_pack(st, &p);
+	if (p.sb.size <= SH_PLAIN_MAX &&
+	    blob_ctx(ctx, st->uid, strlen(st->uid)) == 0)
+		rv = ss_seal(key, ctx, p.sb.data, p.sb.size, out, SH_BLOB_MAX,
+		             outlen) == 0
+		         ? 0
+		         : SS_EINTERNAL;
+	/* Personal data: leave no clear copy on the heap. */
+	sodium_memzero(p.sb.data, p.sb.size);
+	ss_pack_free(&p);
+	return rv;
+}
+
+int
+sh_blob_open(const ss_seal_key *key, const char *uid, size_t uidlen,
+             const char *blob, size_t len, char plain[SH_PLAIN_MAX],
+             size_t *plainlen)
+{
+	char ctx[CTX_MAX];
+
+	*plainlen = 0;
+	if (blob == NULL || len > SH_BLOB_MAX ||
+	    blob_ctx(ctx, uid, uidlen) != 0)
+		return SS_EINTERNAL;
+	return ss_unseal(key, ctx, (const unsigned char *)blob, len,
+	                 (unsigned char *)plain, SH_PLAIN_MAX, plainlen) == 0
+	           ? 0
+	           : SS_EINTERNAL;
+}
+
+int
+sh_study_open(const ss_seal_key *key, const char *uid, const char *blob,
+              size_t len, sh_study *st)
+{
+	char plain[SH_PLAIN_MAX];
+	size_t n;
+	int rv;
+
+	memset(st, 0, sizeof *st);
+	if ((rv = sh_blob_open(key, uid, strlen(uid), blob, len, plain, &n)) ==
+	        0 &&
+	    (rv = sh_study_unpack(plain, n, st)) == 0 &&
+	    strcmp(st->uid, uid) != 0) {
+		memset(st, 0, sizeof *st);
+		rv = SS_EINTERNAL;
+	}
+	sodium_memzero(plain, sizeof plain);
+	return rv;
+}
+
+int
+sh_study_diff(const sh_study *a, const sh_study *b, char out[160])
+{
+	int n = 0;
+
+	out[0] = '\0';
+#define DIFF(f, name)                                                          \
+	if (strcmp(a->f, b->f) != 0) {                                         \
+		strcat(out, n++ ? "," name : name);                            \
+	}
+	DIFF(uid, "study_uid")
+	DIFF(patient_id, "patient.id")
+	DIFF(patient_name, "patient.name")
+	DIFF(birth_date, "patient.birth_date")
+	DIFF(study_date, "study_date")
+	DIFF(accession, "accession")
+	DIFF(modality, "modality")
+	DIFF(description, "description")
+#undef DIFF
+	return n;
+}
+
 /* --- sorted-set members and keys ------------------------------------ */
 
 size_t
@@ -369,8 +465,8 @@ sh_index_member(const sh_study *st, int64_t added_ms,
 	return n > 0 ? (size_t)n : 0;
 }
 
-/* Hex of an unkeyed 128-bit hash: keeps personal data out of key names
- * and members, with a fixed length the scripts can cut at. */
+/* Hex of an unkeyed 128-bit hash: keeps an address out of key names,
+ * with a fixed length. */
 static void
 hash_hex(const char *s, size_t n, char out[SH_PHASH_LEN + 1])
 {
@@ -380,8 +476,34 @@ hash_hex(const char *s, size_t n, char out[SH_PHASH_LEN + 1])
 	sodium_bin2hex(out, SH_PHASH_LEN + 1, h, sizeof h);
 }
 
+#define PKEY_DOMAIN "studyshare.share.patient-id"
+
+void
+sh_patient_key(const ss_seal_key *key, unsigned char out[SH_PKEY_LEN])
+{
+	/* BLAKE2b keyed by the master key over a name of its own: not any
+	 * seal subkey (those hash "studyshare.seal" 0x00 ctx). */
+	crypto_generichash(out, SH_PKEY_LEN, (const unsigned char *)PKEY_DOMAIN,
+	                   sizeof PKEY_DOMAIN - 1, key->k, sizeof key->k);
+}
+
+/* Hex of HMAC-SHA256(pkey, id) cut to 128 bits: patient ids are a small
+ * space, so only a keyed hash keeps them out of the priors index. */
+static void
+patient_hash(const unsigned char pkey[SH_PKEY_LEN], const char *id,
+             char out[SH_PHASH_LEN + 1])
+{
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+
+	crypto_auth_hmacsha256(mac, (const unsigned char *)id, strlen(id),
+	                       pkey);
+	sodium_bin2hex(out, SH_PHASH_LEN + 1, mac, SH_PHASH_LEN / 2);
+	sodium_memzero(mac, sizeof mac);
+}
+
 size_t
-sh_priors_member(const sh_study *st, char out[SH_PRIORS_MAX + 1])
+sh_priors_member(const sh_study *st, const unsigned char pkey[SH_PKEY_LEN],
+                 char out[SH_PRIORS_MAX + 1])
 {
 	char h[SH_PHASH_LEN + 1];
 	int n;
@@ -389,7 +511,7 @@ sh_priors_member(const sh_study *st, char out[SH_PRIORS_MAX + 1])
 	out[0] = '\0';
 	if (st->patient_id[0] == '\0' || st->study_date[0] == '\0')
 		return 0;
-	hash_hex(st->patient_id, strlen(st->patient_id), h);
+	patient_hash(pkey, st->patient_id, h);
 	n = snprintf(out, SH_PRIORS_MAX + 1, "%s:%s:%s", h, st->study_date,
 	             st->uid);
 	return n > 0 ? (size_t)n : 0;

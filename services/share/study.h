@@ -17,11 +17,18 @@
  * Text fields must be UTF-8 without control characters.  A refusal names
  * the field ("field 'patient.birth_date': expected a YYYYMMDD date").
  *
- * The stored form of a study (the "blob") is one msgpack map with every
- * field present, nil when unknown, in a fixed order, so the same event
- * always gives the same bytes:
+ * The plain form of a study is one msgpack map with every field present,
+ * nil when unknown, in a fixed order:
  *   {"study_uid", "patient": {"id", "name", "birth_date"}, "study_date",
  *    "modality", "description", "accession"}
+ * Redis holds it only sealed (runtime/seal.h) under share's --seal-key with
+ * the context "study:<uid>": that is the stored form (the "blob").  A blob
+ * copied to another study's place does not open there.
+ *
+ * The priors index orders studies by a keyed hash of the patient id
+ * (HMAC-SHA256 under a key derived from --seal-key, cut to 128 bits), so
+ * neither the id nor a hash anyone could recompute over the small space
+ * of patient ids is in Redis.
  */
 #ifndef SS_SHARE_STUDY_H
 #define SS_SHARE_STUDY_H
@@ -32,6 +39,7 @@
 #include <msgpack.h>
 
 #include "proto/envelope.h"
+#include "runtime/seal.h"
 
 #define SH_UID_MAX   64
 #define SH_WL_MAX    80 /* "organisation:" + 64 */
@@ -45,7 +53,7 @@
 
 /* Members of the per-worklist sorted sets (all scores 0, ordered by
  * bytes): "<study_date|00000000>:<added, 13-digit ms>:<uid>" and
- * "<32 hex: hash of patient id>:<study_date>:<uid>". */
+ * "<32 hex: keyed hash of patient id>:<study_date>:<uid>". */
 #define SH_MS_DIGITS     13
 #define SH_INDEX_UID_AT  (SH_DATE_LEN + 1 + SH_MS_DIGITS + 1)
 #define SH_INDEX_MAX     (SH_INDEX_UID_AT + SH_UID_MAX)
@@ -54,6 +62,11 @@
 #define SH_PRIORS_MAX    (SH_PRIORS_UID_AT + SH_UID_MAX)
 #define SH_KEY_MAX       160
 #define SH_TIME_LEN      20 /* "2026-11-29T09:15:00Z" */
+/* The largest plain form (every field at its bound, with room to spare)
+ * and the largest blob. */
+#define SH_PLAIN_MAX 2048
+#define SH_BLOB_MAX  (SH_PLAIN_MAX + SS_SEAL_OVERHEAD)
+#define SH_PKEY_LEN  32 /* the patient-id hash key */
 
 typedef struct sh_study {
 	char uid[SH_UID_MAX + 1];
@@ -83,17 +96,43 @@ bool sh_valid_cursor(const char *s, size_t n);
 int sh_study_parse(const msgpack_object *body, sh_study *st, char *wl,
                    char *why, size_t whylen);
 
-/* Packs the stored form of st (one map) into p. */
+/* Packs the plain form of st (one map) into p. */
 void sh_study_pack(const sh_study *st, ss_pack *p);
 
-/* Reads a stored form back; SS_EINTERNAL when the bytes are not one. */
-int sh_study_unpack(const char *blob, size_t len, sh_study *st);
+/* Reads a plain form back; SS_EINTERNAL when the bytes are not one. */
+int sh_study_unpack(const char *plain, size_t len, sh_study *st);
+
+/* Seals the plain form of st into out (room for SH_BLOB_MAX bytes). */
+int sh_study_seal(const ss_seal_key *key, const sh_study *st,
+                  unsigned char out[SH_BLOB_MAX], size_t *outlen);
+/*
+ * Opens the blob of the study uid (uidlen bytes) into plain (room for
+ * SH_PLAIN_MAX bytes); SS_EINTERNAL when it does not open (another key,
+ * another study's blob, altered) or is too large.
+ */
+int sh_blob_open(const ss_seal_key *key, const char *uid, size_t uidlen,
+                 const char *blob, size_t len, char plain[SH_PLAIN_MAX],
+                 size_t *plainlen);
+/* sh_blob_open, then sh_study_unpack; also SS_EINTERNAL when the study
+ * inside is not uid. */
+int sh_study_open(const ss_seal_key *key, const char *uid, const char *blob,
+                  size_t len, sh_study *st);
+
+/* Fields in which two studies differ, comma-separated names into out
+ * (room for 160 bytes); returns how many. */
+int sh_study_diff(const sh_study *a, const sh_study *b, char out[160]);
+
+/* The patient-id hash key, derived from the seal key. */
+void sh_patient_key(const ss_seal_key *key, unsigned char out[SH_PKEY_LEN]);
 
 /* The listing member of st added at added_ms; returns its length. */
 size_t sh_index_member(const sh_study *st, int64_t added_ms,
                        char out[SH_INDEX_MAX + 1]);
-/* The priors member of st, or "" (0) without a patient id or a date. */
-size_t sh_priors_member(const sh_study *st, char out[SH_PRIORS_MAX + 1]);
+/* The priors member of st under the patient-id hash key, or "" (0)
+ * without a patient id or a date. */
+size_t sh_priors_member(const sh_study *st,
+                        const unsigned char pkey[SH_PKEY_LEN],
+                        char out[SH_PRIORS_MAX + 1]);
 /* The added time of a listing member, in ms; -1 if it is not one. */
 int64_t sh_index_added(const char *m, size_t n);
 

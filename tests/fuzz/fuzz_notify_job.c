@@ -2,8 +2,12 @@
  * tests/fuzz/fuzz_notify_job.c - notify's job decoder on arbitrary bytes,
  * and what a decoded job turns into.
  *
- * Every input is decoded as a job read from the stream.  A refusal must
- * come with a reason.  A job that decodes is rendered with the shipped
+ * Every input is decoded twice: as a job read from the stream (the
+ * envelope; its box never opens, since the fuzzer holds no key), and as
+ * the mail inside a box, sealed under the test key by ss_mail_seal() the
+ * way a producer would, so the mail's checks behind the seal are reached.
+ * The seeds (corpus_notify_job/) are such mails.  A refusal must come
+ * with a reason.  A job that decodes is rendered with the shipped
  * templates (services/notify/templates, loaded once) and, if it renders,
  * built into a message, which must hold the invariants of the wire:
  * CRLF line ends only, no line over 998 bytes, and a header block made of
@@ -20,8 +24,13 @@
 #include <sodium.h>
 
 #include "proto/errors.h"
+#include "runtime/mailq.h"
 #include "services/notify/notify.h"
 
+#define SECRET "fuzz-mail-key-0123456789abcdef0123456789"
+#define ID     "00112233445566778899aabbccddeeff"
+
+static ss_seal_key key;
 static nt_templates tpl;
 static nt_from from;
 static int loaded;
@@ -35,6 +44,7 @@ load(void)
 	snprintf(dir, sizeof dir, "%.*s/../../services/notify/templates",
 	         slash ? (int)(slash - f) : 1, slash ? f : ".");
 	if (sodium_init() < 0 ||
+	    ss_seal_key_init(&key, SECRET, strlen(SECRET)) != 0 ||
 	    nt_templates_load(&tpl, dir, why, sizeof why) != 0 ||
 	    nt_from_parse(&from, "Zoë <noreply@studyshare.example>", why,
 	                  sizeof why) != 0) {
@@ -88,11 +98,11 @@ check_message(const nt_buf *m)
 		abort(); /* ends with CRLF, has a body */
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Decodes a job and, when it decodes, renders and builds it. */
+static void
+one_job(uint8_t *copy, size_t size)
 {
 	char why[NT_WHY_MAX] = "";
-	uint8_t *copy = malloc(size ? size : 1);
 	const nt_mailtpl *mt;
 	nt_rendered r = {0};
 	nt_buf msg = {0};
@@ -100,18 +110,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nt_job j;
 	int rv;
 
-	if (!loaded)
-		load();
-	if (copy == NULL)
-		abort();
-	memcpy(copy, data, size);
-	rv = nt_job_decode(&j, copy, size, why, sizeof why);
+	rv = nt_job_decode(&j, &key, copy, size, why, sizeof why);
 	if (rv != 0) {
 		if (rv != SS_EUNPROC || why[0] == '\0')
 			abort();
-		free(copy);
-		return 0;
+		return;
 	}
+	/* The job owns its opened mail: the bytes read may go. */
+	memset(copy, 0x5a, size);
 	if (strlen(j.id) != SS_MAIL_ID_LEN ||
 	    !ss_mail_addr_ok(j.to, strlen(j.to)))
 		abort();
@@ -127,8 +133,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mail.date = 1767225599;
 		if (nt_mime_build(&msg, &mail) != 0)
 			abort();
-		/* The message owns its bytes: the input may go. */
-		memset(copy, 0xa5, size);
 		check_message(&msg);
 	} else if (rv != SS_EUNPROC || why[0] == '\0') {
 		abort();
@@ -136,6 +140,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nt_buf_free(&msg);
 	nt_rendered_free(&r);
 	nt_job_free(&j);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	uint8_t *copy = malloc(size ? size : 1);
+	ss_pack p;
+
+	if (!loaded)
+		load();
+	if (copy == NULL)
+		abort();
+	memcpy(copy, data, size);
+	one_job(copy, size);
 	free(copy);
+
+	ss_pack_init(&p);
+	if (ss_mail_seal(&p, &key, ID, data, size) == 0) {
+		if ((copy = malloc(p.sb.size)) == NULL)
+			abort();
+		memcpy(copy, p.sb.data, p.sb.size);
+		one_job(copy, p.sb.size);
+		free(copy);
+	} else if (size <= SS_MAIL_PLAIN_MAX) {
+		abort();
+	}
+	ss_pack_free(&p);
 	return 0;
 }

@@ -20,10 +20,17 @@
 #include "proto/errors.h"
 #include "services/share/study.h"
 
+#define SECRET "fuzz-share-seal-key-0123456789abcdef0123"
+
+static ss_seal_key key;
+static unsigned char pkey[SH_PKEY_LEN];
+static int ready;
+
 static void
 check_accepted(const sh_study *st, const char *wl)
 {
 	char im[SH_INDEX_MAX + 1], pm[SH_PRIORS_MAX + 1];
+	unsigned char blob[SH_BLOB_MAX];
 	sh_study back;
 	ss_pack p;
 	size_t n;
@@ -39,10 +46,16 @@ check_accepted(const sh_study *st, const char *wl)
 	    memcmp(&back, st, sizeof back) != 0)
 		abort();
 	ss_pack_free(&p);
+	if (sh_study_seal(&key, st, blob, &n) != 0 ||
+	    sh_study_open(&key, st->uid, (const char *)blob, n, &back) != 0 ||
+	    memcmp(&back, st, sizeof back) != 0 ||
+	    sh_study_open(&key, "01" /* no valid uid */, (const char *)blob, n,
+	                  &back) == 0)
+		abort();
 	n = sh_index_member(st, 1700000000000, im);
 	if (!sh_valid_cursor(im, n) || sh_index_added(im, n) != 1700000000000)
 		abort();
-	n = sh_priors_member(st, pm);
+	n = sh_priors_member(st, pkey, pm);
 	if (n != 0 && (n != SH_PRIORS_UID_AT + strlen(st->uid) ||
 	               strcmp(pm + SH_PRIORS_UID_AT, st->uid) != 0))
 		abort();
@@ -56,6 +69,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sh_study st;
 	ss_msg m;
 
+	if (!ready) {
+		if (ss_seal_key_init(&key, SECRET, strlen(SECRET)) != 0)
+			abort();
+		sh_patient_key(&key, pkey);
+		ready = 1;
+	}
 	if (ss_msg_decode(&m, data, size, false, &reason) == 0) {
 		if (sh_study_parse(m.body, &st, wl, why, sizeof why) == 0)
 			check_accepted(&st, wl);
@@ -64,5 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ss_msg_free(&m);
 	}
 	(void)sh_study_unpack((const char *)data, size, &st);
+	if (sh_study_open(&key, "1.2.3", (const char *)data, size, &st) == 0)
+		abort(); /* a forgery */
 	return 0;
 }

@@ -18,6 +18,11 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, os.environ.get("SS_BUILD", "build"))
 PEPPER = "test-pepper-0123456789abcdef"
+# Every daemon gets these unless a test sets its own: the mail key that
+# seals email jobs (share, guestlink and notify must agree on it) and a
+# seal key (share's stored studies; guestlink tests set their own).
+MAIL_KEY = "test-mail-key-0123456789abcdef0123456789"
+SEAL_KEY = "test-seal-key-0123456789abcdef0123456789"
 
 
 def free_port():
@@ -101,6 +106,8 @@ class Daemon:
             "STUDYSHARE_ADMIN_ADDR": "127.0.0.1:%d" % self.admin_port,
             "STUDYSHARE_LISTEN": "tcp://127.0.0.1:%d" % self.port,
             "STUDYSHARE_PEPPER": PEPPER,
+            "STUDYSHARE_MAIL_KEY": MAIL_KEY,
+            "STUDYSHARE_SEAL_KEY": SEAL_KEY,
             "STUDYSHARE_LOG_LEVEL": "debug",
         })
         self.env.update(env or {})
@@ -177,3 +184,31 @@ def cli(*args, env=None, stdin=None):
                        env=e, input=stdin, capture_output=True, text=True,
                        timeout=30)
     return p.returncode, p.stdout, p.stderr
+
+
+def mail_jobs(redis, dead=False, key=MAIL_KEY):
+    """The email jobs on notify:jobs (dead: the dead letters on
+    notify:dead), opened with the mail key by `studyshare mail list`: a
+    list of dicts {"entry", "id", "template", "to", "vars", "created_at"}
+    ("error", "tries" for dead letters; "open_error" for a job that does
+    not open).  Jobs are sealed in Redis: nothing else can read them."""
+    args = ["mail", "list", "--redis", redis.addr] + (["--dead"] if dead else [])
+    rc, out, err = cli(*args, env={"STUDYSHARE_MAIL_KEY": key,
+                                   "STUDYSHARE_MAIL_KEY_FILE": ""})
+    if rc != 0:
+        raise RuntimeError("studyshare mail list: %d %s" % (rc, err))
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def mail_push(redis, jobs, unchecked=True, key=MAIL_KEY):
+    """Seals and queues jobs (dicts: template, to, vars, id?, created_at?)
+    with `studyshare mail push`, as a producer holding key would; returns
+    their ids.  unchecked: as given, so tests can queue what notify must
+    refuse."""
+    args = ["mail", "push", "--redis", redis.addr] + (["--unchecked"] if unchecked else [])
+    stdin = "".join(json.dumps(j) + "\n" for j in jobs)
+    rc, out, err = cli(*args, env={"STUDYSHARE_MAIL_KEY": key,
+                                   "STUDYSHARE_MAIL_KEY_FILE": ""}, stdin=stdin)
+    if rc != 0:
+        raise RuntimeError("studyshare mail push: %d %s" % (rc, err))
+    return out.split()

@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ sys.path.insert(0, HERE)
 
 import mp  # noqa: E402
 import sp  # noqa: E402
-from stack import BUILD, ROOT, Daemon, Redis, cli, free_port, wait_for  # noqa: E402
+from stack import BUILD, ROOT, Daemon, Redis, cli, free_port, mail_jobs, wait_for  # noqa: E402
 
 FIXTURE = os.path.join(HERE, "fixtures", "directory.json")
 SYSTEM_PYTHON = "/usr/bin/python3"  # the one with Debian's aiosmtpd
@@ -214,32 +213,9 @@ class FullStack:
         return uid
 
     def mail_jobs(self):
-        """The jobs on notify:jobs (when notify is not running)."""
-        out = []
-        s = socket.create_connection(("127.0.0.1", self.redis.port), timeout=5)
-        try:
-            s.sendall(b"*4\r\n$6\r\nXRANGE\r\n$11\r\nnotify:jobs\r\n$1\r\n-\r\n$1\r\n+\r\n")
-            f = s.makefile("rb")
-
-            def read():
-                line = f.readline()
-                t, rest = line[:1], line[1:-2]
-                if t == b"*":
-                    n = int(rest)
-                    return [read() for _ in range(n)] if n >= 0 else None
-                if t == b"$":
-                    n = int(rest)
-                    return None if n < 0 else f.read(n + 2)[:-2]
-                if t == b":":
-                    return int(rest)
-                return rest
-            for _, fields in read():
-                for i in range(0, len(fields), 2):
-                    if fields[i] == b"job":
-                        out.append(mp.unpack(fields[i + 1]))
-        finally:
-            s.close()
-        return out
+        """The jobs on notify:jobs (when notify is not running), opened
+        with the mail key: they are sealed in Redis."""
+        return mail_jobs(self.redis)
 
     def close(self):
         rcs = {}

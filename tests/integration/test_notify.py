@@ -22,7 +22,8 @@ import unittest
 import uuid
 
 import mp
-from stack import Daemon, Redis, ROOT, BUILD, free_port, wait_for
+from stack import (Daemon, Redis, ROOT, BUILD, MAIL_KEY, free_port, mail_jobs, mail_push,
+                   wait_for)
 
 CATCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smtp_catcher.py")
 SYSTEM_PYTHON = "/usr/bin/python3"  # the one with Debian's aiosmtpd
@@ -108,9 +109,10 @@ def read_bytes(path):
 
 
 def job(template, to, vars_, jid=None):
+    """A mail as a producer makes it; mail_push() seals and queues it."""
     jid = jid or uuid.uuid4().hex
-    return jid, mp.pack({"v": 1, "id": jid, "template": template, "to": to,
-                         "vars": vars_, "created_at": int(time.time())})
+    return jid, {"id": jid, "template": template, "to": to, "vars": vars_,
+                 "created_at": int(time.time())}
 
 
 # ---- the SMTP catcher --------------------------------------------------------
@@ -234,8 +236,8 @@ class NotifyCase(unittest.TestCase):
         return d.start()
 
     def push(self, template, to, vars_, jid=None):
-        jid, raw = job(template, to, vars_, jid)
-        self.r.cmd("XADD", "notify:jobs", "*", "job", raw)
+        jid, m = job(template, to, vars_, jid)
+        mail_push(self.redis, [m])
         return jid
 
     def dead(self):
@@ -274,9 +276,9 @@ class Sending(NotifyCase):
         super().setUpClass()
         # Queued before any worker ever ran: the group starts at 0.
         cls.early = uuid.uuid4().hex
-        _, raw = job("upload.received", "early@example.org",
-                     TEMPLATE_VARS["upload.received"], cls.early)
-        cls.r.cmd("XADD", "notify:jobs", "*", "job", raw)
+        _, m = job("upload.received", "early@example.org",
+                   TEMPLATE_VARS["upload.received"], cls.early)
+        mail_push(cls.redis, [m])
         cls.worker = cls.start_notify(concurrency=4)
 
     def test_every_template_sends_and_parses(self):
@@ -364,6 +366,13 @@ class Sending(NotifyCase):
                  timeout=10 * SLOW, what="fieldless entry dead-lettered")
         garbage = [d for d in self.dead() if d["error"].startswith(b"bad msgpack")][0]
         self.assertEqual(garbage["job"], b"\xc1garbage")
+        # Dead letters keep the job as it came, sealed: the header
+        # injection attempt is not readable there, but opens with the key.
+        d = self.wait_dead(bad["to_crlf"])
+        self.assertNotIn(b"evil.example", d["job"])
+        opened = [j for j in mail_jobs(self.redis, dead=True) if j["id"] == bad["to_crlf"]][0]
+        self.assertEqual(opened["to"], "a@example.org\r\nBcc: eve@evil.example")
+        self.assertIn("contains CR or LF", opened["error"])
         # A job pushed after them arrives; none of them ever did.
         self.push("share.notice", "after-bad@example.org", v)
         self.wait_mails("after-bad@example.org", 1)
@@ -375,12 +384,12 @@ class Sending(NotifyCase):
     def test_duplicates_are_sent_once(self):
         v = TEMPLATE_VARS["guestlink.locked"]
         # The same job pushed twice (a producer that retried its XADD).
-        jid, raw = job("guestlink.locked", "twice@example.org", v)
-        self.r.pipeline([("XADD", "notify:jobs", "*", "job", raw)] * 2)
+        jid, m = job("guestlink.locked", "twice@example.org", v)
+        mail_push(self.redis, [m, m])
         # A job whose id is already marked sent.
-        done, raw2 = job("guestlink.locked", "already@example.org", v)
+        done, m2 = job("guestlink.locked", "already@example.org", v)
         self.r.cmd("SET", "notify:sent:{%s}" % done, "1", "EX", "60")
-        self.r.cmd("XADD", "notify:jobs", "*", "job", raw2)
+        mail_push(self.redis, [m2])
         self.wait_mails("twice@example.org", 1)
         self.wait_settled()
         self.push("guestlink.locked", "after-dup@example.org", v)
@@ -389,6 +398,53 @@ class Sending(NotifyCase):
         self.assertEqual(self.catcher.messages("already@example.org"), [])
         wait_for(lambda: metric(self.worker, "studyshare_notify_duplicates_total") >= 2,
                  timeout=5, what="duplicates counted")
+
+    def test_jobs_that_do_not_open_are_dead_lettered_never_sent(self):
+        v = TEMPLATE_VARS["share.notice"]
+        # Sealed under another key: a producer with a wrong --mail-key, or
+        # anyone who can write to Redis but holds no key.
+        forged = mail_push(self.redis, [job("share.notice", "forged@example.org", v)[1]],
+                           key="another-mail-key-0123456789abcdef0123456")[0]
+        # A job of the old, unsealed format.
+        clear = uuid.uuid4().hex
+        self.r.cmd("XADD", "notify:jobs", "*", "job", mp.pack(
+            {"v": 1, "id": clear, "template": "share.notice", "to": "clear@example.org",
+             "vars": v, "created_at": int(time.time())}))
+        for jid, want in [(forged, "box does not open"), (clear, "not sealed")]:
+            self.assertIn(want, self.wait_dead(jid)["error"].decode())
+        # A box opens under its own id only.  A job refused for its content
+        # (a missing var) keeps its sealed bytes in the dead letter...
+        jid = self.push("share.notice", "moved@example.org", {"sharer_name": "Z"})
+        raw = self.wait_dead(jid)["job"]
+        self.assertNotIn(b"moved@example.org", raw)
+        env = mp.unpack(raw)
+        self.assertEqual(sorted(env), ["box", "id", "v"])
+        self.assertEqual((env["v"], env["id"]), (2, jid))
+        # ...which, under another id, does not open.
+        env["id"] = uuid.uuid4().hex
+        self.r.cmd("XADD", "notify:jobs", "*", "job", mp.pack(env))
+        self.assertIn("box does not open", self.wait_dead(env["id"])["error"].decode())
+        self.push("share.notice", "after-forged@example.org", v)
+        self.wait_mails("after-forged@example.org", 1)
+        for to in ["forged@example.org", "clear@example.org", "moved@example.org"]:
+            self.assertEqual(self.catcher.messages(to), [])
+        self.wait_settled()
+        # `studyshare mail list --dead` says why each does not open.
+        listed = {j["id"]: j for j in mail_jobs(self.redis, dead=True)}
+        self.assertIn("box does not open", listed[forged]["open_error"])
+        self.assertIn("not sealed", listed[clear]["open_error"])
+        self.assertNotIn("to", listed[forged])
+        self.assertEqual(listed[jid]["to"], "moved@example.org")
+        # `studyshare mail push` checks a mail as producers do, unless told.
+        before = self.r.cmd("XLEN", "notify:dead")
+        with self.assertRaises(RuntimeError):
+            mail_push(self.redis, [job("share.notice", "x@y\r\nBcc: z@w", v)[1]],
+                      unchecked=False)
+        with self.assertRaises(RuntimeError):
+            mail_push(self.redis, [job("share.unknown", "x@example.org", v)[1]],
+                      unchecked=False)
+        time.sleep(0.5)
+        self.assertEqual(self.r.cmd("XLEN", "notify:dead"), before)
 
     def test_connections_are_reused(self):
         before = self.catcher.sessions()
@@ -466,12 +522,17 @@ class Failures(NotifyCase):
 
     def test_550_goes_to_dead_letters_with_the_error(self):
         self.catcher.start("550")
-        jid, raw = job("guestlink.recipient", "nobody@example.org",
-                       TEMPLATE_VARS["guestlink.recipient"])
-        self.r.cmd("XADD", "notify:jobs", "*", "job", raw)
+        jid, m = job("guestlink.recipient", "nobody@example.org",
+                     TEMPLATE_VARS["guestlink.recipient"])
+        mail_push(self.redis, [m])
         d = self.wait_dead(jid)
         self.assertIn("550", d["error"].decode())
-        self.assertEqual(d["job"], raw)
+        # The dead letter keeps the job sealed; the key opens it.
+        self.assertNotIn(b"nobody@example.org", d["job"])
+        self.assertNotIn(b"/g/tok", d["job"])
+        opened = [j for j in mail_jobs(self.redis, dead=True) if j["id"] == jid]
+        self.assertEqual(len(opened), 1)
+        self.assertEqual((opened[0]["to"], opened[0]["vars"]), (m["to"], m["vars"]))
         self.assertEqual(d["tries"], b"1")
         self.assertEqual(self.catcher.refused("550"), 1)  # tried once, not retried
         self.assertEqual(self.catcher.messages("nobody@example.org"), [])
@@ -488,13 +549,13 @@ class GivingUp(NotifyCase):
         cls.worker = cls.start_notify(max_tries=3)
 
     def test_too_many_temporary_failures_go_to_dead_letters(self):
-        jid, raw = job("upload.received", "never@example.org", TEMPLATE_VARS["upload.received"])
-        self.r.cmd("XADD", "notify:jobs", "*", "job", raw)
+        jid = self.push("upload.received", "never@example.org", TEMPLATE_VARS["upload.received"])
         d = self.wait_dead(jid)
         self.assertIn("gave up after 3 tries", d["error"].decode())
         self.assertIn("451", d["error"].decode())
         self.assertEqual(d["tries"], b"3")
-        self.assertEqual(d["job"], raw)
+        self.assertEqual(mp.unpack(d["job"])["id"], jid)
+        self.assertNotIn(b"never@example.org", d["job"])
         self.assertEqual(self.catcher.refused("451"), 3)
         self.wait_settled()
         self.assertEqual(self.r.cmd("EXISTS", "notify:tries:{%s}" % jid), 0)
@@ -535,16 +596,11 @@ class ThreeWorkers(NotifyCase):
         cls.workers = [cls.start_notify(concurrency=4) for _ in range(3)]
 
     def test_sigkill_mid_batch_loses_nothing(self):
-        ids = []
-        cmds = []
-        for i in range(self.N):
-            jid, raw = job("guestlink.viewed", "many%d@example.org" % i,
-                           TEMPLATE_VARS["guestlink.viewed"])
-            ids.append(jid)
-            cmds.append(("XADD", "notify:jobs", "*", "job", raw))
+        mails = [job("guestlink.viewed", "many%d@example.org" % i,
+                     TEMPLATE_VARS["guestlink.viewed"])[1] for i in range(self.N)]
+        ids = [m["id"] for m in mails]
         t0 = time.monotonic()
-        for k in range(0, self.N, 200):
-            self.r.pipeline(cmds[k:k + 200])
+        self.assertEqual(mail_push(self.redis, mails), ids)
         wait_for(lambda: len(self.catcher.files()) >= self.N // 4, timeout=30 * SLOW,
                  what="a quarter of the batch")
         victim = self.workers[0]
@@ -622,9 +678,11 @@ class Shutdown(NotifyCase):
 # ---- configuration -------------------------------------------------------------------
 
 class Config(unittest.TestCase):
-    def run_notify(self, *args):
+    def run_notify(self, *args, mail_key=MAIL_KEY):
         env = dict(os.environ)
         env.pop("STUDYSHARE_SMTP_URL", None)
+        env.pop("STUDYSHARE_MAIL_KEY_FILE", None)
+        env["STUDYSHARE_MAIL_KEY"] = mail_key
         p = subprocess.run([os.path.join(BUILD, "studyshare-notify")] + list(args),
                            env=env, capture_output=True, text=True, timeout=30)
         return p.returncode, p.stderr
@@ -644,6 +702,12 @@ class Config(unittest.TestCase):
                 rc, err = self.run_notify(*args)
                 self.assertEqual(rc, 2, err)
                 self.assertIn("studyshare-notify: " + name, err)
+        # The mail key is required, and a real secret.
+        for key in ["", "too-short"]:
+            rc, err = self.run_notify(mail_key=key)
+            self.assertEqual(rc, 2, err)
+            self.assertRegex(err, "mail-key|MAIL_KEY")
+            self.assertNotIn("too-short", err)
 
     def test_broken_template_names_file_and_line(self):
         d = tempfile.mkdtemp(prefix="ss-tpl-")

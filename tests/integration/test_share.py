@@ -1,6 +1,12 @@
 """Integration tests of the share daemon: real redis-server, real authz and
-real share, over NNG (sp.py) on loopback."""
+real share, over NNG (sp.py) on loopback.
+
+Every class's Redis is scanned whole when the class is done (ZZScan, last):
+no patient name, birth date or long patient id, no invitation token and no
+password may be in clear in any key, value or member; studies and email
+jobs are sealed."""
 import copy
+import hashlib
 import json
 import os
 import re
@@ -12,7 +18,8 @@ import unittest
 
 import mp
 import sp
-from stack import Daemon, Redis, cli, free_port, wait_for
+import stack
+from stack import Daemon, Redis, cli, free_port, mail_jobs, wait_for
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "directory.json")
 with open(FIXTURE) as _f:
@@ -47,6 +54,61 @@ def make_doc():
 
 
 DOC = make_doc()
+
+# What the tests gave share that must never be in Redis in clear, and what
+# each class's scan of its Redis found (ShareCase.tearDownClass).
+SECRETS = {"patient name": set(), "birth date": set(), "patient id": set(),
+           "token": set(), "password": set()}
+LEAKS = []
+SCANNED = []
+
+
+def note_patient(p):
+    if not isinstance(p, dict):
+        return
+    if p.get("name"):
+        SECRETS["patient name"].add(p["name"])
+    if p.get("birth_date"):
+        SECRETS["birth date"].add(p["birth_date"])
+    # short ids could turn up by chance in sealed bytes: long ones only
+    if p.get("id") and len(p["id"]) >= 6:
+        SECRETS["patient id"].add(p["id"])
+
+
+def redis_values(r, k):
+    t = r.cmd("TYPE", k)
+    if t == "string":
+        return [r.cmd("GET", k)]
+    if t == "hash":
+        return r.cmd("HGETALL", k)
+    if t == "list":
+        return r.cmd("LRANGE", k, 0, -1)
+    if t == "zset":
+        return r.cmd("ZRANGE", k, 0, -1)
+    if t == "set":
+        return r.cmd("SMEMBERS", k)
+    if t == "stream":
+        return [x for _id, f in r.cmd("XRANGE", k, "-", "+") for x in f]
+    return []
+
+
+def scan_redis(r, secrets):
+    """Every key and value of Redis: [(key, kind, secret)] found in clear."""
+    found = []
+    cursor = b"0"
+    while True:
+        cursor, keys = r.cmd("SCAN", cursor, "COUNT", 1000)
+        for k in keys:
+            vals = redis_values(r, k)
+            for kind, items in secrets.items():
+                for sec in items:
+                    b = sec.encode()
+                    if b in k:
+                        found.append((k, kind + " in key name", sec))
+                    if any(b in v for v in vals if isinstance(v, bytes)):
+                        found.append((k, kind, sec))
+        if cursor == b"0":
+            return found
 
 
 class Resp:
@@ -168,6 +230,9 @@ class ShareCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        # After the class's tests: nothing they gave share is in clear.
+        LEAKS.extend((cls.__name__,) + f for f in scan_redis(cls.r, SECRETS))
+        SCANNED.append(cls.__name__)
         cls.r.close()
         rcs = cls.stack.close()
         assert rcs == [0, 0], "daemons did not exit 0 on SIGTERM: %r" % rcs
@@ -176,6 +241,7 @@ class ShareCase(unittest.TestCase):
         return sp.call(self.stack.share.port, mtype, body)
 
     def ingest(self, body):
+        note_patient(body.get("patient"))
         return sp.call(self.stack.ingest_port, "study.arrived", body)
 
     def authz(self, mtype, body):
@@ -203,11 +269,11 @@ class ShareCase(unittest.TestCase):
         return ok(self.authz("authz.worklist.get", {"user": user, "worklist": wl}))["share_code"]
 
     def jobs(self):
-        """The decoded jobs on notify:jobs."""
-        out = []
-        for _id, fields in self.r.cmd("XRANGE", "notify:jobs", "-", "+"):
-            d = dict(zip(fields[::2], fields[1::2]))
-            out.append(mp.unpack(d[b"job"]))
+        """The jobs on notify:jobs, opened with the mail key (they are
+        sealed in Redis)."""
+        out = mail_jobs(self.stack.redis)
+        for j in out:
+            assert "open_error" not in j, j
         return out
 
     def audit(self):
@@ -237,6 +303,31 @@ class Ingest(ShareCase):
         members = [m for m in self.r.cmd("ZRANGE", "share:{wl:location:ct}:index", 0, -1)
                    if m.endswith(b":" + uid.encode())]
         self.assertEqual(len(members), 1)
+        # Stored sealed: the study's key and the worklist's copy hold the
+        # same bytes, and none of the study in clear.
+        blob = self.r.cmd("GET", "share:{study:%s}" % uid)
+        self.assertEqual(self.r.cmd("HGET", "share:{wl:location:ct}:studies", uid), blob)
+        for clear in [b"DOE^JANE", b"19800131", b"CT HEAD", b"A1\xa8", b"study_uid"]:
+            self.assertNotIn(clear, blob)
+        # The same event again is the same study: nothing differs.
+        self.assertEqual([e for e in self.stack.share.log_events()
+                          if e["event"] == "study.fields_differ" and e.get("study_uid") == uid], [])
+
+    def test_a_blob_moved_to_another_study_does_not_open(self):
+        a = self.arrive(patient={"name": "MOVED^ONE"})
+        b = self.arrive(patient={"name": "MOVED^TWO"})
+        blob = self.r.cmd("GET", "share:{study:%s}" % a)
+        # Whoever can write to Redis puts a's study in b's place.
+        self.r.cmd("HSET", "share:{wl:location:ct}:studies", b, blob)
+        code, _ = err(self.call("share.study.lookup", {"worklist": "location:ct", "study_uid": b}))
+        self.assertEqual(code, "internal")
+        self.assertIn("study.corrupt", self.stack.share.logs())
+        # ...and a study whose stored form does not open refuses a new
+        # worklist rather than copy it.
+        self.r.cmd("SET", "share:{study:%s}" % b, blob)
+        code, _ = err(self.ingest(event(b, "group:neuro")))
+        self.assertEqual(code, "internal")
+        self.assertFalse(self.held("group:neuro", b))
 
     def test_second_worklist_adds_it(self):
         uid = self.arrive(study_date="20250101")
@@ -359,6 +450,7 @@ class Ingest(ShareCase):
                             env=env)
         self.assertEqual(rc, 0, errs)
         self.assertEqual(json.loads(out)["created"], True)
+        note_patient({"name": "ROE^RICHARD", "birth_date": "19700101"})
         got = ok(self.call("share.study.lookup", {"worklist": "location:ct", "study_uid": uid}))
         self.assertEqual(got["study"]["patient"], {"id": "P9", "name": "ROE^RICHARD",
                                                    "birth_date": "19700101"})
@@ -447,6 +539,21 @@ class Listing(ShareCase):
         self.assertEqual(code, "not_found")
         code, _ = err(self.call("share.study.lookup", {"worklist": "location:ct", "study_uid": "x"}))
         self.assertEqual(code, "bad_request")
+        # The priors index orders by a KEYED hash of the patient id: not
+        # the id, and no hash of it that anyone could compute without the
+        # key (over the small space of patient ids).
+        members = self.r.cmd("ZRANGE", "share:{wl:location:mri}:priors", 0, -1)
+        mine = [m for m in members if m.endswith(b":" + current.encode())]
+        self.assertEqual(len(mine), 1)
+        h = mine[0][:32]
+        self.assertRegex(h, rb"^[0-9a-f]{32}$")
+        self.assertEqual(len([m for m in members if m.startswith(h + b":")]), 6)
+        pid_b = pid.encode()
+        for plain in [hashlib.blake2b(pid_b, digest_size=16).hexdigest(),
+                      hashlib.sha256(pid_b).hexdigest()[:32], hashlib.md5(pid_b).hexdigest(),
+                      hashlib.sha1(pid_b).hexdigest()[:32]]:
+            self.assertNotEqual(h, plain.encode())
+        self.assertFalse(any(pid_b in m for m in members))
 
     def test_first_page_of_a_huge_worklist(self):
         """Loads N studies straight into Redis with a pipeline (the layout
@@ -455,14 +562,23 @@ class Listing(ShareCase):
         wl = "location:ct"
         big = "user:dave"   # a worklist dave can view; filled directly
         t0 = time.monotonic()
-        cmds, members = [], []
+        cmds, members, dates = [], [], {}
         for i in range(n):
-            uid = "2.25.9.%d" % i
+            uid = "2.25.9.%d.%d" % (os.getpid(), i)
             date = "20%02d%02d%02d" % (10 + i % 15, i % 12 + 1, i % 28 + 1)
-            blob = mp.pack({"study_uid": uid, "patient": {"id": None, "name": None, "birth_date": None},
-                            "study_date": date, "modality": None, "description": None, "accession": None})
-            cmds.append(("HSET", "share:{wl:%s}:studies" % big, uid, blob))
+            dates[uid] = date
             members.append("%s:%013d:%s" % (date, 1700000000000 + i, uid))
+        # Studies are stored sealed, and only share holds the key: the 100
+        # the pages below read arrive through ingest (into a worklist of
+        # their own) and their sealed blobs are copied, as a delivery
+        # would; the rest hold blobs of the same size that are never read.
+        top = [m.split(":")[2] for m in sorted(members, reverse=True)[:100]]
+        for uid in top:
+            self.arrive(uid, wl="group:neuro", study_date=dates[uid])
+        sealed = dict(zip(top, self.r.pipeline([("GET", "share:{study:%s}" % u) for u in top])))
+        filler = b"\0" * len(sealed[top[0]])
+        for uid in dates:
+            cmds.append(("HSET", "share:{wl:%s}:studies" % big, uid, sealed.get(uid, filler)))
         for i in range(0, n, 1000):
             cmds.append(("ZADD", "share:{wl:%s}:index" % big) +
                         tuple(x for m in members[i:i + 1000] for x in ("0", m)))
@@ -497,6 +613,7 @@ class Listing(ShareCase):
               " loaded in %.1f s)" % (n, med(times_big) * 1000, med(times_small) * 1000, load),
               flush=True)
         self.r.cmd("DEL", "share:{wl:%s}:studies" % big, "share:{wl:%s}:index" % big)
+        self.assertNotIn("study.index_orphan", self.stack.share.logs())
 
 
 class Sharing(ShareCase):
@@ -720,9 +837,11 @@ class Invitations(ShareCase):
         url = jobs[0]["vars"]["register_url"]
         m = re.match(re.escape(PUBLIC_URL) + r"/register\?invite=([A-Za-z0-9_-]{43})$", url)
         self.assertIsNotNone(m, url)
+        SECRETS["token"].add(m.group(1))
         return uid, m.group(1), jobs[0]
 
     def register(self, token, user, name="Gina P", password="gp-password-1"):
+        SECRETS["password"].add(password)
         return self.call("share.register", {"invite": token, "user": user, "name": name,
                                             "password": password})
 
@@ -816,8 +935,6 @@ class Invitations(ShareCase):
             for k in keys:
                 if token.encode() in k:
                     found.append((k, "name"))
-                if k == b"notify:jobs":
-                    continue   # the email itself carries the link (see README)
                 t = self.r.cmd("TYPE", k)
                 if t == "string":
                     vals = [self.r.cmd("GET", k)]
@@ -836,6 +953,9 @@ class Invitations(ShareCase):
             if cursor == b"0":
                 break
         self.assertEqual(found, [])
+        # the email job is there, sealed: it carries the link only inside
+        self.assertGreater(self.r.cmd("XLEN", "notify:jobs"), 0)
+        self.assertTrue(any(token in j["vars"].get("register_url", "") for j in self.jobs()))
         # what Redis holds is the keyed hash: a key share:{tok:<64 hex>}
         toks = [k for k in self.scan("share:{tok:*") if re.match(rb"^share:\{tok:[0-9a-f]{64}\}$", k)]
         self.assertGreaterEqual(len(toks), 1)
@@ -899,8 +1019,10 @@ class Metrics(ShareCase):
         ok(self.share([{"kind": "email", "email": "gp-logs@outside.example"}], uid))
         token = re.search(r"invite=([A-Za-z0-9_-]+)",
                           self.jobs()[-1]["vars"]["register_url"]).group(1)
+        SECRETS["token"].add(token)
         logs = self.stack.share.logs()
-        for secret in ["SECRET-PID", "SECRET^NAME", "19010101", "OTHER-PID", token, TOKEN_KEY]:
+        for secret in ["SECRET-PID", "SECRET^NAME", "19010101", "OTHER-PID", token, TOKEN_KEY,
+                       stack.SEAL_KEY, stack.MAIL_KEY]:
             self.assertNotIn(secret, logs)
         for e in self.stack.share.log_events():
             self.assertEqual(e["service"], "share")
@@ -932,6 +1054,34 @@ class Config(unittest.TestCase):
         p = self.run_share({"STUDYSHARE_TOKEN_KEY": TOKEN_KEY, "STUDYSHARE_PUBLIC_URL": "ftp://x/"})
         self.assertEqual(p.returncode, 2)
         self.assertIn("public-url", p.stderr)
+        # the seal key and the mail key: required, real secrets, each its own
+        for env, name in [({"STUDYSHARE_SEAL_KEY": None}, "SEAL_KEY"),
+                          ({"STUDYSHARE_SEAL_KEY": "too-short"}, "SEAL_KEY"),
+                          ({"STUDYSHARE_SEAL_KEY": TOKEN_KEY}, "seal-key"),
+                          ({"STUDYSHARE_MAIL_KEY": None}, "MAIL_KEY"),
+                          ({"STUDYSHARE_MAIL_KEY": "too-short"}, "MAIL_KEY"),
+                          ({"STUDYSHARE_MAIL_KEY": stack.SEAL_KEY}, "mail-key"),
+                          ({"STUDYSHARE_MAIL_KEY": TOKEN_KEY}, "mail-key")]:
+            with self.subTest(env=env):
+                env = dict(env, STUDYSHARE_TOKEN_KEY=TOKEN_KEY)
+                p = self.run_share(env)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertRegex(p.stderr, name)
+                self.assertNotIn("too-short", p.stderr)
+                self.assertNotIn(TOKEN_KEY, p.stderr)
+
+
+class ZZScan(unittest.TestCase):
+    """Runs last: what every class above left in its Redis."""
+
+    def test_redis_holds_no_secret_in_clear(self):
+        if "Invitations" not in SCANNED:
+            self.skipTest("scans what the other classes left: run the whole file")
+        for name in ["Ingest", "Invitations", "Listing", "Metrics", "Sharing"]:
+            self.assertIn(name, SCANNED)
+        for kind in ["patient name", "birth date", "patient id", "token", "password"]:
+            self.assertGreater(len(SECRETS[kind]), 0, kind)
+        self.assertEqual(LEAKS, [])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_mailq.c - the producer side of the mail queue:
- * ss_mail_encode(), the shared checks and ss_mailq_push() against a real
+ * ss_mail_encode() and its sealed envelope, ss_mail_open() on good and
+ * bad jobs, the shared checks and ss_mailq_push() against a real
  * redis-server (redis_fixture.h).
  */
 #include <setjmp.h>
@@ -23,7 +24,13 @@
 #include "runtime/daemon.h"
 #include "runtime/mailq.h"
 #include "runtime/redis.h"
+#include "runtime/seal.h"
 #include "tests/unit/redis_fixture.h"
+
+#define SECRET "test-mail-key-0123456789abcdef0123456789"
+#define OTHER  "another-mail-key-0123456789abcdef01234567"
+
+static ss_seal_key key, other;
 
 static const char *const vars[] = {
     "sharer_name", "Dr. Zoë Müller", "worklist_name",
@@ -72,26 +79,49 @@ assert_str(const msgpack_object *o, const char *want)
 	assert_memory_equal(o->via.str.ptr, want, o->via.str.size);
 }
 
+/* A sealed job: the envelope holds v, id and the box, and nothing of the
+ * mail in clear; the box opens into the mail. */
 static void
 check_job(const char *buf, size_t len, const char *id)
 {
 	const msgpack_object *o;
-	decoded d;
+	unsigned char *plain;
+	size_t plainlen;
+	char got[SS_MAIL_ID_LEN + 1], why[256];
+	decoded d, in;
 	time_t now = time(NULL);
 
 	decode(&d, buf, len);
-	assert_int_equal(d.map->via.map.size, 6);
+	assert_int_equal(d.map->via.map.size, 3);
 	o = get(&d, "v");
 	assert_non_null(o);
 	assert_int_equal(o->type, MSGPACK_OBJECT_POSITIVE_INTEGER);
-	assert_int_equal(o->via.u64, 1);
+	assert_int_equal(o->via.u64, SS_MAIL_VERSION);
 	assert_str(get(&d, "id"), id);
-	assert_str(get(&d, "template"), "share.notice");
-	assert_str(get(&d, "to"), "bob@example.org");
-	o = get(&d, "created_at");
+	o = get(&d, "box");
+	assert_non_null(o);
+	assert_int_equal(o->type, MSGPACK_OBJECT_BIN);
+	msgpack_unpacked_destroy(&d.up);
+	/* Nothing of the mail is readable in the job's bytes. */
+	assert_null(memmem(buf, len, "bob@example.org", 15));
+	assert_null(memmem(buf, len, "share.notice", 12));
+	assert_null(memmem(buf, len, "line one", 8));
+	assert_null(memmem(buf, len, "sharer_name", 11));
+
+	assert_int_equal(ss_mail_open(&key, buf, len, got, &plain, &plainlen,
+	                              why, sizeof why),
+	                 0);
+	assert_string_equal(got, id);
+	decode(&in, (const char *)plain, plainlen);
+	assert_int_equal(in.map->via.map.size, 4);
+	assert_null(get(&in, "v"));
+	assert_null(get(&in, "id"));
+	assert_str(get(&in, "template"), "share.notice");
+	assert_str(get(&in, "to"), "bob@example.org");
+	o = get(&in, "created_at");
 	assert_non_null(o);
 	assert_in_range(o->via.u64, (uint64_t)now - 5, (uint64_t)now + 1);
-	o = get(&d, "vars");
+	o = get(&in, "vars");
 	assert_non_null(o);
 	assert_int_equal(o->type, MSGPACK_OBJECT_MAP);
 	assert_int_equal(o->via.map.size, 3);
@@ -99,7 +129,8 @@ check_job(const char *buf, size_t len, const char *id)
 		assert_str(&o->via.map.ptr[i].key, vars[2 * i]);
 		assert_str(&o->via.map.ptr[i].val, vars[2 * i + 1]);
 	}
-	msgpack_unpacked_destroy(&d.up);
+	msgpack_unpacked_destroy(&in.up);
+	ss_mail_plain_free(plain, plainlen);
 }
 
 static void
@@ -111,7 +142,7 @@ test_encode(void **state)
 
 	(void)state;
 	ss_pack_init(&p);
-	assert_int_equal(ss_mail_encode(&p, &m, id), 0);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, id), 0);
 	assert_int_equal(strlen(id), SS_MAIL_ID_LEN);
 	assert_int_equal(strspn(id, "0123456789abcdef"), SS_MAIL_ID_LEN);
 	check_job(p.sb.data, p.sb.size, id);
@@ -135,13 +166,13 @@ test_ids_unique(void **state)
 	ss_pack_init(&p);
 	for (int i = 0; i < 1000; i++) {
 		ss_pack_reset(&p);
-		assert_int_equal(ss_mail_encode(&p, &m, ids[i]), 0);
+		assert_int_equal(ss_mail_encode(&p, &key, &m, ids[i]), 0);
 	}
 	qsort(ids, 1000, sizeof ids[0], cmp_id);
 	for (int i = 1; i < 1000; i++)
 		assert_string_not_equal(ids[i - 1], ids[i]);
 	/* id_out may be NULL. */
-	assert_int_equal(ss_mail_encode(&p, &m, NULL), 0);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, NULL), 0);
 	ss_pack_free(&p);
 }
 
@@ -239,25 +270,26 @@ test_encode_refuses(void **state)
 	assert_non_null(big);
 	ss_pack_init(&p);
 	m.template = "share.unknown";
-	assert_int_equal(ss_mail_encode(&p, &m, NULL), SS_EBADREQ);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, NULL), SS_EBADREQ);
 	m.template = NULL;
-	assert_int_equal(ss_mail_encode(&p, &m, NULL), SS_EBADREQ);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, NULL), SS_EBADREQ);
 	m.template = "share.notice";
 	m.to = "bob@example.org\r\nBcc: eve@example.org";
-	assert_int_equal(ss_mail_encode(&p, &m, NULL), SS_EBADREQ);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, NULL), SS_EBADREQ);
 	m.to = "bob";
-	assert_int_equal(ss_mail_encode(&p, &m, NULL), SS_EBADREQ);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, NULL), SS_EBADREQ);
 	m.to = "bob@example.org";
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		m.vars = cases[i];
-		assert_int_equal(ss_mail_encode(&p, &m, NULL), SS_EBADREQ);
+		assert_int_equal(ss_mail_encode(&p, &key, &m, NULL),
+		                 SS_EBADREQ);
 	}
 	memset(big, 'x', SS_MAIL_MAX_VALUE + 1);
 	big[SS_MAIL_MAX_VALUE + 1] = '\0';
 	m.vars = bigv;
-	assert_int_equal(ss_mail_encode(&p, &m, NULL), SS_EBADREQ);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, NULL), SS_EBADREQ);
 	big[SS_MAIL_MAX_VALUE] = '\0';
-	assert_int_equal(ss_mail_encode(&p, &m, NULL), 0);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, NULL), 0);
 	for (int i = 0; i <= SS_MAIL_MAX_VARS; i++) {
 		snprintf(names[i], sizeof names[i], "v%d", i);
 		many[2 * i] = names[i];
@@ -266,14 +298,14 @@ test_encode_refuses(void **state)
 	many[2 * SS_MAIL_MAX_VARS] = NULL;
 	m.vars = many;
 	ss_pack_reset(&p);
-	assert_int_equal(ss_mail_encode(&p, &m, NULL), 0);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, NULL), 0);
 	many[2 * SS_MAIL_MAX_VARS] = names[SS_MAIL_MAX_VARS];
 	many[2 * (SS_MAIL_MAX_VARS + 1)] = NULL;
-	assert_int_equal(ss_mail_encode(&p, &m, NULL), SS_EBADREQ);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, NULL), SS_EBADREQ);
 	/* A refused mail leaves nothing half-written behind. */
 	ss_pack_reset(&p);
 	m.vars = dup;
-	assert_int_equal(ss_mail_encode(&p, &m, NULL), SS_EBADREQ);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, NULL), SS_EBADREQ);
 	assert_int_equal(p.sb.size, 0);
 	/* Every template of the list is known. */
 	{
@@ -287,6 +319,161 @@ test_encode_refuses(void **state)
 	}
 	ss_pack_free(&p);
 	free(big);
+}
+
+/* ---- opening --------------------------------------------------------- */
+
+/* ss_mail_open must refuse buf with a reason containing want, keeping
+ * the id when want_id is not NULL. */
+static void
+refused(const void *buf, size_t len, const ss_seal_key *k, const char *want,
+        const char *want_id)
+{
+	char id[SS_MAIL_ID_LEN + 1] = "x", why[256] = "";
+	unsigned char *plain = (unsigned char *)"not touched";
+	size_t plainlen = 7;
+
+	assert_int_equal(
+	    ss_mail_open(k, buf, len, id, &plain, &plainlen, why, sizeof why),
+	    SS_EUNPROC);
+	assert_null(plain);
+	assert_int_equal(plainlen, 0);
+	if (strstr(why, want) == NULL)
+		fail_msg("reason \"%s\" does not contain \"%s\"", why, want);
+	assert_string_equal(id, want_id != NULL ? want_id : "");
+}
+
+/* Packs {"v": v, "id": id, "box": box} with box as bin or as str. */
+static void
+envelope(ss_pack *p, int64_t v, const char *id, const void *box, size_t n,
+         bool as_str)
+{
+	ss_pack_reset(p);
+	msgpack_pack_map(&p->pk, 3);
+	ss_pack_kv_int(p, "v", v);
+	ss_pack_kv_cstr(p, "id", id);
+	ss_pack_key(p, "box");
+	if (as_str) {
+		ss_pack_strn(p, box, n);
+	} else {
+		msgpack_pack_bin(&p->pk, n);
+		msgpack_pack_bin_body(&p->pk, box, n);
+	}
+}
+
+static void
+test_open_refuses(void **state)
+{
+	static const char mail[] = "\x80"; /* an empty map, sealed */
+	static const char *const id2 = "ffffffffffffffffffffffffffffffff";
+	ss_mail m = {"share.notice", "bob@example.org", vars};
+	char id[SS_MAIL_ID_LEN + 1];
+	const msgpack_object *box;
+	decoded d;
+	ss_pack p, q;
+	char *copy;
+
+	(void)state;
+	ss_pack_init(&p);
+	ss_pack_init(&q);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, id), 0);
+	/* Under another key: refused, never opened, the id still named. */
+	refused(p.sb.data, p.sb.size, &other, "box does not open", id);
+
+	/* The same box under another id does not open either. */
+	decode(&d, p.sb.data, p.sb.size);
+	box = get(&d, "box");
+	envelope(&q, 2, id2, box->via.bin.ptr, box->via.bin.size, false);
+	refused(q.sb.data, q.sb.size, &key, "box does not open", id2);
+	/* Nor one byte of it altered. */
+	copy = malloc(box->via.bin.size);
+	assert_non_null(copy);
+	memcpy(copy, box->via.bin.ptr, box->via.bin.size);
+	copy[box->via.bin.size - 1] ^= 1;
+	envelope(&q, 2, id, copy, box->via.bin.size, false);
+	refused(q.sb.data, q.sb.size, &key, "box does not open", id);
+	/* Nor a box cut short, nor one shorter than nonce and tag. */
+	envelope(&q, 2, id, box->via.bin.ptr, box->via.bin.size - 1, false);
+	refused(q.sb.data, q.sb.size, &key, "box does not open", id);
+	envelope(&q, 2, id, box->via.bin.ptr, SS_SEAL_OVERHEAD - 1, false);
+	refused(q.sb.data, q.sb.size, &key, "too short", id);
+	/* A box must be bin. */
+	envelope(&q, 2, id, box->via.bin.ptr, box->via.bin.size, true);
+	refused(q.sb.data, q.sb.size, &key, "field 'box'", id);
+	/* Another version; a v 1 job (clear) says what it is. */
+	envelope(&q, 3, id, box->via.bin.ptr, box->via.bin.size, false);
+	refused(q.sb.data, q.sb.size, &key, "field 'v'", id);
+	envelope(&q, 1, id, box->via.bin.ptr, box->via.bin.size, false);
+	refused(q.sb.data, q.sb.size, &key, "not sealed", id);
+	/* A bad id: nothing to name. */
+	envelope(&q, 2, "0123456789ABCDEF0123456789ABCDEF", box->via.bin.ptr,
+	         box->via.bin.size, false);
+	refused(q.sb.data, q.sb.size, &key, "lower-case hex", NULL);
+	free(copy);
+	msgpack_unpacked_destroy(&d.up);
+
+	/* Bytes that are no job. */
+	refused("", 0, &key, "bad msgpack", NULL);
+	refused("\xc1", 1, &key, "bad msgpack", NULL);
+	refused("\x91\x01", 2, &key, "not a map", NULL);
+	refused("\xdf\xff\xff\xff\xff", 5, &key, "count exceeds", NULL);
+	refused("\x80\x00", 2, &key, "trailing bytes", NULL);
+	/* An unknown field next to the good ones. */
+	ss_pack_reset(&q);
+	msgpack_pack_map(&q.pk, 4);
+	ss_pack_kv_int(&q, "v", 2);
+	ss_pack_kv_cstr(&q, "id", id);
+	ss_pack_kv_cstr(&q, "template", "share.notice");
+	ss_pack_key(&q, "box");
+	msgpack_pack_bin(&q.pk, 0);
+	refused(q.sb.data, q.sb.size, &key, "unknown field", id);
+
+	/* ss_mail_seal: a valid id only; what it seals opens. */
+	ss_pack_reset(&q);
+	assert_int_equal(ss_mail_seal(&q, &key, "0123", mail, 1), SS_EBADREQ);
+	assert_int_equal(ss_mail_seal(&q, &key, NULL, mail, 1), SS_EBADREQ);
+	assert_int_equal(
+	    ss_mail_seal(&q, &key, id2, mail, SS_MAIL_PLAIN_MAX + 1),
+	    SS_EBADREQ);
+	assert_int_equal(q.sb.size, 0);
+	assert_int_equal(ss_mail_seal(&q, &key, id2, mail, 1), 0);
+	{
+		unsigned char *plain;
+		size_t n;
+		char got[SS_MAIL_ID_LEN + 1], why[256];
+
+		assert_int_equal(ss_mail_open(&key, q.sb.data, q.sb.size, got,
+		                              &plain, &n, why, sizeof why),
+		                 0);
+		assert_string_equal(got, id2);
+		assert_int_equal(n, 1);
+		assert_memory_equal(plain, mail, 1);
+		ss_mail_plain_free(plain, n);
+	}
+	assert_true(ss_mail_id_ok(id2, 32));
+	assert_false(ss_mail_id_ok(id2, 31));
+	assert_false(ss_mail_id_ok("fffffffffffffffffffffffffffffffg", 32));
+	ss_pack_free(&q);
+	ss_pack_free(&p);
+}
+
+/* Two encodings of one mail share nothing: fresh id, fresh nonce. */
+static void
+test_seals_differ(void **state)
+{
+	ss_mail m = {"share.notice", "bob@example.org", vars};
+	ss_pack a, b;
+
+	(void)state;
+	ss_pack_init(&a);
+	ss_pack_init(&b);
+	assert_int_equal(ss_mail_encode(&a, &key, &m, NULL), 0);
+	assert_int_equal(ss_mail_encode(&b, &key, &m, NULL), 0);
+	assert_int_equal(a.sb.size, b.sb.size);
+	assert_memory_not_equal(a.sb.data + a.sb.size - 32,
+	                        b.sb.data + b.sb.size - 32, 32);
+	ss_pack_free(&a);
+	ss_pack_free(&b);
 }
 
 /* ---- push against Redis ------------------------------------------------- */
@@ -372,9 +559,10 @@ test_push(void **state)
 
 	/* A refused mail is not queued and its callback never runs. */
 	m.to = "bob@example.org\nBcc: x@y";
-	assert_int_equal(ss_mailq_push(r, &m, on_xadd, &a, id), SS_EBADREQ);
+	assert_int_equal(ss_mailq_push(r, &key, &m, on_xadd, &a, id),
+	                 SS_EBADREQ);
 	m.to = "bob@example.org";
-	assert_int_equal(ss_mailq_push(r, &m, on_xadd, &a, id), 0);
+	assert_int_equal(ss_mailq_push(r, &key, &m, on_xadd, &a, id), 0);
 	run_until(&d, answered, &a);
 	assert_int_equal(a.calls, 1);
 	assert_int_equal(a.err, 0);
@@ -400,7 +588,8 @@ test_push(void **state)
 	/* Redis gone: the push says so at once. */
 	ss_rfx_kill(&fx);
 	run_until(&d, is_down, r);
-	assert_int_equal(ss_mailq_push(r, &m, on_xadd, &a, NULL), SS_EUNAVAIL);
+	assert_int_equal(ss_mailq_push(r, &key, &m, on_xadd, &a, NULL),
+	                 SS_EUNAVAIL);
 	ss_redis_close(r);
 	ss_daemon_fini(&d);
 	ss_rfx_stop(&fx);
@@ -414,8 +603,13 @@ main(void)
 	    cmocka_unit_test(test_ids_unique),
 	    cmocka_unit_test(test_addresses),
 	    cmocka_unit_test(test_encode_refuses),
+	    cmocka_unit_test(test_open_refuses),
+	    cmocka_unit_test(test_seals_differ),
 	    cmocka_unit_test(test_push),
 	};
 
+	if (ss_seal_key_init(&key, SECRET, strlen(SECRET)) != 0 ||
+	    ss_seal_key_init(&other, OTHER, strlen(OTHER)) != 0)
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

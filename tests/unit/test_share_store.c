@@ -2,7 +2,10 @@
  * tests/unit/test_share_store.c - the Lua scripts of services/share/store.c
  * against a real redis-server (redis_fixture.h), run with EVAL over a
  * blocking connection: delivery, paging, priors and the invitation life
- * cycle (invite, claim, release, finish).
+ * cycle (invite, claim, release, finish); and the code that reads the
+ * lookup's answer (sh_pack_lookup), which opens each sealed study under
+ * its own uid.  Studies are delivered sealed, as ingest stores them, and
+ * no value or member in Redis carries the patient's data in clear.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,16 +19,23 @@
 #include <string.h>
 
 #include "proto/errors.h"
+#include "proto/fields.h"
 #include "services/share/share.h"
 #include "tests/unit/redis_fixture.h"
 
+#define SECRET "share-test-seal-key-0123456789abcdef0123"
+
 static struct ss_rfx fx;
 static redisContext *rc;
+static sh_server srv; /* the keys: what the store code reads of it */
 
 static int
 setup(void **state)
 {
 	(void)state;
+	if (ss_seal_key_init(&srv.seal, SECRET, strlen(SECRET)) != 0)
+		return -1;
+	sh_patient_key(&srv.seal, srv.patient_key);
 	if (ss_rfx_start(&fx, NULL) != 0)
 		return -1;
 	rc = ss_rfx_connect(&fx);
@@ -92,6 +102,8 @@ study(const char *uid, const char *date, const char *pid)
 	snprintf(st.study_date, sizeof st.study_date, "%s", date);
 	snprintf(st.patient_id, sizeof st.patient_id, "%s", pid);
 	snprintf(st.description, sizeof st.description, "study %s", uid);
+	snprintf(st.patient_name, sizeof st.patient_name, "NAME^%s", pid);
+	snprintf(st.birth_date, sizeof st.birth_date, "19700101");
 	return st;
 }
 
@@ -101,14 +113,13 @@ deliver(const char *wl, const sh_study *st, int64_t added)
 {
 	char k1[SH_KEY_MAX], k2[SH_KEY_MAX], k3[SH_KEY_MAX];
 	char im[SH_INDEX_MAX + 1], pm[SH_PRIORS_MAX + 1];
+	unsigned char blob[SH_BLOB_MAX];
 	const char *args[7];
-	size_t lens[7];
+	size_t lens[7], bloblen;
 	redisReply *r;
 	long long v;
-	ss_pack p;
 
-	ss_pack_init(&p);
-	sh_study_pack(st, &p);
+	assert_int_equal(sh_study_seal(&srv.seal, st, blob, &bloblen), 0);
 	sh_key_wl(k1, wl, "studies");
 	sh_key_wl(k2, wl, "index");
 	sh_key_wl(k3, wl, "priors");
@@ -116,30 +127,32 @@ deliver(const char *wl, const sh_study *st, int64_t added)
 	args[1] = k2;
 	args[2] = k3;
 	args[3] = st->uid;
-	args[4] = p.sb.data;
+	args[4] = (const char *)blob;
 	args[5] = im;
 	args[6] = pm;
 	for (int i = 0; i < 7; i++)
 		lens[i] = strlen(args[i]);
-	lens[4] = p.sb.size;
+	lens[4] = bloblen;
 	lens[5] = sh_index_member(st, added, im);
-	lens[6] = sh_priors_member(st, pm);
+	lens[6] = sh_priors_member(st, srv.patient_key, pm);
 	r = evalv(&sh_script_deliver, 3, args, lens, 7);
 	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
 	v = r->integer;
 	freeReplyObject(r);
-	ss_pack_free(&p);
 	return v;
 }
 
-/* The uid inside a stored blob. */
+/* The uid inside a stored blob, which must open under uid. */
 static void
-blob_uid(const redisReply *b, char *out)
+blob_uid(const redisReply *b, const char *uid, size_t uidlen, char *out)
 {
+	char want[SH_UID_MAX + 1];
 	sh_study st;
 
+	snprintf(want, sizeof want, "%.*s", (int)uidlen, uid);
 	assert_int_equal(b->type, REDIS_REPLY_STRING);
-	assert_int_equal(sh_study_unpack(b->str, b->len, &st), 0);
+	assert_int_equal(sh_study_open(&srv.seal, want, b->str, b->len, &st),
+	                 0);
 	strcpy(out, st.uid);
 }
 
@@ -194,8 +207,12 @@ page(const char *wl, const char *cursor, int limit, char uids[][16], char *last)
 	assert_int_equal(r->elements, 2);
 	n = (int)r->element[0]->elements;
 	assert_int_equal(r->element[1]->elements, n);
-	for (int i = 0; i < n; i++)
-		blob_uid(r->element[1]->element[i], uids[i]);
+	for (int i = 0; i < n; i++) {
+		const redisReply *m = r->element[0]->element[i];
+
+		blob_uid(r->element[1]->element[i], m->str + SH_INDEX_UID_AT,
+		         m->len - SH_INDEX_UID_AT, uids[i]);
+	}
 	if (n > 0)
 		strcpy(last, r->element[0]->element[n - 1]->str);
 	freeReplyObject(r);
@@ -263,12 +280,62 @@ lookup(const char *wl, const char *uid, char out[][16], char *self)
 		return -1;
 	}
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-	blob_uid(r->element[0], self);
+	assert_int_equal(r->elements, 3);
+	blob_uid(r->element[0], uid, strlen(uid), self);
 	n = (long long)r->element[1]->elements;
+	/* The priors' uids come along: they open the priors' blobs. */
+	assert_int_equal(r->element[2]->elements, n);
 	for (long long i = 0; i < n; i++)
-		blob_uid(r->element[1]->element[i], out[i]);
+		blob_uid(r->element[1]->element[i],
+		         r->element[2]->element[i]->str,
+		         r->element[2]->element[i]->len, out[i]);
 	freeReplyObject(r);
 	return n;
+}
+
+/* The lookup script's answer as share replies it (sh_pack_lookup). */
+static int
+packed_lookup(const char *wl, const char *uid, char out[][16], int *npriors)
+{
+	char k1[SH_KEY_MAX], k2[SH_KEY_MAX];
+	const char *args[4] = {k1, k2, uid, "100"};
+	const msgpack_object *study, *priors;
+	msgpack_unpacked up;
+	redisReply *r;
+	ss_pack p;
+	int rv;
+
+	sh_key_wl(k1, wl, "studies");
+	sh_key_wl(k2, wl, "priors");
+	r = evalv(&sh_script_lookup, 2, args, NULL, 4);
+	ss_pack_init(&p);
+	rv = sh_pack_lookup(&p, &srv, uid, r);
+	freeReplyObject(r);
+	if (rv != 0) {
+		assert_int_equal(p.sb.size, 0); /* nothing half-packed */
+		ss_pack_free(&p);
+		return rv;
+	}
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, NULL),
+	                 MSGPACK_UNPACK_SUCCESS);
+	study = ss_map_get(&up.data, "study");
+	priors = ss_map_get(&up.data, "priors");
+	assert_non_null(study);
+	assert_non_null(priors);
+	assert_true(ss_obj_streq(ss_map_get(study, "study_uid"), uid));
+	/* The reply carries the patient, opened. */
+	assert_true(
+	    ss_obj_streq(ss_map_get(ss_map_get(study, "patient"), "birth_date"),
+	                 "19700101"));
+	*npriors = (int)priors->via.array.size;
+	for (int i = 0; i < *npriors; i++)
+		ss_obj_strcpy(
+		    ss_map_get(&priors->via.array.ptr[i], "study_uid"), out[i],
+		    16);
+	msgpack_unpacked_destroy(&up);
+	ss_pack_free(&p);
+	return 0;
 }
 
 static void
@@ -308,6 +375,82 @@ test_priors(void **state)
 	assert_string_equal(pri[1], "5.2");
 	assert_int_equal(lookup("location:ct", "5.9", pri, self), -1);
 	assert_int_equal(lookup("location:mri", "5.9", pri, self), 0);
+}
+
+/* What share reads back: each study opens under its own uid only.  A
+ * blob put in another study's place (by anyone who can write to Redis)
+ * is no study there: the study answers internal, a prior is left out. */
+static void
+test_lookup_opens_each_under_its_uid(void **state)
+{
+	char pri[16][16];
+	redisReply *r, *b;
+	sh_study st;
+	int n;
+
+	(void)state;
+	st = study("6.1", "20200101", "P6");
+	assert_int_equal(deliver("location:ct", &st, 1), 1);
+	st = study("6.2", "20210101", "P6");
+	assert_int_equal(deliver("location:ct", &st, 1), 1);
+	st = study("6.3", "20220101", "P6");
+	assert_int_equal(deliver("location:ct", &st, 1), 1);
+	assert_int_equal(packed_lookup("location:ct", "6.3", pri, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(pri[0], "6.2");
+	assert_string_equal(pri[1], "6.1");
+
+	b = redisCommand(rc, "HGET share:{wl:location:ct}:studies 6.1");
+	assert_int_equal(b->type, REDIS_REPLY_STRING);
+	r = redisCommand(rc, "HSET share:{wl:location:ct}:studies 6.2 %b",
+	                 b->str, b->len);
+	freeReplyObject(r);
+	/* 6.2 now holds 6.1's blob: left out of 6.3's priors... */
+	assert_int_equal(packed_lookup("location:ct", "6.3", pri, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(pri[0], "6.1");
+	/* ...and no study of its own. */
+	assert_int_equal(packed_lookup("location:ct", "6.2", pri, &n),
+	                 SS_EINTERNAL);
+	freeReplyObject(b);
+}
+
+/* The whole of Redis after deliveries: no patient data in clear, in any
+ * key, value or member. */
+static void
+test_no_patient_data_in_clear(void **state)
+{
+	static const char *const secret[] = {"NAME^PX-4711", "PX-4711",
+	                                     "19700101"};
+	sh_study st = study("7.1", "20260101", "PX-4711");
+	redisReply *keys;
+
+	(void)state;
+	assert_int_equal(deliver("location:ct", &st, 1), 1);
+	assert_int_equal(deliver("group:x", &st, 2), 1);
+	keys = redisCommand(rc, "KEYS *");
+	assert_int_equal(keys->type, REDIS_REPLY_ARRAY);
+	assert_true(keys->elements >= 6);
+	for (size_t i = 0; i < keys->elements; i++) {
+		const char *k = keys->element[i]->str;
+		redisReply *t = redisCommand(rc, "TYPE %s", k), *v;
+
+		if (strcmp(t->str, "hash") == 0)
+			v = redisCommand(rc, "HGETALL %s", k);
+		else
+			v = redisCommand(rc, "ZRANGE %s 0 -1", k);
+		assert_int_equal(v->type, REDIS_REPLY_ARRAY);
+		for (size_t s = 0; s < 3; s++) {
+			assert_null(strstr(k, secret[s]));
+			for (size_t j = 0; j < v->elements; j++)
+				assert_null(memmem(
+				    v->element[j]->str, v->element[j]->len,
+				    secret[s], strlen(secret[s])));
+		}
+		freeReplyObject(v);
+		freeReplyObject(t);
+	}
+	freeReplyObject(keys);
 }
 
 /* The invitation scripts, by their answers. */
@@ -443,6 +586,8 @@ main(void)
 	    cmocka_unit_test_setup(test_paging_newest_first_without_gaps,
 	                           flush),
 	    cmocka_unit_test_setup(test_priors, flush),
+	    cmocka_unit_test_setup(test_lookup_opens_each_under_its_uid, flush),
+	    cmocka_unit_test_setup(test_no_patient_data_in_clear, flush),
 	    cmocka_unit_test_setup(test_invitation_life_cycle, flush),
 	};
 

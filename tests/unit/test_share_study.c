@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_share_study.c - services/share/study.c: validation of
- * study.arrived bodies, the stored form, sorted-set members and keys.
+ * study.arrived bodies, the plain and the sealed form, sorted-set members
+ * (the keyed patient hash) and keys.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,9 +12,15 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "proto/errors.h"
 #include "services/share/study.h"
+
+#define SECRET "share-test-seal-key-0123456789abcdef0123"
+#define OTHER  "share-other-seal-key-0123456789abcdef012"
+
+static ss_seal_key key, other;
 
 /* Builds a body map from key/value string pairs (NULL-terminated); a
  * value of "<int>" packs the integer 7 instead, for type errors. */
@@ -280,14 +287,99 @@ test_stored_form_round_trips(void **state)
 }
 
 static void
+test_sealed_form(void **state)
+{
+	unsigned char b1[SH_BLOB_MAX], b2[SH_BLOB_MAX];
+	char plain[SH_PLAIN_MAX];
+	size_t n1, n2, n;
+	sh_study a = {0}, b;
+
+	(void)state;
+	strcpy(a.uid, "1.2.840.99");
+	strcpy(a.patient_id, "PID-4711");
+	strcpy(a.patient_name, "DOE^JANE");
+	strcpy(a.birth_date, "19800131");
+	strcpy(a.study_date, "20261101");
+	strcpy(a.description, "CT HEAD");
+	assert_int_equal(sh_study_seal(&key, &a, b1, &n1), 0);
+	/* Nothing of the patient in the bytes. */
+	assert_null(memmem(b1, n1, "DOE^JANE", 8));
+	assert_null(memmem(b1, n1, "19800131", 8));
+	assert_null(memmem(b1, n1, "PID-4711", 8));
+	assert_null(memmem(b1, n1, "CT HEAD", 7));
+	/* It opens into the same study, under its own uid only. */
+	assert_int_equal(sh_study_open(&key, "1.2.840.99", (char *)b1, n1, &b),
+	                 0);
+	assert_memory_equal(&a, &b, sizeof a);
+	assert_int_equal(sh_study_open(&key, "1.2.840.98", (char *)b1, n1, &b),
+	                 SS_EINTERNAL);
+	assert_string_equal(b.patient_name, ""); /* nothing half-opened */
+	assert_int_equal(
+	    sh_study_open(&other, "1.2.840.99", (char *)b1, n1, &b),
+	    SS_EINTERNAL);
+	b1[n1 / 2] ^= 1;
+	assert_int_equal(sh_study_open(&key, "1.2.840.99", (char *)b1, n1, &b),
+	                 SS_EINTERNAL);
+	b1[n1 / 2] ^= 1;
+	assert_int_equal(
+	    sh_blob_open(&key, "1.2.840.99", 10, (char *)b1, n1 - 1, plain, &n),
+	    SS_EINTERNAL);
+	assert_int_equal(
+	    sh_blob_open(&key, "1.2.840.99", 10, (char *)b1, n1, plain, &n), 0);
+	assert_int_equal(n, n1 - SS_SEAL_OVERHEAD);
+	/* The same study sealed twice: other bytes, same study. */
+	assert_int_equal(sh_study_seal(&key, &a, b2, &n2), 0);
+	assert_int_equal(n1, n2);
+	assert_memory_not_equal(b1, b2, n1);
+	assert_int_equal(sh_study_open(&key, "1.2.840.99", (char *)b2, n2, &b),
+	                 0);
+	/* A study at every bound still fits. */
+	memset(&b, 'x', sizeof b);
+	strcpy(b.uid, "1.2.3");
+	b.study_date[SH_DATE_LEN] = b.birth_date[SH_DATE_LEN] = '\0';
+	b.patient_id[SH_PID_MAX] = b.patient_name[SH_PNAME_MAX] = '\0';
+	b.accession[SH_ACC_MAX] = b.modality[SH_MOD_MAX] = '\0';
+	b.description[SH_DESC_MAX] = '\0';
+	assert_int_equal(sh_study_seal(&key, &b, b2, &n2), 0);
+}
+
+static void
+test_diff(void **state)
+{
+	sh_study a = {0}, b;
+	char names[160];
+
+	(void)state;
+	strcpy(a.uid, "1.2");
+	strcpy(a.patient_name, "DOE^JANE");
+	strcpy(a.birth_date, "19800131");
+	b = a;
+	assert_int_equal(sh_study_diff(&a, &b, names), 0);
+	assert_string_equal(names, "");
+	strcpy(b.patient_name, "DOE^JOHN");
+	strcpy(b.birth_date, "19800130");
+	strcpy(b.modality, "CT");
+	assert_int_equal(sh_study_diff(&a, &b, names), 3);
+	/* Names only, never the values. */
+	assert_string_equal(names, "patient.name,patient.birth_date,modality");
+}
+
+static void
 test_members(void **state)
 {
 	char im[SH_INDEX_MAX + 1], pm[SH_PRIORS_MAX + 1],
-	    pm2[SH_PRIORS_MAX + 1];
+	    pm2[SH_PRIORS_MAX + 1], hex[SH_PHASH_LEN + 1];
+	unsigned char pkey[SH_PKEY_LEN], pkey2[SH_PKEY_LEN];
+	unsigned char mac[crypto_auth_hmacsha256_BYTES], h[SH_PHASH_LEN / 2];
 	sh_study st = {0};
 	size_t n;
 
 	(void)state;
+	sh_patient_key(&key, pkey);
+	sh_patient_key(&other, pkey2);
+	assert_memory_not_equal(pkey, pkey2, SH_PKEY_LEN);
+	/* Not the seal key itself, nor a seal subkey of it. */
+	assert_memory_not_equal(pkey, key.k, SH_PKEY_LEN);
 	/* The scripts cut members at fixed 1-based offsets (store.c). */
 	assert_int_equal(SH_INDEX_UID_AT + 1, 24);
 	assert_int_equal(SH_PRIORS_UID_AT + 1, 43);
@@ -299,26 +391,40 @@ test_members(void **state)
 	assert_int_equal(n, strlen(im));
 	assert_true(sh_valid_cursor(im, n));
 	assert_int_equal(sh_index_added(im, n), 1732871234567);
-	assert_int_equal(sh_priors_member(&st, pm), 0); /* no date, no id */
+	assert_int_equal(sh_priors_member(&st, pkey, pm),
+	                 0); /* no date, no id */
 
 	strcpy(st.study_date, "20261101");
 	sh_index_member(&st, 5, im);
 	assert_string_equal(im, "20261101:0000000000005:1.2.3");
-	assert_int_equal(sh_priors_member(&st, pm), 0); /* no patient id */
+	assert_int_equal(sh_priors_member(&st, pkey, pm),
+	                 0); /* no patient id */
 	strcpy(st.patient_id, "P123");
-	n = sh_priors_member(&st, pm);
+	n = sh_priors_member(&st, pkey, pm);
 	assert_int_equal(n, strlen(pm));
 	assert_int_equal(n, SH_PRIORS_UID_AT + 5);
 	assert_string_equal(pm + SH_PRIORS_UID_AT, "1.2.3");
 	assert_memory_equal(pm + SH_PHASH_LEN, ":20261101:", 10);
 	assert_null(strstr(pm, "P123")); /* no patient id in clear */
+	/* The hash is HMAC-SHA256 under the patient key, cut to 128 bits;
+	 * not a hash anyone could recompute without the key. */
+	crypto_auth_hmacsha256(mac, (const unsigned char *)"P123", 4, pkey);
+	sodium_bin2hex(hex, sizeof hex, mac, SH_PHASH_LEN / 2);
+	assert_memory_equal(pm, hex, SH_PHASH_LEN);
+	crypto_generichash(h, sizeof h, (const unsigned char *)"P123", 4, NULL,
+	                   0);
+	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+	assert_memory_not_equal(pm, hex, SH_PHASH_LEN);
+	/* Another key, another hash for the same patient. */
+	sh_priors_member(&st, pkey2, pm2);
+	assert_memory_not_equal(pm, pm2, SH_PHASH_LEN);
 	/* Same patient, same hash; another patient, another. */
 	strcpy(st.uid, "1.2.4");
 	strcpy(st.study_date, "20250101");
-	sh_priors_member(&st, pm2);
+	sh_priors_member(&st, pkey, pm2);
 	assert_memory_equal(pm, pm2, SH_PHASH_LEN);
 	strcpy(st.patient_id, "P124");
-	sh_priors_member(&st, pm2);
+	sh_priors_member(&st, pkey, pm2);
 	assert_memory_not_equal(pm, pm2, SH_PHASH_LEN);
 
 	assert_false(sh_valid_cursor("20261101:123:1.2", 16));
@@ -381,10 +487,15 @@ main(void)
 	    cmocka_unit_test(test_parse_patient_map),
 	    cmocka_unit_test(test_refusals_name_the_field),
 	    cmocka_unit_test(test_stored_form_round_trips),
+	    cmocka_unit_test(test_sealed_form),
+	    cmocka_unit_test(test_diff),
 	    cmocka_unit_test(test_members),
 	    cmocka_unit_test(test_keys),
 	    cmocka_unit_test(test_time_format),
 	};
 
+	if (ss_seal_key_init(&key, SECRET, strlen(SECRET)) != 0 ||
+	    ss_seal_key_init(&other, OTHER, strlen(OTHER)) != 0)
+		return 1;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
