@@ -9,7 +9,7 @@ pkgs=(
   libevent-dev libnng-dev libhiredis-dev libmsgpack-dev libsodium-dev
   libjansson-dev libjwt-dev libcurl4-openssl-dev libcmocka-dev
   redis-server redis-tools prometheus python3 python3-aiosmtpd curl
-  chromium wrk
+  chromium wrk dcmtk orthanc orthanc-dicomweb docker-compose yamllint shellcheck
 )
 
 missing=()
@@ -28,6 +28,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >&2
 apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 # Debian starts the packaged servers; the project runs its own on free ports.
-for svc in redis-server prometheus prometheus-node-exporter; do
+for svc in redis-server prometheus prometheus-node-exporter orthanc; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -22,6 +22,7 @@
  *   static.c    the web UI's files
  *   api_*.c     the /api/v1 routes, one area each
  *   guest.c     /g/{token}
+ *   upload*.c   guest uploads: /u/{token}, upload links (upload.h)
  *   register.c  /register and POST /api/v1/registrations
  */
 #ifndef SS_GATEWAY_GATEWAY_H
@@ -68,6 +69,15 @@ typedef struct gw_settings {
 	int64_t rate_window_ms;
 	int64_t http_timeout_ms;
 	int64_t static_max_age_ms;
+	/* guest uploads (upload.c) */
+	char *spool_dir; /* "" : uploads are refused (503) */
+	char *stow_url;  /* "" : no forwarding */
+	int64_t stow_timeout_ms;
+	char *ingest_url;
+	int64_t ingest_timeout_ms;
+	int64_t upload_file_max;
+	int64_t upload_session_max;
+	int64_t upload_workers;
 } gw_settings;
 
 extern const struct ss_cfg_table gw_settings_table;
@@ -84,6 +94,7 @@ extern const struct ss_cfg_table gw_settings_table;
 #define GW_UA_MAX      2048 /* user agent passed on, cut beyond */
 #define GW_QUERY_MAX   512  /* a decoded query parameter */
 #define GW_COOKIE      "ss_guest"
+#define GW_UP_COOKIE   "ss_upload"
 
 /* The one answer for every unusable guest link (as guestlink's). */
 #define GW_GONE_MSG "no such guest link"
@@ -263,6 +274,8 @@ enum gw_tmpl_id {
 	GW_T_REGISTER,
 	GW_T_NOT_FOUND,
 	GW_T_ERROR,
+	GW_T_UPLOAD_PASSWORD,
+	GW_T_UPLOAD,
 	GW_NTMPL,
 };
 
@@ -292,6 +305,8 @@ typedef struct gw_server {
 	unsigned char op_key[32]; /* keys the operator token comparison */
 	unsigned char op_hash[32];
 	bool op_enabled;
+	struct ss_work_pool *work; /* uploads: spool, STOW, ingest */
+	struct ss_ingest *ingest;  /* share's ingest endpoint */
 } gw_server;
 
 /*
@@ -332,6 +347,7 @@ struct gw_req {
 	char pw[GW_PW_MAX + 1];
 	size_t pwlen;
 	char session[GW_SESSION_MAX + 1];
+	struct gw_upload *up; /* POST /u/{token}/files (upload.c) */
 };
 
 /* http.c */
@@ -418,6 +434,14 @@ void gw_page_register(gw_req *r);
 void gw_page_guest(gw_req *r);
 void gw_page_index(gw_req *r);
 void gw_page_static(gw_req *r);
+void gw_api_upload_create(gw_req *r);
+void gw_api_upload_list(gw_req *r);
+void gw_api_upload_update(gw_req *r);
+void gw_api_upload_delete(gw_req *r);
+void gw_page_upload(gw_req *r);
+void gw_page_upload_files(gw_req *r);
+/* Frees what an upload request holds (http.c, when r is freed). */
+void gw_upload_free(gw_req *r);
 
 /* Operator token (api_directory.c): prepares the comparison. */
 int gw_operator_init(gw_server *s);

@@ -155,6 +155,7 @@ static void
 req_free(gw_req *r)
 {
 	json_decref(r->body);
+	gw_upload_free(r);
 	sodium_memzero(r->pw, sizeof r->pw);
 	sodium_memzero(r->session, sizeof r->session);
 	free(r);
@@ -678,6 +679,8 @@ gw_http_start(gw_server *s, const gw_route *routes, size_t n)
 	                  ? s->cfg->body_max
 	                  : s->cfg->directory_max;
 
+	if (s->cfg->upload_file_max > cap)
+		cap = s->cfg->upload_file_max;
 	s->routes = routes;
 	s->nroutes = n;
 	if ((s->rm = calloc(n, sizeof *s->rm)) == NULL)

@@ -6,13 +6,16 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/http.h>
 
 #include "proto/errors.h"
 #include "runtime/config.h"
 #include "runtime/daemon.h"
+#include "runtime/ingest_client.h"
 #include "runtime/log.h"
+#include "runtime/work.h"
 #include "services/gateway/gateway.h"
 
 #define OPT(n, t, d, lo, hi, f, h)                                             \
@@ -70,6 +73,30 @@ static const ss_cfg_opt opts[] = {
     OPT("static-max-age", SS_CFG_MS, "0s", 0, 86400000, static_max_age_ms,
         "Cache-Control max-age of the web UI's files; 0: no-cache "
         "(revalidated with their ETag every time)"),
+    OPT("spool-dir", SS_CFG_STR, "", 0, 900, spool_dir,
+        "directory where uploaded DICOM files are kept (named by their "
+        "SHA-256, fsynced); empty: guest uploads are refused with 503"),
+    OPT("stow-url", SS_CFG_STR, "", 0, 900, stow_url,
+        "DICOMweb STOW-RS URL (.../studies) each uploaded file is "
+        "forwarded to; empty: no forwarding"),
+    OPT("stow-timeout", SS_CFG_MS, "60s", 100, 600000, stow_timeout_ms,
+        "time the STOW-RS server has to take one file"),
+    OPT("ingest-url", SS_CFG_ADDR, "tcp://127.0.0.1:7300", 0, 0, ingest_url,
+        "NNG address of share's ingest endpoint (uploaded studies arrive "
+        "there as study.arrived)"),
+    OPT("ingest-timeout", SS_CFG_MS, "10s", 10, 60000, ingest_timeout_ms,
+        "time share's ingest has to store an uploaded study"),
+    OPT("upload-file-max", SS_CFG_INT, "67108864", 1024, 2147483647LL,
+        upload_file_max,
+        "largest DICOM file a guest may upload, in bytes (413 beyond); "
+        "the whole file is held in memory while it is checked"),
+    OPT("upload-session-max", SS_CFG_INT, "2147483648", 1024, 1099511627776LL,
+        upload_session_max,
+        "bytes one upload session (one use of an upload link) may send in "
+        "all (413 beyond)"),
+    OPT("upload-workers", SS_CFG_INT, "2", 1, 64, upload_workers,
+        "threads that spool, forward and announce uploaded files off the "
+        "event loop"),
 };
 
 const struct ss_cfg_table gw_settings_table = {opts,
@@ -103,6 +130,18 @@ static const gw_route routes[] = {
     {"directory.import", GW_PUT, "/api/v1/directory", GW_AUTH_OPERATOR, false,
      gw_api_directory},
     {"page.guest", GW_GET | GW_POST, "/g/*", GW_AUTH_NONE, true, gw_page_guest},
+    {"uploads.create", GW_POST, "/api/v1/worklists/*/upload-links",
+     GW_AUTH_BEARER, false, gw_api_upload_create},
+    {"uploads.list", GW_GET, "/api/v1/worklists/*/upload-links", GW_AUTH_BEARER,
+     false, gw_api_upload_list},
+    {"uploads.update", GW_PATCH, "/api/v1/upload-links/*", GW_AUTH_BEARER,
+     false, gw_api_upload_update},
+    {"uploads.delete", GW_DELETE, "/api/v1/upload-links/*", GW_AUTH_BEARER,
+     false, gw_api_upload_delete},
+    {"page.upload", GW_GET | GW_POST, "/u/*", GW_AUTH_NONE, true,
+     gw_page_upload},
+    {"upload.files", GW_POST, "/u/*/files", GW_AUTH_NONE, false,
+     gw_page_upload_files},
     {"page.register", GW_GET, "/register", GW_AUTH_NONE, true,
      gw_page_register},
     {"page.index", GW_GET | GW_HEAD, "/", GW_AUTH_NONE, true, gw_page_index},
@@ -117,6 +156,8 @@ static const char *const tmpl_files[GW_NTMPL] = {
     [GW_T_REGISTER] = "register.html",
     [GW_T_NOT_FOUND] = "not_found.html",
     [GW_T_ERROR] = "error.html",
+    [GW_T_UPLOAD_PASSWORD] = "upload_password.html",
+    [GW_T_UPLOAD] = "upload.html",
 };
 
 /* The web/ directory beside services/ in the tree this file was built
@@ -193,6 +234,15 @@ main(int argc, char **argv)
 	s.cfg = &cfg;
 	s.d = &d;
 	ss_pack_init(&s.scratch);
+	if (cfg.spool_dir[0] != '\0' &&
+	    access(cfg.spool_dir, W_OK | X_OK) != 0) {
+		fprintf(stderr,
+		        "studyshare-gateway: spool-dir: %s is not a "
+		        "writable directory\n",
+		        cfg.spool_dir);
+		rv = 2;
+		goto fail_cfg;
+	}
 	if (web_root(&s) != 0 || load_templates(&s) != 0 ||
 	    gw_operator_init(&s) != 0) {
 		rv = 2;
@@ -213,6 +263,9 @@ main(int argc, char **argv)
 	                (int)cfg.share_timeout_ms) != 0 ||
 	    ss_req_dial(&s.guestlink, &d, cfg.guestlink_url,
 	                (int)cfg.guestlink_timeout_ms) != 0 ||
+	    ss_work_open(&s.work, &d, (int)cfg.upload_workers) != 0 ||
+	    ss_ingest_open(&s.ingest, cfg.ingest_url,
+	                   (int)cfg.ingest_timeout_ms) != 0 ||
 	    ss_daemon_on_stop(&d, on_stop, &s) != 0 ||
 	    gw_http_start(&s, routes, sizeof routes / sizeof routes[0]) != 0) {
 		ss_error("daemon.start_failed", NULL, "listen", cfg.listen,
@@ -223,6 +276,10 @@ main(int argc, char **argv)
 	rv = ss_daemon_run(&d);
 fail:
 	gw_http_stop(&s);
+	if (s.work != NULL)
+		ss_work_close(s.work);
+	if (s.ingest != NULL)
+		ss_ingest_close(s.ingest);
 	if (s.guestlink != NULL)
 		ss_req_close(s.guestlink);
 	if (s.share != NULL)

@@ -11,7 +11,7 @@
 #include "runtime/config.h"
 #include "runtime/daemon.h"
 #include "runtime/log.h"
-#include "services/guestlink/guestlink.h"
+#include "services/guestlink/upload.h"
 
 #define OPT(n, t, d, lo, hi, f, h)                                             \
 	{                                                                      \
@@ -77,12 +77,22 @@ static const ss_route routes[] = {
     {"guestlink.unlock", gl_handle_unlock},
     {"guestlink.redeem", gl_handle_redeem},
     {"guestlink.session", gl_handle_session},
+    {"guestlink.upload.create", gl_handle_upload_create},
+    {"guestlink.upload.update", gl_handle_upload_update},
+    {"guestlink.upload.list", gl_handle_upload_list},
+    {"guestlink.upload.delete", gl_handle_upload_delete},
+    {"guestlink.upload.redeem", gl_handle_upload_redeem},
+    {"guestlink.upload.reserve", gl_handle_upload_reserve},
+    {"guestlink.upload.received", gl_handle_upload_received},
 };
 
 static ss_script *scripts[] = {
-    &gl_script_store,  &gl_script_index_add, &gl_script_index_read,
-    &gl_script_redeem, &gl_script_settle,    &gl_script_session,
-    &gl_script_delete, &gl_script_unlock,
+    &gl_script_store,           &gl_script_index_add,
+    &gl_script_index_read,      &gl_script_redeem,
+    &gl_script_settle,          &gl_script_session,
+    &gl_script_delete,          &gl_script_unlock,
+    &gl_script_upload_update,   &gl_script_upload_reserve,
+    &gl_script_upload_received,
 };
 
 /* Settings that depend on each other; each message names the setting. */

@@ -54,11 +54,14 @@ on_read(int err, redisReply *r, void *arg)
 		o->fn(o, gl_err(err));
 		return;
 	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
 		o->fn(o, SS_EINTERNAL);
 		return;
 	}
-	if (r->element[0]->type == REDIS_REPLY_NIL) {
+	/* An upload link is not a guest link: upload.c manages it, under
+	 * links.upload.manage. */
+	if (r->element[0]->type == REDIS_REPLY_NIL ||
+	    r->element[2]->type == REDIS_REPLY_STRING) {
 		o->fn(o, SS_ENOTFOUND);
 		return;
 	}
@@ -114,8 +117,8 @@ gl_owner_start(gl_owner *o, gl_server *s, ss_call *c,
 	memcpy(o->id, v.p, v.n);
 	(void)ss_obj_strcpy(f[0], o->user, sizeof o->user);
 	if ((rv = gl_key_link(key, o->id, NULL)) == 0)
-		rv = ss_redis_cmd(s->redis, on_read, o, "HMGET %s wl study",
-		                  key);
+		rv = ss_redis_cmd(s->redis, on_read, o,
+		                  "HMGET %s wl study kind", key);
 	if (rv != 0) {
 		ss_call_reply_err(c, gl_err(rv), NULL);
 		return rv;

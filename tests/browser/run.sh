@@ -53,10 +53,32 @@ while [ ! -f "$info" ]; do
 	sleep 0.1
 done
 
-STACK_INFO="$info" ARTIFACTS="$ROOT/tests/artifacts" node "$HERE/ui.test.mjs"
-rc=$?
-if [ $rc -ne 0 ]; then
+# Each test file prints "N passed, N failed" last; the sums are ours.
+STACK_INFO="$info" ARTIFACTS="$ROOT/tests/artifacts" node "$HERE/ui.test.mjs" |
+	tee "$work/ui.out"
+rc_ui=$?
+[ -s "$work/ui.out" ] || rc_ui=1
+grep -q " 0 failed$" "$work/ui.out" || rc_ui=1
+if [ $rc_ui -ne 0 ]; then
 	echo "--- gateway log (tail) ---"
 	tail -n 20 "$(sed -n 's/.*"gateway": "\([^"]*\)".*/\1/p' "$info")" 2>/dev/null
 fi
-exit $rc
+# The upload test starts its own stack (uploads enabled).
+ARTIFACTS="$ROOT/tests/artifacts" node "$HERE/upload.test.mjs" | tee "$work/upload.out"
+rc_up=$?
+grep -q " 0 failed$" "$work/upload.out" || rc_up=1
+
+p=0
+f=0
+for out in "$work/ui.out" "$work/upload.out"; do
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+	if [ -z "$line" ]; then
+		f=$((f + 1))
+		continue
+	fi
+	p=$((p + ${line%% passed*}))
+	line=${line#*, }
+	f=$((f + ${line%% failed*}))
+done
+echo "$p passed, $f failed"
+[ $rc_ui -eq 0 ] && [ $rc_up -eq 0 ] && [ $f -eq 0 ]

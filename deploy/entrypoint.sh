@@ -1,0 +1,118 @@
+#!/bin/sh
+# deploy/entrypoint.sh - the entry point of the studyshare image
+# (/usr/local/bin/studyshare-entrypoint).  The command picks what runs:
+#
+#   authz|share|notify|guestlink|gateway [FLAG...]
+#                    exec studyshare-<daemon> with the flags
+#   studyshare [ARG...]
+#                    exec the command-line tool
+#   gen-secrets DIR  write each missing secret of the stack to DIR/<name>
+#                    (32 random bytes, base64, mode 0600); existing files
+#                    are kept, so it is safe to run on every start
+#   init             import the directory document $STUDYSHARE_DIRECTORY_FILE
+#                    (default: the demo directory) through authz
+#                    ($STUDYSHARE_AUTHZ_URL) and, when it is the demo
+#                    directory, publish the demo studies to share
+#                    ($STUDYSHARE_INGEST_URL); both are idempotent
+#   healthcheck      exit 0 when /readyz on this container's admin port
+#                    ($STUDYSHARE_ADMIN_ADDR) answers 200 (the image's
+#                    HEALTHCHECK)
+#   help             this text
+#
+# Inside a container the daemons' listen addresses default to every
+# interface (0.0.0.0) on their usual ports instead of the binaries' own
+# loopback defaults, which no other container could reach.  Settings given
+# in the environment or as flags win over these defaults.
+set -eu
+
+# Where the Dockerfile puts templates, web UI and demo data (tests point
+# SS_SHARE_DIR at a copy of that layout).
+share_dir=${SS_SHARE_DIR:-/usr/share/studyshare}
+# The secrets gen-secrets makes: the names deploy/local/stack uses, which
+# docker-compose.yml mounts and deploy/k8s/secret.example.yaml lists.
+secret_names="pepper token-key seal-key share-seal-key mail-key jwt-secret operator-token"
+
+: "${STUDYSHARE_ADMIN_ADDR:=0.0.0.0:9100}"
+export STUDYSHARE_ADMIN_ADDR
+
+usage() {
+	sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//'
+}
+
+# default VAR VALUE: export VAR=VALUE unless VAR is set.
+default() {
+	eval "[ -n \"\${$1+x}\" ]" || export "$1=$2"
+}
+
+daemon_defaults() {
+	case $1 in
+	authz)
+		default STUDYSHARE_LISTEN tcp://0.0.0.0:7101 ;;
+	share)
+		default STUDYSHARE_LISTEN tcp://0.0.0.0:7201
+		default STUDYSHARE_INGEST_LISTEN tcp://0.0.0.0:7300
+		default STUDYSHARE_PUB_LISTEN tcp://0.0.0.0:7202 ;;
+	guestlink)
+		default STUDYSHARE_LISTEN tcp://0.0.0.0:7401
+		default STUDYSHARE_PUB_LISTEN tcp://0.0.0.0:7402 ;;
+	gateway)
+		default STUDYSHARE_LISTEN 0.0.0.0:8080 ;;
+	esac
+}
+
+gen_secrets() {
+	dir=$1
+	mkdir -p "$dir"
+	umask 077
+	for name in $secret_names; do
+		[ -s "$dir/$name" ] && continue
+		# Written under a temporary name and renamed: a daemon starting
+		# at the same moment never reads half a secret.
+		head -c 32 /dev/urandom | base64 | tr -d '\n=' >"$dir/.$name.tmp"
+		mv "$dir/.$name.tmp" "$dir/$name"
+		echo "gen-secrets: made $dir/$name"
+	done
+}
+
+init_stack() {
+	dir_file=${STUDYSHARE_DIRECTORY_FILE:-$share_dir/demo/directory.json}
+	studyshare directory import "$dir_file"
+	if cmp -s "$dir_file" "$share_dir/demo/directory.json"; then
+		for ev in "$share_dir"/demo/studies/*.json; do
+			studyshare --quiet publish-study --file "$ev"
+		done
+		echo "init: published the demo studies"
+	fi
+}
+
+healthcheck() {
+	host=${STUDYSHARE_ADMIN_ADDR%:*}
+	port=${STUDYSHARE_ADMIN_ADDR##*:}
+	host=${host#tcp://}
+	case $host in
+	'' | '*' | 0.0.0.0 | '[::]') host=127.0.0.1 ;;
+	esac
+	exec curl -fsS -o /dev/null --max-time 2 "http://$host:$port/readyz"
+}
+
+cmd=${1:-help}
+[ $# -gt 0 ] && shift
+case $cmd in
+authz | share | notify | guestlink | gateway)
+	daemon_defaults "$cmd"
+	exec "studyshare-$cmd" "$@" ;;
+studyshare)
+	exec studyshare "$@" ;;
+gen-secrets)
+	[ $# -eq 1 ] || { echo "usage: gen-secrets DIR" >&2; exit 2; }
+	gen_secrets "$1" ;;
+init)
+	init_stack ;;
+healthcheck)
+	healthcheck ;;
+help | -h | --help)
+	usage ;;
+*)
+	echo "studyshare-entrypoint: unknown command '$cmd' (try: help)" >&2
+	exit 2 ;;
+esac

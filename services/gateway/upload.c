@@ -1,0 +1,757 @@
+/*
+ * services/gateway/upload.c - the guest upload page /u/{token} and its
+ * files endpoint (API.md "Guest upload links").
+ *
+ *   GET /u/{token}           opens an upload session (a use) when the link
+ *                            has no password: the upload page; with the
+ *                            session cookie, the page again (no use)
+ *   POST /u/{token}          form field (or JSON) password: as a guest
+ *                            link's, rate limited the same way
+ *   POST /u/{token}/files    DICOM Part 10 files with the session
+ *                            cookie: one as the body (Content-Type
+ *                            application/dicom), or several as the file
+ *                            parts of a multipart/related or
+ *                            multipart/form-data body (upload_multipart.c)
+ *
+ * Redemption is guestlink.upload.redeem, answered like /g/{token}
+ * (guest.c): the page, the password form, 401 with the attempts left, or
+ * the one 404; the session cookie is ss_upload, Path=/u/<token>.
+ *
+ * A file goes through these steps (struct gw_upload):
+ *
+ *   UP_CHECK     on the loop, before anyone is asked: the size cap per
+ *                file (413), the media type (415), the header of every
+ *                file (runtime/dicom.h: 415 not DICOM or an unsupported
+ *                transfer syntax, 422 truncated, malformed or without a
+ *                Study Instance UID).  One refused file refuses the
+ *                request (naming it), and nothing is kept.
+ *   UP_OPEN      no session cookie: guestlink.upload.redeem opens one
+ *                (passwordless links; otherwise 401 password_required)
+ *   UP_RESERVE   guestlink.upload.reserve: the session is live and the
+ *                file fits the per-session cap (413 otherwise); gives the
+ *                link's worklist
+ *   UP_WORK      on a worker thread, file by file: the spool (fsynced,
+ *                named by the SHA-256), STOW-RS when --stow-url is set,
+ *                then study.arrived to share's ingest endpoint (which
+ *                answers once the study is stored)
+ *   UP_RECEIVED  guestlink.upload.received per file: audit, counts, the
+ *                creator's email
+ *
+ * and 201 {"study_uid", "sop_instance_uid", "sha256", "bytes",
+ * "forwarded", "study": {...}, "studies", "files"} (a multipart request:
+ * {"received": [those per file], "studies", "files"}).  A failure of the
+ * disk, the STOW server or share is 503 and the guest may send the file
+ * again: the spool name, STOW and ingest are all idempotent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <sodium.h>
+
+#include "proto/errors.h"
+#include "proto/fields.h"
+#include "proto/mpjson.h"
+#include "runtime/audit.h"
+#include "runtime/dicom.h"
+#include "runtime/ingest_client.h"
+#include "runtime/log.h"
+#include "runtime/token.h"
+#include "runtime/work.h"
+#include "services/gateway/gateway.h"
+#include "services/gateway/upload.h"
+
+#define SESSION_CHARS                                                          \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+#define UP_GONE_MSG "no such upload link"
+
+typedef enum up_step {
+	UP_CHECK,
+	UP_OPEN,
+	UP_RESERVE,
+	UP_WORK,
+	UP_RECEIVED,
+} up_step;
+
+/* One file of the request. */
+typedef struct up_file {
+	ss_dicom_info d;
+	const uint8_t *buf; /* into gw_upload.copy */
+	size_t len;
+	bool forwarded;              /* set by the worker */
+	char sha[GW_SHA256_HEX + 1]; /* set by the worker */
+} up_file;
+
+struct gw_upload {
+	up_step step;
+	uint8_t *copy; /* the body: the worker must not depend on libevent
+	                * keeping the request */
+	size_t len;
+	up_file *files;
+	size_t n;
+	size_t at;      /* UP_RECEIVED: the file being told */
+	bool multipart; /* answer {"received": [...]} */
+	json_t *results;
+	char wl[96];
+	char ua[GW_UA_MAX + 1];
+	int rv; /* set by the worker */
+	char why[320];
+	bool new_cookie;
+	char cookie_exp[32];
+};
+
+void
+gw_upload_free(gw_req *r)
+{
+	if (r->up != NULL) {
+		free(r->up->copy);
+		free(r->up->files);
+		json_decref(r->up->results);
+	}
+	free(r->up);
+	r->up = NULL;
+}
+
+/* ---- the page ----------------------------------------------------------- */
+
+static void
+gone(gw_req *r)
+{
+	if (r->want_json)
+		gw_reply_error(r, SS_ENOTFOUND, UP_GONE_MSG);
+	else
+		gw_reply_page(r, 404, GW_T_GONE, NULL);
+}
+
+static void
+password_form(gw_req *r, int status, const char *message)
+{
+	const char *vars[] = {"message", message != NULL ? message : "", NULL};
+
+	gw_reply_page(r, status, GW_T_UPLOAD_PASSWORD, vars);
+}
+
+static void
+set_cookie(gw_req *r, const char *session, const char *expires_at)
+{
+	char c[512];
+	int64_t exp, age = 0;
+
+	if (gw_time_parse(expires_at, &exp) == 0)
+		age = exp - gw_now();
+	if (age < 1)
+		age = 1;
+	snprintf(c, sizeof c,
+	         GW_UP_COOKIE "=%s; Path=/u/%s; Max-Age=%lld; HttpOnly; "
+	                      "SameSite=Strict%s",
+	         session, r->pm.v[0], (long long)age,
+	         r->s->cfg->https ? "; Secure" : "");
+	gw_add_header(r, "Set-Cookie", c);
+}
+
+static const char *
+str_or(const json_t *o, const char *k)
+{
+	const json_t *v = json_object_get(o, k);
+
+	return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/*
+ * A reply of guestlink.upload.redeem: answered here (true) unless it is a
+ * session, whose JSON is left in *out.
+ */
+static bool
+redeemed(gw_req *r, int err, const ss_msg *reply, json_t **out)
+{
+	const msgpack_object *v;
+	char msg[128];
+	int64_t left;
+
+	*out = NULL;
+	if (err == 0 && !reply->ok && reply->err == SS_ENOTFOUND) {
+		gone(r);
+		return true;
+	}
+	if (gw_peer_failed(r, err, reply))
+		return true;
+	if (ss_map_get(reply->body, "password_required") != NULL) {
+		if (r->want_json)
+			gw_reply_json(
+			    r, r->up != NULL ? 401 : 200,
+			    json_pack("{s:b}", "password_required", 1));
+		else
+			password_form(r, 200, NULL);
+		return true;
+	}
+	if (ss_map_get(reply->body, "wrong_password") != NULL) {
+		v = ss_map_get(reply->body, "attempts_left");
+		left = v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+		           ? ss_obj_int(v)
+		           : 0;
+		if (r->want_json) {
+			gw_reply_error_extra(r, SS_EUNAUTH, "wrong password",
+			                     json_pack("{s:I}", "attempts_left",
+			                               (json_int_t)left));
+			return true;
+		}
+		if (left > 0)
+			snprintf(msg, sizeof msg,
+			         "Wrong password. %lld attempt%s left.",
+			         (long long)left, left == 1 ? "" : "s");
+		else
+			snprintf(msg, sizeof msg,
+			         "Wrong password. No attempts are left: the "
+			         "link is locked.");
+		password_form(r, 401, msg);
+		return true;
+	}
+	if ((*out = ss_mp_to_json(reply->body)) == NULL ||
+	    !json_is_string(json_object_get(*out, "session"))) {
+		json_decref(*out);
+		*out = NULL;
+		gw_fail(r, SS_EINTERNAL, NULL);
+		return true;
+	}
+	return false;
+}
+
+static void
+on_page_redeem(int err, const ss_msg *reply, void *arg)
+{
+	gw_req *r = arg;
+	json_t *j;
+
+	if (redeemed(r, err, reply, &j))
+		return;
+	set_cookie(r, str_or(j, "session"), str_or(j, "expires_at"));
+	if (r->want_json) {
+		gw_reply_json(r, 200, j);
+		return;
+	}
+	{
+		const json_t *up = json_object_get(j, "upload");
+		char fmax[32];
+		snprintf(fmax, sizeof fmax, "%lld",
+		         (long long)r->s->cfg->upload_file_max);
+		const char *vars[] = {"message",    str_or(up, "message"),
+		                      "expires_at", str_or(j, "expires_at"),
+		                      "file_max",   fmax,
+		                      NULL};
+		gw_reply_page(r, 200, GW_T_UPLOAD, vars);
+	}
+	json_decref(j);
+}
+
+static void
+redeem(gw_req *r, ss_reply_fn fn)
+{
+	const char *ua = gw_header(r, "User-Agent");
+	size_t ualen = ua != NULL ? strlen(ua) : 0;
+	ss_pack *p;
+
+	if (ualen > GW_UA_MAX)
+		ualen = GW_UA_MAX;
+	p = gw_peer_begin(r, "guestlink.upload.redeem");
+	msgpack_pack_map(&p->pk, 3 + (r->has_pw ? 1 : 0) +
+	                             (r->session[0] != '\0' ? 1 : 0));
+	ss_pack_kv_cstr(p, "token", r->pm.v[0]);
+	ss_pack_kv_cstr(p, "addr", r->addr);
+	ss_pack_kv_strn(p, "user_agent", ua != NULL ? ua : "", ualen);
+	if (r->has_pw)
+		ss_pack_kv_strn(p, "password", r->pw, r->pwlen);
+	if (r->session[0] != '\0')
+		ss_pack_kv_cstr(p, "session", r->session);
+	gw_peer_send(r, r->s->guestlink, fn);
+	sodium_memzero(p->sb.data, p->sb.size);
+}
+
+static void
+page_redeem(gw_req *r)
+{
+	redeem(r, on_page_redeem);
+}
+
+/* The password from a form body, or from a JSON one. */
+static int
+read_password(gw_req *r, char *why, size_t whylen)
+{
+	static const char *const allowed[] = {"password", NULL};
+	static const gw_jfield spec[] = {
+	    {"password", GW_J_STR, true, 1, GW_PW_MAX},
+	};
+	const char *ct = gw_header(r, "Content-Type"), *b;
+	json_t *j = NULL;
+	size_t n;
+	int rv;
+
+	b = gw_body(r, &n);
+	if (n > (size_t)r->s->cfg->body_max) {
+		snprintf(why, whylen, "request body larger than %lld bytes",
+		         (long long)r->s->cfg->body_max);
+		return SS_ETOOLARGE;
+	}
+	if (ct != NULL && strncasecmp(ct, "application/json", 16) == 0) {
+		if ((rv = gw_json_parse(b, n, (size_t)r->s->cfg->body_max, &j,
+		                        why, whylen)) != 0 ||
+		    (rv = gw_json_fields(j, spec, 1, "", why, whylen)) != 0) {
+			json_decref(j);
+			return rv;
+		}
+		n = json_string_length(json_object_get(j, "password"));
+		memcpy(r->pw, json_string_value(json_object_get(j, "password")),
+		       n);
+		r->pw[n] = '\0';
+		r->pwlen = n;
+		json_decref(j);
+		return 0;
+	}
+	if (gw_form_check(b, n, allowed, why, whylen) != 0)
+		return SS_EBADREQ;
+	rv = gw_form_get(b, n, "password", r->pw, sizeof r->pw, &r->pwlen);
+	if (rv < 0) {
+		snprintf(why, whylen, "field 'password': malformed");
+		return SS_EBADREQ;
+	}
+	if (rv == 0 || r->pwlen == 0) {
+		snprintf(why, whylen, "missing field 'password'");
+		return SS_EBADREQ;
+	}
+	return 0;
+}
+
+static void
+page_post(gw_req *r)
+{
+	char why[256];
+	int rv;
+
+	if ((rv = read_password(r, why, sizeof why)) != 0) {
+		if (r->want_json || rv != SS_EBADREQ)
+			gw_fail(r, rv, why);
+		else
+			password_form(r, 400, "Please enter the password.");
+		return;
+	}
+	r->has_pw = true;
+	redeem(r, on_page_redeem);
+}
+
+/* The session cookie, when it has a session's shape. */
+static void
+read_cookie(gw_req *r)
+{
+	const char *cookie = gw_header(r, "Cookie");
+
+	if (cookie != NULL &&
+	    (gw_cookie_get(cookie, GW_UP_COOKIE, r->session,
+	                   sizeof r->session) != 1 ||
+	     strspn(r->session, SESSION_CHARS) != strlen(r->session)))
+		r->session[0] = '\0';
+}
+
+void
+gw_page_upload(gw_req *r)
+{
+	const char *tok = r->pm.v[0];
+	size_t n;
+
+	(void)gw_body(r, &n);
+	if (!ss_token_valid(tok, strlen(tok))) {
+		gone(r);
+		return;
+	}
+	read_cookie(r);
+	if (evhttp_request_get_command(r->er) == EVHTTP_REQ_POST)
+		gw_limit(r, "guestpw", r->s->cfg->guest_password_limit,
+		         page_post);
+	else
+		page_redeem(r);
+}
+
+/* ---- the files ------------------------------------------------------------
+ */
+
+static void reserve(gw_req *r);
+
+static void
+fail_file(gw_req *r, int err, const char *why)
+{
+	json_t *d =
+	    json_pack("{s:s, s:s}", "error", ss_err_word(err), "reason", why);
+	char *detail = d != NULL ? json_dumps(d, JSON_COMPACT) : NULL;
+	ss_audit a = {
+	    .action = "upload.refused", .detail = detail, .addr = r->addr};
+
+	/* Audited too: the link is not known yet (the token's id needs
+	 * guestlink's key), the address and the reason are. */
+	(void)ss_audit_append(r->s->redis, "gateway", &a, NULL, NULL);
+	free(detail);
+	json_decref(d);
+	ss_info("upload.refused", r->id, "error", ss_err_word(err), "reason",
+	        why, NULL);
+	gw_reply_error(r, err, why);
+}
+
+static void
+on_open(int err, const ss_msg *reply, void *arg)
+{
+	gw_req *r = arg;
+	json_t *j;
+	size_t n;
+
+	r->want_json = true;
+	if (redeemed(r, err, reply, &j))
+		return;
+	n = strlen(str_or(j, "session"));
+	if (n >= sizeof r->session) {
+		json_decref(j);
+		gw_fail(r, SS_EINTERNAL, NULL);
+		return;
+	}
+	memcpy(r->session, str_or(j, "session"), n + 1);
+	r->up->new_cookie = true;
+	snprintf(r->up->cookie_exp, sizeof r->up->cookie_exp, "%s",
+	         str_or(j, "expires_at"));
+	json_decref(j);
+	reserve(r);
+}
+
+/* Thread: worker.  One file: spool, STOW, ingest. */
+static int
+work_file(gw_req *r, up_file *f)
+{
+	struct gw_upload *u = r->up;
+	const gw_settings *cfg = r->s->cfg;
+	const ss_dicom_info *d = &f->d;
+	ss_ingest_result res;
+	char why[192];
+	int rv;
+
+#define OPT_S(s) ((s)[0] != '\0' ? (s) : NULL)
+	ss_study_event ev = {
+	    .study_uid = d->study_uid,
+	    .worklist = u->wl,
+	    .patient_id = OPT_S(d->patient_id),
+	    .patient_name = OPT_S(d->patient_name),
+	    .birth_date = OPT_S(d->birth_date),
+	    .study_date = OPT_S(d->study_date),
+	    .accession = OPT_S(d->accession),
+	    .modality = OPT_S(d->modality),
+	    .description = OPT_S(d->description),
+	};
+#undef OPT_S
+
+	if ((rv = gw_spool_put(cfg->spool_dir, f->buf, f->len, f->sha)) != 0) {
+		snprintf(u->why, sizeof u->why,
+		         "the file could not be stored; retry later");
+		return rv;
+	}
+	if (cfg->stow_url[0] != '\0') {
+		rv = gw_stow_send(cfg->stow_url, f->buf, f->len,
+		                  (long)cfg->stow_timeout_ms, why, sizeof why);
+		if (rv != 0) {
+			snprintf(u->why, sizeof u->why,
+			         "the archive did not take the file (%s); "
+			         "retry later",
+			         why);
+			return rv;
+		}
+		f->forwarded = true;
+	}
+	rv = ss_ingest_publish(r->s->ingest, &ev, &res);
+	if (rv == SS_ETIMEDOUT || rv == SS_EUNAVAIL) {
+		snprintf(u->why, sizeof u->why,
+		         "the worklist could not be reached; retry later");
+		return SS_EUNAVAIL;
+	}
+	if (rv != 0)
+		snprintf(u->why, sizeof u->why, "the study was refused: %s",
+		         res.message);
+	return rv;
+}
+
+/* Thread: worker.  Every file in order; the first failure stops (what
+ * went before is kept and announced: sending it all again is safe). */
+static void
+work(void *arg)
+{
+	gw_req *r = arg;
+	struct gw_upload *u = r->up;
+
+	u->rv = 0;
+	for (size_t i = 0; i < u->n && u->rv == 0; i++)
+		u->rv = work_file(r, &u->files[i]);
+}
+
+static json_t *
+file_json(const up_file *f)
+{
+	const ss_dicom_info *d = &f->d;
+
+#define OPT_J(s) ((s)[0] != '\0' ? json_string(s) : json_null())
+	return json_pack(
+	    "{s:s, s:o, s:s, s:I, s:b, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o}}",
+	    "study_uid", d->study_uid, "sop_instance_uid",
+	    OPT_J(d->sop_instance_uid), "sha256", f->sha, "bytes",
+	    (json_int_t)f->len, "forwarded", f->forwarded, "study",
+	    "patient_name", OPT_J(d->patient_name), "patient_id",
+	    OPT_J(d->patient_id), "birth_date", OPT_J(d->birth_date),
+	    "study_date", OPT_J(d->study_date), "modality", OPT_J(d->modality),
+	    "accession", OPT_J(d->accession), "description",
+	    OPT_J(d->description));
+#undef OPT_J
+}
+
+static void tell(gw_req *r);
+
+static void
+on_received(int err, const ss_msg *reply, void *arg)
+{
+	gw_req *r = arg;
+	struct gw_upload *u = r->up;
+	const msgpack_object *ns, *nf;
+	json_t *j;
+
+	if (gw_peer_failed(r, err, reply))
+		return;
+	if (++u->at < u->n) {
+		tell(r);
+		return;
+	}
+	ns = ss_map_get(reply->body, "studies");
+	nf = ss_map_get(reply->body, "files");
+	if (u->multipart) {
+		j = json_pack("{s:O}", "received", u->results);
+	} else {
+		j = file_json(&u->files[0]);
+	}
+	json_object_set_new(j, "studies",
+	                    json_integer(ns != NULL ? ss_obj_int(ns) : 0));
+	json_object_set_new(j, "files",
+	                    json_integer(nf != NULL ? ss_obj_int(nf) : 0));
+	if (u->new_cookie)
+		set_cookie(r, r->session, u->cookie_exp);
+	ss_info("upload.accepted", r->id, "files", u->multipart ? "n" : "1",
+	        NULL);
+	gw_reply_json(r, 201, j);
+}
+
+/* guestlink.upload.received for file u->at. */
+static void
+tell(gw_req *r)
+{
+	struct gw_upload *u = r->up;
+	const up_file *f = &u->files[u->at];
+	ss_pack *p;
+
+	if (u->multipart)
+		json_array_append_new(u->results, file_json(f));
+	p = gw_peer_begin(r, "guestlink.upload.received");
+	msgpack_pack_map(&p->pk,
+	                 7 + (f->d.sop_instance_uid[0] != '\0' ? 1 : 0));
+	ss_pack_kv_cstr(p, "session", r->session);
+	ss_pack_kv_cstr(p, "study_uid", f->d.study_uid);
+	if (f->d.sop_instance_uid[0] != '\0')
+		ss_pack_kv_cstr(p, "sop_instance_uid", f->d.sop_instance_uid);
+	ss_pack_kv_cstr(p, "sha256", f->sha);
+	ss_pack_kv_int(p, "bytes", (int64_t)f->len);
+	ss_pack_kv_bool(p, "forwarded", f->forwarded);
+	ss_pack_kv_cstr(p, "addr", r->addr);
+	ss_pack_kv_cstr(p, "user_agent", u->ua);
+	gw_peer_send(r, r->s->guestlink, on_received);
+}
+
+static void
+worked(void *arg)
+{
+	gw_req *r = arg;
+	struct gw_upload *u = r->up;
+
+	if (u->rv != 0) {
+		ss_warn("upload.failed", r->id, "error", ss_err_word(u->rv),
+		        NULL);
+		gw_reply_error(r, u->rv, u->why);
+		return;
+	}
+	u->step = UP_RECEIVED;
+	u->at = 0;
+	tell(r);
+}
+
+static void
+on_reserve(int err, const ss_msg *reply, void *arg)
+{
+	gw_req *r = arg;
+	struct gw_upload *u = r->up;
+	const msgpack_object *wl;
+
+	if (err == 0 && !reply->ok && reply->err == SS_ENOTFOUND) {
+		gw_reply_error(r, SS_ENOTFOUND, UP_GONE_MSG);
+		return;
+	}
+	if (gw_peer_failed(r, err, reply))
+		return;
+	wl = ss_map_get(reply->body, "worklist");
+	if (wl == NULL || ss_obj_strcpy(wl, u->wl, sizeof u->wl) != 0) {
+		gw_fail(r, SS_EINTERNAL, NULL);
+		return;
+	}
+	u->step = UP_WORK;
+	r->step = GW_STEP_PEER; /* waiting, as for a daemon */
+	if (ss_work_submit(r->s->work, work, worked, r) != 0) {
+		r->step = GW_STEP_ROUTE;
+		gw_fail(r, SS_EUNAVAIL, "the gateway is shutting down");
+	}
+}
+
+static void
+reserve(gw_req *r)
+{
+	ss_pack *p = gw_peer_begin(r, "guestlink.upload.reserve");
+
+	r->up->step = UP_RESERVE;
+	msgpack_pack_map(&p->pk, 3);
+	ss_pack_kv_cstr(p, "session", r->session);
+	ss_pack_kv_int(p, "bytes", (int64_t)r->up->len);
+	/* (the whole body: a multipart request's files with their framing) */
+	ss_pack_kv_int(p, "max_bytes", r->s->cfg->upload_session_max);
+	gw_peer_send(r, r->s->guestlink, on_reserve);
+}
+
+static bool
+type_is(const char *ct, const char *t)
+{
+	size_t n = strlen(t);
+
+	return ct != NULL && strncasecmp(ct, t, n) == 0 &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/*
+ * The files of the body: the body itself (application/dicom), or the
+ * file parts of a multipart/related or multipart/form-data body.  Every
+ * one is read (runtime/dicom.h) before anything else: one refused file
+ * refuses the request, naming it, and nothing is kept.
+ */
+static int
+read_files(gw_req *r, struct gw_upload *u, const char *ct, char *msg,
+           size_t msglen)
+{
+	gw_part *parts = NULL;
+	size_t n = 1;
+	char why[160];
+	int rv;
+
+	if (type_is(ct, "multipart/related") ||
+	    type_is(ct, "multipart/form-data")) {
+		u->multipart = true;
+		if ((parts = calloc(GW_PARTS_MAX, sizeof *parts)) == NULL)
+			return SS_ENOMEM;
+		rv = gw_multipart_split(ct, u->copy, u->len, parts,
+		                        GW_PARTS_MAX, &n, why, sizeof why);
+		if (rv == 0 && n == 0) {
+			snprintf(why, sizeof why, "multipart: no file part");
+			rv = SS_EBADREQ;
+		}
+		if (rv != 0) {
+			snprintf(msg, msglen, "%s", why);
+			free(parts);
+			return rv;
+		}
+	} else if (!type_is(ct, "application/dicom")) {
+		snprintf(msg, msglen,
+		         "send DICOM files as Content-Type: application/dicom "
+		         "(one per request) or multipart/related");
+		return SS_EUNSUPPORTED;
+	}
+	if ((u->files = calloc(n, sizeof *u->files)) == NULL ||
+	    (u->multipart && (u->results = json_array()) == NULL)) {
+		free(parts);
+		return SS_ENOMEM;
+	}
+	u->n = n;
+	for (size_t i = 0; i < n; i++) {
+		up_file *f = &u->files[i];
+		f->buf = parts != NULL ? parts[i].data : u->copy;
+		f->len = parts != NULL ? parts[i].len : u->len;
+		if (f->len > (size_t)r->s->cfg->upload_file_max) {
+			snprintf(msg, msglen,
+			         "file %zu: a file may have at most %lld bytes",
+			         i + 1, (long long)r->s->cfg->upload_file_max);
+			free(parts);
+			return SS_ETOOLARGE;
+		}
+		if ((rv = ss_dicom_read(f->buf, f->len, &f->d, why,
+		                        sizeof why)) != 0) {
+			if (u->multipart)
+				snprintf(msg, msglen,
+				         "file %zu: not accepted as DICOM: %s",
+				         i + 1, why);
+			else
+				snprintf(msg, msglen,
+				         "not accepted as DICOM: %s", why);
+			free(parts);
+			return rv;
+		}
+	}
+	free(parts);
+	return 0;
+}
+
+void
+gw_page_upload_files(gw_req *r)
+{
+	const char *tok = r->pm.v[0], *ua = gw_header(r, "User-Agent");
+	const gw_settings *cfg = r->s->cfg;
+	struct gw_upload *u;
+	char msg[256];
+	size_t n;
+	int rv;
+
+	r->want_json = true;
+	const uint8_t *b = (const uint8_t *)gw_body(r, &n);
+	if (!ss_token_valid(tok, strlen(tok))) {
+		gw_reply_error(r, SS_ENOTFOUND, UP_GONE_MSG);
+		return;
+	}
+	if (cfg->spool_dir[0] == '\0' || r->s->work == NULL) {
+		gw_reply_error(r, SS_EUNAVAIL,
+		               "uploads are not enabled on this server");
+		return;
+	}
+	/* A single file is capped by upload-file-max; a multipart body may
+	 * carry several such files, within the session's cap. */
+	if (n > (size_t)cfg->upload_file_max &&
+	    !type_is(gw_header(r, "Content-Type"), "multipart/related") &&
+	    !type_is(gw_header(r, "Content-Type"), "multipart/form-data")) {
+		snprintf(msg, sizeof msg, "a file may have at most %lld bytes",
+		         (long long)cfg->upload_file_max);
+		fail_file(r, SS_ETOOLARGE, msg);
+		return;
+	}
+	if ((u = r->up = calloc(1, sizeof *u)) == NULL ||
+	    (u->copy = malloc(n > 0 ? n : 1)) == NULL) {
+		gw_fail(r, SS_ENOMEM, NULL);
+		return;
+	}
+	memcpy(u->copy, b, n);
+	u->len = n;
+	if ((rv = read_files(r, u, gw_header(r, "Content-Type"), msg,
+	                     sizeof msg)) != 0) {
+		fail_file(r, rv, msg);
+		return;
+	}
+	if (ua != NULL)
+		snprintf(u->ua, sizeof u->ua, "%s", ua);
+	read_cookie(r);
+	if (r->session[0] != '\0') {
+		reserve(r);
+		return;
+	}
+	u->step = UP_OPEN;
+	redeem(r, on_open);
+}

@@ -1,0 +1,1096 @@
+/*
+ * services/guestlink/upload.c - guest upload links: create, edit, list,
+ * delete (API.md "Guest upload links").
+ *
+ *   guestlink.upload.create {user, worklist, max_uses?, expires_at? |
+ *       expires_in?, password?, max_password_attempts?, email?, message?,
+ *       notify_on_upload?, addr?}                          -> the link
+ *   guestlink.upload.update {user, id, max_uses?, expires_at?, message?,
+ *       notify_on_upload?, addr?}                          -> the link
+ *   guestlink.upload.list   {user, worklist}       -> {"links": [...]}
+ *   guestlink.upload.delete {user, id, addr?}      -> {"id", "status"}
+ *
+ * Every one needs links.upload.manage on the worklist.  An upload link is
+ * a link record like a guest link's (README.md "Redis keys"), with
+ * kind "upload", no study, and as its sealed view the pairs the upload
+ * page needs ("upload": {id, worklist, message}).  Tokens, passwords,
+ * attempts, sessions, expiry, deletion and the grace period are the guest
+ * links' own (crypto.c, scripts.c), with one difference: the lookup hash
+ * of an upload token has its own purpose (GL_UP_PURPOSE), so a guest
+ * token never opens an upload link nor the other way round, while ids
+ * share one space (the store script refuses a taken id).  The index of a
+ * worklist's upload links is link:{ix:<worklist>:upload}.
+ *
+ * Steps of create: UP_CHECK (authz.check) -> UP_USER (authz.user.get:
+ * the creator's address for upload notices) -> UP_HASH (Argon2id on a
+ * worker, when there is a password) -> UP_INDEX -> UP_STORE -> reply.
+ * Update and delete: UP_READ (the link's kind and worklist) -> UP_CHECK
+ * -> UP_WRITE (one script) -> UP_REREAD (update: the link as it is now).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "proto/errors.h"
+#include "runtime/argv.h"
+#include "runtime/log.h"
+#include "runtime/mailq.h"
+#include "runtime/passwd.h"
+#include "services/guestlink/upload.h"
+
+#define PERM   "links.upload.manage"
+#define NEEDED "links.upload.manage is needed on that worklist"
+
+/* KEYS: link  ARGV: now, then field/value pairs to set (any of max, exp,
+ * purge, msg, notify) -> 0 no such upload link, 1 updated, 2 ended (a
+ * deleted or expired link is not edited). */
+ss_script gl_script_upload_update = {
+    .name = "guestlink_upload_update",
+    .src = "local f = redis.call('HMGET', KEYS[1], 'kind', 'state', 'exp')\n"
+           "if f[1] ~= 'upload' then return 0 end\n"
+           "if f[2] == 'deleted' or tonumber(f[3]) <= tonumber(ARGV[1]) "
+           "then return 2 end\n"
+           "local purge = nil\n"
+           "for i = 2, #ARGV, 2 do\n"
+           "  if ARGV[i] == 'purge' then purge = ARGV[i + 1] end\n"
+           "end\n"
+           "redis.call('HSET', KEYS[1], unpack(ARGV, 2))\n"
+           "if purge then\n"
+           "  redis.call('PEXPIREAT', KEYS[1], purge)\n"
+           "  if redis.call('EXISTS', KEYS[2]) == 1 then\n"
+           "    redis.call('PEXPIREAT', KEYS[2], purge)\n"
+           "  end\n"
+           "end\n"
+           "return 1\n",
+};
+
+typedef enum up_step {
+	UP_CHECK,
+	UP_USER,
+	UP_HASH,
+	UP_INDEX,
+	UP_STORE,
+	UP_READ,
+	UP_WRITE,
+	UP_REREAD,
+	UP_LIST_INDEX,
+	UP_LIST_LINKS,
+} up_step;
+
+typedef enum up_kind { K_CREATE, K_UPDATE, K_DELETE, K_LIST } up_kind;
+
+typedef struct up_op {
+	gl_server *s;
+	ss_call *c;
+	up_kind kind;
+	up_step step;
+	int64_t now;
+	char user[GL_MAX_USER + 1];
+	char wl[GL_WL_MAX + 1];
+	char addr[GL_MAX_ADDR + 1];
+	char email[GL_MAX_EMAIL + 1];
+	char message[GL_MAX_MESSAGE + 1];
+	char by_email[GL_MAX_EMAIL + 1];
+	char id[GL_ID_LEN + 1];
+	int64_t exp_ms, max_uses, max_pw;
+	bool notify, has_pw;
+	/* update: which fields were given */
+	bool set_max, set_exp, set_msg, set_notify;
+	char password[GL_PW_MAX + 1];
+	size_t pwlen;
+	char pwhash[SS_PASSWD_HASH_LEN];
+	int hash_rv;
+	char token[SS_TOKEN_LEN + 1];
+	char th[SS_TOKEN_HASH_LEN + 1];
+	unsigned char tok_sealed[SS_TOKEN_LEN + SS_SEAL_OVERHEAD];
+	size_t tok_sealed_len;
+	int tries;
+	/* list */
+	char **packed;
+	size_t *plen;
+	size_t n, pending;
+	int list_err;
+} up_op;
+
+static void
+op_free(up_op *op)
+{
+	sodium_memzero(op->password, sizeof op->password);
+	sodium_memzero(op->token, sizeof op->token);
+	for (size_t i = 0; op->packed != NULL && i < op->n; i++)
+		free(op->packed[i]);
+	free(op->packed);
+	free(op->plen);
+	free(op);
+}
+
+static void
+fail(up_op *op, int err, const char *msg)
+{
+	ss_call_reply_err(op->c, err, msg);
+	op_free(op);
+}
+
+static up_op *
+op_new(ss_call *c, void *arg, up_kind kind)
+{
+	up_op *op = calloc(1, sizeof *op);
+
+	if (op == NULL) {
+		ss_call_reply_err(c, SS_ENOMEM, NULL);
+		return NULL;
+	}
+	op->s = arg;
+	op->c = c;
+	op->kind = kind;
+	op->now = gl_now_ms();
+	return op;
+}
+
+int
+gl_upload_token_ids(gl_server *s, const char *tok, size_t n,
+                    char th[SS_TOKEN_HASH_LEN + 1], char id[GL_ID_LEN + 1])
+{
+	const char *k = s->cfg->token_key;
+	char h[SS_TOKEN_HASH_LEN + 1];
+	int rv;
+
+	if ((rv = ss_token_hash(k, strlen(k), GL_UP_PURPOSE, tok, n, th)) !=
+	        0 ||
+	    (rv = ss_token_hash(k, strlen(k), GL_PURPOSE_ID, tok, n, h)) != 0)
+		return rv;
+	memcpy(id, h, GL_ID_LEN);
+	id[GL_ID_LEN] = '\0';
+	return 0;
+}
+
+/* ---- the link object ------------------------------------------------- */
+
+static void
+kv_time(ss_pack *p, const char *k, int64_t ms)
+{
+	char t[GL_TIME_LEN + 1];
+
+	gl_time_fmt(ms, t);
+	ss_pack_kv_cstr(p, k, t);
+}
+
+static void
+kv_opt_str(ss_pack *p, const char *k, ss_str v)
+{
+	ss_pack_key(p, k);
+	if (v.n > 0)
+		ss_pack_strn(p, v.p, v.n);
+	else
+		msgpack_pack_nil(&p->pk);
+}
+
+static void
+kv_opt_int(ss_pack *p, const char *k, int64_t v)
+{
+	ss_pack_key(p, k);
+	if (v > 0)
+		msgpack_pack_int64(&p->pk, v);
+	else
+		msgpack_pack_nil(&p->pk);
+}
+
+void
+gl_upload_pack(gl_server *s, ss_pack *p, const gl_link *l, int64_t now_ms)
+{
+	char tok[SS_TOKEN_LEN + 1] = "";
+	char url[600];
+
+	if (l->tok.n > 0 &&
+	    gl_open_token(s, l->id, l->tok.p, l->tok.n, tok) != 0) {
+		ss_error("link.token_unreadable", NULL, "link", l->id, NULL);
+		tok[0] = '\0';
+	}
+	msgpack_pack_map(&p->pk, 15);
+	ss_pack_kv_cstr(p, "id", l->id);
+	ss_pack_key(p, "url");
+	if (tok[0] != '\0' &&
+	    snprintf(url, sizeof url, "%s/u/%s", s->cfg->public_url, tok) <
+	        (int)sizeof url)
+		ss_pack_cstr(p, url);
+	else
+		msgpack_pack_nil(&p->pk);
+	sodium_memzero(url, sizeof url);
+	sodium_memzero(tok, sizeof tok);
+	ss_pack_kv_strn(p, "worklist", l->wl.p, l->wl.n);
+	ss_pack_kv_strn(p, "created_by", l->by.p, l->by.n);
+	kv_time(p, "created_at", l->at_ms);
+	kv_time(p, "expires_at", l->exp_ms);
+	kv_opt_int(p, "max_uses", l->max_uses);
+	ss_pack_kv_int(p, "uses", l->uses);
+	kv_opt_int(p, "max_password_attempts", l->max_pw);
+	ss_pack_kv_int(p, "password_attempts", l->fail);
+	ss_pack_kv_bool(p, "has_password", l->max_pw > 0);
+	kv_opt_str(p, "email", l->email);
+	kv_opt_str(p, "message", l->msg);
+	ss_pack_kv_bool(p, "notify_on_upload", l->notify);
+	ss_pack_kv_cstr(p, "status", gl_link_status(l, now_ms));
+}
+
+/* ---- parsing --------------------------------------------------------- */
+
+enum {
+	F_USER,
+	F_WL, /* create, list: worklist; update, delete: id */
+	F_MAX_USES,
+	F_EXPIRES_AT,
+	F_EXPIRES_IN,
+	F_PASSWORD,
+	F_MAX_PW,
+	F_EMAIL,
+	F_MESSAGE,
+	F_NOTIFY,
+	F_ADDR,
+	F_N,
+};
+
+static const ss_field_spec create_spec[F_N] = {
+    [F_USER] = {"user", SS_F_STR, true, 1, GL_MAX_USER},
+    [F_WL] = {"worklist", SS_F_STR, true, 1, GL_WL_MAX},
+    [F_MAX_USES] = {"max_uses", SS_F_INT, false, 1, GL_MAX_USES},
+    [F_EXPIRES_AT] = {"expires_at", SS_F_STR, false, 20, 40},
+    [F_EXPIRES_IN] = {"expires_in", SS_F_INT, false, 1, 100LL * 365 * 86400},
+    [F_PASSWORD] = {"password", SS_F_STR, false, GL_PW_MIN, GL_PW_MAX},
+    [F_MAX_PW] = {"max_password_attempts", SS_F_INT, false, 1, GL_MAX_ATTEMPTS},
+    [F_EMAIL] = {"email", SS_F_STR, false, 3, GL_MAX_EMAIL},
+    [F_MESSAGE] = {"message", SS_F_STR, false, 0, GL_MAX_MESSAGE},
+    [F_NOTIFY] = {"notify_on_upload", SS_F_BOOL, false, 0, 0},
+    [F_ADDR] = {"addr", SS_F_STR, false, 1, GL_MAX_ADDR},
+};
+
+/* update: the same table, id in place of worklist; fields that cannot be
+ * edited (password, attempts, email, expires_in) are unknown, so refused. */
+static const ss_field_spec update_spec[] = {
+    {"user", SS_F_STR, true, 1, GL_MAX_USER},
+    {"id", SS_F_STR, true, 1, GL_ID_LEN},
+    {"max_uses", SS_F_INT, false, 1, GL_MAX_USES},
+    {"expires_at", SS_F_STR, false, 20, 40},
+    {"message", SS_F_STR, false, 0, GL_MAX_MESSAGE},
+    {"notify_on_upload", SS_F_BOOL, false, 0, 0},
+    {"addr", SS_F_STR, false, 1, GL_MAX_ADDR},
+};
+
+static int
+parse_expiry(up_op *op, const msgpack_object *at, const msgpack_object *in,
+             char *why, size_t whylen)
+{
+	const gl_settings *cfg = op->s->cfg;
+
+	if (at != NULL && in != NULL) {
+		snprintf(why, whylen,
+		         "fields 'expires_at' and 'expires_in': give one of "
+		         "them");
+		return SS_EBADREQ;
+	}
+	if (at != NULL) {
+		ss_str t = ss_obj_str(at);
+		if (gl_time_parse(t.p, t.n, &op->exp_ms) != 0) {
+			snprintf(why, whylen,
+			         "field 'expires_at': expected an RFC 3339 "
+			         "time (2026-12-31T00:00:00Z)");
+			return SS_EBADREQ;
+		}
+		if (op->exp_ms <= op->now) {
+			snprintf(why, whylen,
+			         "field 'expires_at': must be in the future");
+			return SS_EBADREQ;
+		}
+	} else if (in != NULL) {
+		op->exp_ms = op->now + ss_obj_int(in) * 1000;
+	} else {
+		op->exp_ms = op->now + cfg->default_expiry_ms;
+	}
+	if (op->exp_ms > op->now + cfg->max_expiry_ms) {
+		snprintf(why, whylen, "field '%s': at most %lld days ahead",
+		         at != NULL ? "expires_at" : "expires_in",
+		         (long long)(cfg->max_expiry_ms / 86400000));
+		return SS_EBADREQ;
+	}
+	return 0;
+}
+
+static int
+parse_text(const msgpack_object *o, char *dst, const char *name, char *why,
+           size_t whylen)
+{
+	ss_str v = ss_obj_str(o);
+
+	if (!gl_valid_text(v.p, v.n, true)) {
+		snprintf(why, whylen,
+		         "field '%s': expected UTF-8 text without control "
+		         "characters",
+		         name);
+		return SS_EBADREQ;
+	}
+	memcpy(dst, v.p, v.n);
+	dst[v.n] = '\0';
+	return 0;
+}
+
+static int
+parse_addr(const msgpack_object *o, char *dst, char *why, size_t whylen)
+{
+	ss_str v = ss_obj_str(o);
+
+	if (!gl_valid_addr(v.p, v.n)) {
+		snprintf(why, whylen,
+		         "field 'addr': expected a client address");
+		return SS_EBADREQ;
+	}
+	memcpy(dst, v.p, v.n);
+	dst[v.n] = '\0';
+	return 0;
+}
+
+static int
+check_create(up_op *op, const msgpack_object **f, char *why, size_t whylen)
+{
+	ss_str v;
+
+	if (!gl_valid_worklist(op->wl, strlen(op->wl))) {
+		snprintf(why, whylen, "field 'worklist': expected <kind>:<id>");
+		return SS_EBADREQ;
+	}
+	if (f[F_EMAIL] != NULL) {
+		v = ss_obj_str(f[F_EMAIL]);
+		if (!ss_mail_addr_ok(v.p, v.n)) {
+			snprintf(why, whylen,
+			         "field 'email': expected an email address");
+			return SS_EBADREQ;
+		}
+		memcpy(op->email, v.p, v.n);
+	}
+	if (f[F_MESSAGE] != NULL &&
+	    parse_text(f[F_MESSAGE], op->message, "message", why, whylen) != 0)
+		return SS_EBADREQ;
+	if (f[F_ADDR] != NULL &&
+	    parse_addr(f[F_ADDR], op->addr, why, whylen) != 0)
+		return SS_EBADREQ;
+	if (f[F_PASSWORD] != NULL) {
+		v = ss_obj_str(f[F_PASSWORD]);
+		if (!ss_mail_utf8_ok(v.p, v.n)) {
+			snprintf(why, whylen,
+			         "field 'password': expected UTF-8");
+			return SS_EBADREQ;
+		}
+		memcpy(op->password, v.p, v.n);
+		op->pwlen = v.n;
+		op->has_pw = true;
+	}
+	if (f[F_MAX_PW] != NULL && !op->has_pw) {
+		snprintf(why, whylen,
+		         "field 'max_password_attempts': only with a password");
+		return SS_EBADREQ;
+	}
+	op->max_uses = f[F_MAX_USES] != NULL ? ss_obj_int(f[F_MAX_USES]) : 0;
+	op->max_pw = f[F_MAX_PW] != NULL ? ss_obj_int(f[F_MAX_PW])
+	                                 : op->s->cfg->default_attempts;
+	op->notify = f[F_NOTIFY] != NULL && ss_obj_bool(f[F_NOTIFY]);
+	return parse_expiry(op, f[F_EXPIRES_AT], f[F_EXPIRES_IN], why, whylen);
+}
+
+/* ---- create ---------------------------------------------------------- */
+
+static void on_peer(int err, const ss_msg *reply, void *arg);
+static void on_redis(int err, redisReply *r, void *arg);
+
+static int
+check(up_op *op)
+{
+	op->step = UP_CHECK;
+	return gl_authz_check(op->s, ss_call_id(op->c), op->user, PERM, op->wl,
+	                      on_peer, op);
+}
+
+static int
+ask_user(up_op *op)
+{
+	ss_pack *p = gl_peer_begin(op->s, "authz.user.get", ss_call_id(op->c));
+
+	op->step = UP_USER;
+	msgpack_pack_map(&p->pk, 1);
+	ss_pack_kv_cstr(p, "user", op->user);
+	return gl_peer_send(op->s, op->s->authz, on_peer, op);
+}
+
+/* Thread: worker. */
+static void
+hash_pw(void *arg)
+{
+	up_op *op = arg;
+
+	op->hash_rv = ss_passwd_hash(op->s->cfg->pepper, op->password,
+	                             op->pwlen, op->pwhash);
+	sodium_memzero(op->password, sizeof op->password);
+}
+
+static int store_begin(up_op *op);
+
+static void
+hashed(void *arg)
+{
+	up_op *op = arg;
+	int rv = op->hash_rv;
+
+	if (rv == 0)
+		rv = store_begin(op);
+	if (rv != 0)
+		fail(op, gl_err(rv), NULL);
+}
+
+static int
+store_begin(up_op *op)
+{
+	gl_server *s = op->s;
+	char key[GL_KEY_MAX], purge[24];
+	const char *argv[3];
+	int rv;
+
+	if ((rv = ss_token_new(op->token)) != 0 ||
+	    (rv = gl_upload_token_ids(s, op->token, SS_TOKEN_LEN, op->th,
+	                              op->id)) != 0 ||
+	    (rv = gl_seal_token(s, op->id, op->token, op->tok_sealed,
+	                        sizeof op->tok_sealed, &op->tok_sealed_len)) !=
+	        0 ||
+	    (rv = gl_key_index(key, op->wl, "upload")) != 0)
+		return rv;
+	snprintf(purge, sizeof purge, "%lld",
+	         (long long)(op->exp_ms + s->cfg->grace_ms));
+	argv[0] = key;
+	argv[1] = purge;
+	argv[2] = op->id;
+	op->step = UP_INDEX;
+	return ss_redis_eval(s->redis, &gl_script_index_add, on_redis, op, 1, 3,
+	                     argv, NULL);
+}
+
+static void
+push_kv(ss_argv *a, const char *k, const char *v)
+{
+	ss_argv_pushs(a, k);
+	ss_argv_pushs(a, v);
+}
+
+static void
+push_ki(ss_argv *a, const char *k, int64_t v)
+{
+	ss_argv_pushs(a, k);
+	ss_argv_pushi(a, v);
+}
+
+/* The view a session grants: what the upload page shows. */
+static int
+make_view(up_op *op, unsigned char **out, size_t *outlen)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	size_t ml = strlen(op->message);
+	int rv;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_str_with_body(&pk, "upload", 6);
+	msgpack_pack_map(&pk, 3);
+	msgpack_pack_str_with_body(&pk, "id", 2);
+	msgpack_pack_str_with_body(&pk, op->id, GL_ID_LEN);
+	msgpack_pack_str_with_body(&pk, "worklist", 8);
+	msgpack_pack_str_with_body(&pk, op->wl, strlen(op->wl));
+	msgpack_pack_str_with_body(&pk, "message", 7);
+	if (ml > 0)
+		msgpack_pack_str_with_body(&pk, op->message, ml);
+	else
+		msgpack_pack_nil(&pk);
+	rv = gl_seal_view(op->s, op->id, sb.data, sb.size, out, outlen);
+	msgpack_sbuffer_destroy(&sb);
+	return rv;
+}
+
+static int
+store(up_op *op)
+{
+	gl_server *s = op->s;
+	unsigned char *sealed = NULL;
+	size_t sealed_len = 0;
+	char key[GL_KEY_MAX];
+	ss_argv a;
+	int rv;
+
+	if ((rv = gl_key_link(key, op->id, NULL)) != 0 ||
+	    (rv = make_view(op, &sealed, &sealed_len)) != 0)
+		return rv;
+	ss_argv_init(&a);
+	ss_argv_pushs(&a, key);
+	ss_argv_pushi(&a, op->exp_ms + s->cfg->grace_ms);
+	push_kv(&a, "kind", "upload");
+	push_kv(&a, "th", op->th);
+	ss_argv_pushs(&a, "tok");
+	ss_argv_push(&a, (const char *)op->tok_sealed, op->tok_sealed_len);
+	ss_argv_pushs(&a, "view");
+	ss_argv_push(&a, (const char *)sealed, sealed_len);
+	push_kv(&a, "study", "");
+	push_kv(&a, "wl", op->wl);
+	push_kv(&a, "by", op->user);
+	push_kv(&a, "by_email", op->by_email);
+	push_ki(&a, "at", op->now);
+	push_ki(&a, "exp", op->exp_ms);
+	push_ki(&a, "purge", op->exp_ms + s->cfg->grace_ms);
+	push_ki(&a, "max", op->max_uses);
+	push_ki(&a, "uses", 0);
+	push_ki(&a, "maxpw", op->has_pw ? op->max_pw : 0);
+	push_ki(&a, "fail", 0);
+	push_kv(&a, "pw", op->has_pw ? op->pwhash : "");
+	push_kv(&a, "dob", "0");
+	push_kv(&a, "email", op->email);
+	push_kv(&a, "msg", op->message);
+	push_kv(&a, "notify", op->notify ? "1" : "0");
+	push_kv(&a, "priors", "0");
+	push_kv(&a, "puids", "");
+	push_kv(&a, "state", "active");
+	op->step = UP_STORE;
+	if ((rv = ss_argv_status(&a)) == 0)
+		rv = ss_redis_eval(s->redis, &gl_script_store, on_redis, op, 1,
+		                   a.n, a.v, a.lens);
+	ss_argv_free(&a);
+	free(sealed);
+	return rv;
+}
+
+static void
+created(up_op *op)
+{
+	char exp[GL_TIME_LEN + 1];
+	gl_link l = {0};
+	ss_pack *p;
+
+	gl_time_fmt(op->exp_ms, exp);
+	gl_audit(op->s, ss_call_id(op->c), op->user, "upload_link.create",
+	         op->id, op->wl,
+	         json_pack("{s:s, s:I, s:b, s:I, s:b, s:s?}", "expires_at", exp,
+	                   "max_uses", (json_int_t)op->max_uses, "has_password",
+	                   op->has_pw, "max_password_attempts",
+	                   (json_int_t)(op->has_pw ? op->max_pw : 0),
+	                   "notify_on_upload", op->notify, "email",
+	                   op->email[0] != '\0' ? op->email : NULL),
+	         op->addr);
+	memcpy(l.id, op->id, sizeof l.id);
+	l.tok.p = (const char *)op->tok_sealed;
+	l.tok.n = op->tok_sealed_len;
+	l.wl = (ss_str){op->wl, strlen(op->wl)};
+	l.by = (ss_str){op->user, strlen(op->user)};
+	l.email = (ss_str){op->email, strlen(op->email)};
+	l.msg = (ss_str){op->message, strlen(op->message)};
+	l.state = (ss_str){"active", 6};
+	l.at_ms = op->now;
+	l.exp_ms = op->exp_ms;
+	l.max_uses = op->max_uses;
+	l.max_pw = op->has_pw ? op->max_pw : 0;
+	l.notify = op->notify;
+	p = ss_call_reply_ok(op->c);
+	gl_upload_pack(op->s, p, &l, op->now);
+	ss_info("upload_link.created", ss_call_id(op->c), "link", op->id,
+	        "worklist", op->wl, NULL);
+	ss_call_reply_end(op->c);
+	op_free(op);
+}
+
+/* ---- update, delete: the link's worklist first ----------------------- */
+
+static int
+read_link(up_op *op)
+{
+	char key[GL_KEY_MAX];
+	int rv;
+
+	if ((rv = gl_key_link(key, op->id, NULL)) != 0)
+		return rv;
+	op->step = UP_READ;
+	return ss_redis_cmd(op->s->redis, on_redis, op, "HMGET %s kind wl",
+	                    key);
+}
+
+static int
+got_link(up_op *op, const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+		return SS_EINTERNAL;
+	if (r->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(r->element[0]->str, "upload") != 0 ||
+	    r->element[1]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->len > GL_WL_MAX)
+		return SS_ENOTFOUND;
+	memcpy(op->wl, r->element[1]->str, r->element[1]->len);
+	op->wl[r->element[1]->len] = '\0';
+	return check(op);
+}
+
+static int
+write_link(up_op *op)
+{
+	char key[GL_KEY_MAX], res[GL_KEY_MAX], now[24], grace[24];
+	ss_argv a;
+	int rv;
+
+	if ((rv = gl_key_link(key, op->id, NULL)) != 0 ||
+	    (rv = gl_key_link(res, op->id, ":res")) != 0)
+		return rv;
+	op->step = UP_WRITE;
+	snprintf(now, sizeof now, "%lld", (long long)op->now);
+	if (op->kind == K_DELETE) {
+		const char *argv[5] = {key, res, now, grace, op->user};
+		snprintf(grace, sizeof grace, "%lld",
+		         (long long)op->s->cfg->grace_ms);
+		return ss_redis_eval(op->s->redis, &gl_script_delete, on_redis,
+		                     op, 2, 5, argv, NULL);
+	}
+	ss_argv_init(&a);
+	ss_argv_pushs(&a, key);
+	ss_argv_pushs(&a, res);
+	ss_argv_pushs(&a, now);
+	if (op->set_max)
+		push_ki(&a, "max", op->max_uses);
+	if (op->set_exp) {
+		push_ki(&a, "exp", op->exp_ms);
+		push_ki(&a, "purge", op->exp_ms + op->s->cfg->grace_ms);
+	}
+	if (op->set_msg)
+		push_kv(&a, "msg", op->message);
+	if (op->set_notify)
+		push_kv(&a, "notify", op->notify ? "1" : "0");
+	if ((rv = ss_argv_status(&a)) == 0)
+		rv = ss_redis_eval(op->s->redis, &gl_script_upload_update,
+		                   on_redis, op, 2, a.n, a.v, a.lens);
+	ss_argv_free(&a);
+	return rv;
+}
+
+static int
+reread(up_op *op)
+{
+	char key[GL_KEY_MAX];
+	ss_argv a;
+	int rv;
+
+	if ((rv = gl_key_link(key, op->id, NULL)) != 0)
+		return rv;
+	ss_argv_init(&a);
+	ss_argv_pushs(&a, "HMGET");
+	ss_argv_pushs(&a, key);
+	gl_link_fields_push(&a);
+	op->step = UP_REREAD;
+	if ((rv = ss_argv_status(&a)) == 0)
+		rv = ss_redis_cmdargv(op->s->redis, on_redis, op, a.n, a.v,
+		                      a.lens);
+	ss_argv_free(&a);
+	return rv;
+}
+
+static int
+written(up_op *op, const redisReply *r)
+{
+	ss_pack *p;
+
+	if (r->type != REDIS_REPLY_INTEGER)
+		return SS_EINTERNAL;
+	if (op->kind == K_DELETE) {
+		if (r->integer == 0)
+			return SS_ENOTFOUND;
+		if (r->integer == 1) {
+			ss_metric_add(op->s->m_deleted, 1);
+			gl_audit(op->s, ss_call_id(op->c), op->user,
+			         "upload_link.delete", op->id, op->wl,
+			         json_object(), op->addr);
+		}
+		p = ss_call_reply_ok(op->c);
+		msgpack_pack_map(&p->pk, 2);
+		ss_pack_kv_cstr(p, "id", op->id);
+		ss_pack_kv_cstr(p, "status", "deleted");
+		ss_call_reply_end(op->c);
+		op_free(op);
+		return 0;
+	}
+	if (r->integer == 0)
+		return SS_ENOTFOUND;
+	if (r->integer == 2) {
+		fail(op, SS_ECONFLICT, "the upload link has ended");
+		return 0;
+	}
+	gl_audit(op->s, ss_call_id(op->c), op->user, "upload_link.update",
+	         op->id, op->wl,
+	         json_pack("{s:b, s:b, s:b, s:b}", "max_uses", op->set_max,
+	                   "expires_at", op->set_exp, "message", op->set_msg,
+	                   "notify_on_upload", op->set_notify),
+	         op->addr);
+	return reread(op);
+}
+
+static int
+reread_done(up_op *op, const redisReply *r)
+{
+	gl_link l;
+	int rv = gl_link_parse(&l, op->id, r);
+
+	if (rv != 0)
+		return rv;
+	gl_upload_pack(op->s, ss_call_reply_ok(op->c), &l, gl_now_ms());
+	ss_call_reply_end(op->c);
+	op_free(op);
+	return 0;
+}
+
+/* ---- list ------------------------------------------------------------ */
+
+static void on_list_link(int err, redisReply *r, void *arg);
+
+static int
+list_index(up_op *op)
+{
+	char key[GL_KEY_MAX], now[24], lim[16];
+	const char *argv[3] = {key, now, lim};
+	int rv;
+
+	if ((rv = gl_key_index(key, op->wl, "upload")) != 0)
+		return rv;
+	snprintf(now, sizeof now, "%lld", (long long)op->now);
+	snprintf(lim, sizeof lim, "%d", GL_MAX_LIST);
+	op->step = UP_LIST_INDEX;
+	return ss_redis_eval(op->s->redis, &gl_script_index_read, on_redis, op,
+	                     1, 3, argv, NULL);
+}
+
+typedef struct up_slot {
+	up_op *op;
+	size_t i;
+	char id[GL_ID_LEN + 1];
+} up_slot;
+
+static void
+list_reply(up_op *op)
+{
+	ss_pack *p;
+	size_t n = 0;
+
+	if (op->list_err != 0) {
+		fail(op, gl_err(op->list_err), NULL);
+		return;
+	}
+	for (size_t i = 0; i < op->n; i++)
+		n += op->packed[i] != NULL;
+	p = ss_call_reply_ok(op->c);
+	msgpack_pack_map(&p->pk, 1);
+	ss_pack_key(p, "links");
+	msgpack_pack_array(&p->pk, n);
+	for (size_t i = 0; i < op->n; i++)
+		if (op->packed[i] != NULL)
+			msgpack_sbuffer_write(&p->sb, op->packed[i],
+			                      op->plen[i]);
+	ss_call_reply_end(op->c);
+	op_free(op);
+}
+
+static int
+list_links(up_op *op, const redisReply *r)
+{
+	if (r->type != REDIS_REPLY_ARRAY)
+		return SS_EINTERNAL;
+	op->n = r->elements;
+	if (op->n == 0) {
+		list_reply(op);
+		return 0;
+	}
+	op->packed = calloc(op->n, sizeof *op->packed);
+	op->plen = calloc(op->n, sizeof *op->plen);
+	if (op->packed == NULL || op->plen == NULL)
+		return SS_ENOMEM;
+	op->step = UP_LIST_LINKS;
+	for (size_t i = 0; i < r->elements; i++) {
+		const redisReply *e = r->element[i];
+		char key[GL_KEY_MAX];
+		up_slot *sl;
+		ss_argv a;
+
+		if (e->type != REDIS_REPLY_STRING ||
+		    !gl_valid_id(e->str, e->len) ||
+		    (sl = calloc(1, sizeof *sl)) == NULL)
+			continue;
+		sl->op = op;
+		sl->i = i;
+		memcpy(sl->id, e->str, GL_ID_LEN);
+		(void)gl_key_link(key, sl->id, NULL);
+		ss_argv_init(&a);
+		ss_argv_pushs(&a, "HMGET");
+		ss_argv_pushs(&a, key);
+		gl_link_fields_push(&a);
+		if (ss_argv_status(&a) == 0 &&
+		    ss_redis_cmdargv(op->s->redis, on_list_link, sl, a.n, a.v,
+		                     a.lens) == 0)
+			op->pending++;
+		else
+			free(sl);
+		ss_argv_free(&a);
+	}
+	if (op->pending == 0)
+		list_reply(op);
+	return 0;
+}
+
+static void
+on_list_link(int err, redisReply *r, void *arg)
+{
+	up_slot *sl = arg;
+	up_op *op = sl->op;
+	gl_link l;
+
+	if (err != 0)
+		op->list_err = err;
+	else if (gl_link_parse(&l, sl->id, r) == 0) {
+		ss_pack p;
+		ss_pack_init(&p);
+		gl_upload_pack(op->s, &p, &l, op->now);
+		if ((op->packed[sl->i] = malloc(p.sb.size)) != NULL) {
+			memcpy(op->packed[sl->i], p.sb.data, p.sb.size);
+			op->plen[sl->i] = p.sb.size;
+		}
+		ss_pack_free(&p);
+	}
+	free(sl);
+	if (--op->pending == 0)
+		list_reply(op);
+}
+
+/* ---- callbacks ------------------------------------------------------- */
+
+static void
+on_redis(int err, redisReply *r, void *arg)
+{
+	up_op *op = arg;
+	int rv = 0;
+
+	if (err == 0 && r->type == REDIS_REPLY_ERROR) {
+		ss_error("redis.error", ss_call_id(op->c), "error", r->str,
+		         NULL);
+		err = SS_EINTERNAL;
+	}
+	if (err != 0) {
+		fail(op, gl_err(err), NULL);
+		return;
+	}
+	switch (op->step) {
+	case UP_INDEX:
+		rv = store(op);
+		break;
+	case UP_STORE:
+		if (r->type != REDIS_REPLY_INTEGER)
+			rv = SS_EINTERNAL;
+		else if (r->integer == 0 && ++op->tries < GL_STORE_TRIES)
+			rv = store_begin(op);
+		else if (r->integer == 0)
+			rv = SS_EINTERNAL;
+		else {
+			ss_metric_add(op->s->m_created, 1);
+			created(op);
+			return;
+		}
+		break;
+	case UP_READ:
+		rv = got_link(op, r);
+		break;
+	case UP_WRITE:
+		rv = written(op, r);
+		break;
+	case UP_REREAD:
+		rv = reread_done(op, r);
+		break;
+	case UP_LIST_INDEX:
+		rv = list_links(op, r);
+		break;
+	default:
+		rv = SS_EINTERNAL;
+		break;
+	}
+	if (rv == SS_ENOTFOUND)
+		fail(op, SS_ENOTFOUND, "no such upload link");
+	else if (rv != 0)
+		fail(op, gl_err(rv), NULL);
+}
+
+static void
+on_peer(int err, const ss_msg *reply, void *arg)
+{
+	up_op *op = arg;
+	int rv = gl_peer_err(err, reply);
+
+	if (rv == SS_EBADREQ)
+		rv = SS_EINTERNAL; /* our request, not the caller's */
+	if (rv == 0 && op->step == UP_CHECK) {
+		if (!gl_allowed(reply)) {
+			/* Update and delete say not_found: the link is not
+			 * the caller's to know about. */
+			if (op->kind == K_CREATE || op->kind == K_LIST)
+				fail(op, SS_EFORBIDDEN, NEEDED);
+			else
+				fail(op, SS_EFORBIDDEN,
+				     "links.upload.manage is needed on the "
+				     "link's worklist");
+			return;
+		}
+		switch (op->kind) {
+		case K_CREATE:
+			rv = ask_user(op);
+			break;
+		case K_LIST:
+			rv = list_index(op);
+			break;
+		default:
+			rv = write_link(op);
+			break;
+		}
+	} else if (rv == 0 && op->step == UP_USER) {
+		const msgpack_object *e = ss_map_get(reply->body, "email");
+		if (e == NULL ||
+		    ss_obj_strcpy(e, op->by_email, sizeof op->by_email) != 0 ||
+		    !ss_mail_addr_ok(op->by_email, strlen(op->by_email)))
+			op->by_email[0] = '\0';
+		if (op->has_pw) {
+			op->step = UP_HASH;
+			rv = ss_work_submit(op->s->work, hash_pw, hashed, op);
+		} else {
+			rv = store_begin(op);
+		}
+	} else if (rv == 0) {
+		rv = SS_EINTERNAL;
+	}
+	if (rv != 0)
+		fail(op, gl_err(rv), NULL);
+}
+
+/* ---- handlers -------------------------------------------------------- */
+
+void
+gl_handle_upload_create(ss_call *c, const msgpack_object *body, void *arg)
+{
+	const msgpack_object *f[F_N];
+	char why[256];
+	up_op *op;
+	int rv;
+
+	if (gl_parse(c, body, create_spec, F_N, f) != 0 ||
+	    (op = op_new(c, arg, K_CREATE)) == NULL)
+		return;
+	(void)ss_obj_strcpy(f[F_USER], op->user, sizeof op->user);
+	(void)ss_obj_strcpy(f[F_WL], op->wl, sizeof op->wl);
+	if (check_create(op, f, why, sizeof why) != 0) {
+		fail(op, SS_EBADREQ, why);
+		return;
+	}
+	if ((rv = check(op)) != 0)
+		fail(op, gl_err(rv), NULL);
+}
+
+void
+gl_handle_upload_list(ss_call *c, const msgpack_object *body, void *arg)
+{
+	static const ss_field_spec spec[] = {
+	    {"user", SS_F_STR, true, 1, GL_MAX_USER},
+	    {"worklist", SS_F_STR, true, 1, GL_WL_MAX},
+	};
+	const msgpack_object *f[2];
+	up_op *op;
+	int rv;
+
+	if (gl_parse(c, body, spec, 2, f) != 0 ||
+	    (op = op_new(c, arg, K_LIST)) == NULL)
+		return;
+	(void)ss_obj_strcpy(f[0], op->user, sizeof op->user);
+	(void)ss_obj_strcpy(f[1], op->wl, sizeof op->wl);
+	if (!gl_valid_worklist(op->wl, strlen(op->wl))) {
+		fail(op, SS_EBADREQ, "field 'worklist': expected <kind>:<id>");
+		return;
+	}
+	if ((rv = check(op)) != 0)
+		fail(op, gl_err(rv), NULL);
+}
+
+/* update and delete: {user, id, ...}; a malformed id is no such link. */
+static up_op *
+owner_op(ss_call *c, void *arg, up_kind kind, const msgpack_object *user,
+         const msgpack_object *id, const msgpack_object *addr)
+{
+	char why[128];
+	ss_str v = ss_obj_str(id);
+	up_op *op;
+
+	if ((op = op_new(c, arg, kind)) == NULL)
+		return NULL;
+	(void)ss_obj_strcpy(user, op->user, sizeof op->user);
+	if (addr != NULL && parse_addr(addr, op->addr, why, sizeof why) != 0) {
+		fail(op, SS_EBADREQ, why);
+		return NULL;
+	}
+	if (!gl_valid_id(v.p, v.n)) {
+		fail(op, SS_ENOTFOUND, "no such upload link");
+		return NULL;
+	}
+	memcpy(op->id, v.p, GL_ID_LEN);
+	return op;
+}
+
+void
+gl_handle_upload_update(ss_call *c, const msgpack_object *body, void *arg)
+{
+	const msgpack_object *f[7];
+	char why[256];
+	up_op *op;
+	int rv;
+
+	if (gl_parse(c, body, update_spec, 7, f) != 0 ||
+	    (op = owner_op(c, arg, K_UPDATE, f[0], f[1], f[6])) == NULL)
+		return;
+	if ((op->set_max = f[2] != NULL))
+		op->max_uses = ss_obj_int(f[2]);
+	if ((op->set_exp = f[3] != NULL) &&
+	    parse_expiry(op, f[3], NULL, why, sizeof why) != 0) {
+		fail(op, SS_EBADREQ, why);
+		return;
+	}
+	if ((op->set_msg = f[4] != NULL) &&
+	    parse_text(f[4], op->message, "message", why, sizeof why) != 0) {
+		fail(op, SS_EBADREQ, why);
+		return;
+	}
+	if ((op->set_notify = f[5] != NULL))
+		op->notify = ss_obj_bool(f[5]);
+	if (!op->set_max && !op->set_exp && !op->set_msg && !op->set_notify) {
+		fail(op, SS_EBADREQ,
+		     "give at least one of 'max_uses', 'expires_at', "
+		     "'message', 'notify_on_upload'");
+		return;
+	}
+	if ((rv = read_link(op)) != 0)
+		fail(op, gl_err(rv), NULL);
+}
+
+void
+gl_handle_upload_delete(ss_call *c, const msgpack_object *body, void *arg)
+{
+	static const ss_field_spec spec[] = {
+	    {"user", SS_F_STR, true, 1, GL_MAX_USER},
+	    {"id", SS_F_STR, true, 1, GL_ID_LEN},
+	    {"addr", SS_F_STR, false, 1, GL_MAX_ADDR},
+	};
+	const msgpack_object *f[3];
+	up_op *op;
+	int rv;
+
+	if (gl_parse(c, body, spec, 3, f) != 0 ||
+	    (op = owner_op(c, arg, K_DELETE, f[0], f[1], f[2])) == NULL)
+		return;
+	if ((rv = read_link(op)) != 0)
+		fail(op, gl_err(rv), NULL);
+}

@@ -1,0 +1,506 @@
+/*
+ * services/guestlink/upload_redeem.c - guestlink.upload.redeem: a guest
+ * opens an upload link (API.md "Guest upload links").
+ *
+ *   {token, password?, addr, user_agent, session?}
+ *   -> {"upload": {"id", "worklist", "message"}, "session", "expires_at"}
+ *                                                  a use (an upload session),
+ *                                                  or a live session
+ *      {"password_required": true}                 no use counted
+ *      {"wrong_password": true, "attempts_left": N}
+ *      not_found "no such upload link"            every unusable link
+ *
+ * The same rules, scripts and steps as a guest link's redemption
+ * (redeem.c: RD_OPEN, RD_VERIFY, RD_SETTLE), with the upload token's own
+ * lookup hash (upload.h) and the upload's own audit actions.  A use opens
+ * an upload session; the files of that session are taken by
+ * guestlink.upload.reserve and guestlink.upload.received (upload_files.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "proto/errors.h"
+#include "runtime/log.h"
+#include "runtime/mailq.h"
+#include "runtime/passwd.h"
+#include "services/guestlink/upload.h"
+
+typedef enum rd_step {
+	RD_OPEN,
+	RD_VERIFY,
+	RD_SETTLE,
+} rd_step;
+
+typedef struct rd_op {
+	gl_server *s;
+	ss_call *c;
+	rd_step step;
+	int64_t now;
+	char id[GL_ID_LEN + 1];
+	char th[SS_TOKEN_HASH_LEN + 1];
+	char k_link[GL_KEY_MAX], k_res[GL_KEY_MAX];
+	char k_new[GL_KEY_MAX], k_old[GL_KEY_MAX];
+	char sess[GL_SESSION_LEN + 1];     /* made for this call */
+	char old_sess[GL_SESSION_LEN + 1]; /* presented, of this link */
+	bool has_old;
+	char res_id[33];
+	bool pw_given;
+	char password[GL_PW_MAX + 1];
+	size_t pwlen;
+	char *pwhash;
+	bool pw_ok;
+	char addr[GL_MAX_ADDR + 1];
+	char ua[GL_UA_KEEP + 1];
+} rd_op;
+
+static void
+op_free(rd_op *op)
+{
+	sodium_memzero(op->password, sizeof op->password);
+	sodium_memzero(op->sess, sizeof op->sess);
+	sodium_memzero(op->old_sess, sizeof op->old_sess);
+	free(op->pwhash);
+	free(op);
+}
+
+/* The one answer for every unusable upload link. */
+static void
+reply_gone(rd_op *op)
+{
+	ss_metric_add(op->s->m_gone, 1);
+	ss_call_reply_err(op->c, SS_ENOTFOUND, GL_UP_GONE_MSG);
+}
+
+int
+gl_upload_reply_view(gl_server *s, ss_call *c, const char *id,
+                     const redisReply *view, const char *sess, int64_t ttl_ms)
+{
+	char exp[GL_TIME_LEN + 1];
+	unsigned char *plain;
+	size_t n;
+	ss_pack *p;
+	int rv;
+
+	if (view->type != REDIS_REPLY_STRING)
+		return SS_EINTERNAL;
+	if ((rv = gl_open_view(s, id, view->str, view->len, &plain, &n)) != 0)
+		return rv;
+	gl_time_fmt(gl_now_ms() + ttl_ms, exp);
+	p = ss_call_reply_ok(c);
+	/* The view is the packed pair "upload", written by upload.c and
+	 * authenticated by the seal: spliced in as it is. */
+	msgpack_pack_map(&p->pk, 3);
+	msgpack_sbuffer_write(&p->sb, (const char *)plain, n);
+	ss_pack_kv_cstr(p, "session", sess);
+	ss_pack_kv_cstr(p, "expires_at", exp);
+	ss_call_reply_end(c);
+	sodium_memzero(plain, n);
+	free(plain);
+	return 0;
+}
+
+/* ---- what a use or a lock sets off ----------------------------------- */
+
+static void
+info_at(const redisReply *r, size_t off, gl_info *i)
+{
+	ss_str *f[] = {&i->study, &i->wl, &i->notify, &i->by_email, &i->email};
+
+	for (size_t k = 0; k < 5; k++) {
+		const redisReply *e =
+		    off + k < r->elements ? r->element[off + k] : NULL;
+		f[k]->p =
+		    e != NULL && e->type == REDIS_REPLY_STRING ? e->str : "";
+		f[k]->n =
+		    e != NULL && e->type == REDIS_REPLY_STRING ? e->len : 0;
+	}
+}
+
+/* NUL-terminated copies of the info's strings, for the calls below. */
+typedef struct info_c {
+	char study[GL_UID_MAX + 1];
+	char wl[GL_WL_MAX + 1];
+	char by_email[GL_MAX_EMAIL + 1];
+	char email[GL_MAX_EMAIL + 1];
+	bool notify;
+} info_c;
+
+static void
+cstr(ss_str v, char *dst, size_t cap)
+{
+	size_t n = v.n < cap - 1 ? v.n : cap - 1;
+
+	memcpy(dst, v.p, n);
+	dst[n] = '\0';
+}
+
+static void
+info_copy(const redisReply *r, size_t off, info_c *c)
+{
+	gl_info i;
+
+	info_at(r, off, &i);
+	cstr(i.study, c->study, sizeof c->study);
+	cstr(i.wl, c->wl, sizeof c->wl);
+	cstr(i.by_email, c->by_email, sizeof c->by_email);
+	cstr(i.email, c->email, sizeof c->email);
+	c->notify = i.notify.n == 1 && i.notify.p[0] == '1';
+}
+
+static void
+used(rd_op *op, const redisReply *r)
+{
+	info_c i;
+
+	info_copy(r, 5, &i);
+	ss_metric_add(op->s->m_used, 1);
+	ss_debug("upload_link.used", ss_call_id(op->c), "link", op->id, NULL);
+	gl_audit(
+	    op->s, ss_call_id(op->c), NULL, "upload_link.use", op->id, i.wl,
+	    json_pack("{s:I, s:s}", "uses",
+	              (json_int_t)(r->element[4]->type == REDIS_REPLY_INTEGER
+	                               ? r->element[4]->integer
+	                               : 0),
+	              "user_agent", op->ua),
+	    op->addr);
+}
+
+static void
+failed_pw(rd_op *op, const redisReply *r, size_t off, int64_t attempts,
+          int64_t left)
+{
+	info_c i;
+
+	info_copy(r, off, &i);
+	ss_metric_add(op->s->m_wrong, 1);
+	ss_info("link.wrong_password", ss_call_id(op->c), "link", op->id, NULL);
+	gl_audit(op->s, ss_call_id(op->c), NULL, "upload_link.password_failed",
+	         op->id, i.wl,
+	         json_pack("{s:I, s:I}", "attempts", (json_int_t)attempts,
+	                   "attempts_left", (json_int_t)left),
+	         op->addr);
+}
+
+static void
+locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
+{
+	char t[GL_TIME_LEN + 1], n[24];
+	const char *vars[] = {"link_id", op->id,     "time", t,   "addr",
+	                      op->addr,  "attempts", n,      NULL};
+	ss_mail m = {.template = "guestlink.locked", .vars = vars};
+	info_c i;
+
+	info_copy(r, off, &i);
+	gl_time_fmt(op->now, t);
+	snprintf(n, sizeof n, "%lld", (long long)attempts);
+	ss_metric_add(op->s->m_locked, 1);
+	ss_warn("link.locked", ss_call_id(op->c), "link", op->id, NULL);
+	gl_audit(op->s, ss_call_id(op->c), NULL, "upload_link.lock", op->id,
+	         i.wl, json_pack("{s:I}", "attempts", (json_int_t)attempts),
+	         op->addr);
+	if (i.by_email[0] != '\0') {
+		m.to = i.by_email;
+		(void)gl_mail(op->s, ss_call_id(op->c), &m, NULL, NULL);
+	}
+}
+
+/* ---- answers ----------------------------------------------------------- */
+
+static void
+reply_wrong(rd_op *op, int64_t left)
+{
+	ss_pack *p = ss_call_reply_ok(op->c);
+
+	msgpack_pack_map(&p->pk, 2);
+	ss_pack_kv_bool(p, "wrong_password", true);
+	ss_pack_kv_int(p, "attempts_left", left);
+	ss_call_reply_end(op->c);
+}
+
+static void
+reply_pwreq(rd_op *op)
+{
+	ss_pack *p = ss_call_reply_ok(op->c);
+
+	ss_metric_add(op->s->m_pwreq, 1);
+	msgpack_pack_map(&p->pk, 1);
+	ss_pack_kv_bool(p, "password_required", true);
+	ss_call_reply_end(op->c);
+}
+
+static int64_t
+int_at(const redisReply *r, size_t i)
+{
+	return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER
+	           ? r->element[i]->integer
+	           : -1;
+}
+
+/* {1, view, ttl, used, uses, info...}: a use, or a live session. */
+static int
+viewable(rd_op *op, const redisReply *r)
+{
+	bool fresh = int_at(r, 3) == 1;
+	int64_t ttl = int_at(r, 2);
+	int rv;
+
+	if (r->elements != 10 || ttl <= 0)
+		return SS_EINTERNAL;
+	/* Before the reply, which frees the call: the use is counted in
+	 * Redis already, so it is audited whatever the reply. */
+	if (fresh)
+		used(op, r);
+	else
+		ss_metric_add(op->s->m_session, 1);
+	rv = gl_upload_reply_view(op->s, op->c, op->id, r->element[1],
+	                          fresh ? op->sess : op->old_sess, ttl);
+	if (rv != 0)
+		ss_error("link.view_unreadable", ss_call_id(op->c), "link",
+		         op->id, NULL);
+	return rv;
+}
+
+/* ---- the steps --------------------------------------------------------- */
+
+static void on_redis(int err, redisReply *r, void *arg);
+
+/* Thread: worker. */
+static void
+verify(void *arg)
+{
+	rd_op *op = arg;
+
+	op->pw_ok = ss_passwd_verify(op->s->cfg->pepper, op->pwhash,
+	                             op->password, op->pwlen);
+	sodium_memzero(op->password, sizeof op->password);
+}
+
+static int
+settle(rd_op *op)
+{
+	char now[24], ttl[24];
+	const char *argv[7];
+
+	snprintf(now, sizeof now, "%lld", (long long)(op->now = gl_now_ms()));
+	snprintf(ttl, sizeof ttl, "%lld",
+	         (long long)op->s->cfg->session_ttl_ms);
+	argv[0] = op->k_link;
+	argv[1] = op->k_res;
+	argv[2] = op->k_new;
+	argv[3] = now;
+	argv[4] = ttl;
+	argv[5] = op->res_id;
+	argv[6] = op->pw_ok ? "1" : "0";
+	op->step = RD_SETTLE;
+	return ss_redis_eval(op->s->redis, &gl_script_settle, on_redis, op, 3,
+	                     7, argv, NULL);
+}
+
+static void
+verified(void *arg)
+{
+	rd_op *op = arg;
+	int rv = settle(op);
+
+	if (rv != 0) {
+		ss_call_reply_err(op->c, gl_err(rv), NULL);
+		op_free(op);
+	}
+}
+
+static int
+opened(rd_op *op, const redisReply *r)
+{
+	switch (int_at(r, 0)) {
+	case GL_GONE:
+		reply_gone(op);
+		return 0;
+	case GL_VIEW:
+		return viewable(op, r);
+	case GL_PWREQ:
+		reply_pwreq(op);
+		return 0;
+	case GL_CHECK:
+		if (!op->pw_given || r->elements != 2 ||
+		    r->element[1]->type != REDIS_REPLY_STRING)
+			return SS_EINTERNAL;
+		if ((op->pwhash = strdup(r->element[1]->str)) == NULL)
+			return SS_ENOMEM;
+		op->step = RD_VERIFY;
+		return ss_work_submit(op->s->work, verify, verified, op) == 0
+		           ? 1
+		           : SS_EUNAVAIL;
+	case GL_LOCKED:
+		/* Attempts whose guestlink died were counted as wrong, and
+		 * that reached the limit: lock, and this call is refused. */
+		locked(op, r, 2, int_at(r, 1));
+		reply_gone(op);
+		return 0;
+	default:
+		return SS_EINTERNAL;
+	}
+}
+
+static int
+settled(rd_op *op, const redisReply *r)
+{
+	switch (int_at(r, 0)) {
+	case GL_GONE:
+		reply_gone(op);
+		return 0;
+	case GL_VIEW:
+		return viewable(op, r);
+	case GL_LOCKED:
+		failed_pw(op, r, 2, int_at(r, 1), 0);
+		locked(op, r, 2, int_at(r, 1));
+		reply_wrong(op, 0);
+		return 0;
+	case GL_WRONG:
+		failed_pw(op, r, 3, int_at(r, 2), int_at(r, 1));
+		reply_wrong(op, int_at(r, 1));
+		return 0;
+	default:
+		return SS_EINTERNAL;
+	}
+}
+
+static void
+on_redis(int err, redisReply *r, void *arg)
+{
+	rd_op *op = arg;
+	int rv;
+
+	if (err != 0) {
+		rv = gl_err(err);
+	} else if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+		if (r->type == REDIS_REPLY_ERROR)
+			ss_error("redis.error", ss_call_id(op->c), "error",
+			         r->str, NULL);
+		rv = SS_EINTERNAL;
+	} else {
+		rv = op->step == RD_OPEN ? opened(op, r) : settled(op, r);
+	}
+	if (rv == 1)
+		return; /* on to the worker */
+	if (rv != 0)
+		ss_call_reply_err(op->c, rv, NULL);
+	op_free(op);
+}
+
+static int
+open_link(rd_op *op)
+{
+	char now[24], ttl[24], lease[24];
+	const char *argv[11];
+
+	snprintf(now, sizeof now, "%lld", (long long)op->now);
+	snprintf(ttl, sizeof ttl, "%lld",
+	         (long long)op->s->cfg->session_ttl_ms);
+	snprintf(lease, sizeof lease, "%lld",
+	         (long long)(op->now + GL_RESERVE_MS));
+	argv[0] = op->k_link;
+	argv[1] = op->k_res;
+	argv[2] = op->k_new;
+	argv[3] = op->has_old ? op->k_old : op->k_link;
+	argv[4] = now;
+	argv[5] = ttl;
+	argv[6] = op->th;
+	argv[7] = op->pw_given ? "pw" : "open";
+	argv[8] = op->has_old ? "1" : "0";
+	argv[9] = op->res_id;
+	argv[10] = lease;
+	op->step = RD_OPEN;
+	return ss_redis_eval(op->s->redis, &gl_script_redeem, on_redis, op, 4,
+	                     11, argv, NULL);
+}
+
+/* The keys of this call; SS_ENOTFOUND when the token is not a token. */
+static int
+prepare(rd_op *op, const msgpack_object *tok, const msgpack_object *sess)
+{
+	unsigned char rid[16];
+	ss_str t = ss_obj_str(tok);
+	char sid[GL_ID_LEN + 1];
+	int rv;
+
+	if (gl_upload_token_ids(op->s, t.p, t.n, op->th, op->id) != 0)
+		return SS_ENOTFOUND;
+	if ((rv = gl_key_link(op->k_link, op->id, NULL)) != 0 ||
+	    (rv = gl_key_link(op->k_res, op->id, ":res")) != 0 ||
+	    (rv = gl_session_new(op->s, op->id, op->sess, op->k_new)) != 0)
+		return rv;
+	if (sess != NULL) {
+		ss_str v = ss_obj_str(sess);
+		/* A session of another link, or junk, is ignored: it is
+		 * only a way to avoid counting a reload. */
+		if (gl_session_key(op->s, v.p, v.n, sid, op->k_old) == 0 &&
+		    strcmp(sid, op->id) == 0) {
+			memcpy(op->old_sess, v.p, v.n);
+			op->has_old = true;
+		}
+	}
+	if (op->pw_given) {
+		randombytes_buf(rid, sizeof rid);
+		sodium_bin2hex(op->res_id, sizeof op->res_id, rid, sizeof rid);
+	} else {
+		op->res_id[0] = '-';
+	}
+	return 0;
+}
+
+void
+gl_handle_upload_redeem(ss_call *c, const msgpack_object *body, void *arg)
+{
+	static const ss_field_spec spec[] = {
+	    {"token", SS_F_STR, true, 0, 0},
+	    {"password", SS_F_STR, false, 1, GL_PW_MAX},
+	    {"addr", SS_F_STR, true, 1, GL_MAX_ADDR},
+	    {"user_agent", SS_F_STR, true, 0, GL_MAX_UA},
+	    {"session", SS_F_STR, false, 0, 0},
+	};
+	const msgpack_object *f[5];
+	gl_server *s = arg;
+	ss_str v;
+	rd_op *op;
+	int rv;
+
+	if (gl_parse(c, body, spec, 5, f) != 0)
+		return;
+	v = ss_obj_str(f[2]);
+	if (!gl_valid_addr(v.p, v.n)) {
+		ss_call_reply_err(c, SS_EBADREQ,
+		                  "field 'addr': expected a client address");
+		return;
+	}
+	if ((op = calloc(1, sizeof *op)) == NULL) {
+		ss_call_reply_err(c, SS_ENOMEM, NULL);
+		return;
+	}
+	op->s = s;
+	op->c = c;
+	op->now = gl_now_ms();
+	memcpy(op->addr, v.p, v.n);
+	v = ss_obj_str(f[3]);
+	gl_clean_ua(v.p, v.n, op->ua);
+	if (f[1] != NULL) {
+		v = ss_obj_str(f[1]);
+		memcpy(op->password, v.p, v.n);
+		op->pwlen = v.n;
+		op->pw_given = true;
+	}
+	rv = prepare(op, f[0], f[4]);
+	if (rv == SS_ENOTFOUND) {
+		reply_gone(op);
+		op_free(op);
+		return;
+	}
+	if (rv == 0)
+		rv = open_link(op);
+	if (rv != 0) {
+		ss_call_reply_err(c, gl_err(rv), NULL);
+		op_free(op);
+	}
+}

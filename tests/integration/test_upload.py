@@ -1,0 +1,445 @@
+"""Integration tests of guest upload links (API.md "Guest upload links")
+against the real stack (redis-server, authz, share, guestlink, the gateway)
+and a real Orthanc with its DICOMweb plugin on loopback.
+
+The DICOM files are made here by Debian's dcmtk: dump2dcm from a text dump
+(explicit and implicit VR little endian, sequences of defined and undefined
+length) and img2dcm from a BMP.  They are uploaded through the HTTP
+endpoint; the studies must appear in the link's worklist with the header's
+metadata, the files must be in the spool under their SHA-256 and found in
+Orthanc through its REST API; a text file, a truncated file, a file without
+a Study Instance UID and a file over the cap are refused and nothing of
+them is kept.
+"""
+import hashlib
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from stack import free_port, wait_for  # noqa: E402
+from test_gateway import FullStack  # noqa: E402
+
+ORTHANC = "/usr/sbin/Orthanc"
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+FILE_MAX = 16384
+SESSION_MAX = 40000
+
+CT_UID = "1.2.826.0.1.3680043.10.71.1"
+SC_UID = "1.2.826.0.1.3680043.10.71.2"
+
+CT_DUMP = """\
+(0002,0001) OB 00\\01
+(0002,0002) UI =CTImageStorage
+(0002,0003) UI [%(uid)s.1]
+(0002,0010) UI =LittleEndianExplicit
+(0002,0012) UI [1.2.826.0.1.3680043.10.71]
+(0008,0005) CS [ISO_IR 100]
+(0008,0016) UI =CTImageStorage
+(0008,0018) UI [%(uid)s.1]
+(0008,0020) DA [20261101]
+(0008,0050) SH [ACC71]
+(0008,0060) CS [CT]
+(0008,1030) LO [CT HEAD UPLOADED]
+(0008,1110) SQ (Sequence with undefined length #=1)
+  (fffe,e000) na (Item with undefined length #=2)
+    (0008,1150) UI =CTImageStorage
+    (0008,1155) UI [1.2.3.99]
+  (fffe,e00d) na (ItemDelimitationItem)
+(fffe,e0dd) na (SequenceDelimitationItem)
+(0010,0010) PN [UPLOAD^JANE]
+(0010,0020) LO [UP-P1]
+(0010,0030) DA [19800131]
+(0020,000d) UI [%(uid)s]
+(0020,000e) UI [%(uid)s.2]
+(0028,0002) US 1
+(0028,0004) CS [MONOCHROME2]
+(0028,0010) US 2
+(0028,0011) US 2
+(0028,0100) US 16
+(0028,0101) US 16
+(0028,0102) US 15
+(0028,0103) US 0
+(7fe0,0010) OW 0000\\0001\\0002\\0003
+"""
+
+
+def have_tools():
+    return shutil.which("dump2dcm") and shutil.which("img2dcm") and \
+        os.path.exists(ORTHANC) and os.path.exists(DICOMWEB_PLUGIN)
+
+
+def bmp(path, w, h):
+    row = bytes([0, 0, 255] * w) + b"\0" * ((4 - (3 * w) % 4) % 4)
+    pix = row * h
+    head = b"BM" + struct.pack("<IHHI", 14 + 40 + len(pix), 0, 0, 54)
+    dib = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, len(pix), 2835, 2835, 0, 0)
+    with open(path, "wb") as f:
+        f.write(head + dib + pix)
+
+
+def run(*args):
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+class Orthanc:
+    """Debian's Orthanc with the DICOMweb plugin, no auth, on loopback."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="ss-orthanc-")
+        self.port = free_port()
+        cfg = {"Name": "studyshare-test", "StorageDirectory": self.dir,
+               "IndexDirectory": self.dir, "HttpPort": self.port,
+               "DicomServerEnabled": False, "DicomPort": free_port(),
+               "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+               "Plugins": [DICOMWEB_PLUGIN],
+               "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
+        self.config = os.path.join(self.dir, "orthanc.json")
+        with open(self.config, "w") as f:
+            json.dump(cfg, f)
+        self.log = open(os.path.join(self.dir, "orthanc.log"), "ab")
+        self.proc = subprocess.Popen([ORTHANC, self.config], stdout=self.log,
+                                     stderr=self.log)
+        wait_for(lambda: self.get("/system") is not None, timeout=30, what="orthanc")
+
+    @property
+    def stow_url(self):
+        return "http://127.0.0.1:%d/dicom-web/studies" % self.port
+
+    def get(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path),
+                                    timeout=5) as r:
+            return json.loads(r.read())
+
+    def study_uids(self):
+        out = set()
+        for sid in self.get("/studies"):
+            out.add(self.get("/studies/" + sid)["MainDicomTags"]["StudyInstanceUID"])
+        return out
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class UploadTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        # Not skipped when missing: a green run must mean they were tested.
+        assert have_tools(), \
+            "needs Debian's dcmtk, orthanc and orthanc-dicomweb (scripts/deps.sh)"
+        cls.tmp = tempfile.mkdtemp(prefix="ss-upload-")
+        cls.spool = os.path.join(cls.tmp, "spool")
+        os.mkdir(cls.spool)
+        cls.files = cls.make_files()
+        cls.orthanc = Orthanc()
+        cls.st = FullStack(gateway_env={
+            "STUDYSHARE_SPOOL_DIR": cls.spool,
+            "STUDYSHARE_STOW_URL": cls.orthanc.stow_url,
+            "STUDYSHARE_UPLOAD_FILE_MAX": str(FILE_MAX),
+            "STUDYSHARE_UPLOAD_SESSION_MAX": str(SESSION_MAX),
+        })
+        # The gateway needs share's ingest address, known once share runs.
+        cls.st.gateway.stop()
+        cls.st.gateway.env["STUDYSHARE_INGEST_URL"] = \
+            "tcp://127.0.0.1:%d" % cls.st.ingest_port
+        cls.st.gateway.start()
+        cls.alice = cls.st.login("alice")
+
+    @classmethod
+    def tearDownClass(cls):
+        rcs = cls.st.close()
+        cls.orthanc.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+        assert all(rc == 0 for rc in rcs.values()), rcs
+
+    @classmethod
+    def make_files(cls):
+        f = {}
+        d = cls.tmp
+
+        def p(name):
+            return os.path.join(d, name)
+        with open(p("ct.dump"), "w") as fh:
+            fh.write(CT_DUMP % {"uid": CT_UID})
+        run("dump2dcm", "+te", p("ct.dump"), p("ct_explicit.dcm"))
+        run("dump2dcm", "+ti", "--length-undefined", p("ct.dump"), p("ct_implicit.dcm"))
+        with open(p("nouid.dump"), "w") as fh:
+            fh.write("\n".join(line for line in (CT_DUMP % {"uid": CT_UID}).splitlines()
+                               if not line.startswith("(0020,000d)")) + "\n")
+        run("dump2dcm", "+te", p("nouid.dump"), p("no_uid.dcm"))
+        bmp(p("small.bmp"), 4, 4)
+        keys = ["-k", "PatientName=UPLOAD^RICHARD", "-k", "PatientID=UP-P2",
+                "-k", "PatientBirthDate=19700215", "-k", "StudyInstanceUID=" + SC_UID,
+                "-k", "StudyDate=20261102", "-k", "AccessionNumber=ACC72", "-k", "Modality=OT",
+                "-k", "StudyDescription=PHOTO UPLOADED"]
+        run("img2dcm", "-i", "BMP", *keys, p("small.bmp"), p("sc.dcm"))
+        run("dcmconv", "+ti", p("sc.dcm"), p("sc_implicit.dcm"))
+        bmp(p("big.bmp"), 96, 96)
+        run("img2dcm", "-i", "BMP", *keys, p("big.bmp"), p("big.dcm"))
+        for name in ("ct_explicit", "ct_implicit", "no_uid", "sc", "sc_implicit", "big"):
+            with open(p(name + ".dcm"), "rb") as fh:
+                f[name] = fh.read()
+        assert len(f["big"]) > FILE_MAX
+        return f
+
+    # -- helpers --------------------------------------------------------------
+
+    def create(self, token=None, **body):
+        r = self.st.request("POST", "/api/v1/worklists/location:ct/upload-links",
+                            body, token=token or self.alice)
+        self.assertEqual(r.status, 201, r.body)
+        return r.json
+
+    def open_session(self, url, password=None):
+        path = url[url.index("/u/"):]
+        if password is None:
+            r = self.st.request("GET", path, headers={"Accept": "application/json"})
+        else:
+            r = self.st.request("POST", path, {"password": password},
+                                headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 200, r.body)
+        cookie = r.header("Set-Cookie")
+        self.assertIn("ss_upload=", cookie)
+        self.assertIn("HttpOnly", cookie)
+        self.assertIn("Path=" + path, cookie)
+        return path, cookie.split(";")[0]
+
+    def send(self, path, data, cookie=None, ctype="application/dicom"):
+        h = {"Content-Type": ctype, "Accept": "application/json"}
+        if cookie:
+            h["Cookie"] = cookie
+        return self.st.request("POST", path + "/files", raw=data, headers=h)
+
+    def studies(self):
+        r = self.st.request("GET", "/api/v1/worklists/location:ct/studies?limit=500",
+                            token=self.alice)
+        self.assertEqual(r.status, 200, r.body)
+        return {s["study_uid"]: s for s in r.json["studies"]}
+
+    def spooled(self):
+        return sorted(n for n in os.listdir(self.spool) if not n.startswith("."))
+
+    def audit(self):
+        out = subprocess.run(["redis-cli", "-p", str(self.st.redis.port), "--no-raw",
+                              "XRANGE", "audit", "-", "+"],
+                             capture_output=True, text=True, check=True).stdout
+        return out
+
+    # -- tests ----------------------------------------------------------------
+
+    def test_1_both_syntaxes_arrive_in_the_worklist_and_in_orthanc(self):
+        link = self.create(notify_on_upload=True, message="Please send the CT")
+        self.assertTrue(link["url"].startswith(self.st.public_url + "/u/"))
+        self.assertEqual(link["worklist"], "location:ct")
+        self.assertTrue(link["notify_on_upload"])
+        path, cookie = self.open_session(link["url"])
+        got = {}
+        for name in ("ct_explicit", "ct_implicit", "sc", "sc_implicit"):
+            r = self.send(path, self.files[name], cookie)
+            self.assertEqual(r.status, 201, (name, r.body))
+            got[name] = r.json
+            self.assertEqual(r.json["sha256"], hashlib.sha256(self.files[name]).hexdigest())
+            self.assertTrue(r.json["forwarded"])
+        self.assertEqual(got["ct_explicit"]["study_uid"], CT_UID)
+        self.assertEqual(got["ct_implicit"]["study_uid"], CT_UID)
+        self.assertEqual(got["sc_implicit"]["study_uid"], SC_UID)
+        self.assertEqual(got["sc_implicit"]["studies"], 2)
+        self.assertEqual(got["sc_implicit"]["files"], 4)
+        # The worklist holds both studies with the header's metadata.
+        st = self.studies()
+        ct = st[CT_UID]
+        self.assertEqual(ct["patient"]["name"], "UPLOAD^JANE")
+        self.assertEqual(ct["patient"]["id"], "UP-P1")
+        self.assertEqual(ct["patient"]["birth_date"], "19800131")
+        self.assertEqual(ct["study_date"], "20261101")
+        self.assertEqual(ct["modality"], "CT")
+        self.assertEqual(ct["accession"], "ACC71")
+        self.assertEqual(ct["description"], "CT HEAD UPLOADED")
+        sc = st[SC_UID]
+        self.assertEqual(sc["patient"]["name"], "UPLOAD^RICHARD")
+        self.assertEqual(sc["study_date"], "20261102")
+        self.assertEqual(sc["modality"], "OT")
+        self.assertEqual(sc["description"], "PHOTO UPLOADED")
+        # The spool holds each file under its SHA-256, byte for byte.
+        for name in ("ct_explicit", "ct_implicit", "sc", "sc_implicit"):
+            h = hashlib.sha256(self.files[name]).hexdigest()
+            with open(os.path.join(self.spool, h + ".dcm"), "rb") as fh:
+                self.assertEqual(fh.read(), self.files[name])
+        # Orthanc has the instances (its REST API).
+        self.assertTrue({CT_UID, SC_UID} <= self.orthanc.study_uids())
+        # Audited; the creator is told once per study of the session.
+        a = self.audit()
+        self.assertIn("upload.file", a)
+        self.assertIn("upload_link.create", a)
+        self.assertIn("upload_link.use", a)
+        self.assertNotIn("UPLOAD^JANE", a)
+        mails = [j for j in self.st.mail_jobs() if j["template"] == "upload.received"]
+        self.assertEqual(len(mails), 2, mails)
+        self.assertEqual(mails[0]["to"], "alice@stelsewhere.example")
+        self.assertEqual(mails[0]["vars"]["link_id"], link["id"])
+
+    def test_2_refusals_keep_nothing(self):
+        link = self.create()
+        path, cookie = self.open_session(link["url"])
+        before = self.spooled()
+        ct = self.files["ct_explicit"]
+        cases = [
+            ("text", b"hello, this is not DICOM\n" * 20, 415),
+            ("truncated", ct[:len(ct) - 3], 422),
+            ("truncated in the header", ct[:200], 422),
+            ("no study uid", self.files["no_uid"], 422),
+            ("over the cap", self.files["big"], 413),
+        ]
+        for what, data, status in cases:
+            r = self.send(path, data, cookie)
+            self.assertEqual(r.status, status, (what, r.body))
+            self.assertIn("error", r.json)
+        r = self.send(path, ct, cookie, ctype="text/plain")
+        self.assertEqual(r.status, 415, r.body)
+        self.assertEqual(self.spooled(), before)
+        r = self.send(path, self.files["no_uid"], cookie)
+        self.assertIn("Study Instance UID", r.json["error"]["message"])
+        self.assertIn("upload.refused", self.audit())
+
+    def test_3_password_and_attempts(self):
+        link = self.create(password="up-secret-1", max_password_attempts=2)
+        self.assertTrue(link["has_password"])
+        path = link["url"][link["url"].index("/u/"):]
+        # Files without a session: the password is asked for.
+        r = self.send(path, self.files["ct_explicit"])
+        self.assertEqual(r.status, 401, r.body)
+        self.assertTrue(r.json["password_required"])
+        r = self.st.request("POST", path, {"password": "wrong-one"},
+                            headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.json["attempts_left"], 1)
+        path, cookie = self.open_session(link["url"], password="up-secret-1")
+        r = self.send(path, self.files["ct_explicit"], cookie)
+        self.assertEqual(r.status, 201, r.body)
+        # The HTML page asks for the password, then is the upload page.
+        r = self.st.request("GET", path)
+        self.assertEqual(r.status, 200)
+        self.assertIn(b'name="password"', r.body)
+        r = self.st.request("GET", path, headers={"Cookie": cookie})
+        self.assertEqual(r.status, 200)
+        self.assertIn(b'src="/static/upload.js"', r.body)
+
+    def test_4_manage_links(self):
+        link = self.create(max_uses=1)
+        bob = self.st.login("bob")  # a viewer of location:ct
+        r = self.st.request("POST", "/api/v1/worklists/location:ct/upload-links", {},
+                            token=bob)
+        self.assertEqual(r.status, 403, r.body)
+        r = self.st.request("GET", "/api/v1/worklists/location:ct/upload-links",
+                            token=self.alice)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn(link["id"], [x["id"] for x in r.json["links"]])
+        r = self.st.request("PATCH", "/api/v1/upload-links/" + link["id"],
+                            {"max_uses": 5, "message": "edited", "notify_on_upload": True},
+                            token=self.alice)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json["max_uses"], 5)
+        self.assertEqual(r.json["message"], "edited")
+        self.assertTrue(r.json["notify_on_upload"])
+        r = self.st.request("PATCH", "/api/v1/upload-links/" + link["id"],
+                            {"password": "nope1234"}, token=self.alice)
+        self.assertEqual(r.status, 400, r.body)
+        path, cookie = self.open_session(link["url"])
+        # A live upload token is no guest link, and a guest link's token
+        # is no upload link.
+        r = self.st.request("GET", path.replace("/u/", "/g/"),
+                            headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 404)
+        uid = self.st.arrive()
+        r = self.st.request("POST", "/api/v1/studies/%s/guest-links" % uid,
+                            {"worklist": "location:ct"}, token=self.alice)
+        self.assertEqual(r.status, 201, r.body)
+        g = r.json["url"][r.json["url"].index("/g/"):]
+        r = self.st.request("GET", g.replace("/g/", "/u/"),
+                            headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json["error"]["message"], "no such upload link")
+        r = self.st.request("GET", g, headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 200)
+        # Not a guest link: the guest-link routes do not know it, and the
+        # upload-link routes do not know a guest link.
+        r = self.st.request("DELETE", "/api/v1/guest-links/" + link["id"], token=self.alice)
+        self.assertEqual(r.status, 404, r.body)
+        gid = json.loads(self.st.request(
+            "GET", "/api/v1/studies/%s/guest-links?worklist=location:ct" % uid,
+            token=self.alice).body)["links"][0]["id"]
+        r = self.st.request("DELETE", "/api/v1/upload-links/" + gid, token=self.alice)
+        self.assertEqual(r.status, 404, r.body)
+        r = self.st.request("DELETE", "/api/v1/upload-links/" + link["id"], token=self.alice)
+        self.assertEqual(r.status, 204, r.body)
+        # Deleted: the session ends, the page is the one 404.
+        r = self.send(path, self.files["ct_explicit"], cookie)
+        self.assertEqual(r.status, 404, r.body)
+        r = self.st.request("GET", path, headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 404)
+
+    def test_6_multipart(self):
+        link = self.create()
+        path, cookie = self.open_session(link["url"])
+        b = "ss-test-boundary-7f3a"
+
+        def body(parts, ctype_of=lambda i: "application/dicom"):
+            out = b"preamble to ignore\r\n"
+            for i, data in enumerate(parts):
+                out += b"--" + b.encode() + b"\r\n"
+                out += b"Content-Type: " + ctype_of(i).encode() + b"\r\n\r\n" + data + b"\r\n"
+            return out + b"--" + b.encode() + b"--\r\n"
+        rel = 'multipart/related; type="application/dicom"; boundary=' + b
+        r = self.send(path, body([self.files["ct_explicit"], self.files["sc_implicit"]]),
+                      cookie, ctype=rel)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual([x["study_uid"] for x in r.json["received"]], [CT_UID, SC_UID])
+        self.assertEqual(r.json["files"], 2)
+        # One bad file refuses the request, naming it; nothing is kept.
+        before = self.spooled()
+        bad = self.files["ct_implicit"][:-5]
+        r = self.send(path, body([self.files["sc"], bad]), cookie, ctype=rel)
+        self.assertEqual(r.status, 422, r.body)
+        self.assertIn("file 2", r.json["error"]["message"])
+        self.assertEqual(self.spooled(), before)
+        # multipart/form-data, as a browser's FormData sends it.
+        fd = b"--" + b.encode() + b"\r\n" + \
+            b'Content-Disposition: form-data; name="note"\r\n\r\nhello\r\n' + \
+            b"--" + b.encode() + b"\r\n" + \
+            b'Content-Disposition: form-data; name="f"; filename="IM0001"\r\n' + \
+            b"Content-Type: application/octet-stream\r\n\r\n" + self.files["sc"] + \
+            b"\r\n--" + b.encode() + b"--\r\n"
+        r = self.send(path, fd, cookie, ctype="multipart/form-data; boundary=" + b)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(len(r.json["received"]), 1)
+        # No closing delimiter: 400.
+        r = self.send(path, body([self.files["sc"]])[:-8], cookie, ctype=rel)
+        self.assertEqual(r.status, 400, r.body)
+
+    def test_5_session_cap(self):
+        link = self.create()
+        path, cookie = self.open_session(link["url"])
+        data = self.files["ct_explicit"]
+        fit = SESSION_MAX // len(data)
+        for i in range(fit):
+            r = self.send(path, data, cookie)
+            self.assertEqual(r.status, 201, (i, r.body))
+        r = self.send(path, data, cookie)
+        self.assertEqual(r.status, 413, r.body)
+
+
+if __name__ == "__main__":
+    unittest.main()
