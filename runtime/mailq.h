@@ -74,13 +74,16 @@
  *                       vars link_id, time, addr, attempts
  *   upload.received     files arrived through an upload link, to its creator:
  *                       vars link_id, time, studies, files
+ *   upload.request      an upload link for the address it was made for:
+ *                       vars sharer_name, url, message, expires_at
  * "message", "study_description", "user_agent" and "recipient" may be empty
  * or left out; every other var is required (a job without it is refused by
  * notify and lands in the dead-letter stream).
  */
 #define SS_MAIL_TEMPLATES                                                      \
 	"share.invitation", "share.notice", "guestlink.recipient",             \
-	    "guestlink.viewed", "guestlink.locked", "upload.received"
+	    "guestlink.viewed", "guestlink.locked", "upload.received",         \
+	    "upload.request"
 
 typedef struct ss_mail {
 	const char *template;

@@ -23,7 +23,9 @@
  *
  * Steps of create: UP_CHECK (authz.check) -> UP_USER (authz.user.get:
  * the creator's address for upload notices) -> UP_HASH (Argon2id on a
- * worker, when there is a password) -> UP_INDEX -> UP_STORE -> reply.
+ * worker, when there is a password) -> UP_INDEX -> UP_STORE -> UP_MAIL
+ * (upload.request on notify:jobs, sealed under the mail key, when email
+ * is given; never the password) -> reply.
  * Update and delete: UP_READ (the link's kind and worklist) -> UP_CHECK
  * -> UP_WRITE (one script) -> UP_REREAD (update: the link as it is now).
  */
@@ -72,6 +74,7 @@ typedef enum up_step {
 	UP_HASH,
 	UP_INDEX,
 	UP_STORE,
+	UP_MAIL,
 	UP_READ,
 	UP_WRITE,
 	UP_REREAD,
@@ -93,9 +96,10 @@ typedef struct up_op {
 	char email[GL_MAX_EMAIL + 1];
 	char message[GL_MAX_MESSAGE + 1];
 	char by_email[GL_MAX_EMAIL + 1];
+	char by_name[GL_MAX_NAME + 1];
 	char id[GL_ID_LEN + 1];
 	int64_t exp_ms, max_uses, max_pw;
-	bool notify, has_pw;
+	bool notify, has_pw, mail_queued;
 	/* update: which fields were given */
 	bool set_max, set_exp, set_msg, set_notify;
 	char password[GL_PW_MAX + 1];
@@ -198,7 +202,8 @@ kv_opt_int(ss_pack *p, const char *k, int64_t v)
 }
 
 void
-gl_upload_pack(gl_server *s, ss_pack *p, const gl_link *l, int64_t now_ms)
+gl_upload_pack(gl_server *s, ss_pack *p, const gl_link *l, int64_t now_ms,
+               int queued)
 {
 	char tok[SS_TOKEN_LEN + 1] = "";
 	char url[600];
@@ -208,7 +213,7 @@ gl_upload_pack(gl_server *s, ss_pack *p, const gl_link *l, int64_t now_ms)
 		ss_error("link.token_unreadable", NULL, "link", l->id, NULL);
 		tok[0] = '\0';
 	}
-	msgpack_pack_map(&p->pk, 15);
+	msgpack_pack_map(&p->pk, queued >= 0 ? 16 : 15);
 	ss_pack_kv_cstr(p, "id", l->id);
 	ss_pack_key(p, "url");
 	if (tok[0] != '\0' &&
@@ -232,6 +237,8 @@ gl_upload_pack(gl_server *s, ss_pack *p, const gl_link *l, int64_t now_ms)
 	kv_opt_str(p, "message", l->msg);
 	ss_pack_kv_bool(p, "notify_on_upload", l->notify);
 	ss_pack_kv_cstr(p, "status", gl_link_status(l, now_ms));
+	if (queued >= 0)
+		ss_pack_kv_bool(p, "email_queued", queued != 0);
 }
 
 /* ---- parsing --------------------------------------------------------- */
@@ -593,11 +600,33 @@ created(up_op *op)
 	l.max_pw = op->has_pw ? op->max_pw : 0;
 	l.notify = op->notify;
 	p = ss_call_reply_ok(op->c);
-	gl_upload_pack(op->s, p, &l, op->now);
+	gl_upload_pack(op->s, p, &l, op->now,
+	               op->email[0] != '\0' ? op->mail_queued : -1);
 	ss_info("upload_link.created", ss_call_id(op->c), "link", op->id,
 	        "worklist", op->wl, NULL);
 	ss_call_reply_end(op->c);
 	op_free(op);
+}
+
+/* UP_MAIL: the upload link for the address it was made for.  The link
+ * exists whatever happens here; a mail that could not be queued is said
+ * in the reply (email_queued). */
+static void
+mail(up_op *op)
+{
+	char url[600], exp[GL_TIME_LEN + 1];
+	const char *vars[] = {"sharer_name", op->by_name, "url",
+	                      url,           "message",   op->message,
+	                      "expires_at",  exp,         NULL};
+	ss_mail m = {
+	    .template = "upload.request", .to = op->email, .vars = vars};
+
+	op->step = UP_MAIL;
+	snprintf(url, sizeof url, "%s/u/%s", op->s->cfg->public_url, op->token);
+	gl_time_fmt(op->exp_ms, exp);
+	if (gl_mail(op->s, ss_call_id(op->c), &m, on_redis, op) != 0)
+		created(op);
+	sodium_memzero(url, sizeof url);
 }
 
 /* ---- update, delete: the link's worklist first ----------------------- */
@@ -738,7 +767,7 @@ reread_done(up_op *op, const redisReply *r)
 
 	if (rv != 0)
 		return rv;
-	gl_upload_pack(op->s, ss_call_reply_ok(op->c), &l, gl_now_ms());
+	gl_upload_pack(op->s, ss_call_reply_ok(op->c), &l, gl_now_ms(), -1);
 	ss_call_reply_end(op->c);
 	op_free(op);
 	return 0;
@@ -852,7 +881,7 @@ on_list_link(int err, redisReply *r, void *arg)
 	else if (gl_link_parse(&l, sl->id, r) == 0) {
 		ss_pack p;
 		ss_pack_init(&p);
-		gl_upload_pack(op->s, &p, &l, op->now);
+		gl_upload_pack(op->s, &p, &l, op->now, -1);
 		if ((op->packed[sl->i] = malloc(p.sb.size)) != NULL) {
 			memcpy(op->packed[sl->i], p.sb.data, p.sb.size);
 			op->plen[sl->i] = p.sb.size;
@@ -877,6 +906,11 @@ on_redis(int err, redisReply *r, void *arg)
 		         NULL);
 		err = SS_EINTERNAL;
 	}
+	if (op->step == UP_MAIL) {
+		op->mail_queued = err == 0;
+		created(op);
+		return;
+	}
 	if (err != 0) {
 		fail(op, gl_err(err), NULL);
 		return;
@@ -894,7 +928,10 @@ on_redis(int err, redisReply *r, void *arg)
 			rv = SS_EINTERNAL;
 		else {
 			ss_metric_add(op->s->m_created, 1);
-			created(op);
+			if (op->email[0] != '\0')
+				mail(op);
+			else
+				created(op);
 			return;
 		}
 		break;
@@ -953,6 +990,12 @@ on_peer(int err, const ss_msg *reply, void *arg)
 		}
 	} else if (rv == 0 && op->step == UP_USER) {
 		const msgpack_object *e = ss_map_get(reply->body, "email");
+		const msgpack_object *nm = ss_map_get(reply->body, "name");
+		if (nm == NULL ||
+		    ss_obj_strcpy(nm, op->by_name, sizeof op->by_name) != 0 ||
+		    op->by_name[0] == '\0')
+			snprintf(op->by_name, sizeof op->by_name, "%s",
+			         op->user);
 		if (e == NULL ||
 		    ss_obj_strcpy(e, op->by_email, sizeof op->by_email) != 0 ||
 		    !ss_mail_addr_ok(op->by_email, strlen(op->by_email)))

@@ -23,8 +23,10 @@ extern ss_script gl_script_upload_update, gl_script_upload_reserve,
 int gl_upload_token_ids(gl_server *s, const char *tok, size_t n,
                         char th[SS_TOKEN_HASH_LEN + 1], char id[GL_ID_LEN + 1]);
 
-/* Packs the upload link object (README.md "Upload links"). */
-void gl_upload_pack(gl_server *s, ss_pack *p, const gl_link *l, int64_t now_ms);
+/* Packs the upload link object (README.md "Upload links"), with
+ * "email_queued" when queued is 0 or 1 (create, when email was given). */
+void gl_upload_pack(gl_server *s, ss_pack *p, const gl_link *l, int64_t now_ms,
+                    int queued);
 
 /* The answer to a use or a live session: {"upload", "session",
  * "expires_at"} spliced from the sealed view. */

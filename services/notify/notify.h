@@ -33,7 +33,7 @@
 #define NT_SENT_PREFIX  "notify:sent:"
 #define NT_TRIES_PREFIX "notify:tries:"
 #define NT_LOCK_PREFIX  "notify:lock:"
-#define NT_NTEMPLATES   6
+#define NT_NTEMPLATES   7
 #define NT_WHY_MAX      256
 
 typedef struct nt_settings {

@@ -8,7 +8,9 @@
 // guest opens it in a fresh browser context, enters a wrong then the right
 // password and sees the study and its priors; the recipient's and the
 // creator's mails arrive in the SMTP catcher; Alice deletes the link and
-// the guest's page is the 404 page.  Then an invitation by email is
+// the guest's page is the 404 page.  Alice creates an upload link for
+// location:ct with an email, sees it listed, edits it, the upload request
+// mail arrives, and she deletes it.  Then an invitation by email is
 // followed to the registration page.  A screenshot of every step is written
 // to $ARTIFACTS.  Prints "N passed, N failed" last; exits 1 on failure.
 import fs from "node:fs";
@@ -246,6 +248,69 @@ try {
     await screenshot(ctx.guestPage, "guest-gone");
     await page.click("#links-close");
     await ctx.guest.close();
+  });
+
+  await step("alice creates, lists, edits and deletes an upload link of location:ct", async () => {
+    const page = ctx.alicePage;
+    // Only where the worklist's permissions include links.upload.manage.
+    await page.selectOption("#worklist", "group:neuro");
+    await page.waitForFunction(() => document.getElementById("worklist-info").textContent.includes("viewer"));
+    assert(await page.isHidden("#uploads-open"), "no upload links for a viewer");
+    await pickWorklist(page, "location:ct");
+    await page.waitForSelector("#uploads-open:not([hidden])");
+    await page.click("#uploads-open");
+    await page.waitForSelector("#uploads-dialog[open]");
+    assert(await page.isHidden("#upload-form"), "form hidden until the toggle");
+    await page.check("#new-upload-toggle");
+    await page.waitForSelector("#upload-form:not([hidden])");
+    await page.fill("#upload-max-uses", "2");
+    await page.fill("#upload-password", "upload-pass-1");
+    await page.fill("#upload-max-attempts", "3");
+    await page.fill("#upload-email", "referrer@example.org");
+    await page.fill("#upload-message", "Please send the outside CT");
+    await page.check("#upload-notify");
+    await screenshot(page, "upload-link-form");
+    await page.click("#upload-create");
+    await page.waitForSelector("#upload-created:not([hidden])");
+    const url = await page.inputValue("#upload-created-url");
+    assert(url.startsWith(URL + "/u/"), "upload link URL " + url);
+    assert((await page.textContent("#upload-created-text")).includes("referrer@example.org"), "sent to the address");
+    const row = page.locator("#uploads tr", { has: page.locator(".link-url") }).filter({ hasText: "referrer@example.org" }).first();
+    await row.waitFor();
+    const text = await row.textContent();
+    assert(text.includes("active") && text.includes("0 / 2") && text.includes("notify on upload"), "listed: " + text);
+    assert(await row.locator(".link-url").inputValue() === url, "URL listed");
+    assert(await row.locator(".copy-button").count() === 1, "copy offered");
+    await row.locator(".copy-button").click();
+    await page.waitForFunction(() => document.querySelector("#uploads .copy-button").textContent !== "Copy");
+    await screenshot(page, "upload-link-created");
+    // Edit: max uses and message (PATCH).
+    await row.locator(".edit-button").click();
+    await page.waitForSelector("#upload-edit-form:not([hidden])");
+    assert(await page.inputValue("#upload-edit-max-uses") === "2", "edit form filled");
+    await page.fill("#upload-edit-max-uses", "5");
+    await page.fill("#upload-edit-message", "Edited message");
+    await page.click("#upload-edit-save");
+    await page.waitForSelector("#upload-edit-form", { state: "hidden" });
+    await page.waitForFunction((u) => [...document.querySelectorAll("#uploads tr")].some(
+      (tr) => tr.querySelector(".link-url") && tr.querySelector(".link-url").value === u &&
+        tr.textContent.includes("0 / 5")), url);
+    // The upload request reached the address, with the link and no password.
+    const m = await waitForMail((x) => x.to.includes("referrer@example.org") && x.text.includes(url),
+      "the upload request with the link");
+    assert(!m.text.includes("upload-pass-1"), "no password in the upload request");
+    assert(m.text.includes("Please send the outside CT"), "the message in the upload request");
+    // Delete.
+    const id = await row.getAttribute("data-id");
+    await row.locator(".delete-button").click();
+    await page.waitForFunction((i) => {
+      const tr = document.querySelector(`#uploads tr[data-id="${i}"]`);
+      return !tr || tr.textContent.includes("deleted");
+    }, id);
+    await screenshot(page, "upload-link-deleted");
+    const resp = await page.request.get(url, { headers: { Accept: "application/json" } });
+    assert(resp.status() === 404, "deleted upload link status " + resp.status());
+    await page.click("#uploads-close");
   });
 
   await step("an invitation by email leads to the registration page and the study", async () => {

@@ -47,6 +47,8 @@ TEMPLATE_VARS = {
                          "addr": "203.0.113.10", "attempts": "5"},
     "upload.received": {"link_id": "ul-7", "time": "2026-11-29 11:00 UTC",
                         "studies": "2", "files": "314"},
+    "upload.request": {"sharer_name": "Dr. Bob", "url": "https://studyshare.test/u/tok",
+                       "message": "the CT <from May>", "expires_at": "2026-12-01 12:00 UTC"},
 }
 
 

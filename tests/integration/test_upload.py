@@ -391,6 +391,32 @@ class UploadTest(unittest.TestCase):
         r = self.st.request("GET", path, headers={"Accept": "application/json"})
         self.assertEqual(r.status, 404)
 
+    def test_7_request_mail_to_the_address(self):
+        # An email on the link: the upload request is queued for it, with
+        # the link's URL and message, never its password.
+        link = self.create(email="gp@outside.example", message="the CT from May, please",
+                           password="up-secret-9", max_password_attempts=3)
+        self.assertTrue(link["email_queued"])
+        self.assertEqual(link["email"], "gp@outside.example")
+        jobs = [j for j in self.st.mail_jobs() if j["template"] == "upload.request"
+                and j["vars"].get("url") == link["url"]]
+        self.assertEqual(len(jobs), 1, jobs)
+        j = jobs[0]
+        self.assertEqual(j["to"], "gp@outside.example")
+        self.assertEqual(j["vars"]["message"], "the CT from May, please")
+        self.assertTrue(j["vars"]["sharer_name"])
+        self.assertEqual(j["vars"]["expires_at"][:10], link["expires_at"][:10])
+        self.assertNotIn("up-secret-9", json.dumps(j))
+        self.assertIn("/u/", j["vars"]["url"])
+        # Without an email nothing is queued and nothing is said of it.
+        before = len([j for j in self.st.mail_jobs() if j["template"] == "upload.request"])
+        plain = self.create(message="no mail")
+        self.assertNotIn("email_queued", plain)
+        after = len([j for j in self.st.mail_jobs() if j["template"] == "upload.request"])
+        self.assertEqual(after, before)
+        self.st.request("DELETE", "/api/v1/upload-links/" + link["id"], token=self.alice)
+        self.st.request("DELETE", "/api/v1/upload-links/" + plain["id"], token=self.alice)
+
     def test_6_multipart(self):
         link = self.create()
         path, cookie = self.open_session(link["url"])

@@ -274,6 +274,7 @@ static const struct {
      {"user_agent", "recipient"}},
     {"guestlink.locked", {"link_id", "time", "addr", "attempts"}, {NULL}},
     {"upload.received", {"link_id", "time", "studies", "files"}, {NULL}},
+    {"upload.request", {"sharer_name", "url", "expires_at"}, {"message"}},
 };
 
 static void

@@ -1,6 +1,7 @@
 /*
  * web/static/app.js - the studyshare web UI: log in, pick a worklist, see
- * its studies, share one, hand out guest links.  Plain JS, no build step.
+ * its studies, share one, hand out guest links, manage the worklist's
+ * upload links.  Plain JS, no build step.
  *
  * It talks to the JSON API of the gateway (API.md) with the bearer token
  * kept in sessionStorage.  What it offers follows the permissions authz
@@ -35,6 +36,7 @@
 		cursor: null,
 		study: null,
 		targets: [],
+		upload: null,
 	};
 
 	/* ---- the API ---------------------------------------------------- */
@@ -253,6 +255,7 @@
 			(state.worklist.role ? " · role " + state.worklist.role : "");
 		clear($("studies"));
 		state.cursor = null;
+		$("uploads-open").hidden = !has("links.upload.manage");
 		await loadStudies();
 	}
 
@@ -555,6 +558,209 @@
 		loadLinks();
 	}
 
+	/* ---- the Upload links dialog ------------------------------------ */
+
+	function isoFromLocal(v) {
+		const d = new Date(v);
+		return isNaN(d) ? null : d.toISOString().replace(/\.\d{3}Z$/, "Z");
+	}
+
+	/* An ISO time as the value of a datetime-local input (local time). */
+	function localFromIso(iso) {
+		const d = new Date(iso);
+		if (!iso || isNaN(d))
+			return "";
+		const p = (n) => String(n).padStart(2, "0");
+		return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + "T" +
+			p(d.getHours()) + ":" + p(d.getMinutes());
+	}
+
+	function openUploads() {
+		if (!has("links.upload.manage"))
+			return;
+		$("uploads-worklist").textContent = worklistLabel(state.worklist);
+		$("new-upload-toggle").checked = false;
+		$("upload-form").hidden = true;
+		$("upload-form").reset();
+		$("upload-created").hidden = true;
+		$("upload-edit-form").hidden = true;
+		$("upload-result").textContent = "";
+		$("uploads-dialog").showModal();
+		loadUploads();
+	}
+
+	async function createUpload(ev) {
+		ev.preventDefault();
+		const body = {};
+		const maxUses = intOrNull("upload-max-uses");
+		if (maxUses !== null)
+			body.max_uses = maxUses;
+		const exp = $("upload-expires").value;
+		if (exp) {
+			body.expires_at = isoFromLocal(exp);
+			if (!body.expires_at) {
+				$("upload-result").textContent = "The expiry is not a date.";
+				return;
+			}
+		}
+		const pw = $("upload-password").value;
+		if (pw)
+			body.password = pw;
+		const attempts = intOrNull("upload-max-attempts");
+		if (attempts !== null)
+			body.max_password_attempts = attempts;
+		const email = $("upload-email").value.trim();
+		if (email)
+			body.email = email;
+		const msg = $("upload-message").value.trim();
+		if (msg)
+			body.message = msg;
+		body.notify_on_upload = $("upload-notify").checked;
+		$("upload-create").disabled = true;
+		$("upload-result").textContent = "";
+		try {
+			const link = await api("POST", "/api/v1/worklists/" +
+			                       encodeURIComponent(state.worklist.id) + "/upload-links", body);
+			$("upload-created-url").value = link.url;
+			$("upload-created-text").textContent = link.email_queued === false
+				? "Upload link created (the email could not be queued: send the link yourself):"
+				: link.email_queued ? "Upload link created and sent to " + link.email + ":"
+				: "Upload link created:";
+			$("upload-created").hidden = false;
+			$("upload-form").reset();
+			loadUploads();
+		} catch (e) {
+			$("upload-result").textContent = describe(e);
+		} finally {
+			$("upload-create").disabled = false;
+		}
+	}
+
+	function uploadOptions(l) {
+		const o = [];
+		if (l.notify_on_upload)
+			o.push("notify on upload");
+		if (l.message)
+			o.push("message");
+		return o.join(", ") || "—";
+	}
+
+	async function loadUploads() {
+		const tb = $("uploads");
+		const wl = state.worklist.id;
+		try {
+			const r = await api("GET", "/api/v1/worklists/" + encodeURIComponent(wl) + "/upload-links");
+			if (!state.worklist || state.worklist.id !== wl)
+				return;
+			clear(tb);
+			$("uploads-empty").hidden = r.links.length > 0;
+			for (const l of r.links)
+				tb.appendChild(uploadRow(l));
+		} catch (e) {
+			clear(tb);
+			const tr = el("tr");
+			tr.appendChild(el("td", describe(e)));
+			tb.appendChild(tr);
+		}
+	}
+
+	function uploadRow(l) {
+		const tr = el("tr");
+		tr.dataset.id = l.id;
+		const url = el("td");
+		if (l.url) {
+			const i = el("input");
+			i.readOnly = true;
+			i.value = l.url;
+			i.className = "link-url";
+			url.appendChild(i);
+		} else {
+			url.appendChild(el("span", "—", "muted"));
+		}
+		tr.appendChild(url);
+		tr.appendChild(el("td", when(l.created_at) + (l.created_by ? " by " + l.created_by : "")));
+		tr.appendChild(el("td", when(l.expires_at)));
+		tr.appendChild(el("td", l.uses + " / " + (l.max_uses === null || l.max_uses === undefined ? "∞" : l.max_uses)));
+		tr.appendChild(el("td", l.has_password
+			? "yes (" + l.password_attempts + "/" + l.max_password_attempts + " wrong)" : "no"));
+		tr.appendChild(el("td", l.email || "—"));
+		tr.appendChild(el("td", uploadOptions(l)));
+		const st = el("td");
+		st.appendChild(el("span", l.status.replace("_", " "), "status " + l.status));
+		tr.appendChild(st);
+		const act = el("td");
+		if (l.url)
+			act.appendChild(button("Copy", "small secondary copy-button", (ev) => copy(l.url, ev.target)));
+		if (l.status === "active")
+			act.appendChild(button("Edit", "small secondary edit-button", () => editUpload(l)));
+		if (l.status !== "deleted")
+			act.appendChild(button("Delete", "small danger delete-button", () => deleteUpload(l)));
+		tr.appendChild(act);
+		return tr;
+	}
+
+	function editUpload(l) {
+		state.upload = l;
+		$("upload-edit-id").textContent = l.id;
+		$("upload-edit-max-uses").value = l.max_uses === null || l.max_uses === undefined ? "" : l.max_uses;
+		$("upload-edit-expires").value = localFromIso(l.expires_at);
+		$("upload-edit-message").value = l.message || "";
+		$("upload-edit-notify").checked = !!l.notify_on_upload;
+		$("upload-edit-result").textContent = "";
+		$("upload-edit-form").hidden = false;
+		$("upload-edit-max-uses").focus();
+	}
+
+	/* Sends only what changed: max_uses cannot go back to unlimited. */
+	async function saveUpload(ev) {
+		ev.preventDefault();
+		const l = state.upload;
+		const body = {};
+		const maxUses = intOrNull("upload-edit-max-uses");
+		if (maxUses !== null && maxUses !== l.max_uses)
+			body.max_uses = maxUses;
+		const exp = $("upload-edit-expires").value;
+		if (exp && exp !== localFromIso(l.expires_at)) {
+			body.expires_at = isoFromLocal(exp);
+			if (!body.expires_at) {
+				$("upload-edit-result").textContent = "The expiry is not a date.";
+				return;
+			}
+		}
+		const msg = $("upload-edit-message").value.trim();
+		if (msg !== (l.message || ""))
+			body.message = msg;
+		if ($("upload-edit-notify").checked !== !!l.notify_on_upload)
+			body.notify_on_upload = $("upload-edit-notify").checked;
+		if (Object.keys(body).length === 0) {
+			$("upload-edit-form").hidden = true;
+			return;
+		}
+		$("upload-edit-save").disabled = true;
+		try {
+			await api("PATCH", "/api/v1/upload-links/" + encodeURIComponent(l.id), body);
+			$("upload-edit-form").hidden = true;
+			loadUploads();
+		} catch (e) {
+			$("upload-edit-result").textContent = describe(e);
+		} finally {
+			$("upload-edit-save").disabled = false;
+		}
+	}
+
+	async function deleteUpload(l) {
+		if (!window.confirm("Delete this upload link? It stops working at once."))
+			return;
+		try {
+			await api("DELETE", "/api/v1/upload-links/" + encodeURIComponent(l.id));
+			if (state.upload && state.upload.id === l.id)
+				$("upload-edit-form").hidden = true;
+		} catch (e) {
+			$("upload-result").textContent = describe(e);
+		}
+		loadUploads();
+	}
+
 	/* ---- wiring ------------------------------------------------------ */
 
 	document.addEventListener("DOMContentLoaded", () => {
@@ -574,6 +780,17 @@
 		$("link-created-copy").addEventListener("click",
 			(ev) => copy($("link-created-url").value, ev.target));
 		$("links-close").addEventListener("click", () => $("links-dialog").close());
+		$("uploads-open").addEventListener("click", openUploads);
+		$("new-upload-toggle").addEventListener("change", () => {
+			$("upload-form").hidden = !$("new-upload-toggle").checked;
+			$("upload-created").hidden = true;
+		});
+		$("upload-form").addEventListener("submit", createUpload);
+		$("upload-created-copy").addEventListener("click",
+			(ev) => copy($("upload-created-url").value, ev.target));
+		$("upload-edit-form").addEventListener("submit", saveUpload);
+		$("upload-edit-cancel").addEventListener("click", () => { $("upload-edit-form").hidden = true; });
+		$("uploads-close").addEventListener("click", () => $("uploads-dialog").close());
 		if (state.token)
 			start().catch((e) => showLogin(describe(e)));
 		else
