@@ -23,7 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOBS = str(max(2, os.cpu_count() or 2))
-passed = failed = 0
+passed = failed = skipped = 0
 failures = []
 
 
@@ -97,15 +97,17 @@ def integ(builddir, sanitized):
     rc, out, secs = run([sys.executable, "-m", "unittest", "discover", "-v", "-s",
                          "tests/integration", "-p", "test_*.py"], env=env,
                         timeout=1800, quiet=True)
+    global skipped
     p = len(re.findall(r"\.\.\. ok$", out, re.M))
-    p += len(re.findall(r"\.\.\. skipped", out, re.M))
+    sk = len(re.findall(r"\.\.\. skipped", out, re.M))
+    skipped += sk
     f = len(re.findall(r"\.\.\. (FAIL|ERROR)$", out, re.M))
     m = re.search(r"^FAILED \((.*)\)$", out, re.M)
     if rc != 0:
         log(out[-8000:])
         if f == 0:
             f = 1
-    log("integ %-34s %3d passed %3d failed (%.0f s)" % (builddir, p, f, secs))
+    log("integ %-34s %3d passed %3d failed %3d skipped (%.0f s)" % (builddir, p, f, sk, secs))
     count(rc == 0 and not m, p, f, "integration " + builddir)
 
 
@@ -177,7 +179,7 @@ def main():
     log("total %.0f s" % (time.monotonic() - t0))
     if failures:
         log("failed: " + ", ".join(failures))
-    log("%d passed, %d failed" % (passed, failed))
+    log("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 
 
