@@ -19,67 +19,18 @@
 set -eEuo pipefail
 
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-SECS=${BENCH_SECONDS:-5}
+BENCH_NAME=http-bench
 CONNS=64
 THREADS=2
-FIXTURE=tests/integration/fixtures/directory.json
 GOAL_RATIO=0.40 # redemptions/s / hello floor, at least
 UID_=2.25.4343.1
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-for b in http_hello studyshare studyshare-authz studyshare-share \
-	studyshare-guestlink studyshare-gateway; do
-	if [ ! -x "$BUILD/$b" ]; then
-		echo "http-bench: $BUILD/$b missing; build first" >&2
-		exit 1
-	fi
-done
-for t in redis-server redis-cli curl python3 wrk; do
-	command -v "$t" >/dev/null || { echo "http-bench: $t not found" >&2; exit 1; }
-done
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ss-http-bench.XXXXXX")
-PIDS=()
-KEEP=0
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	if [ "$KEEP" = 1 ]; then
-		echo "http-bench: logs kept in $TMP" >&2
-	else
-		rm -rf "$TMP"
-	fi
-}
-trap cleanup EXIT
-trap 'KEEP=1' ERR
-trap 'exit 130' INT TERM
-
-free_port() {
-	python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_until() {
-	local what=$1 i
-	shift
-	for i in $(seq 150); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "http-bench: $what did not come up" >&2
-	KEEP=1
-	exit 1
-}
-
-calc() {
-	python3 -c "print($1)"
-}
+need_bins "build first" http_hello studyshare studyshare-authz studyshare-share \
+	studyshare-guestlink studyshare-gateway
+need_tools redis-server redis-cli curl python3 wrk
+bench_begin
 
 # run_wrk NAME URL [wrk args...]: the wrk report in $TMP/NAME.wrk
 run_wrk() {
@@ -92,12 +43,8 @@ non2xx_of() { awk '/Non-2xx or 3xx responses:/ { print $5 } END { }' "$TMP/$1.wr
 p99_of() { awk '$1 == "99%" { print $2 }' "$TMP/$1.wrk"; }
 reqs_of() { awk '/ requests in / { print $1 }' "$TMP/$1.wrk"; }
 
-cpu_of() { # user + system ticks of a process
-	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
-HZ=$(getconf CLK_TCK)
-
-# us_per_req TICKS NAME: a process's CPU microseconds per request of a run
+# us_per_req TICKS NAME: a process's CPU microseconds per request of a
+# wrk run (lib.sh's takes bench_bus's JSON instead)
 us_per_req() {
 	calc "round($1 * 1e6 / $HZ / max(1, $(reqs_of "$2")), 1)"
 }
@@ -113,47 +60,36 @@ GW=http://127.0.0.1:$HTTP_PORT
 
 echo "http-bench: $(nproc) cores, build $BUILD, ${SECS}s windows, $CONNS connections" >&2
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
-	--appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
-PIDS+=($!)
-wait_until redis redis-cli -p "$REDIS_PORT" ping
+start_redis "$REDIS_PORT"
 
-export STUDYSHARE_REDIS_ADDR=127.0.0.1:$REDIS_PORT
-export STUDYSHARE_PEPPER=bench-pepper-0123456789abcdef
+export_base
 export STUDYSHARE_MAIL_KEY=bench-mail-key-0123456789abcdef0123456789
-export STUDYSHARE_AUTHZ_URL=$AUTHZ_URL
 export STUDYSHARE_SHARE_URL=$SHARE_URL
 export STUDYSHARE_LOG_LEVEL=warn
 
-start() { # start NAME ENV... : a daemon with its own admin port, ready
-	local name=$1 admin
-	shift
-	admin=$(free_port)
-	env STUDYSHARE_ADMIN_ADDR=127.0.0.1:$admin "$@" \
-		"$BUILD/studyshare-$name" 2>"$TMP/$name.log" &
-	PIDS+=($!)
-	wait_until "$name" curl -fsS "http://127.0.0.1:$admin/readyz"
+# start NAME ENV...: a daemon with its own admin port, ready.
+start() {
+	start_daemon "$1" "$(free_port)" "${@:2}"
 }
 
 start authz STUDYSHARE_LISTEN="$AUTHZ_URL"
-"$BUILD/studyshare" --authz "$AUTHZ_URL" --timeout 15000 directory import \
-	"$FIXTURE" >/dev/null
+import_fixture "$AUTHZ_URL"
 start share STUDYSHARE_LISTEN="$SHARE_URL" STUDYSHARE_INGEST_LISTEN="$INGEST_URL" \
-	STUDYSHARE_PUB_LISTEN=tcp://127.0.0.1:$(free_port) \
+	"STUDYSHARE_PUB_LISTEN=tcp://127.0.0.1:$(free_port)" \
 	STUDYSHARE_TOKEN_KEY=bench-share-token-key-0123456789abcdef \
 	STUDYSHARE_SEAL_KEY=bench-share-seal-key-0123456789abcdef0123 \
 	STUDYSHARE_NOTICES=false
 start guestlink STUDYSHARE_LISTEN="$GL_URL" \
-	STUDYSHARE_PUB_LISTEN=tcp://127.0.0.1:$(free_port) \
+	"STUDYSHARE_PUB_LISTEN=tcp://127.0.0.1:$(free_port)" \
 	STUDYSHARE_TOKEN_KEY=bench-guestlink-token-key-0123456789abcdef \
 	STUDYSHARE_SEAL_KEY=bench-guestlink-seal-key-0123456789abcdef \
 	STUDYSHARE_PUBLIC_URL="$GW"
-start gateway STUDYSHARE_LISTEN=127.0.0.1:$HTTP_PORT STUDYSHARE_GUESTLINK_URL="$GL_URL" \
+start gateway STUDYSHARE_LISTEN="127.0.0.1:$HTTP_PORT" STUDYSHARE_GUESTLINK_URL="$GL_URL" \
 	STUDYSHARE_JWT_SECRET=bench-jwt-secret-0123456789abcdef0123
-GW_PID=${PIDS[-1]}
+GW_PID=$DAEMON_PID
 "$BUILD/http_hello" "$HELLO_PORT" &
 HELLO_PID=$!
-PIDS+=($HELLO_PID)
+PIDS+=("$HELLO_PID")
 wait_until hello curl -fsS "http://127.0.0.1:$HELLO_PORT/"
 
 "$BUILD/studyshare" --ingest "$INGEST_URL" publish-study --study-uid "$UID_" \

@@ -12,101 +12,29 @@
 set -eEuo pipefail
 
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-SECS=${BENCH_SECONDS:-5}
-INFLIGHT=64
-PEPPER=bench-pepper-0123456789abcdef
-FIXTURE=tests/integration/fixtures/directory.json
+BENCH_NAME=bench
+ROW_WIDTH=34
 CHECK_BODY='{"user":"alice","permission":"studies.view","worklist":"location:ct"}'
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # Goals (bench/README.md).
 GOAL_RATIO=0.70 # authz.check throughput / echo floor, at least
 GOAL_P99_MS=2   # authz.check p99 at half its peak rate, below
 GOAL_RSS_MIB=10 # idle authz RSS, below
 
-for b in bench_bus studyshare-authz studyshare; do
-	if [ ! -x "$BUILD/$b" ]; then
-		echo "bench: $BUILD/$b missing; run 'make bench' (or make build)" >&2
-		exit 1
-	fi
-done
-for t in redis-server redis-cli redis-benchmark curl python3; do
-	command -v "$t" >/dev/null || { echo "bench: $t not found" >&2; exit 1; }
-done
+need_bins "run 'make bench' (or make build)" bench_bus studyshare-authz studyshare
+need_tools redis-server redis-cli redis-benchmark curl python3
+bench_begin
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ss-bench.XXXXXX")
-PIDS=()
-KEEP=0 # keep the logs when something failed
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	if [ "$KEEP" = 1 ]; then
-		echo "bench: logs kept in $TMP" >&2
-	else
-		rm -rf "$TMP"
-	fi
-}
-trap cleanup EXIT
-trap 'KEEP=1' ERR
-trap 'exit 130' INT TERM
-
-free_port() {
-	python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_until WHAT CMD...: retries CMD for up to 15 s.
-wait_until() {
-	local what=$1 i
-	shift
-	for i in $(seq 150); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "bench: $what did not come up" >&2
-	KEEP=1
-	exit 1
-}
-
-# json_field JSON NAME: a number from bench_bus's one-line JSON.
-json_field() {
-	python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
-}
-
-# calc EXPR: floating-point arithmetic and comparisons (1/0).
-calc() {
-	python3 -c "print($1)"
-}
-
-# cpu_ticks: "busy total" jiffies of all CPUs, from /proc/stat.
-cpu_ticks() {
-	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i;
-		print t - $5 - $6, t }' /proc/stat
-}
-
-# cpu_of PID: user + system CPU time of a process so far, in clock ticks.
-cpu_of() {
-	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
-HZ=$(getconf CLK_TCK)
-
-# us_per_req TICKS JSON: server CPU microseconds per request answered.
-us_per_req() {
-	calc "round($1 * 1e6 / $HZ / max(1, $(json_field "$2" answered)), 1)"
-}
-
+# rss_mib PID: a process's resident memory, in MiB.
 rss_mib() {
 	awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
 
-load() {
-	"$BUILD/bench_bus" load "$@" --inflight "$INFLIGHT" --seconds "$SECS"
+# check URL [ARGS...]: authz.check against URL for one $SECS window.
+check() {
+	load "$@" --type authz.check --body "$CHECK_BODY" --seconds "$SECS"
 }
 
 REDIS_PORT=$(free_port)
@@ -118,21 +46,11 @@ ECHO_URL=tcp://127.0.0.1:$ECHO_PORT
 
 echo "bench: $(nproc) cores, $(uname -r), build $BUILD, ${SECS}s windows" >&2
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
-	--appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
-PIDS+=($!)
-wait_until redis redis-cli -p "$REDIS_PORT" ping
-
-STUDYSHARE_REDIS_ADDR=127.0.0.1:$REDIS_PORT \
-	STUDYSHARE_ADMIN_ADDR=127.0.0.1:$ADMIN_PORT \
-	STUDYSHARE_LISTEN=$AUTHZ_URL \
-	STUDYSHARE_PEPPER=$PEPPER \
-	"$BUILD/studyshare-authz" 2>"$TMP/authz.log" &
-AUTHZ_PID=$!
-PIDS+=($AUTHZ_PID)
-wait_until authz curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz"
-
-"$BUILD/studyshare" --authz "$AUTHZ_URL" directory import "$FIXTURE" >/dev/null
+start_redis "$REDIS_PORT"
+start_daemon authz "$ADMIN_PORT" "STUDYSHARE_REDIS_ADDR=127.0.0.1:$REDIS_PORT" \
+	"STUDYSHARE_LISTEN=$AUTHZ_URL" "STUDYSHARE_PEPPER=$PEPPER"
+AUTHZ_PID=$DAEMON_PID
+import_fixture "$AUTHZ_URL"
 answer=$("$BUILD/studyshare" --authz "$AUTHZ_URL" authz check alice \
 	studies.view location:ct || true)
 if [ "$answer" != allowed ]; then
@@ -152,14 +70,10 @@ if [ "$OTHERS" -gt 10 ]; then
 fi
 RSS_IDLE=$(rss_mib "$AUTHZ_PID")
 
-"$BUILD/bench_bus" echo "$ECHO_URL" 2>"$TMP/echo.log" &
-ECHO_PID=$!
-PIDS+=($ECHO_PID)
+start_echo "$ECHO_URL"
 
 echo "bench: 1/5 floor A, NNG echo at $INFLIGHT in flight" >&2
-c0=$(cpu_of "$ECHO_PID")
-ECHO=$(load "$ECHO_URL" --type authz.check --body "$CHECK_BODY")
-ECHO_CPU=$(us_per_req $(( $(cpu_of "$ECHO_PID") - c0 )) "$ECHO")
+echo_floor authz.check "$CHECK_BODY"
 
 echo "bench: 2/5 floor B, Redis EVALSHA" >&2
 SHA=$(redis-cli -p "$REDIS_PORT" SCRIPT LOAD 'return 1')
@@ -168,20 +82,20 @@ REDIS_RPS=$(redis-benchmark -p "$REDIS_PORT" -q -c 50 -n 200000 EVALSHA "$SHA" 0
 
 echo "bench: 3/5 authz.check at $INFLIGHT in flight" >&2
 c0=$(cpu_of "$AUTHZ_PID")
-AUTHZ=$(load "$AUTHZ_URL" --type authz.check --body "$CHECK_BODY")
+AUTHZ=$(check "$AUTHZ_URL")
 AUTHZ_CPU=$(us_per_req $(( $(cpu_of "$AUTHZ_PID") - c0 )) "$AUTHZ")
 
 HALF=$(calc "max(1, int($(json_field "$AUTHZ" rate) / 2))")
 QUARTER=$(( HALF / 2 > 0 ? HALF / 2 : 1 ))
 echo "bench: 4/5 authz.check and echo at $HALF and $QUARTER req/s" >&2
 read -r busy0 total0 < <(cpu_ticks)
-AUTHZ_HALF=$(load "$AUTHZ_URL" --type authz.check --body "$CHECK_BODY" --rate "$HALF")
+AUTHZ_HALF=$(check "$AUTHZ_URL" --rate "$HALF")
 read -r busy1 total1 < <(cpu_ticks)
-ECHO_HALF=$(load "$ECHO_URL" --type authz.check --body "$CHECK_BODY" --rate "$HALF")
+ECHO_HALF=$(check "$ECHO_URL" --rate "$HALF")
 read -r busy2 total2 < <(cpu_ticks)
-AUTHZ_QUARTER=$(load "$AUTHZ_URL" --type authz.check --body "$CHECK_BODY" --rate "$QUARTER")
+AUTHZ_QUARTER=$(check "$AUTHZ_URL" --rate "$QUARTER")
 read -r busy3 total3 < <(cpu_ticks)
-ECHO_QUARTER=$(load "$ECHO_URL" --type authz.check --body "$CHECK_BODY" --rate "$QUARTER")
+ECHO_QUARTER=$(check "$ECHO_URL" --rate "$QUARTER")
 # How busy the whole machine was (client, server, kernel): near saturation
 # the p99 measures the scheduler more than the server.
 CPU_HALF=$(( 100 * (busy1 - busy0) / (total1 - total0 > 0 ? total1 - total0 : 1) ))
@@ -192,14 +106,7 @@ sleep 1
 RSS_AFTER=$(rss_mib "$AUTHZ_PID")
 RSS_ECHO=$(rss_mib "$ECHO_PID")
 
-for r in "$ECHO" "$AUTHZ" "$AUTHZ_HALF" "$ECHO_HALF" "$AUTHZ_QUARTER" "$ECHO_QUARTER"; do
-	echo "bench: raw $r" >&2
-done
-
-# verdict True|False: PASS or MISS.
-verdict() {
-	if [ "$1" = True ]; then echo PASS; else echo MISS; fi
-}
+print_raw "$ECHO" "$AUTHZ" "$AUTHZ_HALF" "$ECHO_HALF" "$AUTHZ_QUARTER" "$ECHO_QUARTER"
 
 E_RATE=$(json_field "$ECHO" rate)
 A_RATE=$(json_field "$AUTHZ" rate)
@@ -208,29 +115,23 @@ A_ERR=$(( $(json_field "$AUTHZ" errors) + $(json_field "$AUTHZ_HALF" errors) +
 E_P99H=$(json_field "$ECHO_HALF" p99_ms)
 A_P99H=$(json_field "$AUTHZ_HALF" p99_ms)
 RATIO=$(calc "round($A_RATE / $E_RATE, 2)")
-P99_RATIO=$(calc "round($A_P99H / $E_P99H, 2) if $E_P99H > 0 else '-'")
+P99_RATIO=$(ratio "$A_P99H" "$E_P99H")
 E_P99Q=$(json_field "$ECHO_QUARTER" p99_ms)
 A_P99Q=$(json_field "$AUTHZ_QUARTER" p99_ms)
 
-row() {
-	printf '%-34s %-18s %-12s %-6s %-10s %s\n' "$@"
-}
-
-echo
-row measurement value floor ratio goal result
+table_head
 row "floor A: NNG echo, $INFLIGHT in flight" "$E_RATE/s" - - - -
-row "  latency p50 / p99" "$(json_field "$ECHO" p50_ms) / $(json_field "$ECHO" p99_ms) ms" - - - -
+lat_row "$ECHO"
 row "floor B: Redis EVALSHA, 50 clients" "$REDIS_RPS/s" - - - -
 row "authz.check, $INFLIGHT in flight" "$A_RATE/s" "$E_RATE/s" "$RATIO" ">= $GOAL_RATIO" \
 	"$(verdict "$(calc "$RATIO >= $GOAL_RATIO")")"
-row "  latency p50 / p99" "$(json_field "$AUTHZ" p50_ms) / $(json_field "$AUTHZ" p99_ms) ms" - - - -
-row "  server CPU per request" "$AUTHZ_CPU us" "$ECHO_CPU us" \
-	"$(calc "round($AUTHZ_CPU / $ECHO_CPU, 2) if $ECHO_CPU > 0 else '-'")" - -
+lat_row "$AUTHZ"
+cpu_row "  server CPU per request" "$AUTHZ_CPU" "$ECHO_CPU"
 row "authz.check p99 at $HALF/s" "$A_P99H ms" "$E_P99H ms" "$P99_RATIO" "< $GOAL_P99_MS ms" \
 	"$(verdict "$(calc "$A_P99H < $GOAL_P99_MS")")"
 row "  machine CPU busy meanwhile" "$CPU_HALF%" - - - -
 row "authz.check p99 at $QUARTER/s" "$A_P99Q ms" "$E_P99Q ms" \
-	"$(calc "round($A_P99Q / $E_P99Q, 2) if $E_P99Q > 0 else '-'")" - -
+	"$(ratio "$A_P99Q" "$E_P99Q")" - -
 row "  machine CPU busy meanwhile" "$CPU_QUARTER%" - - - -
 row "authz idle RSS, before load" "$RSS_IDLE MiB" "$RSS_ECHO MiB" \
 	"$(calc "round($RSS_IDLE / $RSS_ECHO, 1)")" "< $GOAL_RSS_MIB MiB" \

@@ -18,87 +18,20 @@
 set -eEuo pipefail
 
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-SECS=${BENCH_SECONDS:-5}
+BENCH_NAME=share-bench
 STUDIES=${BENCH_STUDIES:-1000000} # stored before the second ingest run
 SEED=1000                         # stored before the first one
-INFLIGHT=64
-FIXTURE=tests/integration/fixtures/directory.json
+ROW_WIDTH=42
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # Goals (bench/README.md, issue 3).
 GOAL_INGEST=0.50 # study.arrived/s / echo floor, at least
 GOAL_SCALE=0.80  # study.arrived/s at $STUDIES stored / at $SEED, at least
 
-for b in bench_bus studyshare studyshare-authz studyshare-share; do
-	if [ ! -x "$BUILD/$b" ]; then
-		echo "share-bench: $BUILD/$b missing; build first" >&2
-		exit 1
-	fi
-done
-for t in redis-server redis-cli curl python3; do
-	command -v "$t" >/dev/null || { echo "share-bench: $t not found" >&2; exit 1; }
-done
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ss-share-bench.XXXXXX")
-PIDS=()
-KEEP=0
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	for p in "${PIDS[@]}"; do
-		wait "$p" 2>/dev/null || true
-	done
-	if [ "$KEEP" = 1 ]; then
-		echo "share-bench: logs kept in $TMP" >&2
-	else
-		rm -rf "$TMP"
-	fi
-}
-trap cleanup EXIT
-trap 'KEEP=1' ERR
-trap 'exit 130' INT TERM
-
-free_port() {
-	python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_until() {
-	local what=$1
-	shift
-	for _ in $(seq 150); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "share-bench: $what did not come up" >&2
-	KEEP=1
-	exit 1
-}
-
-json_field() {
-	python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
-}
-
-calc() {
-	python3 -c "print($1)"
-}
-
-cpu_ticks() {
-	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i;
-		print t - $5 - $6, t }' /proc/stat
-}
-
-cpu_of() {
-	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
-}
-HZ=$(getconf CLK_TCK)
-
-us_per_req() {
-	calc "round($1 * 1e6 / $HZ / max(1, $(json_field "$2" answered)), 1)"
-}
+need_bins "build first" bench_bus studyshare studyshare-authz studyshare-share
+need_tools redis-server redis-cli curl python3
+bench_begin
 
 # CHILD_TICKS: CPU time of this script's finished children (bench_bus,
 # redis-cli, ...), in clock ticks.  `times` must run in this shell, never
@@ -176,10 +109,6 @@ ingest_body() {
 	printf '"description":"CT HEAD"}'
 }
 
-load() {
-	"$BUILD/bench_bus" load "$@" --inflight "$INFLIGHT"
-}
-
 REDIS_PORT=$(free_port)
 AUTHZ_URL=tcp://127.0.0.1:$(free_port)
 AUTHZ_ADMIN=$(free_port)
@@ -192,22 +121,12 @@ ECHO_URL=tcp://127.0.0.1:$(free_port)
 echo "share-bench: $(nproc) cores, build $BUILD, ${SECS}s windows," \
 	"$STUDIES studies for the bulk load" >&2
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
-	--appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-wait_until redis rcli ping
+start_redis "$REDIS_PORT"
 
-export STUDYSHARE_REDIS_ADDR=127.0.0.1:$REDIS_PORT
-export STUDYSHARE_PEPPER=bench-pepper-0123456789abcdef
-export STUDYSHARE_AUTHZ_URL=$AUTHZ_URL
+export_base
 
-STUDYSHARE_ADMIN_ADDR=127.0.0.1:$AUTHZ_ADMIN STUDYSHARE_LISTEN=$AUTHZ_URL \
-	"$BUILD/studyshare-authz" 2>"$TMP/authz.log" &
-PIDS+=($!)
-wait_until authz curl -fsS "http://127.0.0.1:$AUTHZ_ADMIN/readyz"
-"$BUILD/studyshare" --authz "$AUTHZ_URL" --timeout 15000 directory import \
-	"$FIXTURE" >/dev/null
+start_daemon authz "$AUTHZ_ADMIN" "STUDYSHARE_LISTEN=$AUTHZ_URL"
+import_fixture "$AUTHZ_URL"
 
 # ---------------------------------------------------------------------
 # share's settings: the one place they are set.  Required settings and
@@ -224,25 +143,19 @@ SHARE_ENV=(
 	STUDYSHARE_MAIL_KEY=bench-share-mail-key-0123456789abcdef
 )
 # ---------------------------------------------------------------------
-env "${SHARE_ENV[@]}" "$BUILD/studyshare-share" 2>"$TMP/share.log" &
-SHARE_PID=$!
-PIDS+=("$SHARE_PID")
-wait_until share curl -fsS "http://127.0.0.1:$SHARE_ADMIN/readyz"
+start_daemon share "$SHARE_ADMIN" "${SHARE_ENV[@]}"
+SHARE_PID=$DAEMON_PID
 
-"$BUILD/bench_bus" echo "$ECHO_URL" 2>"$TMP/echo.log" &
-ECHO_PID=$!
-PIDS+=("$ECHO_PID")
+start_echo "$ECHO_URL"
 
 # echo_run: the floor for one window; sets ECHO, ECHO_CPU, ECHO_OTHERS.
 echo_run() {
-	local c0 body
+	local body
 	body=$(ingest_body 0)
-	c0=$(cpu_of "$ECHO_PID")
 	mark
-	ECHO=$(load "$ECHO_URL" --type study.arrived --body "$body" --seconds "$SECS")
+	echo_floor study.arrived "$body"
 	others_since
 	ECHO_OTHERS=$OTHERS_PCT
-	ECHO_CPU=$(us_per_req $(( $(cpu_of "$ECHO_PID") - c0 )) "$ECHO")
 }
 
 # ingest_run PHASE: study.arrived of new studies for one window; sets
@@ -346,25 +259,13 @@ LARGE=$INGEST LARGE_CPU=$INGEST_CPU LARGE_RCPU=$INGEST_RCPU LARGE_OTHERS=$INGEST
 
 ECHO2=$ECHO ECHO2_OTHERS=$ECHO_OTHERS
 
-for r in "$ECHO1" "$SEEDED" "$SMALL" "$SHARES" "$BULKED" "$ECHO2" "$LARGE"; do
-	echo "share-bench: raw $r" >&2
-done
+print_raw "$ECHO1" "$SEEDED" "$SMALL" "$SHARES" "$BULKED" "$ECHO2" "$LARGE"
 
-verdict() {
-	if [ "$1" = True ]; then echo PASS; else echo MISS; fi
-}
-row() {
-	printf '%-42s %-18s %-12s %-6s %-10s %s\n' "$@"
-}
-lat() {
-	echo "$(json_field "$1" p50_ms) / $(json_field "$1" p99_ms) ms"
-}
-ratio() {
-	calc "round($1 / $2, 2) if $2 > 0 else '-'"
-}
+# thousands N: N with thousands separators.
 thousands() {
 	calc "format($1, ',')"
 }
+# others PCT: the row of other processes' CPU during the run above.
 others() {
 	row "  other processes' CPU meanwhile" "$1%" - - - -
 }
@@ -384,26 +285,23 @@ R_SCALE=$(ratio "$I2" "$I1")
 F_SMALL=$(ratio "$I1" "$E1")
 F_LARGE=$(ratio "$I2" "$E2")
 
-echo
-row measurement value floor ratio goal result
+table_head
 row "floor: NNG echo, $INFLIGHT in flight" "$E1/s" - - - -
-row "  latency p50 / p99" "$(lat "$ECHO1")" - - - -
+lat_row "$ECHO1"
 others "$ECHO1_OTHERS"
 row "study.arrived, new studies, $INFLIGHT in flight" "$I1/s" "$E1/s" "$R_INGEST" \
 	">= $GOAL_INGEST" "$(verdict "$(calc "$R_INGEST >= $GOAL_INGEST")")"
 row "  studies stored: start / end of run" \
 	"$(thousands "$HELD_SMALL") / $(thousands "$HELD_SMALL_END")" - - - -
-row "  latency p50 / p99" "$(lat "$SMALL")" - - - -
-row "  share CPU per request" "$SMALL_CPU us" "$ECHO1_CPU us" \
-	"$(ratio "$SMALL_CPU" "$ECHO1_CPU")" - -
+lat_row "$SMALL"
+cpu_row "  share CPU per request" "$SMALL_CPU" "$ECHO1_CPU"
 row "  Redis CPU per request" "$SMALL_RCPU us" - - - -
 row "  authz requests per request" "${SMALL_AUTHZ%% *}" - - - -
 others "$SMALL_OTHERS"
 row "share.create, 1 user target, $INFLIGHT in flight" "$S_RATE/s" "$E1/s" \
 	"$(ratio "$S_RATE" "$E1")" - -
-row "  latency p50 / p99" "$(lat "$SHARES")" - - - -
-row "  share CPU per request" "$SHARE_CPU us" "$ECHO1_CPU us" \
-	"$(ratio "$SHARE_CPU" "$ECHO1_CPU")" - -
+lat_row "$SHARES"
+cpu_row "  share CPU per request" "$SHARE_CPU" "$ECHO1_CPU"
 row "  Redis CPU per request" "$SHARE_RCPU us" - - - -
 row "  authz requests per request" "${SHARE_AUTHZ%% *}" - - - -
 row "  studies delivered / replies" "$DELIVERED / $S_OK" - - equal \
@@ -418,12 +316,10 @@ row "floor again: NNG echo, $INFLIGHT in flight" "$E2/s" "$E1/s" "$(ratio "$E2" 
 others "$ECHO2_OTHERS"
 row "study.arrived, $(thousands "$HELD1") stored" "$I2/s" "$I1/s" "$R_SCALE" \
 	">= $GOAL_SCALE" "$(verdict "$(calc "$R_SCALE >= $GOAL_SCALE")")"
-row "  latency p50 / p99" "$(lat "$LARGE")" - - - -
+lat_row "$LARGE"
 row "  ratio to the floor just before" "$F_LARGE" "$F_SMALL" "$(ratio "$F_LARGE" "$F_SMALL")" - -
-row "  share CPU per request" "$LARGE_CPU us" "$SMALL_CPU us" \
-	"$(ratio "$LARGE_CPU" "$SMALL_CPU")" - -
-row "  Redis CPU per request" "$LARGE_RCPU us" "$SMALL_RCPU us" \
-	"$(ratio "$LARGE_RCPU" "$SMALL_RCPU")" - -
+cpu_row "  share CPU per request" "$LARGE_CPU" "$SMALL_CPU"
+cpu_row "  Redis CPU per request" "$LARGE_RCPU" "$SMALL_RCPU"
 others "$LARGE_OTHERS"
 row "errors" "$ERRORS" - - 0 "$(verdict "$(calc "$ERRORS == 0")")"
 echo "(authz requests by type: study.arrived ${SMALL_AUTHZ#* }; share.create ${SHARE_AUTHZ#* })"
