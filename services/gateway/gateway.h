@@ -432,6 +432,41 @@ void gw_api_directory(gw_req *r);
 void gw_api_register(gw_req *r);
 void gw_page_register(gw_req *r);
 void gw_page_guest(gw_req *r);
+
+/* linkpage.c: the page of a guest link (guest.c) and of an upload link
+ * (upload.c) are redeemed and answered alike; what differs: */
+typedef struct gw_link_kind {
+	const char *method;   /* guestlink's redeem request */
+	const char *gone_msg; /* the JSON 404's message */
+	const char *cookie;   /* the session cookie's name */
+	const char *path;     /* its Path before the token: "/g/" */
+	enum gw_tmpl_id t_password;
+	/* The HTML answer to a session (j: the reply, with "session"). */
+	void (*page)(gw_req *r, const json_t *j);
+} gw_link_kind;
+
+/* GET: redeems (fn answers); POST: post, within the password limit.
+ * A token without a token's shape is answered 404 here. */
+void gw_link_page(const gw_link_kind *k, gw_req *r, gw_handler post,
+                  ss_reply_fn fn);
+/* POST: reads the password and redeems with it (fn answers). */
+void gw_link_post(const gw_link_kind *k, gw_req *r, ss_reply_fn fn);
+/* Asks guestlink to redeem r's token (r->pw, r->session when set). */
+void gw_link_redeem(const gw_link_kind *k, gw_req *r, ss_reply_fn fn);
+/* A redeem reply: answered here (true) unless it is a session, whose
+ * JSON (with a string "session") is then left in *out. */
+bool gw_link_redeemed(const gw_link_kind *k, gw_req *r, int err,
+                      const ss_msg *reply, json_t **out);
+/* A redeem reply answered in full: a session sets the cookie and is
+ * answered with k->page (or JSON). */
+void gw_link_answer(const gw_link_kind *k, gw_req *r, int err,
+                    const ss_msg *reply);
+void gw_link_gone(const gw_link_kind *k, gw_req *r);
+void gw_link_set_cookie(const gw_link_kind *k, gw_req *r, const char *session,
+                        const char *expires_at);
+/* r->session from the kind's cookie, when it has a session's shape. */
+void gw_link_read_cookie(const gw_link_kind *k, gw_req *r);
+
 void gw_page_index(gw_req *r);
 void gw_page_static(gw_req *r);
 void gw_api_upload_create(gw_req *r);

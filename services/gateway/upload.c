@@ -50,7 +50,6 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <sodium.h>
 
 #include "proto/errors.h"
 #include "proto/fields.h"
@@ -64,8 +63,6 @@
 #include "services/gateway/gateway.h"
 #include "services/gateway/upload.h"
 
-#define SESSION_CHARS                                                          \
-	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 #define UP_GONE_MSG "no such upload link"
 
 typedef enum up_step {
@@ -117,41 +114,6 @@ gw_upload_free(gw_req *r)
 
 /* ---- the page ----------------------------------------------------------- */
 
-static void
-gone(gw_req *r)
-{
-	if (r->want_json)
-		gw_reply_error(r, SS_ENOTFOUND, UP_GONE_MSG);
-	else
-		gw_reply_page(r, 404, GW_T_GONE, NULL);
-}
-
-static void
-password_form(gw_req *r, int status, const char *message)
-{
-	const char *vars[] = {"message", message != NULL ? message : "", NULL};
-
-	gw_reply_page(r, status, GW_T_UPLOAD_PASSWORD, vars);
-}
-
-static void
-set_cookie(gw_req *r, const char *session, const char *expires_at)
-{
-	char c[512];
-	int64_t exp, age = 0;
-
-	if (gw_time_parse(expires_at, &exp) == 0)
-		age = exp - gw_now();
-	if (age < 1)
-		age = 1;
-	snprintf(c, sizeof c,
-	         GW_UP_COOKIE "=%s; Path=/u/%s; Max-Age=%lld; HttpOnly; "
-	                      "SameSite=Strict%s",
-	         session, r->pm.v[0], (long long)age,
-	         r->s->cfg->https ? "; Secure" : "");
-	gw_add_header(r, "Set-Cookie", c);
-}
-
 static const char *
 str_or(const json_t *o, const char *k)
 {
@@ -160,216 +122,48 @@ str_or(const json_t *o, const char *k)
 	return json_is_string(v) ? json_string_value(v) : "";
 }
 
-/*
- * A reply of guestlink.upload.redeem: answered here (true) unless it is a
- * session, whose JSON is left in *out.
- */
-static bool
-redeemed(gw_req *r, int err, const ss_msg *reply, json_t **out)
+/* The upload page of a session: where the guest picks the files. */
+static void
+upload_page(gw_req *r, const json_t *j)
 {
-	const msgpack_object *v;
-	char msg[128];
-	int64_t left;
+	const json_t *up = json_object_get(j, "upload");
+	char fmax[32];
+	const char *vars[] = {"message",    str_or(up, "message"),
+	                      "expires_at", str_or(j, "expires_at"),
+	                      "file_max",   fmax,
+	                      NULL};
 
-	*out = NULL;
-	if (err == 0 && !reply->ok && reply->err == SS_ENOTFOUND) {
-		gone(r);
-		return true;
-	}
-	if (gw_peer_failed(r, err, reply))
-		return true;
-	if (ss_map_get(reply->body, "password_required") != NULL) {
-		if (r->want_json)
-			gw_reply_json(
-			    r, r->up != NULL ? 401 : 200,
-			    json_pack("{s:b}", "password_required", 1));
-		else
-			password_form(r, 200, NULL);
-		return true;
-	}
-	if (ss_map_get(reply->body, "wrong_password") != NULL) {
-		v = ss_map_get(reply->body, "attempts_left");
-		left = v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-		           ? ss_obj_int(v)
-		           : 0;
-		if (r->want_json) {
-			gw_reply_error_extra(r, SS_EUNAUTH, "wrong password",
-			                     json_pack("{s:I}", "attempts_left",
-			                               (json_int_t)left));
-			return true;
-		}
-		if (left > 0)
-			snprintf(msg, sizeof msg,
-			         "Wrong password. %lld attempt%s left.",
-			         (long long)left, left == 1 ? "" : "s");
-		else
-			snprintf(msg, sizeof msg,
-			         "Wrong password. No attempts are left: the "
-			         "link is locked.");
-		password_form(r, 401, msg);
-		return true;
-	}
-	if ((*out = ss_mp_to_json(reply->body)) == NULL ||
-	    !json_is_string(json_object_get(*out, "session"))) {
-		json_decref(*out);
-		*out = NULL;
-		gw_fail(r, SS_EINTERNAL, NULL);
-		return true;
-	}
-	return false;
+	snprintf(fmax, sizeof fmax, "%lld",
+	         (long long)r->s->cfg->upload_file_max);
+	gw_reply_page(r, 200, GW_T_UPLOAD, vars);
 }
+
+/* Redeemed as a guest link's page is (linkpage.c). */
+static const gw_link_kind upload = {
+    .method = "guestlink.upload.redeem",
+    .gone_msg = UP_GONE_MSG,
+    .cookie = GW_UP_COOKIE,
+    .path = "/u/",
+    .t_password = GW_T_UPLOAD_PASSWORD,
+    .page = upload_page,
+};
 
 static void
 on_page_redeem(int err, const ss_msg *reply, void *arg)
 {
-	gw_req *r = arg;
-	json_t *j;
-
-	if (redeemed(r, err, reply, &j))
-		return;
-	set_cookie(r, str_or(j, "session"), str_or(j, "expires_at"));
-	if (r->want_json) {
-		gw_reply_json(r, 200, j);
-		return;
-	}
-	{
-		const json_t *up = json_object_get(j, "upload");
-		char fmax[32];
-		snprintf(fmax, sizeof fmax, "%lld",
-		         (long long)r->s->cfg->upload_file_max);
-		const char *vars[] = {"message",    str_or(up, "message"),
-		                      "expires_at", str_or(j, "expires_at"),
-		                      "file_max",   fmax,
-		                      NULL};
-		gw_reply_page(r, 200, GW_T_UPLOAD, vars);
-	}
-	json_decref(j);
-}
-
-static void
-redeem(gw_req *r, ss_reply_fn fn)
-{
-	const char *ua = gw_header(r, "User-Agent");
-	size_t ualen = ua != NULL ? strlen(ua) : 0;
-	ss_pack *p;
-
-	if (ualen > GW_UA_MAX)
-		ualen = GW_UA_MAX;
-	p = gw_peer_begin(r, "guestlink.upload.redeem");
-	msgpack_pack_map(&p->pk, 3 + (r->has_pw ? 1 : 0) +
-	                             (r->session[0] != '\0' ? 1 : 0));
-	ss_pack_kv_cstr(p, "token", r->pm.v[0]);
-	ss_pack_kv_cstr(p, "addr", r->addr);
-	ss_pack_kv_strn(p, "user_agent", ua != NULL ? ua : "", ualen);
-	if (r->has_pw)
-		ss_pack_kv_strn(p, "password", r->pw, r->pwlen);
-	if (r->session[0] != '\0')
-		ss_pack_kv_cstr(p, "session", r->session);
-	gw_peer_send(r, r->s->guestlink, fn);
-	sodium_memzero(p->sb.data, p->sb.size);
-}
-
-static void
-page_redeem(gw_req *r)
-{
-	redeem(r, on_page_redeem);
-}
-
-/* The password from a form body, or from a JSON one. */
-static int
-read_password(gw_req *r, char *why, size_t whylen)
-{
-	static const char *const allowed[] = {"password", NULL};
-	static const gw_jfield spec[] = {
-	    {"password", GW_J_STR, true, 1, GW_PW_MAX},
-	};
-	const char *ct = gw_header(r, "Content-Type"), *b;
-	json_t *j = NULL;
-	size_t n;
-	int rv;
-
-	b = gw_body(r, &n);
-	if (n > (size_t)r->s->cfg->body_max) {
-		snprintf(why, whylen, "request body larger than %lld bytes",
-		         (long long)r->s->cfg->body_max);
-		return SS_ETOOLARGE;
-	}
-	if (ct != NULL && strncasecmp(ct, "application/json", 16) == 0) {
-		if ((rv = gw_json_parse(b, n, (size_t)r->s->cfg->body_max, &j,
-		                        why, whylen)) != 0 ||
-		    (rv = gw_json_fields(j, spec, 1, "", why, whylen)) != 0) {
-			json_decref(j);
-			return rv;
-		}
-		n = json_string_length(json_object_get(j, "password"));
-		memcpy(r->pw, json_string_value(json_object_get(j, "password")),
-		       n);
-		r->pw[n] = '\0';
-		r->pwlen = n;
-		json_decref(j);
-		return 0;
-	}
-	if (gw_form_check(b, n, allowed, why, whylen) != 0)
-		return SS_EBADREQ;
-	rv = gw_form_get(b, n, "password", r->pw, sizeof r->pw, &r->pwlen);
-	if (rv < 0) {
-		snprintf(why, whylen, "field 'password': malformed");
-		return SS_EBADREQ;
-	}
-	if (rv == 0 || r->pwlen == 0) {
-		snprintf(why, whylen, "missing field 'password'");
-		return SS_EBADREQ;
-	}
-	return 0;
+	gw_link_answer(&upload, arg, err, reply);
 }
 
 static void
 page_post(gw_req *r)
 {
-	char why[256];
-	int rv;
-
-	if ((rv = read_password(r, why, sizeof why)) != 0) {
-		if (r->want_json || rv != SS_EBADREQ)
-			gw_fail(r, rv, why);
-		else
-			password_form(r, 400, "Please enter the password.");
-		return;
-	}
-	r->has_pw = true;
-	redeem(r, on_page_redeem);
-}
-
-/* The session cookie, when it has a session's shape. */
-static void
-read_cookie(gw_req *r)
-{
-	const char *cookie = gw_header(r, "Cookie");
-
-	if (cookie != NULL &&
-	    (gw_cookie_get(cookie, GW_UP_COOKIE, r->session,
-	                   sizeof r->session) != 1 ||
-	     strspn(r->session, SESSION_CHARS) != strlen(r->session)))
-		r->session[0] = '\0';
+	gw_link_post(&upload, r, on_page_redeem);
 }
 
 void
 gw_page_upload(gw_req *r)
 {
-	const char *tok = r->pm.v[0];
-	size_t n;
-
-	(void)gw_body(r, &n);
-	if (!ss_token_valid(tok, strlen(tok))) {
-		gone(r);
-		return;
-	}
-	read_cookie(r);
-	if (evhttp_request_get_command(r->er) == EVHTTP_REQ_POST)
-		gw_limit(r, "guestpw", r->s->cfg->guest_password_limit,
-		         page_post);
-	else
-		page_redeem(r);
+	gw_link_page(&upload, r, page_post, on_page_redeem);
 }
 
 /* ---- the files ------------------------------------------------------------
@@ -404,7 +198,7 @@ on_open(int err, const ss_msg *reply, void *arg)
 	size_t n;
 
 	r->want_json = true;
-	if (redeemed(r, err, reply, &j))
+	if (gw_link_redeemed(&upload, r, err, reply, &j))
 		return;
 	n = strlen(str_or(j, "session"));
 	if (n >= sizeof r->session) {
@@ -534,7 +328,7 @@ on_received(int err, const ss_msg *reply, void *arg)
 	json_object_set_new(j, "files",
 	                    json_integer(nf != NULL ? ss_obj_int(nf) : 0));
 	if (u->new_cookie)
-		set_cookie(r, r->session, u->cookie_exp);
+		gw_link_set_cookie(&upload, r, r->session, u->cookie_exp);
 	ss_info("upload.accepted", r->id, "files", u->multipart ? "n" : "1",
 	        NULL);
 	gw_reply_json(r, 201, j);
@@ -747,11 +541,11 @@ gw_page_upload_files(gw_req *r)
 	}
 	if (ua != NULL)
 		snprintf(u->ua, sizeof u->ua, "%s", ua);
-	read_cookie(r);
+	gw_link_read_cookie(&upload, r);
 	if (r->session[0] != '\0') {
 		reserve(r);
 		return;
 	}
 	u->step = UP_OPEN;
-	redeem(r, on_open);
+	gw_link_redeem(&upload, r, on_open);
 }

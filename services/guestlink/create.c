@@ -136,51 +136,9 @@ static const ss_field_spec spec[F_N] = {
     [F_ADDR] = {"addr", SS_F_STR, false, 1, GL_MAX_ADDR},
 };
 
-/* The expiry from expires_at or expires_in, or the default. */
-static int
-expiry(cr_op *op, const msgpack_object **f, char *why, size_t whylen)
-{
-	const gl_settings *cfg = op->s->cfg;
-	int64_t max = op->now + cfg->max_expiry_ms;
-
-	if (f[F_EXPIRES_AT] != NULL && f[F_EXPIRES_IN] != NULL) {
-		snprintf(why, whylen,
-		         "fields 'expires_at' and 'expires_in': "
-		         "give one of them");
-		return SS_EBADREQ;
-	}
-	if (f[F_EXPIRES_AT] != NULL) {
-		ss_str t = ss_obj_str(f[F_EXPIRES_AT]);
-		if (gl_time_parse(t.p, t.n, &op->exp_ms) != 0) {
-			snprintf(why, whylen,
-			         "field 'expires_at': expected an RFC 3339 "
-			         "time (2026-12-31T00:00:00Z)");
-			return SS_EBADREQ;
-		}
-		if (op->exp_ms <= op->now) {
-			snprintf(why, whylen,
-			         "field 'expires_at': must be in the future");
-			return SS_EBADREQ;
-		}
-	} else if (f[F_EXPIRES_IN] != NULL) {
-		op->exp_ms = op->now + ss_obj_int(f[F_EXPIRES_IN]) * 1000;
-	} else {
-		op->exp_ms = op->now + cfg->default_expiry_ms;
-	}
-	if (op->exp_ms > max) {
-		snprintf(why, whylen, "field '%s': at most %lld days ahead",
-		         f[F_EXPIRES_AT] != NULL ? "expires_at" : "expires_in",
-		         (long long)(cfg->max_expiry_ms / 86400000));
-		return SS_EBADREQ;
-	}
-	return 0;
-}
-
 static int
 check_fields(cr_op *op, const msgpack_object **f, char *why, size_t whylen)
 {
-	ss_str v;
-
 	if (!gl_valid_worklist(op->wl, strlen(op->wl))) {
 		snprintf(why, whylen, "field 'worklist': expected <kind>:<id>");
 		return SS_EBADREQ;
@@ -190,44 +148,19 @@ check_fields(cr_op *op, const msgpack_object **f, char *why, size_t whylen)
 		         "field 'study_uid': expected a DICOM UID");
 		return SS_EBADREQ;
 	}
-	if (f[F_EMAIL] != NULL) {
-		v = ss_obj_str(f[F_EMAIL]);
-		if (!ss_mail_addr_ok(v.p, v.n)) {
-			snprintf(why, whylen,
-			         "field 'email': expected an email address");
-			return SS_EBADREQ;
-		}
-		memcpy(op->email, v.p, v.n);
-	}
-	if (f[F_MESSAGE] != NULL) {
-		v = ss_obj_str(f[F_MESSAGE]);
-		if (!gl_valid_text(v.p, v.n, true)) {
-			snprintf(why, whylen,
-			         "field 'message': expected UTF-8 text without "
-			         "control characters");
-			return SS_EBADREQ;
-		}
-		memcpy(op->message, v.p, v.n);
-	}
-	if (f[F_ADDR] != NULL) {
-		v = ss_obj_str(f[F_ADDR]);
-		if (!gl_valid_addr(v.p, v.n)) {
-			snprintf(why, whylen,
-			         "field 'addr': expected a client "
-			         "address");
-			return SS_EBADREQ;
-		}
-		memcpy(op->addr, v.p, v.n);
-	}
+	if (f[F_EMAIL] != NULL &&
+	    gl_parse_email(f[F_EMAIL], op->email, why, whylen) != 0)
+		return SS_EBADREQ;
+	if (f[F_MESSAGE] != NULL && gl_parse_text(f[F_MESSAGE], op->message,
+	                                          "message", why, whylen) != 0)
+		return SS_EBADREQ;
+	if (f[F_ADDR] != NULL &&
+	    gl_parse_addr(f[F_ADDR], op->addr, why, whylen) != 0)
+		return SS_EBADREQ;
 	if (f[F_PASSWORD] != NULL) {
-		v = ss_obj_str(f[F_PASSWORD]);
-		if (!ss_mail_utf8_ok(v.p, v.n)) {
-			snprintf(why, whylen,
-			         "field 'password': expected UTF-8");
+		if (gl_parse_password(f[F_PASSWORD], op->password, &op->pwlen,
+		                      why, whylen) != 0)
 			return SS_EBADREQ;
-		}
-		memcpy(op->password, v.p, v.n);
-		op->pwlen = v.n;
 		op->has_pw = true;
 	}
 	op->dob = f[F_DOB] != NULL && ss_obj_bool(f[F_DOB]) && !op->has_pw;
@@ -242,7 +175,8 @@ check_fields(cr_op *op, const msgpack_object **f, char *why, size_t whylen)
 	                                 : op->s->cfg->default_attempts;
 	op->notify = f[F_NOTIFY] != NULL && ss_obj_bool(f[F_NOTIFY]);
 	op->priors = f[F_PRIORS] != NULL && ss_obj_bool(f[F_PRIORS]);
-	return expiry(op, f, why, whylen);
+	return gl_parse_expiry(op->s->cfg, op->now, f[F_EXPIRES_AT],
+	                       f[F_EXPIRES_IN], &op->exp_ms, why, whylen);
 }
 
 /* ---- the steps -------------------------------------------------------- */
@@ -380,9 +314,8 @@ hash_pw(void *arg)
 {
 	cr_op *op = arg;
 
-	op->hash_rv = ss_passwd_hash(op->s->cfg->pepper, op->password,
-	                             op->pwlen, op->pwhash);
-	sodium_memzero(op->password, sizeof op->password);
+	op->hash_rv =
+	    gl_hash_password(op->s, op->password, op->pwlen, op->pwhash);
 }
 
 static int store_begin(cr_op *op);
@@ -403,90 +336,53 @@ hashed(void *arg)
 static int
 store_begin(cr_op *op)
 {
-	gl_server *s = op->s;
-	char key[GL_KEY_MAX], purge[24];
-	const char *argv[3];
-	int rv;
+	gl_mint m = {.ids = gl_token_ids,
+	             .wl = op->wl,
+	             .index = op->uid,
+	             .exp_ms = op->exp_ms,
+	             .token = op->token,
+	             .th = op->th,
+	             .id = op->id,
+	             .sealed = op->tok_sealed,
+	             .cap = sizeof op->tok_sealed,
+	             .sealed_len = &op->tok_sealed_len};
 
-	if ((rv = ss_token_new(op->token)) != 0 ||
-	    (rv = gl_token_ids(s, op->token, SS_TOKEN_LEN, op->th, op->id)) !=
-	        0 ||
-	    (rv = gl_seal_token(s, op->id, op->token, op->tok_sealed,
-	                        sizeof op->tok_sealed, &op->tok_sealed_len)) !=
-	        0 ||
-	    (rv = gl_key_index(key, op->wl, op->uid)) != 0)
-		return rv;
-	snprintf(purge, sizeof purge, "%lld",
-	         (long long)(op->exp_ms + s->cfg->grace_ms));
-	argv[0] = key;
-	argv[1] = purge;
-	argv[2] = op->id;
 	op->step = CR_INDEX;
-	return ss_redis_eval(s->redis, &gl_script_index_add, on_redis, op, 1, 3,
-	                     argv, NULL);
-}
-
-static void
-push_kv(ss_argv *a, const char *k, const char *v)
-{
-	ss_argv_pushs(a, k);
-	ss_argv_pushs(a, v);
-}
-
-static void
-push_ki(ss_argv *a, const char *k, int64_t v)
-{
-	ss_argv_pushs(a, k);
-	ss_argv_pushi(a, v);
+	return gl_mint_token(op->s, &m, on_redis, op);
 }
 
 /* CR_STORE: the link, with its view sealed under this id. */
 static int
 store(cr_op *op)
 {
-	gl_server *s = op->s;
+	gl_new_link n = {.id = op->id,
+	                 .th = op->th,
+	                 .tok = op->tok_sealed,
+	                 .tok_len = op->tok_sealed_len,
+	                 .study = op->uid,
+	                 .wl = op->wl,
+	                 .by = op->user,
+	                 .by_email = op->by_email,
+	                 .email = op->email,
+	                 .msg = op->message,
+	                 .puids = op->puids != NULL ? op->puids : "",
+	                 .pw = op->has_pw ? op->pwhash : NULL,
+	                 .at = op->now,
+	                 .exp_ms = op->exp_ms,
+	                 .max_uses = op->max_uses,
+	                 .max_pw = op->max_pw,
+	                 .dob = op->dob,
+	                 .notify = op->notify,
+	                 .priors = op->priors};
 	unsigned char *sealed = NULL;
-	size_t sealed_len = 0;
-	char key[GL_KEY_MAX];
-	ss_argv a;
 	int rv;
 
-	if ((rv = gl_key_link(key, op->id, NULL)) != 0 ||
-	    (rv = gl_seal_view(s, op->id, op->view, op->viewlen, &sealed,
-	                       &sealed_len)) != 0)
+	if ((rv = gl_seal_view(op->s, op->id, op->view, op->viewlen, &sealed,
+	                       &n.view_len)) != 0)
 		return rv;
-	ss_argv_init(&a);
-	ss_argv_pushs(&a, key);
-	ss_argv_pushi(&a, op->exp_ms + s->cfg->grace_ms);
-	push_kv(&a, "th", op->th);
-	ss_argv_pushs(&a, "tok");
-	ss_argv_push(&a, (const char *)op->tok_sealed, op->tok_sealed_len);
-	ss_argv_pushs(&a, "view");
-	ss_argv_push(&a, (const char *)sealed, sealed_len);
-	push_kv(&a, "study", op->uid);
-	push_kv(&a, "wl", op->wl);
-	push_kv(&a, "by", op->user);
-	push_kv(&a, "by_email", op->by_email);
-	push_ki(&a, "at", op->now);
-	push_ki(&a, "exp", op->exp_ms);
-	push_ki(&a, "purge", op->exp_ms + s->cfg->grace_ms);
-	push_ki(&a, "max", op->max_uses);
-	push_ki(&a, "uses", 0);
-	push_ki(&a, "maxpw", op->has_pw ? op->max_pw : 0);
-	push_ki(&a, "fail", 0);
-	push_kv(&a, "pw", op->has_pw ? op->pwhash : "");
-	push_kv(&a, "dob", op->dob ? "1" : "0");
-	push_kv(&a, "email", op->email);
-	push_kv(&a, "msg", op->message);
-	push_kv(&a, "notify", op->notify ? "1" : "0");
-	push_kv(&a, "priors", op->priors ? "1" : "0");
-	push_kv(&a, "puids", op->puids != NULL ? op->puids : "");
-	push_kv(&a, "state", "active");
+	n.view = sealed;
 	op->step = CR_STORE;
-	if ((rv = ss_argv_status(&a)) == 0)
-		rv = ss_redis_eval(s->redis, &gl_script_store, on_redis, op, 1,
-		                   a.n, a.v, a.lens);
-	ss_argv_free(&a);
+	rv = gl_store_link(op->s, &n, on_redis, op);
 	free(sealed);
 	return rv;
 }

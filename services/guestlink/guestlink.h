@@ -28,8 +28,10 @@
 
 #include "proto/envelope.h"
 #include "proto/fields.h"
+#include "runtime/argv.h"
 #include "runtime/daemon.h"
 #include "runtime/metrics.h"
+#include "runtime/passwd.h"
 #include "runtime/pub.h"
 #include "runtime/redis.h"
 #include "runtime/rep.h"
@@ -308,5 +310,86 @@ int gl_reply_view(gl_server *s, ss_call *c, const char *id,
                   const redisReply *view, const char *sess, int64_t ttl_ms);
 /* The one answer for every unusable link. */
 void gl_reply_gone(gl_server *s, ss_call *c);
+
+/* gl_token_ids, or an upload token's (upload.h). */
+typedef int (*gl_token_ids_fn)(gl_server *s, const char *tok, size_t n,
+                               char th[SS_TOKEN_HASH_LEN + 1],
+                               char id[GL_ID_LEN + 1]);
+
+/* --- mint.c: what creating a guest link and an upload link share ----- */
+
+/* The expiry from expires_at or expires_in (at most one), or the
+ * default; refused past --max-expiry.  why says what is wrong. */
+int gl_parse_expiry(const gl_settings *cfg, int64_t now,
+                    const msgpack_object *at, const msgpack_object *in,
+                    int64_t *exp_ms, char *why, size_t whylen);
+/* Text without control characters into dst (room for the spec's max). */
+int gl_parse_text(const msgpack_object *o, char *dst, const char *name,
+                  char *why, size_t whylen);
+/* A client address into dst (GL_MAX_ADDR + 1). */
+int gl_parse_addr(const msgpack_object *o, char *dst, char *why, size_t whylen);
+/* A UTF-8 password into dst (GL_PW_MAX + 1), its length in *n. */
+int gl_parse_password(const msgpack_object *o, char *dst, size_t *n, char *why,
+                      size_t whylen);
+/* An email address into dst (GL_MAX_EMAIL + 1). */
+int gl_parse_email(const msgpack_object *o, char *dst, char *why,
+                   size_t whylen);
+/* Thread: worker.  A new link's password hash (ss_passwd_hash, with the
+ * pepper); the password (its whole buffer) is wiped. */
+int gl_hash_password(gl_server *s, char password[GL_PW_MAX + 1], size_t n,
+                     char hash[SS_PASSWD_HASH_LEN]);
+/* A new link's token: made, hashed (by ids), sealed into these. */
+typedef struct gl_mint {
+	gl_token_ids_fn ids; /* the kind's lookup hash */
+	const char *wl;      /* the index entry: gl_key_index(wl, index) */
+	const char *index;
+	int64_t exp_ms;
+	char *token;           /* SS_TOKEN_LEN + 1 */
+	char *th;              /* SS_TOKEN_HASH_LEN + 1 */
+	char *id;              /* GL_ID_LEN + 1 */
+	unsigned char *sealed; /* cap bytes */
+	size_t cap;
+	size_t *sealed_len;
+} gl_mint;
+/* A fresh token and its id added to the worklist's index
+ * (gl_script_index_add, whose reply goes to fn). */
+int gl_mint_token(gl_server *s, const gl_mint *m, ss_redis_fn fn, void *arg);
+
+/* The hash of a new link (gl_script_store). */
+typedef struct gl_new_link {
+	const char *kind; /* NULL: a guest link's hash has no "kind" */
+	const char *id, *th;
+	const unsigned char *tok, *view; /* sealed */
+	size_t tok_len, view_len;
+	const char *study, *wl, *by, *by_email, *email, *msg, *puids;
+	const char *pw; /* the password hash, NULL without one */
+	int64_t at, exp_ms, max_uses, max_pw;
+	bool dob, notify, priors;
+} gl_new_link;
+int gl_store_link(gl_server *s, const gl_new_link *n, ss_redis_fn fn,
+                  void *arg);
+/* A "field", value pair of a link's hash. */
+void gl_argv_kv(ss_argv *a, const char *k, const char *v);
+void gl_argv_ki(ss_argv *a, const char *k, int64_t v);
+
+/* What differs between the redemption of a guest link and of an upload
+ * link (upload_redeem.c); redeem.c runs both with the same steps. */
+typedef struct gl_redeem_kind {
+	const char *gone_msg; /* the not_found message */
+	/* The token's lookup hash: each kind its own purpose. */
+	gl_token_ids_fn token_ids;
+	/* Pairs in the sealed view, spliced into the success answer. */
+	uint32_t view_pairs;
+	const char *ev_used;                   /* log event of a use */
+	const char *a_use, *a_failed, *a_lock; /* audit actions */
+	/* The link shows a study: audit entries carry its study_uid, and a
+	 * use is mailed to the owner (if asked) and published. */
+	bool study;
+} gl_redeem_kind;
+
+/* guestlink.redeem and guestlink.upload.redeem: {token, password?, addr,
+ * user_agent, session?}; answers the call. */
+void gl_redeem(const gl_redeem_kind *k, gl_server *s, ss_call *c,
+               const msgpack_object *body);
 
 #endif

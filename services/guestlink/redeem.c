@@ -29,6 +29,12 @@
  * need, and they are sent after its answer, in the same loop turn as the
  * reply, without the reply waiting for them: the redemption's latency is
  * one round trip, and Redis receives them pipelined behind it.
+ *
+ * Upload links (upload_redeem.c) are redeemed by the same steps and
+ * scripts: gl_redeem() takes a gl_redeem_kind for what differs (the
+ * token's lookup hash, the success answer, the audit actions, and whether
+ * the link shows a study, which is what the view email and the
+ * guestlink.accessed event are about).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +55,7 @@ typedef enum rd_step {
 } rd_step;
 
 typedef struct rd_op {
+	const gl_redeem_kind *k;
 	gl_server *s;
 	ss_call *c;
 	rd_step step;
@@ -87,9 +94,20 @@ gl_reply_gone(gl_server *s, ss_call *c)
 	ss_call_reply_err(c, SS_ENOTFOUND, GL_GONE_MSG);
 }
 
-int
-gl_reply_view(gl_server *s, ss_call *c, const char *id, const redisReply *view,
-              const char *sess, int64_t ttl_ms)
+/* The one answer for every unusable link of this kind. */
+static void
+reply_gone(rd_op *op)
+{
+	ss_metric_add(op->s->m_gone, 1);
+	ss_call_reply_err(op->c, SS_ENOTFOUND, op->k->gone_msg);
+}
+
+/* The view is the packed pairs of the link's kind ("study" and "priors",
+ * written by create.c; "upload", by upload.c), authenticated by the seal:
+ * spliced in as they are, before "session" and "expires_at". */
+static int
+reply_view(gl_server *s, ss_call *c, const char *id, const redisReply *view,
+           uint32_t view_pairs, const char *sess, int64_t ttl_ms)
 {
 	char exp[GL_TIME_LEN + 1];
 	unsigned char *plain;
@@ -103,9 +121,7 @@ gl_reply_view(gl_server *s, ss_call *c, const char *id, const redisReply *view,
 		return rv;
 	gl_time_fmt(gl_now_ms() + ttl_ms, exp);
 	p = ss_call_reply_ok(c);
-	/* The view is the packed pairs "study" and "priors", written by
-	 * create.c and authenticated by the seal: spliced in as they are. */
-	msgpack_pack_map(&p->pk, 4);
+	msgpack_pack_map(&p->pk, view_pairs + 2);
 	msgpack_sbuffer_write(&p->sb, (const char *)plain, n);
 	ss_pack_kv_cstr(p, "session", sess);
 	ss_pack_kv_cstr(p, "expires_at", exp);
@@ -113,6 +129,13 @@ gl_reply_view(gl_server *s, ss_call *c, const char *id, const redisReply *view,
 	sodium_memzero(plain, n);
 	free(plain);
 	return 0;
+}
+
+int
+gl_reply_view(gl_server *s, ss_call *c, const char *id, const redisReply *view,
+              const char *sess, int64_t ttl_ms)
+{
+	return reply_view(s, c, id, view, 2, sess, ttl_ms);
 }
 
 /* ---- what a use or a lock sets off ----------------------------------- */
@@ -186,18 +209,23 @@ used(rd_op *op, const redisReply *r)
 {
 	char t[GL_TIME_LEN + 1];
 	info_c i;
+	json_int_t uses = r->element[4]->type == REDIS_REPLY_INTEGER
+	                      ? r->element[4]->integer
+	                      : 0;
 
 	info_copy(r, 5, &i);
 	ss_metric_add(op->s->m_used, 1);
-	ss_debug("link.used", ss_call_id(op->c), "link", op->id, NULL);
+	ss_debug(op->k->ev_used, ss_call_id(op->c), "link", op->id, NULL);
 	gl_audit(
-	    op->s, ss_call_id(op->c), NULL, "guestlink.use", op->id, i.wl,
-	    json_pack("{s:s, s:I, s:s}", "study_uid", i.study, "uses",
-	              (json_int_t)(r->element[4]->type == REDIS_REPLY_INTEGER
-	                               ? r->element[4]->integer
-	                               : 0),
-	              "user_agent", op->ua),
+	    op->s, ss_call_id(op->c), NULL, op->k->a_use, op->id, i.wl,
+	    op->k->study
+	        ? json_pack("{s:s, s:I, s:s}", "study_uid", i.study, "uses",
+	                    uses, "user_agent", op->ua)
+	        : json_pack("{s:I, s:s}", "uses", uses, "user_agent", op->ua),
 	    op->addr);
+	/* An upload link shows no study: nothing was viewed. */
+	if (!op->k->study)
+		return;
 	if (i.notify && i.by_email[0] != '\0') {
 		const char *vars[] = {
 		    "link_id",   op->id,   "time",       t,
@@ -221,11 +249,13 @@ failed_pw(rd_op *op, const redisReply *r, size_t off, int64_t attempts,
 	info_copy(r, off, &i);
 	ss_metric_add(op->s->m_wrong, 1);
 	ss_info("link.wrong_password", ss_call_id(op->c), "link", op->id, NULL);
-	gl_audit(op->s, ss_call_id(op->c), NULL, "guestlink.password_failed",
-	         op->id, i.wl,
-	         json_pack("{s:s, s:I, s:I}", "study_uid", i.study, "attempts",
-	                   (json_int_t)attempts, "attempts_left",
-	                   (json_int_t)left),
+	gl_audit(op->s, ss_call_id(op->c), NULL, op->k->a_failed, op->id, i.wl,
+	         op->k->study
+	             ? json_pack("{s:s, s:I, s:I}", "study_uid", i.study,
+	                         "attempts", (json_int_t)attempts,
+	                         "attempts_left", (json_int_t)left)
+	             : json_pack("{s:I, s:I}", "attempts", (json_int_t)attempts,
+	                         "attempts_left", (json_int_t)left),
 	         op->addr);
 }
 
@@ -243,9 +273,11 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 	snprintf(n, sizeof n, "%lld", (long long)attempts);
 	ss_metric_add(op->s->m_locked, 1);
 	ss_warn("link.locked", ss_call_id(op->c), "link", op->id, NULL);
-	gl_audit(op->s, ss_call_id(op->c), NULL, "guestlink.lock", op->id, i.wl,
-	         json_pack("{s:s, s:I}", "study_uid", i.study, "attempts",
-	                   (json_int_t)attempts),
+	gl_audit(op->s, ss_call_id(op->c), NULL, op->k->a_lock, op->id, i.wl,
+	         op->k->study
+	             ? json_pack("{s:s, s:I}", "study_uid", i.study, "attempts",
+	                         (json_int_t)attempts)
+	             : json_pack("{s:I}", "attempts", (json_int_t)attempts),
 	         op->addr);
 	if (i.by_email[0] != '\0') {
 		m.to = i.by_email;
@@ -301,8 +333,8 @@ viewable(rd_op *op, const redisReply *r)
 		used(op, r);
 	else
 		ss_metric_add(op->s->m_session, 1);
-	rv = gl_reply_view(op->s, op->c, op->id, r->element[1],
-	                   fresh ? op->sess : op->old_sess, ttl);
+	rv = reply_view(op->s, op->c, op->id, r->element[1], op->k->view_pairs,
+	                fresh ? op->sess : op->old_sess, ttl);
 	if (rv != 0)
 		ss_error("link.view_unreadable", ss_call_id(op->c), "link",
 		         op->id, NULL);
@@ -362,7 +394,7 @@ opened(rd_op *op, const redisReply *r)
 {
 	switch (int_at(r, 0)) {
 	case GL_GONE:
-		gl_reply_gone(op->s, op->c);
+		reply_gone(op);
 		return 0;
 	case GL_VIEW:
 		return viewable(op, r);
@@ -383,7 +415,7 @@ opened(rd_op *op, const redisReply *r)
 		/* Attempts whose guestlink died were counted as wrong, and
 		 * that reached the limit: lock, and this call is refused. */
 		locked(op, r, 2, int_at(r, 1));
-		gl_reply_gone(op->s, op->c);
+		reply_gone(op);
 		return 0;
 	default:
 		return SS_EINTERNAL;
@@ -395,7 +427,7 @@ settled(rd_op *op, const redisReply *r)
 {
 	switch (int_at(r, 0)) {
 	case GL_GONE:
-		gl_reply_gone(op->s, op->c);
+		reply_gone(op);
 		return 0;
 	case GL_VIEW:
 		return viewable(op, r);
@@ -472,7 +504,7 @@ prepare(rd_op *op, const msgpack_object *tok, const msgpack_object *sess)
 	char sid[GL_ID_LEN + 1];
 	int rv;
 
-	if (gl_token_ids(op->s, t.p, t.n, op->th, op->id) != 0)
+	if (op->k->token_ids(op->s, t.p, t.n, op->th, op->id) != 0)
 		return SS_ENOTFOUND;
 	if ((rv = gl_key_link(op->k_link, op->id, NULL)) != 0 ||
 	    (rv = gl_key_link(op->k_res, op->id, ":res")) != 0 ||
@@ -498,7 +530,8 @@ prepare(rd_op *op, const msgpack_object *tok, const msgpack_object *sess)
 }
 
 void
-gl_handle_redeem(ss_call *c, const msgpack_object *body, void *arg)
+gl_redeem(const gl_redeem_kind *k, gl_server *s, ss_call *c,
+          const msgpack_object *body)
 {
 	static const ss_field_spec spec[] = {
 	    {"token", SS_F_STR, true, 0, 0},
@@ -508,7 +541,6 @@ gl_handle_redeem(ss_call *c, const msgpack_object *body, void *arg)
 	    {"session", SS_F_STR, false, 0, 0},
 	};
 	const msgpack_object *f[5];
-	gl_server *s = arg;
 	ss_str v;
 	rd_op *op;
 	int rv;
@@ -525,6 +557,7 @@ gl_handle_redeem(ss_call *c, const msgpack_object *body, void *arg)
 		ss_call_reply_err(c, SS_ENOMEM, NULL);
 		return;
 	}
+	op->k = k;
 	op->s = s;
 	op->c = c;
 	op->now = gl_now_ms();
@@ -539,7 +572,7 @@ gl_handle_redeem(ss_call *c, const msgpack_object *body, void *arg)
 	}
 	rv = prepare(op, f[0], f[4]);
 	if (rv == SS_ENOTFOUND) {
-		gl_reply_gone(s, c);
+		reply_gone(op);
 		op_free(op);
 		return;
 	}
@@ -549,4 +582,21 @@ gl_handle_redeem(ss_call *c, const msgpack_object *body, void *arg)
 		ss_call_reply_err(c, gl_err(rv), NULL);
 		op_free(op);
 	}
+}
+
+static const gl_redeem_kind guest = {
+    .gone_msg = GL_GONE_MSG,
+    .token_ids = gl_token_ids,
+    .view_pairs = 2,
+    .ev_used = "link.used",
+    .a_use = "guestlink.use",
+    .a_failed = "guestlink.password_failed",
+    .a_lock = "guestlink.lock",
+    .study = true,
+};
+
+void
+gl_handle_redeem(ss_call *c, const msgpack_object *body, void *arg)
+{
+	gl_redeem(&guest, arg, c, body);
 }

@@ -285,110 +285,25 @@ static const ss_field_spec update_spec[] = {
 };
 
 static int
-parse_expiry(up_op *op, const msgpack_object *at, const msgpack_object *in,
-             char *why, size_t whylen)
-{
-	const gl_settings *cfg = op->s->cfg;
-
-	if (at != NULL && in != NULL) {
-		snprintf(why, whylen,
-		         "fields 'expires_at' and 'expires_in': give one of "
-		         "them");
-		return SS_EBADREQ;
-	}
-	if (at != NULL) {
-		ss_str t = ss_obj_str(at);
-		if (gl_time_parse(t.p, t.n, &op->exp_ms) != 0) {
-			snprintf(why, whylen,
-			         "field 'expires_at': expected an RFC 3339 "
-			         "time (2026-12-31T00:00:00Z)");
-			return SS_EBADREQ;
-		}
-		if (op->exp_ms <= op->now) {
-			snprintf(why, whylen,
-			         "field 'expires_at': must be in the future");
-			return SS_EBADREQ;
-		}
-	} else if (in != NULL) {
-		op->exp_ms = op->now + ss_obj_int(in) * 1000;
-	} else {
-		op->exp_ms = op->now + cfg->default_expiry_ms;
-	}
-	if (op->exp_ms > op->now + cfg->max_expiry_ms) {
-		snprintf(why, whylen, "field '%s': at most %lld days ahead",
-		         at != NULL ? "expires_at" : "expires_in",
-		         (long long)(cfg->max_expiry_ms / 86400000));
-		return SS_EBADREQ;
-	}
-	return 0;
-}
-
-static int
-parse_text(const msgpack_object *o, char *dst, const char *name, char *why,
-           size_t whylen)
-{
-	ss_str v = ss_obj_str(o);
-
-	if (!gl_valid_text(v.p, v.n, true)) {
-		snprintf(why, whylen,
-		         "field '%s': expected UTF-8 text without control "
-		         "characters",
-		         name);
-		return SS_EBADREQ;
-	}
-	memcpy(dst, v.p, v.n);
-	dst[v.n] = '\0';
-	return 0;
-}
-
-static int
-parse_addr(const msgpack_object *o, char *dst, char *why, size_t whylen)
-{
-	ss_str v = ss_obj_str(o);
-
-	if (!gl_valid_addr(v.p, v.n)) {
-		snprintf(why, whylen,
-		         "field 'addr': expected a client address");
-		return SS_EBADREQ;
-	}
-	memcpy(dst, v.p, v.n);
-	dst[v.n] = '\0';
-	return 0;
-}
-
-static int
 check_create(up_op *op, const msgpack_object **f, char *why, size_t whylen)
 {
-	ss_str v;
-
 	if (!gl_valid_worklist(op->wl, strlen(op->wl))) {
 		snprintf(why, whylen, "field 'worklist': expected <kind>:<id>");
 		return SS_EBADREQ;
 	}
-	if (f[F_EMAIL] != NULL) {
-		v = ss_obj_str(f[F_EMAIL]);
-		if (!ss_mail_addr_ok(v.p, v.n)) {
-			snprintf(why, whylen,
-			         "field 'email': expected an email address");
-			return SS_EBADREQ;
-		}
-		memcpy(op->email, v.p, v.n);
-	}
-	if (f[F_MESSAGE] != NULL &&
-	    parse_text(f[F_MESSAGE], op->message, "message", why, whylen) != 0)
+	if (f[F_EMAIL] != NULL &&
+	    gl_parse_email(f[F_EMAIL], op->email, why, whylen) != 0)
+		return SS_EBADREQ;
+	if (f[F_MESSAGE] != NULL && gl_parse_text(f[F_MESSAGE], op->message,
+	                                          "message", why, whylen) != 0)
 		return SS_EBADREQ;
 	if (f[F_ADDR] != NULL &&
-	    parse_addr(f[F_ADDR], op->addr, why, whylen) != 0)
+	    gl_parse_addr(f[F_ADDR], op->addr, why, whylen) != 0)
 		return SS_EBADREQ;
 	if (f[F_PASSWORD] != NULL) {
-		v = ss_obj_str(f[F_PASSWORD]);
-		if (!ss_mail_utf8_ok(v.p, v.n)) {
-			snprintf(why, whylen,
-			         "field 'password': expected UTF-8");
+		if (gl_parse_password(f[F_PASSWORD], op->password, &op->pwlen,
+		                      why, whylen) != 0)
 			return SS_EBADREQ;
-		}
-		memcpy(op->password, v.p, v.n);
-		op->pwlen = v.n;
 		op->has_pw = true;
 	}
 	if (f[F_MAX_PW] != NULL && !op->has_pw) {
@@ -400,7 +315,8 @@ check_create(up_op *op, const msgpack_object **f, char *why, size_t whylen)
 	op->max_pw = f[F_MAX_PW] != NULL ? ss_obj_int(f[F_MAX_PW])
 	                                 : op->s->cfg->default_attempts;
 	op->notify = f[F_NOTIFY] != NULL && ss_obj_bool(f[F_NOTIFY]);
-	return parse_expiry(op, f[F_EXPIRES_AT], f[F_EXPIRES_IN], why, whylen);
+	return gl_parse_expiry(op->s->cfg, op->now, f[F_EXPIRES_AT],
+	                       f[F_EXPIRES_IN], &op->exp_ms, why, whylen);
 }
 
 /* ---- create ---------------------------------------------------------- */
@@ -433,9 +349,8 @@ hash_pw(void *arg)
 {
 	up_op *op = arg;
 
-	op->hash_rv = ss_passwd_hash(op->s->cfg->pepper, op->password,
-	                             op->pwlen, op->pwhash);
-	sodium_memzero(op->password, sizeof op->password);
+	op->hash_rv =
+	    gl_hash_password(op->s, op->password, op->pwlen, op->pwhash);
 }
 
 static int store_begin(up_op *op);
@@ -455,41 +370,19 @@ hashed(void *arg)
 static int
 store_begin(up_op *op)
 {
-	gl_server *s = op->s;
-	char key[GL_KEY_MAX], purge[24];
-	const char *argv[3];
-	int rv;
+	gl_mint m = {.ids = gl_upload_token_ids,
+	             .wl = op->wl,
+	             .index = "upload",
+	             .exp_ms = op->exp_ms,
+	             .token = op->token,
+	             .th = op->th,
+	             .id = op->id,
+	             .sealed = op->tok_sealed,
+	             .cap = sizeof op->tok_sealed,
+	             .sealed_len = &op->tok_sealed_len};
 
-	if ((rv = ss_token_new(op->token)) != 0 ||
-	    (rv = gl_upload_token_ids(s, op->token, SS_TOKEN_LEN, op->th,
-	                              op->id)) != 0 ||
-	    (rv = gl_seal_token(s, op->id, op->token, op->tok_sealed,
-	                        sizeof op->tok_sealed, &op->tok_sealed_len)) !=
-	        0 ||
-	    (rv = gl_key_index(key, op->wl, "upload")) != 0)
-		return rv;
-	snprintf(purge, sizeof purge, "%lld",
-	         (long long)(op->exp_ms + s->cfg->grace_ms));
-	argv[0] = key;
-	argv[1] = purge;
-	argv[2] = op->id;
 	op->step = UP_INDEX;
-	return ss_redis_eval(s->redis, &gl_script_index_add, on_redis, op, 1, 3,
-	                     argv, NULL);
-}
-
-static void
-push_kv(ss_argv *a, const char *k, const char *v)
-{
-	ss_argv_pushs(a, k);
-	ss_argv_pushs(a, v);
-}
-
-static void
-push_ki(ss_argv *a, const char *k, int64_t v)
-{
-	ss_argv_pushs(a, k);
-	ss_argv_pushi(a, v);
+	return gl_mint_token(op->s, &m, on_redis, op);
 }
 
 /* The view a session grants: what the upload page shows. */
@@ -522,49 +415,33 @@ make_view(up_op *op, unsigned char **out, size_t *outlen)
 static int
 store(up_op *op)
 {
-	gl_server *s = op->s;
+	/* No study, no priors, no date of birth: the guest sends studies. */
+	gl_new_link n = {.kind = "upload",
+	                 .id = op->id,
+	                 .th = op->th,
+	                 .tok = op->tok_sealed,
+	                 .tok_len = op->tok_sealed_len,
+	                 .study = "",
+	                 .wl = op->wl,
+	                 .by = op->user,
+	                 .by_email = op->by_email,
+	                 .email = op->email,
+	                 .msg = op->message,
+	                 .puids = "",
+	                 .pw = op->has_pw ? op->pwhash : NULL,
+	                 .at = op->now,
+	                 .exp_ms = op->exp_ms,
+	                 .max_uses = op->max_uses,
+	                 .max_pw = op->max_pw,
+	                 .notify = op->notify};
 	unsigned char *sealed = NULL;
-	size_t sealed_len = 0;
-	char key[GL_KEY_MAX];
-	ss_argv a;
 	int rv;
 
-	if ((rv = gl_key_link(key, op->id, NULL)) != 0 ||
-	    (rv = make_view(op, &sealed, &sealed_len)) != 0)
+	if ((rv = make_view(op, &sealed, &n.view_len)) != 0)
 		return rv;
-	ss_argv_init(&a);
-	ss_argv_pushs(&a, key);
-	ss_argv_pushi(&a, op->exp_ms + s->cfg->grace_ms);
-	push_kv(&a, "kind", "upload");
-	push_kv(&a, "th", op->th);
-	ss_argv_pushs(&a, "tok");
-	ss_argv_push(&a, (const char *)op->tok_sealed, op->tok_sealed_len);
-	ss_argv_pushs(&a, "view");
-	ss_argv_push(&a, (const char *)sealed, sealed_len);
-	push_kv(&a, "study", "");
-	push_kv(&a, "wl", op->wl);
-	push_kv(&a, "by", op->user);
-	push_kv(&a, "by_email", op->by_email);
-	push_ki(&a, "at", op->now);
-	push_ki(&a, "exp", op->exp_ms);
-	push_ki(&a, "purge", op->exp_ms + s->cfg->grace_ms);
-	push_ki(&a, "max", op->max_uses);
-	push_ki(&a, "uses", 0);
-	push_ki(&a, "maxpw", op->has_pw ? op->max_pw : 0);
-	push_ki(&a, "fail", 0);
-	push_kv(&a, "pw", op->has_pw ? op->pwhash : "");
-	push_kv(&a, "dob", "0");
-	push_kv(&a, "email", op->email);
-	push_kv(&a, "msg", op->message);
-	push_kv(&a, "notify", op->notify ? "1" : "0");
-	push_kv(&a, "priors", "0");
-	push_kv(&a, "puids", "");
-	push_kv(&a, "state", "active");
+	n.view = sealed;
 	op->step = UP_STORE;
-	if ((rv = ss_argv_status(&a)) == 0)
-		rv = ss_redis_eval(s->redis, &gl_script_store, on_redis, op, 1,
-		                   a.n, a.v, a.lens);
-	ss_argv_free(&a);
+	rv = gl_store_link(op->s, &n, on_redis, op);
 	free(sealed);
 	return rv;
 }
@@ -683,15 +560,15 @@ write_link(up_op *op)
 	ss_argv_pushs(&a, res);
 	ss_argv_pushs(&a, now);
 	if (op->set_max)
-		push_ki(&a, "max", op->max_uses);
+		gl_argv_ki(&a, "max", op->max_uses);
 	if (op->set_exp) {
-		push_ki(&a, "exp", op->exp_ms);
-		push_ki(&a, "purge", op->exp_ms + op->s->cfg->grace_ms);
+		gl_argv_ki(&a, "exp", op->exp_ms);
+		gl_argv_ki(&a, "purge", op->exp_ms + op->s->cfg->grace_ms);
 	}
 	if (op->set_msg)
-		push_kv(&a, "msg", op->message);
+		gl_argv_kv(&a, "msg", op->message);
 	if (op->set_notify)
-		push_kv(&a, "notify", op->notify ? "1" : "0");
+		gl_argv_kv(&a, "notify", op->notify ? "1" : "0");
 	if ((rv = ss_argv_status(&a)) == 0)
 		rv = ss_redis_eval(op->s->redis, &gl_script_upload_update,
 		                   on_redis, op, 2, a.n, a.v, a.lens);
@@ -1072,7 +949,8 @@ owner_op(ss_call *c, void *arg, up_kind kind, const msgpack_object *user,
 	if ((op = op_new(c, arg, kind)) == NULL)
 		return NULL;
 	(void)ss_obj_strcpy(user, op->user, sizeof op->user);
-	if (addr != NULL && parse_addr(addr, op->addr, why, sizeof why) != 0) {
+	if (addr != NULL &&
+	    gl_parse_addr(addr, op->addr, why, sizeof why) != 0) {
 		fail(op, SS_EBADREQ, why);
 		return NULL;
 	}
@@ -1098,12 +976,13 @@ gl_handle_upload_update(ss_call *c, const msgpack_object *body, void *arg)
 	if ((op->set_max = f[2] != NULL))
 		op->max_uses = ss_obj_int(f[2]);
 	if ((op->set_exp = f[3] != NULL) &&
-	    parse_expiry(op, f[3], NULL, why, sizeof why) != 0) {
+	    gl_parse_expiry(op->s->cfg, op->now, f[3], NULL, &op->exp_ms, why,
+	                    sizeof why) != 0) {
 		fail(op, SS_EBADREQ, why);
 		return;
 	}
 	if ((op->set_msg = f[4] != NULL) &&
-	    parse_text(f[4], op->message, "message", why, sizeof why) != 0) {
+	    gl_parse_text(f[4], op->message, "message", why, sizeof why) != 0) {
 		fail(op, SS_EBADREQ, why);
 		return;
 	}

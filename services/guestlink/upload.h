@@ -28,12 +28,6 @@ int gl_upload_token_ids(gl_server *s, const char *tok, size_t n,
 void gl_upload_pack(gl_server *s, ss_pack *p, const gl_link *l, int64_t now_ms,
                     int queued);
 
-/* The answer to a use or a live session: {"upload", "session",
- * "expires_at"} spliced from the sealed view. */
-int gl_upload_reply_view(gl_server *s, ss_call *c, const char *id,
-                         const redisReply *view, const char *sess,
-                         int64_t ttl_ms);
-
 void gl_handle_upload_create(ss_call *c, const msgpack_object *body, void *arg);
 void gl_handle_upload_update(ss_call *c, const msgpack_object *body, void *arg);
 void gl_handle_upload_list(ss_call *c, const msgpack_object *body, void *arg);
