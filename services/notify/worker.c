@@ -6,9 +6,14 @@
  * carries the reader's XREADGROUP BLOCK and XAUTOCLAIM, one at a time;
  * r carries everything else.
  *
- * The reader fetches at most as many entries as there are free slots
- * (concurrency), so an entry never waits in memory while its idle clock
- * runs: from the moment it is delivered, it is being worked on.  Every
+ * The reader keeps up to NT_TASKS_PER_SLOT entries per SMTP slot
+ * (concurrency) in hand, so that a slot that ends a transfer starts the
+ * next one at once while Redis checks and finishes the others: a task
+ * that is ready to send while every slot is busy waits in sendq, first in
+ * first out, for at most one transfer.  A waiting task whose transfer
+ * could no longer end within claim-idle of its delivery is not sent but
+ * left pending (a claim brings it back), so no other worker can take over
+ * an entry that is still being sent.  Every
  * claim-idle/2 (at most every second) and at start the reader runs
  * XAUTOCLAIM to take over entries idle for claim-idle, which is more
  * than the SMTP timeout: those of a dead worker, and those parked for a
@@ -79,6 +84,9 @@
 #define NT_ENTRY_MAX    48
 #define NT_KEY_MAX      (sizeof NT_TRIES_PREFIX + SS_MAIL_ID_LEN + 4)
 #define NT_MAX_CMDS     4
+/* Entries in hand per SMTP slot: one sending, one checked or finished
+ * meanwhile (measured: see bench/README.md, notify). */
+#define NT_TASKS_PER_SLOT 2
 
 /*
  * KEYS: sent marker, tries hash, lock.  ARGV: owner, lock ms.
@@ -186,6 +194,8 @@ struct fin_slot {
 
 struct nt_task {
 	TAILQ_ENTRY(nt_task) link;
+	TAILQ_ENTRY(nt_task) qlink; /* in sendq while waiting for a slot */
+	int64_t read_ms;            /* delivered to us (monotonic) */
 	nt_worker *w;
 	char entry[NT_ENTRY_MAX];
 	char *raw; /* the job's bytes; NULL when the entry had none */
@@ -233,13 +243,15 @@ struct nt_worker {
 	char cursor[NT_ENTRY_MAX];
 	bool stopping;
 	bool farewell; /* the stop-time consumer cleanup is under way */
-	int active;
+	int active;    /* tasks */
+	int sending;   /* tasks in an SMTP slot */
 	int64_t gc_due_ms;
 	struct event *kick;
 	struct event *pause;
 	struct event *claim_t;
 	struct event *stats_t;
 	TAILQ_HEAD(, nt_task) tasks;
+	TAILQ_HEAD(, nt_task) sendq; /* rendered, waiting for a free slot */
 	ss_metric *m_queue, *m_pending, *m_sent, *m_retried, *m_dead, *m_dup,
 	    *m_latency, *m_inflight;
 };
@@ -250,6 +262,7 @@ static void farewell(nt_worker *w);
 static void fin_start(nt_task *t, enum fin_kind kind);
 static void fin_again(evutil_socket_t fd, short what, void *arg);
 static void rd_step(nt_worker *w);
+static void send_next(nt_worker *w);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -360,6 +373,7 @@ task_start(nt_worker *w, const char *entry, size_t elen, const char *raw,
 		return;
 	}
 	t->w = w;
+	t->read_ms = now_ms();
 	snprintf(t->entry, sizeof t->entry, "%.*s", (int)elen, entry);
 	TAILQ_INSERT_TAIL(&w->tasks, t, link);
 	w->active++;
@@ -616,6 +630,50 @@ fin_start(nt_task *t, enum fin_kind kind)
 
 /* ---- SEND --------------------------------------------------------------- */
 
+static void on_sent(void *arg, enum nt_outcome out, const char *why);
+
+/* Hands a rendered task to a free slot. */
+static void
+send_start(nt_task *t)
+{
+	nt_worker *w = t->w;
+	int64_t waited = now_ms() - t->read_ms;
+	int rv;
+
+	/* Its transfer must end before claim-idle, when another worker may
+	 * claim the entry (and the lock expires): else leave it pending. */
+	if (waited + w->cfg->smtp_timeout_ms >= w->cfg->claim_idle_ms) {
+		task_log(SS_LOG_WARN, "notify.send_late", t,
+		         "waited too long for a slot: left for a claim");
+		task_end(t);
+		return;
+	}
+	t->t_send = ss_now();
+	rv = nt_smtp_send(w->smtp, t->job.to, t->msg.p, t->msg.n, on_sent, t);
+	if (rv != 0) {
+		/* Ours, not the job's: left pending for a later claim. */
+		ss_error("notify.send_failed", t->job.id, "entry", t->entry,
+		         "reason", ss_err_word(rv), NULL);
+		task_end(t);
+		return;
+	}
+	w->sending++;
+	ss_metric_add(w->m_inflight, 1);
+}
+
+/* Fills the free slots from sendq, oldest first. */
+static void
+send_next(nt_worker *w)
+{
+	nt_task *t;
+
+	while (w->sending < (int)w->cfg->concurrency &&
+	       (t = TAILQ_FIRST(&w->sendq)) != NULL) {
+		TAILQ_REMOVE(&w->sendq, t, qlink);
+		send_start(t);
+	}
+}
+
 static void
 on_retry_stored(int err, redisReply *rep, void *arg)
 {
@@ -647,6 +705,7 @@ task_retry(nt_task *t)
 		task_end(t);
 }
 
+/* A slot's transfer is over (on the loop). */
 static void
 on_sent(void *arg, enum nt_outcome out, const char *why)
 {
@@ -654,6 +713,9 @@ on_sent(void *arg, enum nt_outcome out, const char *why)
 	nt_worker *w = t->w;
 
 	ss_metric_add(w->m_inflight, (uint64_t)-1);
+	w->sending--;
+	/* The slot first: its next mail goes out while this one finishes. */
+	send_next(w);
 	if (out == NT_SENT) {
 		ss_metric_observe(w->m_latency, ss_now() - t->t_send);
 		ss_metric_add(w->m_sent, 1);
@@ -706,11 +768,8 @@ task_send(nt_task *t)
 	mail.date = time(NULL);
 	if ((rv = nt_mime_build(&t->msg, &mail)) != 0)
 		goto fail;
-	t->t_send = ss_now();
-	rv = nt_smtp_send(w->smtp, t->job.to, t->msg.p, t->msg.n, on_sent, t);
-	if (rv != 0)
-		goto fail;
-	ss_metric_add(w->m_inflight, 1);
+	TAILQ_INSERT_TAIL(&w->sendq, t, qlink);
+	send_next(w);
 	return;
 fail:
 	/* Ours, not the job's: left pending for a later claim. */
@@ -941,7 +1000,8 @@ on_group(int err, redisReply *rep, void *arg)
 static void
 rd_step(nt_worker *w)
 {
-	int free_slots = (int)w->cfg->concurrency - w->active;
+	int cap = (int)w->cfg->concurrency * NT_TASKS_PER_SLOT;
+	int room = cap - w->active;
 	int rv;
 
 	if (w->stopping || w->rd != RD_IDLE || evtimer_pending(w->pause, NULL))
@@ -953,25 +1013,24 @@ rd_step(nt_worker *w)
 		rv = ss_redis_cmd(w->r, on_group, w,
 		                  "XGROUP CREATE %s %s 0 MKSTREAM",
 		                  SS_MAILQ_STREAM, NT_GROUP);
-	} else if (free_slots <= 0 ||
-	           (w->backlog && free_slots < (w->cfg->concurrency + 1) / 2)) {
-		/* With a backlog, read for half the slots at a time: fewer,
+	} else if (room <= 0 || (w->backlog && room < (cap + 1) / 2)) {
+		/* With a backlog, read for half the tasks at a time: fewer,
 		 * larger reads (measured: +15% mails/s).  Without one, any
-		 * free slot reads, so a new job never waits for a slot. */
+		 * free task reads, so a new job never waits for a read. */
 		return;
 	} else if (w->claim_due) {
 		w->rd = RD_CLAIM;
 		rv = ss_redis_cmd(
 		    w->rb, on_claim, w, "XAUTOCLAIM %s %s %s %lld %s COUNT %d",
 		    SS_MAILQ_STREAM, NT_GROUP, w->consumer,
-		    (long long)w->cfg->claim_idle_ms, w->cursor, free_slots);
+		    (long long)w->cfg->claim_idle_ms, w->cursor, room);
 	} else {
 		w->rd = RD_READ;
-		w->rd_count = free_slots;
+		w->rd_count = room;
 		rv = ss_redis_cmd(w->rb, on_read, w,
 		                  "XREADGROUP GROUP %s %s COUNT %d BLOCK %lld "
 		                  "STREAMS %s >",
-		                  NT_GROUP, w->consumer, free_slots,
+		                  NT_GROUP, w->consumer, room,
 		                  (long long)w->cfg->block_ms, SS_MAILQ_STREAM);
 	}
 	if (rv != 0)
@@ -1113,6 +1172,7 @@ nt_worker_start(nt_worker **out, ss_daemon *d, const nt_settings *cfg,
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return SS_ENOMEM;
 	TAILQ_INIT(&w->tasks);
+	TAILQ_INIT(&w->sendq);
 	w->d = d;
 	w->cfg = cfg;
 	w->key = key;
