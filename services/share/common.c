@@ -4,8 +4,10 @@
  * dependency's error into the error to answer.
  */
 #include <stddef.h>
+#include <stdio.h>
 
 #include "proto/errors.h"
+#include "runtime/log.h"
 #include "services/share/share.h"
 
 int
@@ -38,4 +40,43 @@ sh_err(int err)
 	default:
 		return err < 0 ? err : SS_EINTERNAL;
 	}
+}
+
+void
+sh_fan_err(sh_fan *f, int err, const char *msg)
+{
+	if (f->err != 0)
+		return;
+	f->err = err;
+	snprintf(f->errmsg, sizeof f->errmsg, "%s", msg ? msg : "");
+}
+
+void
+sh_fan_sent(sh_fan *f, int rv)
+{
+	if (rv == 0)
+		f->pending++;
+	else
+		sh_fan_err(f, sh_err(rv), NULL);
+}
+
+bool
+sh_fan_answered(sh_fan *f)
+{
+	return --f->pending == 0;
+}
+
+bool
+sh_fan_redis_ok(sh_fan *f, int err, const redisReply *r)
+{
+	if (err != 0) {
+		sh_fan_err(f, sh_err(err), NULL);
+		return false;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		ss_error("redis.error", f->reqid, "error", r->str, NULL);
+		sh_fan_err(f, SS_EINTERNAL, NULL);
+		return false;
+	}
+	return true;
 }

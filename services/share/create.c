@@ -87,9 +87,7 @@ typedef struct sc_op {
 	sh_server *s;
 	ss_call *c;
 	sc_step step;
-	int pending; /* commands of this step not answered yet */
-	int err;
-	char errmsg[400];
+	sh_fan fan; /* the step's commands in flight */
 	char user[SH_MAX_USER + 1];
 	char wl[SH_WL_MAX + 1];
 	char uid[SH_UID_MAX + 1];
@@ -131,47 +129,11 @@ fail(sc_op *op, int err, const char *msg)
 	op_free(op);
 }
 
-/* Records the first error of a step; the step ends when all answered. */
-static void
-set_err(sc_op *op, int err, const char *msg)
-{
-	if (op->err != 0)
-		return;
-	op->err = err;
-	snprintf(op->errmsg, sizeof op->errmsg, "%s", msg ? msg : "");
-}
-
 static void
 answered(sc_op *op)
 {
-	if (--op->pending == 0)
+	if (sh_fan_answered(&op->fan))
 		run(op);
-}
-
-/* Notes a command that was sent (0) or could not be (an error). */
-static void
-sent(sc_op *op, int rv)
-{
-	if (rv == 0)
-		op->pending++;
-	else
-		set_err(op, sh_err(rv), NULL);
-}
-
-static bool
-redis_ok(sc_op *op, int err, const redisReply *r)
-{
-	if (err != 0) {
-		set_err(op, sh_err(err), NULL);
-		return false;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		ss_error("redis.error", ss_call_id(op->c), "error", r->str,
-		         NULL);
-		set_err(op, SS_EINTERNAL, NULL);
-		return false;
-	}
-	return true;
 }
 
 /* A string field of an authz reply body, copied; "" when nil/absent. */
@@ -201,18 +163,18 @@ on_resolve(int err, const ss_msg *reply, void *arg)
 		if (err == 0 && reply != NULL && reply->err_msg.n > 0)
 			snprintf(m, sizeof m, "%.*s", (int)reply->err_msg.n,
 			         reply->err_msg.p);
-		set_err(op, rv, m[0] ? m : NULL);
+		sh_fan_err(&op->fan, rv, m[0] ? m : NULL);
 		answered(op);
 		return;
 	}
 	ts = ss_map_get(reply->body, "targets");
 	if (ts == NULL || ts->type != MSGPACK_OBJECT_ARRAY ||
 	    ts->via.array.size != (uint32_t)op->n) {
-		set_err(op, SS_EINTERNAL, NULL);
+		sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		answered(op);
 		return;
 	}
-	for (int i = 0; i < op->n && op->err == 0; i++) {
+	for (int i = 0; i < op->n && op->fan.err == 0; i++) {
 		const msgpack_object *v = &ts->via.array.ptr[i];
 		const msgpack_object *ok = ss_map_get(v, "ok");
 		const msgpack_object *inv = ss_map_get(v, "invite");
@@ -220,7 +182,7 @@ on_resolve(int err, const ss_msg *reply, void *arg)
 
 		if (v->type != MSGPACK_OBJECT_MAP || ok == NULL ||
 		    ok->type != MSGPACK_OBJECT_BOOLEAN) {
-			set_err(op, SS_EINTERNAL, NULL);
+			sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		} else if (!ok->via.boolean) {
 			const msgpack_object *code = ss_map_get(v, "code");
 			const msgpack_object *msg = ss_map_get(v, "message");
@@ -234,7 +196,7 @@ on_resolve(int err, const ss_msg *reply, void *arg)
 
 			snprintf(m, sizeof m, "targets[%d]: %.*s", i, (int)ms.n,
 			         ms.p);
-			set_err(op, ss_err_from_word(cs.p, cs.n), m);
+			sh_fan_err(&op->fan, ss_err_from_word(cs.p, cs.n), m);
 		} else if (inv != NULL && inv->type == MSGPACK_OBJECT_BOOLEAN &&
 		           inv->via.boolean) {
 			const msgpack_object *e = ss_map_get(v, "email");
@@ -243,7 +205,7 @@ on_resolve(int err, const ss_msg *reply, void *arg)
 			t->invite = true;
 			if (e == NULL ||
 			    ss_obj_strcpy(e, t->email, sizeof t->email) != 0) {
-				set_err(op, SS_EINTERNAL, NULL);
+				sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 			} else if (!ss_mail_addr_ok(t->email,
 			                            strlen(t->email))) {
 				/* notify could not mail it: refuse now,
@@ -252,14 +214,14 @@ on_resolve(int err, const ss_msg *reply, void *arg)
 				         "targets[%d]: \"%s\" cannot be "
 				         "mailed",
 				         i, t->email);
-				set_err(op, SS_EBADREQ, m);
+				sh_fan_err(&op->fan, SS_EBADREQ, m);
 			}
 		} else {
 			const msgpack_object *w = ss_map_get(v, "worklist");
 			if (w == NULL ||
 			    ss_obj_strcpy(w, t->wl, sizeof t->wl) != 0 ||
 			    !sh_valid_worklist(t->wl, strlen(t->wl)))
-				set_err(op, SS_EINTERNAL, NULL);
+				sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		}
 	}
 	answered(op);
@@ -276,7 +238,7 @@ start_resolve(sc_op *op)
 	ss_pack_key(p, "targets");
 	msgpack_pack_object(&p->pk, *op->targets);
 	op->slot[0] = (sc_slot){op, -1};
-	sent(op, sh_authz_send(op->s, on_resolve, &op->slot[0]));
+	sh_fan_sent(&op->fan, sh_authz_send(op->s, on_resolve, &op->slot[0]));
 }
 
 /* --- SC_STUDY ------------------------------------------------------- */
@@ -286,19 +248,19 @@ on_study(int err, redisReply *r, void *arg)
 {
 	sc_op *op = ((sc_slot *)arg)->op;
 
-	if (!redis_ok(op, err, r)) {
+	if (!sh_fan_redis_ok(&op->fan, err, r)) {
 		answered(op);
 		return;
 	}
 	if (r->type == REDIS_REPLY_NIL) {
-		set_err(op, SS_ENOTFOUND,
-		        "the worklist does not hold that study");
+		sh_fan_err(&op->fan, SS_ENOTFOUND,
+		           "the worklist does not hold that study");
 	} else if (r->type != REDIS_REPLY_STRING ||
 	           (op->blob = malloc(r->len)) == NULL) {
-		set_err(op,
-		        r->type == REDIS_REPLY_STRING ? SS_ENOMEM
-		                                      : SS_EINTERNAL,
-		        NULL);
+		sh_fan_err(&op->fan,
+		           r->type == REDIS_REPLY_STRING ? SS_ENOMEM
+		                                         : SS_EINTERNAL,
+		           NULL);
 	} else {
 		memcpy(op->blob, r->str, r->len);
 		op->bloblen = r->len;
@@ -306,7 +268,7 @@ on_study(int err, redisReply *r, void *arg)
 		                  &op->st) != 0) {
 			ss_error("study.corrupt", ss_call_id(op->c),
 			         "study_uid", op->uid, NULL);
-			set_err(op, SS_EINTERNAL, NULL);
+			sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		}
 	}
 	answered(op);
@@ -318,12 +280,12 @@ start_study(sc_op *op)
 	char k[SH_KEY_MAX];
 
 	if (sh_key_wl(k, op->wl, "studies") != 0) {
-		set_err(op, SS_EINTERNAL, NULL);
+		sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		return;
 	}
 	op->slot[0] = (sc_slot){op, -1};
-	sent(op, ss_redis_cmd(op->s->redis, on_study, &op->slot[0],
-	                      "HGET %s %s", k, op->uid));
+	sh_fan_sent(&op->fan, ss_redis_cmd(op->s->redis, on_study, &op->slot[0],
+	                                   "HGET %s %s", k, op->uid));
 }
 
 /* Targets that do the same thing are done once, by the first of them. */
@@ -355,13 +317,13 @@ on_invite(int err, redisReply *r, void *arg)
 	sc_op *op = sl->op;
 	sc_target *t = &op->t[sl->i];
 
-	if (!redis_ok(op, err, r)) {
+	if (!sh_fan_redis_ok(&op->fan, err, r)) {
 		answered(op);
 		return;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 	    r->element[0]->type != REDIS_REPLY_STRING) {
-		set_err(op, SS_EINTERNAL, NULL);
+		sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 	} else if (strcmp(r->element[0]->str, "registered") == 0 &&
 	           r->elements == 2 &&
 	           r->element[1]->type == REDIS_REPLY_STRING) {
@@ -370,7 +332,7 @@ on_invite(int err, redisReply *r, void *arg)
 		snprintf(t->wl, sizeof t->wl, "user:%.*s",
 		         (int)r->element[1]->len, r->element[1]->str);
 		if (!sh_valid_worklist(t->wl, strlen(t->wl))) {
-			set_err(op, SS_EINTERNAL, NULL);
+			sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		} else {
 			t->invite = false;
 			for (int j = sl->i + 1; j < op->n; j++)
@@ -381,7 +343,7 @@ on_invite(int err, redisReply *r, void *arg)
 				}
 		}
 	} else if (strcmp(r->element[0]->str, "ok") != 0) {
-		set_err(op, SS_EINTERNAL, NULL);
+		sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 	}
 	answered(op);
 }
@@ -431,9 +393,9 @@ send_invite(sc_op *op, int i)
 static void
 start_invite(sc_op *op)
 {
-	for (int i = 0; i < op->n && op->err == 0; i++)
+	for (int i = 0; i < op->n && op->fan.err == 0; i++)
 		if (op->t[i].invite && op->t[i].first == i)
-			sent(op, send_invite(op, i));
+			sh_fan_sent(&op->fan, send_invite(op, i));
 }
 
 /* --- SC_DELIVER ----------------------------------------------------- */
@@ -444,9 +406,9 @@ on_deliver(int err, redisReply *r, void *arg)
 	sc_slot *sl = arg;
 	sc_op *op = sl->op;
 
-	if (redis_ok(op, err, r)) {
+	if (sh_fan_redis_ok(&op->fan, err, r)) {
 		if (r->type != REDIS_REPLY_INTEGER)
-			set_err(op, SS_EINTERNAL, NULL);
+			sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		else
 			op->t[sl->i].changed = r->integer == 1;
 	}
@@ -458,8 +420,8 @@ on_token(int err, redisReply *r, void *arg)
 {
 	sc_op *op = ((sc_slot *)arg)->op;
 
-	if (redis_ok(op, err, r) && r->type != REDIS_REPLY_STATUS)
-		set_err(op, SS_EINTERNAL, NULL);
+	if (sh_fan_redis_ok(&op->fan, err, r) && r->type != REDIS_REPLY_STATUS)
+		sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 	answered(op);
 }
 
@@ -469,23 +431,25 @@ start_deliver(sc_op *op)
 	char k[SH_KEY_MAX], ttl[24];
 
 	snprintf(ttl, sizeof ttl, "%lld", (long long)op->s->cfg->invite_ttl_ms);
-	for (int i = 0; i < op->n && op->err == 0; i++) {
+	for (int i = 0; i < op->n && op->fan.err == 0; i++) {
 		sc_target *t = &op->t[i];
 
 		if (t->first != i)
 			continue;
 		op->slot[i] = (sc_slot){op, i};
 		if (!t->invite) {
-			sent(op, sh_store_deliver(op->s, t->wl, &op->st,
-			                          op->blob, op->bloblen,
-			                          on_deliver, &op->slot[i]));
+			sh_fan_sent(&op->fan,
+			            sh_store_deliver(op->s, t->wl, &op->st,
+			                             op->blob, op->bloblen,
+			                             on_deliver, &op->slot[i]));
 		} else if (sh_key_token(k, t->token_hash) == 0) {
 			/* Only the token's keyed hash is stored. */
-			sent(op,
-			     ss_redis_cmd(op->s->redis, on_token, &op->slot[i],
-			                  "SET %s %s PX %s", k, t->email, ttl));
+			sh_fan_sent(
+			    &op->fan,
+			    ss_redis_cmd(op->s->redis, on_token, &op->slot[i],
+			                 "SET %s %s PX %s", k, t->email, ttl));
 		} else {
-			set_err(op, SS_EINTERNAL, NULL);
+			sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		}
 	}
 }
@@ -523,8 +487,9 @@ on_person(int err, const ss_msg *reply, void *arg)
 
 	if (sl->i < 0) {
 		if (rv != 0)
-			set_err(op, rv == SS_ENOTFOUND ? SS_EFORBIDDEN : rv,
-			        NULL);
+			sh_fan_err(&op->fan,
+			           rv == SS_ENOTFOUND ? SS_EFORBIDDEN : rv,
+			           NULL);
 		else {
 			body_str(reply, "name", op->sharer_name,
 			         sizeof op->sharer_name);
@@ -561,15 +526,17 @@ start_people(sc_op *op)
 	msgpack_pack_map(&p->pk, 1);
 	ss_pack_kv_cstr(p, "user", op->user);
 	op->slot[op->n] = (sc_slot){op, -1};
-	sent(op, sh_authz_send(op->s, on_person, &op->slot[op->n]));
-	for (int i = 0; i < op->n && op->err == 0; i++) {
+	sh_fan_sent(&op->fan,
+	            sh_authz_send(op->s, on_person, &op->slot[op->n]));
+	for (int i = 0; i < op->n && op->fan.err == 0; i++) {
 		if (!wants_notice(op, i))
 			continue;
 		p = sh_authz_begin(op->s, "authz.user.get", ss_call_id(op->c));
 		msgpack_pack_map(&p->pk, 1);
 		ss_pack_kv_cstr(p, "user", op->t[i].wl + 5);
 		op->slot[i] = (sc_slot){op, i};
-		sent(op, sh_authz_send(op->s, on_person, &op->slot[i]));
+		sh_fan_sent(&op->fan,
+		            sh_authz_send(op->s, on_person, &op->slot[i]));
 	}
 }
 
@@ -597,7 +564,7 @@ start_org(sc_op *op)
 	msgpack_pack_map(&p->pk, 1);
 	ss_pack_kv_cstr(p, "worklist", wl);
 	op->slot[0] = (sc_slot){op, -1};
-	sent(op, sh_authz_send(op->s, on_org, &op->slot[0]));
+	sh_fan_sent(&op->fan, sh_authz_send(op->s, on_org, &op->slot[0]));
 }
 
 /* --- SC_MAIL -------------------------------------------------------- */
@@ -609,7 +576,7 @@ on_mail(int err, redisReply *r, void *arg)
 	sc_op *op = sl->op;
 
 	if (op->t[sl->i].invite) {
-		(void)redis_ok(op, err, r);
+		(void)sh_fan_redis_ok(&op->fan, err, r);
 	} else if (err != 0 || r->type == REDIS_REPLY_ERROR) {
 		ss_warn("share.notice_failed", ss_call_id(op->c), "error",
 		        err != 0 ? ss_err_word(err) : r->str, NULL);
@@ -671,7 +638,7 @@ send_mail(sc_op *op, int i)
 static void
 start_mail(sc_op *op)
 {
-	for (int i = 0; i < op->n && op->err == 0; i++) {
+	for (int i = 0; i < op->n && op->fan.err == 0; i++) {
 		sc_target *t = &op->t[i];
 		int rv;
 
@@ -683,7 +650,7 @@ start_mail(sc_op *op)
 			        "error", ss_err_word(rv), NULL);
 			continue;
 		}
-		sent(op, rv);
+		sh_fan_sent(&op->fan, rv);
 	}
 }
 
@@ -692,8 +659,10 @@ start_mail(sc_op *op)
 static void
 on_record(int err, redisReply *r, void *arg)
 {
-	(void)redis_ok(((sc_slot *)arg)->op, err, r);
-	answered(((sc_slot *)arg)->op);
+	sc_op *op = ((sc_slot *)arg)->op;
+
+	(void)sh_fan_redis_ok(&op->fan, err, r);
+	answered(op);
 }
 
 static const char *
@@ -734,7 +703,7 @@ start_record(sc_op *op)
 	int i;
 
 	if (recs == NULL || lens == NULL || packs == NULL) {
-		set_err(op, SS_ENOMEM, NULL);
+		sh_fan_err(&op->fan, SS_ENOMEM, NULL);
 		goto done;
 	}
 	for (i = 0; i < op->n; i++) {
@@ -756,9 +725,10 @@ start_record(sc_op *op)
 		lens[i] = packs[i].sb.size;
 	}
 	op->slot[op->n] = (sc_slot){op, -1};
-	sent(op, sh_history_append(op->s, op->uid, op->n, recs, lens, on_record,
-	                           &op->slot[op->n]));
-	for (i = 0; i < op->n && op->err == 0; i++) {
+	sh_fan_sent(&op->fan,
+	            sh_history_append(op->s, op->uid, op->n, recs, lens,
+	                              on_record, &op->slot[op->n]));
+	for (i = 0; i < op->n && op->fan.err == 0; i++) {
 		char *detail = audit_detail(&op->t[i], &op->t[op->t[i].first]);
 		ss_audit a = {
 		    .actor = op->user,
@@ -770,12 +740,12 @@ start_record(sc_op *op)
 		};
 
 		if (detail == NULL) {
-			set_err(op, SS_ENOMEM, NULL);
+			sh_fan_err(&op->fan, SS_ENOMEM, NULL);
 			break;
 		}
 		op->slot[i] = (sc_slot){op, i};
-		sent(op, ss_audit_append(op->s->redis, "share", &a, on_record,
-		                         &op->slot[i]));
+		sh_fan_sent(&op->fan, ss_audit_append(op->s->redis, "share", &a,
+		                                      on_record, &op->slot[i]));
 		free(detail);
 	}
 done:
@@ -854,16 +824,17 @@ static void
 run(sc_op *op)
 {
 	for (;;) {
-		if (op->err != 0) {
+		if (op->fan.err != 0) {
 			if (op->step > SC_STUDY)
 				ss_warn("share.failed", ss_call_id(op->c),
 				        "study_uid", op->uid, "error",
-				        ss_err_word(op->err), NULL);
-			fail(op, op->err, op->errmsg[0] ? op->errmsg : NULL);
+				        ss_err_word(op->fan.err), NULL);
+			fail(op, op->fan.err,
+			     op->fan.errmsg[0] ? op->fan.errmsg : NULL);
 			return;
 		}
 		op->step++;
-		op->pending = 1; /* held while the step sends */
+		op->fan.pending = 1; /* held while the step sends */
 		switch (op->step) {
 		case SC_RESOLVE:
 			start_resolve(op);
@@ -894,7 +865,7 @@ run(sc_op *op)
 			done(op);
 			return;
 		}
-		if (--op->pending > 0)
+		if (--op->fan.pending > 0)
 			return; /* the last answer runs the next step */
 	}
 }
@@ -927,6 +898,7 @@ sh_handle_create(ss_call *c, const msgpack_object *body, void *arg)
 	}
 	op->s = arg;
 	op->c = c;
+	op->fan.reqid = ss_call_id(c);
 	op->targets = f[3];
 	op->n = (int)f[3]->via.array.size;
 	op->now = sh_now_ms();

@@ -78,9 +78,7 @@ typedef struct rg_op {
 	sh_server *s;
 	ss_call *c;
 	rg_step step;
-	int pending;
-	int err;
-	char errmsg[300];
+	sh_fan fan; /* the step's commands in flight */
 	char token_hash[SS_TOKEN_HASH_LEN + 1];
 	char email[SH_MAX_EMAIL + 1];
 	char user[SH_MAX_USER + 1];
@@ -145,44 +143,10 @@ fail(rg_op *op, int err, const char *msg)
 }
 
 static void
-set_err(rg_op *op, int err, const char *msg)
-{
-	if (op->err != 0)
-		return;
-	op->err = err;
-	snprintf(op->errmsg, sizeof op->errmsg, "%s", msg ? msg : "");
-}
-
-static void
 answered(rg_op *op)
 {
-	if (--op->pending == 0)
+	if (sh_fan_answered(&op->fan))
 		step(op);
-}
-
-static void
-sent(rg_op *op, int rv)
-{
-	if (rv == 0)
-		op->pending++;
-	else
-		set_err(op, sh_err(rv), NULL);
-}
-
-static bool
-redis_ok(rg_op *op, int err, const redisReply *r)
-{
-	if (err != 0) {
-		set_err(op, sh_err(err), NULL);
-		return false;
-	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		ss_error("redis.error", ss_call_id(op->c), "error", r->str,
-		         NULL);
-		set_err(op, SS_EINTERNAL, NULL);
-		return false;
-	}
-	return true;
 }
 
 /* --- pending shares ------------------------------------------------- */
@@ -245,7 +209,7 @@ on_redis(int err, redisReply *r, void *arg)
 	rg_op *op = arg;
 	int rv;
 
-	if (!redis_ok(op, err, r)) {
+	if (!sh_fan_redis_ok(&op->fan, err, r)) {
 		answered(op);
 		return;
 	}
@@ -253,25 +217,26 @@ on_redis(int err, redisReply *r, void *arg)
 	case RG_TOKEN:
 		if (r->type != REDIS_REPLY_STRING || r->len == 0 ||
 		    r->len > SH_MAX_EMAIL)
-			set_err(op, SS_ENOTFOUND, gone_msg);
+			sh_fan_err(&op->fan, SS_ENOTFOUND, gone_msg);
 		else
 			memcpy(op->email, r->str, r->len);
 		break;
 	case RG_CLAIM:
 		if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 		    r->element[0]->type != REDIS_REPLY_STRING) {
-			set_err(op, SS_EINTERNAL, NULL);
+			sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		} else if (strcmp(r->element[0]->str, "busy") == 0) {
-			set_err(op, SS_ECONFLICT,
-			        "a registration with this invitation is under "
-			        "way");
+			sh_fan_err(
+			    &op->fan, SS_ECONFLICT,
+			    "a registration with this invitation is under "
+			    "way");
 		} else if (strcmp(r->element[0]->str, "ok") != 0 ||
 		           r->elements != 2) {
-			set_err(op, SS_ENOTFOUND, gone_msg);
+			sh_fan_err(&op->fan, SS_ENOTFOUND, gone_msg);
 		} else {
 			op->claimed = true;
 			if ((rv = add_items(op, r->element[1])) != 0)
-				set_err(op, rv, NULL);
+				sh_fan_err(&op->fan, rv, NULL);
 		}
 		break;
 	case RG_FINISH:
@@ -279,7 +244,7 @@ on_redis(int err, redisReply *r, void *arg)
 		 * will finish the job (deliveries are idempotent). */
 		if (r->type == REDIS_REPLY_ARRAY &&
 		    (rv = add_items(op, r)) != 0)
-			set_err(op, rv, NULL);
+			sh_fan_err(&op->fan, rv, NULL);
 		break;
 	default: /* RG_RECORD: history, audit, token deletion */
 		break;
@@ -293,7 +258,7 @@ on_item(int err, redisReply *r, void *arg)
 	rg_item *it = arg;
 	rg_op *op = it->op;
 
-	if (!redis_ok(op, err, r)) {
+	if (!sh_fan_redis_ok(&op->fan, err, r)) {
 		answered(op);
 		return;
 	}
@@ -306,7 +271,7 @@ on_item(int err, redisReply *r, void *arg)
 			    sh_study_open(&op->s->seal, it->uid, it->blob,
 			                  it->bloblen, &it->st) == 0;
 		} else if (r->type == REDIS_REPLY_STRING && r->len > 0) {
-			set_err(op, SS_ENOMEM, NULL);
+			sh_fan_err(&op->fan, SS_ENOMEM, NULL);
 		}
 		if (!it->found)
 			ss_warn("invitation.study_missing", ss_call_id(op->c),
@@ -314,7 +279,7 @@ on_item(int err, redisReply *r, void *arg)
 	} else if (r->type == REDIS_REPLY_INTEGER) {
 		it->changed = r->integer == 1;
 	} else {
-		set_err(op, SS_EINTERNAL, NULL);
+		sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 	}
 	answered(op);
 }
@@ -335,7 +300,7 @@ on_authz(int err, const ss_msg *reply, void *arg)
 				snprintf(m, sizeof m, "%.*s",
 				         (int)reply->err_msg.n,
 				         reply->err_msg.p);
-			set_err(op, rv, m[0] ? m : NULL);
+			sh_fan_err(&op->fan, rv, m[0] ? m : NULL);
 		}
 		answered(op);
 		return;
@@ -349,11 +314,11 @@ on_authz(int err, const ss_msg *reply, void *arg)
 			email[0] = '\0';
 	}
 	if (rv != 0 && rv != SS_ENOTFOUND) {
-		set_err(op, rv, NULL);
+		sh_fan_err(&op->fan, rv, NULL);
 	} else if (reg == NULL || reg->type != MSGPACK_OBJECT_BOOLEAN ||
 	           !reg->via.boolean || strcasecmp(email, op->email) != 0) {
-		set_err(op, SS_ECONFLICT,
-		        "that user id or email is already taken");
+		sh_fan_err(&op->fan, SS_ECONFLICT,
+		           "that user id or email is already taken");
 	}
 	answered(op);
 }
@@ -412,13 +377,13 @@ start_fetch(rg_op *op)
 {
 	char k[SH_KEY_MAX];
 
-	for (int i = op->round_start; i < op->nitems && op->err == 0; i++) {
+	for (int i = op->round_start; i < op->nitems && op->fan.err == 0; i++) {
 		if (sh_key_study(k, op->items[i].uid, NULL) != 0) {
-			set_err(op, SS_EINTERNAL, NULL);
+			sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 			return;
 		}
-		sent(op, ss_redis_cmd(op->s->redis, on_item, &op->items[i],
-		                      "GET %s", k));
+		sh_fan_sent(&op->fan, ss_redis_cmd(op->s->redis, on_item,
+		                                   &op->items[i], "GET %s", k));
 	}
 }
 
@@ -428,10 +393,11 @@ start_deliver(rg_op *op)
 	char wl[SH_WL_MAX + 1];
 
 	snprintf(wl, sizeof wl, "user:%s", op->user);
-	for (int i = op->round_start; i < op->nitems && op->err == 0; i++) {
+	for (int i = op->round_start; i < op->nitems && op->fan.err == 0; i++) {
 		rg_item *it = &op->items[i];
 		if (it->found)
-			sent(op, sh_store_deliver(op->s, wl, &it->st, it->blob,
+			sh_fan_sent(&op->fan, sh_store_deliver(
+			                          op->s, wl, &it->st, it->blob,
 			                          it->bloblen, on_item, it));
 	}
 }
@@ -445,7 +411,7 @@ start_finish(rg_op *op)
 
 	if (sh_key_mail(k1, op->email, "inv") != 0 ||
 	    sh_key_mail(k2, op->email, "pending") != 0) {
-		set_err(op, SS_EINTERNAL, NULL);
+		sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		return;
 	}
 	ss_argv_init(&a);
@@ -460,7 +426,7 @@ start_finish(rg_op *op)
 		rv = ss_redis_eval(op->s->redis, &sh_script_finish, on_redis,
 		                   op, 2, a.n, a.v, a.lens);
 	ss_argv_free(&a);
-	sent(op, rv);
+	sh_fan_sent(&op->fan, rv);
 }
 
 static char *
@@ -485,7 +451,7 @@ start_record(rg_op *op)
 	int64_t now = sh_now_ms();
 
 	snprintf(wl, sizeof wl, "user:%s", op->user);
-	for (int i = 0; i < op->nitems && op->err == 0; i++) {
+	for (int i = 0; i < op->nitems && op->fan.err == 0; i++) {
 		rg_item *it = &op->items[i];
 		sh_record rec = {
 		    .id = id,
@@ -509,29 +475,32 @@ start_record(rg_op *op)
 		sh_record_pack(&p, &rec);
 		data = p.sb.data;
 		len = p.sb.size;
-		sent(op, sh_history_append(op->s, it->uid, 1, &data, &len,
-		                           on_redis, op));
+		sh_fan_sent(&op->fan,
+		            sh_history_append(op->s, it->uid, 1, &data, &len,
+		                              on_redis, op));
 		ss_pack_free(&p);
 		if ((detail = audit_detail(op, it)) == NULL) {
-			set_err(op, SS_ENOMEM, NULL);
+			sh_fan_err(&op->fan, SS_ENOMEM, NULL);
 			break;
 		}
-		sent(op, ss_audit_append(op->s->redis, "share",
-		                         &(ss_audit){
-		                             .actor = op->user,
-		                             .action = "share.invitation."
-		                                       "accepted",
-		                             .object = it->uid,
-		                             .worklist = it->from,
-		                             .detail = detail,
-		                             .addr = op->addr,
-		                         },
-		                         on_redis, op));
+		sh_fan_sent(&op->fan,
+		            ss_audit_append(op->s->redis, "share",
+		                            &(ss_audit){
+		                                .actor = op->user,
+		                                .action = "share.invitation."
+		                                          "accepted",
+		                                .object = it->uid,
+		                                .worklist = it->from,
+		                                .detail = detail,
+		                                .addr = op->addr,
+		                            },
+		                            on_redis, op));
 		free(detail);
 	}
 	/* The used token goes; the address's state refuses it anyway. */
-	if (op->err == 0 && sh_key_token(k, op->token_hash) == 0)
-		sent(op, ss_redis_cmd(op->s->redis, on_redis, op, "DEL %s", k));
+	if (op->fan.err == 0 && sh_key_token(k, op->token_hash) == 0)
+		sh_fan_sent(&op->fan, ss_redis_cmd(op->s->redis, on_redis, op,
+		                                   "DEL %s", k));
 }
 
 static void
@@ -567,24 +536,25 @@ static void
 step(rg_op *op)
 {
 	for (;;) {
-		if (op->err != 0) {
-			fail(op, op->err, op->errmsg[0] ? op->errmsg : NULL);
+		if (op->fan.err != 0) {
+			fail(op, op->fan.err,
+			     op->fan.errmsg[0] ? op->fan.errmsg : NULL);
 			return;
 		}
-		op->pending = 1;
+		op->fan.pending = 1;
 		switch (op->step) {
 		case RG_TOKEN:
 			op->step = RG_CLAIM;
-			sent(op, send_claim(op));
+			sh_fan_sent(&op->fan, send_claim(op));
 			break;
 		case RG_CLAIM:
 			op->step = RG_REGISTER;
-			sent(op, send_register(op));
+			sh_fan_sent(&op->fan, send_register(op));
 			break;
 		case RG_REGISTER:
 			if (op->taken) {
 				op->step = RG_WHO;
-				sent(op, send_who(op));
+				sh_fan_sent(&op->fan, send_who(op));
 				break;
 			}
 			/* authz created the account */
@@ -615,7 +585,7 @@ step(rg_op *op)
 			done(op);
 			return;
 		}
-		if (--op->pending > 0)
+		if (--op->fan.pending > 0)
 			return;
 	}
 }
@@ -658,6 +628,7 @@ sh_handle_register(ss_call *c, const msgpack_object *body, void *arg)
 	}
 	op->s = s;
 	op->c = c;
+	op->fan.reqid = ss_call_id(c);
 	(void)ss_obj_strcpy(f[1], op->user, sizeof op->user);
 	(void)ss_obj_strcpy(f[2], op->name, sizeof op->name);
 	pw = ss_obj_str(f[3]);
@@ -669,11 +640,12 @@ sh_handle_register(ss_call *c, const msgpack_object *body, void *arg)
 		return;
 	}
 	op->step = RG_TOKEN;
-	op->pending = 1;
+	op->fan.pending = 1;
 	if (sh_key_token(k, op->token_hash) != 0)
-		set_err(op, SS_EINTERNAL, NULL);
+		sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 	else
-		sent(op, ss_redis_cmd(s->redis, on_redis, op, "GET %s", k));
+		sh_fan_sent(&op->fan,
+		            ss_redis_cmd(s->redis, on_redis, op, "GET %s", k));
 	answered(op);
 }
 

@@ -192,4 +192,24 @@ int sh_parse(ss_call *c, const msgpack_object *body, const ss_field_spec *spec,
 /* Redis or authz error -> what to answer: timeouts are unavailable. */
 int sh_err(int err);
 
+/*
+ * A step that sends several commands at once and goes on only once every
+ * one has answered (share.create and share.register fan out per target or
+ * per study).  The first error of the step is kept for its end.
+ */
+typedef struct sh_fan {
+	int pending; /* commands of this step not answered yet */
+	int err;
+	char errmsg[400];
+	const char *reqid; /* the call's request id, for logs */
+} sh_fan;
+
+void sh_fan_err(sh_fan *f, int err, const char *msg);
+/* Notes a command that was sent (rv 0) or could not be (an error). */
+void sh_fan_sent(sh_fan *f, int rv);
+/* One answer came in; true when it was the step's last. */
+bool sh_fan_answered(sh_fan *f);
+/* True when a Redis answer can be read; records the error otherwise. */
+bool sh_fan_redis_ok(sh_fan *f, int err, const redisReply *r);
+
 #endif
