@@ -13,8 +13,8 @@
  * Why not curl's multi interface on the loop (socket and timer callbacks
  * on libevent): libcurl waits for the server's answer to the final "." of
  * DATA in a blocking loop inside the multi handle (smtp_done(); curl issue
- * #8555, "More non-blocking" in curl's list of planned work; still so in 7.88).  Measured
- * here with a server that answers the end of data after 1.5 s: the
+ * #8555, "More non-blocking" in curl's list of planned work; still so in 7.88).
+ * Measured here with a server that answers the end of data after 1.5 s: the
  * daemon's loop stalled 1.5 s per mail, four transfers "in flight" were
  * served one after another, and the later ones hit their timeouts after
  * the server had accepted them, so they went out twice on retry.  On
