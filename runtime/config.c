@@ -705,3 +705,17 @@ ss_config_free(const ss_cfg_table *tabs, size_t ntabs, void *settings)
 		}
 	}
 }
+
+int
+ss_config_main(const ss_cfg_table *tabs, size_t ntabs, void *settings, int argc,
+               char **argv, const char *service)
+{
+	switch (ss_config_load(tabs, ntabs, settings, argc, argv, service)) {
+	case 0:
+		return -1;
+	case 1:
+		return 0;
+	default:
+		return 2;
+	}
+}

@@ -54,6 +54,11 @@ typedef struct ss_cfg_table {
 int ss_config_load(const ss_cfg_table *tabs, size_t ntabs, void *settings,
                    int argc, char **argv, const char *service);
 
+/* For main(): ss_config_load(), then -1 to go on, or the exit code to
+ * return at once (0 after --help, 2 after a bad setting). */
+int ss_config_main(const ss_cfg_table *tabs, size_t ntabs, void *settings,
+                   int argc, char **argv, const char *service);
+
 /* Releases the strings ss_config_load() allocated. */
 void ss_config_free(const ss_cfg_table *tabs, size_t ntabs, void *settings);
 

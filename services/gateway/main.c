@@ -223,14 +223,9 @@ main(int argc, char **argv)
 	ss_daemon d;
 	int rv = 1;
 
-	switch (ss_config_load(tabs, 2, &cfg, argc, argv, "gateway")) {
-	case 0:
-		break;
-	case 1:
-		return 0;
-	default:
-		return 2;
-	}
+	if ((rv = ss_config_main(tabs, 2, &cfg, argc, argv, "gateway")) >= 0)
+		return rv;
+	rv = 1;
 	s.cfg = &cfg;
 	s.d = &d;
 	ss_pack_init(&s.scratch);

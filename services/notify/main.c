@@ -131,14 +131,9 @@ main(int argc, char **argv)
 	ss_daemon d;
 	int rv = 1;
 
-	switch (ss_config_load(tabs, 2, &cfg, argc, argv, "notify")) {
-	case 0:
-		break;
-	case 1:
-		return 0;
-	default:
-		return 2;
-	}
+	if ((rv = ss_config_main(tabs, 2, &cfg, argc, argv, "notify")) >= 0)
+		return rv;
+	rv = 1;
 	if (check_settings(&cfg, &from) != 0 ||
 	    ss_seal_key_init(&key, cfg.mail_key, strlen(cfg.mail_key)) != 0) {
 		ss_config_free(tabs, 2, &cfg);

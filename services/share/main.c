@@ -117,14 +117,9 @@ main(int argc, char **argv)
 	ss_daemon d;
 	int rv = 1;
 
-	switch (ss_config_load(tabs, 2, &cfg, argc, argv, "share")) {
-	case 0:
-		break;
-	case 1:
-		return 0;
-	default:
-		return 2;
-	}
+	if ((rv = ss_config_main(tabs, 2, &cfg, argc, argv, "share")) >= 0)
+		return rv;
+	rv = 1;
 	if (check_settings(&cfg) != 0 ||
 	    ss_seal_key_init(&s.seal, cfg.seal_key, strlen(cfg.seal_key)) !=
 	        0 ||
