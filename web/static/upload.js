@@ -32,6 +32,8 @@
 		return p.length > 1 ? p[0] + ", " + p.slice(1).join(" ").trim() : s;
 	}
 
+	var totals = {studies: 0, files: 0};
+
 	function addStudy(res) {
 		var st = res.study || {};
 		var e = studies[res.study_uid];
@@ -50,9 +52,13 @@
 		}
 		e.files += 1;
 		e.cell.textContent = String(e.files);
+		// Files go up in parallel and answers may arrive out of order;
+		// the session's totals only grow, so show the largest seen.
+		totals.studies = Math.max(totals.studies, res.studies);
+		totals.files = Math.max(totals.files, res.files);
 		document.getElementById("summary-counts").textContent =
-			res.studies + " stud" + (res.studies === 1 ? "y" : "ies") + " and " +
-			res.files + " file" + (res.files === 1 ? "" : "s") + " received in this session.";
+			totals.studies + " stud" + (totals.studies === 1 ? "y" : "ies") + " and " +
+			totals.files + " file" + (totals.files === 1 ? "" : "s") + " received in this session.";
 	}
 
 	function sendOne(file, item, done) {
