@@ -66,7 +66,7 @@ def build(builddir, *flags, cc=None):
 SAN_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
     "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=87",
-    "LSAN_OPTIONS": "exitcode=88",
+    "LSAN_OPTIONS": "exitcode=88:suppressions=" + os.path.join(ROOT, "tests", "lsan.supp"),
 }
 
 
