@@ -120,7 +120,7 @@ class Daemon:
         self.proc = subprocess.Popen([binary] + self.args, env=self.env,
                                      stdout=self._logf, stderr=self._logf)
         if ready:
-            wait_for(lambda: self.http("/readyz")[0] == 200, timeout=15,
+            wait_for(lambda: self.http("/readyz")[0] == 200, timeout=60,
                      what=self.name + " ready")
         return self
 
