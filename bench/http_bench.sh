@@ -84,9 +84,16 @@ start guestlink STUDYSHARE_LISTEN="$GL_URL" \
 	STUDYSHARE_TOKEN_KEY=bench-guestlink-token-key-0123456789abcdef \
 	STUDYSHARE_SEAL_KEY=bench-guestlink-seal-key-0123456789abcdef \
 	STUDYSHARE_PUBLIC_URL="$GW"
-start gateway STUDYSHARE_LISTEN="127.0.0.1:$HTTP_PORT" STUDYSHARE_GUESTLINK_URL="$GL_URL" \
+GW_ADMIN=$(free_port)
+start_daemon gateway "$GW_ADMIN" STUDYSHARE_LISTEN="127.0.0.1:$HTTP_PORT" \
+	STUDYSHARE_GUESTLINK_URL="$GL_URL" \
 	STUDYSHARE_JWT_SECRET=bench-jwt-secret-0123456789abcdef0123
 GW_PID=$DAEMON_PID
+# gw_counter NAME: a counter of the gateway's /metrics (0 when absent)
+gw_counter() {
+	curl -fsS "http://127.0.0.1:$GW_ADMIN/metrics" |
+		awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }'
+}
 "$BUILD/http_hello" "$HELLO_PORT" &
 HELLO_PID=$!
 PIDS+=("$HELLO_PID")
@@ -122,12 +129,20 @@ HELLO_CPU=$(us_per_req $(( $(cpu_of "$HELLO_PID") - c0 )) hello)
 echo "http-bench: 2/3 GET /g/{token} (JSON, a use each)" >&2
 c0=$(cpu_of "$GW_PID")
 g0=$(cpu_of "$GL_PID")
+r0=$(cpu_of "$REDIS_PID")
+b0=$(gw_counter studyshare_rpc_batches_total)
+q0=$(gw_counter studyshare_rpc_batched_requests_total)
 if [ -n "${HTTP_BENCH_PERF:-}" ]; then
 	perf record -q -g -o "$HTTP_BENCH_PERF" -p "$GW_PID" -- sleep "$SECS" 2>/dev/null &
 fi
 run_wrk redeem "$LINK" -H 'Accept: application/json'
 REDEEM_CPU=$(us_per_req $(( $(cpu_of "$GW_PID") - c0 )) redeem)
 REDEEM_GL_CPU=$(us_per_req $(( $(cpu_of "$GL_PID") - g0 )) redeem)
+REDEEM_REDIS_CPU=$(us_per_req $(( $(cpu_of "$REDIS_PID") - r0 )) redeem)
+# bus messages to guestlink: each batch, plus each request that went alone
+BATCHES=$(($(gw_counter studyshare_rpc_batches_total) - b0))
+BATCHED=$(($(gw_counter studyshare_rpc_batched_requests_total) - q0))
+PER_MSG=$(calc "round($(reqs_of redeem) / max(1, $BATCHES + $(reqs_of redeem) - $BATCHED), 1)")
 echo "http-bench: 3/3 POST /api/v1/studies/{uid}/shares" >&2
 c0=$(cpu_of "$GW_PID")
 run_wrk share "$GW/api/v1/studies/$UID_/shares" -s "$TMP/share.lua"
@@ -146,6 +161,8 @@ printf '%-42s %10s %7s %9s %8s %11s\n' "floor: evhttp hello" "$HELLO" "1.00" "$(
 printf '%-42s %10s %7s %9s %8s %11s   goal >= %s: %s\n' "guest-link redemption, JSON, no password" \
 	"$REDEEM" "$R_RATIO" "$(p99_of redeem)" "$(non2xx_of redeem)" "$REDEEM_CPU" "$GOAL_RATIO" "$VERDICT"
 printf '%-42s %10s %7s %9s %8s %11s\n' "  guestlink's own CPU per redemption" "" "" "" "" "$REDEEM_GL_CPU"
+printf '%-42s %10s %7s %9s %8s %11s\n' "  Redis's CPU per redemption" "" "" "" "" "$REDEEM_REDIS_CPU"
+printf '%-42s %10s\n' "  redemptions per bus message (batching)" "$PER_MSG"
 printf '%-42s %10s %7s %9s %8s %11s\n' "share to a colleague (authz + share)" \
 	"$SHARE" "$S_RATIO" "$(p99_of share)" "$(non2xx_of share)" "$SHARE_CPU"
 printf '%-44s %12s\n' "gateway RSS after the runs (KiB)" "$RSS"

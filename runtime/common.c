@@ -35,7 +35,8 @@ static const ss_cfg_opt common_opts[] = {
      "on SIGTERM, how long work in flight may take to finish before the "
      "daemon exits anyway"},
     {"recv-max", SS_CFG_INT, "1048576", 1024, 67108864, F(recv_max),
-     "largest NNG message accepted, in bytes"},
+     "largest NNG request accepted, in bytes (replies from peers: at "
+     "least 4 MiB, the size a batch reply may reach)"},
     {"log-level", SS_CFG_STR, "info", 1, 5, F(log_level),
      "least severe log level written: debug, info, warn or error"},
 };

@@ -116,6 +116,26 @@ ignore_sigpipe(void)
 	return sigaction(SIGPIPE, &sa, NULL);
 }
 
+/*
+ * The loop.  With epoll, libevent's change list folds the adds and deletes
+ * of one loop turn into the fewest epoll_ctl calls (evhttp and hiredis
+ * re-arm their events on every request).  It is unsafe only for fds
+ * cloned with dup(), which no daemon hands to the loop.
+ */
+static struct event_base *
+daemon_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 int
 ss_daemon_init(ss_daemon *d, const char *service,
                const ss_common_settings *common)
@@ -142,7 +162,7 @@ ss_daemon_init(ss_daemon *d, const char *service,
 		         "cannot set up threads or signals", NULL);
 		return SS_EINTERNAL;
 	}
-	if ((d->base = event_base_new()) == NULL)
+	if ((d->base = daemon_base_new()) == NULL)
 		goto fail;
 	d->sigterm = evsignal_new(d->base, SIGTERM, on_signal, d);
 	d->sigint = evsignal_new(d->base, SIGINT, on_signal, d);

@@ -27,6 +27,11 @@
  * is stopping we keep receiving, so new requests get unavailable at once
  * instead of a timeout, and calls in flight still get their replies.
  *
+ * A bus.batch request (proto/batch.h) becomes one call per message it
+ * holds, each handled exactly like a request that came alone; the batch
+ * keeps its context and its daemon hold, collects the packed replies in
+ * order and is answered when the last of its calls is.
+ *
  * ss_rep_close() closes the socket and waits for NNG to finish with every
  * operation it holds.  Calls still with their handlers are freed when
  * answered (the replies go nowhere), and the server with the last of them.
@@ -43,6 +48,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "proto/batch.h"
 #include "proto/errors.h"
 #include "proto/mpcheck.h"
 #include "runtime/log.h"
@@ -71,9 +77,15 @@ typedef struct rep_route {
 
 typedef enum call_state {
 	CALL_RECV, /* NNG holds the aio: receiving */
-	CALL_OPEN, /* with its handler */
+	CALL_OPEN, /* with its handler, or a batch waiting for its calls */
 	CALL_SEND, /* NNG holds the aio: sending the reply */
 } call_state;
+
+/* The packed reply of one call of a batch, kept until all are answered. */
+typedef struct rep_sub {
+	char *p;
+	size_t n;
+} rep_sub;
 
 struct ss_call {
 	ss_rep *rep;
@@ -89,6 +101,10 @@ struct ss_call {
 	ss_pack pack;
 	double start;
 	size_t route;              /* REP_NO_ROUTE before routing */
+	struct ss_call *batch;     /* a call of a batch: the batch */
+	size_t index;              /* ... and its place in it */
+	rep_sub *subs;             /* a batch: the replies of its calls */
+	size_t nsub, left;         /* ... how many, how many unanswered */
 	TAILQ_ENTRY(ss_call) link; /* rep->nng while NNG holds the aio */
 	struct ss_call *qnext;     /* rep->done */
 };
@@ -114,6 +130,7 @@ struct ss_rep {
 	ss_metric *bad_decode;
 	ss_metric *bad_type;
 	ss_metric *send_failed;
+	ss_metric *batches;
 };
 
 static int
@@ -305,6 +322,13 @@ call_free(ss_call *c)
 	if (c->decoded)
 		ss_msg_free(&c->msg);
 	ss_pack_free(&c->pack);
+	if (c->subs != NULL) {
+		size_t i;
+
+		for (i = 0; i < c->nsub; i++)
+			free(c->subs[i].p);
+		free(c->subs);
+	}
 	free(c);
 	if (held)
 		ss_daemon_release(d);
@@ -369,6 +393,8 @@ rep_retry(evutil_socket_t fd, short what, void *arg)
 	rep_fill(arg);
 }
 
+static void batch_answered(ss_call *c);
+
 /* Hands the packed reply to NNG, or frees the call when it cannot. */
 static void
 rep_finish(ss_call *c, int err)
@@ -382,6 +408,10 @@ rep_finish(ss_call *c, int err)
 		ss_metric_observe(rt->duration, ss_now() - c->start);
 		if (err != 0)
 			ss_metric_add(rep_error_metric(rt, err), 1);
+	}
+	if (c->batch != NULL) {
+		batch_answered(c);
+		return;
 	}
 	r->nopen--;
 	if (r->closed) {
@@ -406,25 +436,134 @@ rep_finish(ss_call *c, int err)
 	nng_ctx_send(c->ctx, c->aio);
 }
 
-/* A received request: answer it or hand it to its route. */
+/* --- batches (proto/batch.h) ---------------------------------------- */
+
+/*
+ * The batch's reply, once every call is answered.  Should it be larger
+ * than SS_BATCH_REPLY_MAX, each reply over its even share is replaced by
+ * an internal error (the call did run): clients batch only calls with
+ * small replies, so this is a guard, not a path.
+ */
 static void
-rep_dispatch(ss_rep *r, ss_call *c)
+batch_reply(ss_call *b)
+{
+	size_t i, total = 0, fair = SS_BATCH_REPLY_MAX / b->nsub;
+	ss_pack big;
+
+	for (i = 0; i < b->nsub; i++)
+		total += b->subs[i].n;
+	ss_pack_init(&big);
+	for (i = 0; total > SS_BATCH_REPLY_MAX && i < b->nsub; i++) {
+		rep_sub *s = &b->subs[i];
+		ss_msg m;
+		const char *why;
+		char id[SS_MAX_ID_LEN + 1];
+
+		if (s->n <= fair)
+			continue;
+		/* Our own reply: it decodes, and its id is the call's. */
+		strcpy(id, REP_NOID);
+		if (ss_msg_decode(&m, s->p, s->n, true, &why) == 0) {
+			strcpy(id, m.id);
+			ss_msg_free(&m);
+		}
+		ss_warn("rep.batch_reply_too_large", id, NULL);
+		ss_pack_reset(&big);
+		ss_pack_reply_err(&big, id, SS_EINTERNAL,
+		                  "reply too large for a batch: send this "
+		                  "request alone");
+		total -= s->n;
+		free(s->p);
+		s->n = big.sb.size;
+		s->p = msgpack_sbuffer_release(&big.sb);
+		total += s->n;
+	}
+	ss_pack_free(&big);
+	ss_pack_reset(&b->pack);
+	ss_pack_reply_ok(&b->pack, b->id);
+	ss_batch_pack_head(&b->pack, "replies", b->nsub);
+	for (i = 0; i < b->nsub; i++)
+		ss_pack_bin(&b->pack, b->subs[i].p, b->subs[i].n);
+	rep_finish(b, 0);
+}
+
+/* A call of a batch is answered: its reply waits for the others'. */
+static void
+batch_answered(ss_call *c)
+{
+	ss_call *b = c->batch;
+	rep_sub *s = &b->subs[c->index];
+
+	s->n = c->pack.sb.size;
+	s->p = msgpack_sbuffer_release(&c->pack.sb);
+	call_free(c);
+	if (--b->left == 0)
+		batch_reply(b);
+}
+
+static void rep_handle(ss_rep *r, ss_call *c, const void *buf, size_t len);
+
+/* Hands each call of the batch b to its route, as if it came alone. */
+static void
+batch_dispatch(ss_rep *r, ss_call *b)
+{
+	ss_str items[SS_BATCH_MAX];
+	const char *why = NULL;
+	size_t i, n;
+
+	if (ss_batch_items(b->msg.body, "calls", items, SS_BATCH_MAX, &n,
+	                   &why) != 0) {
+		ss_metric_add(r->bad_decode, 1);
+		ss_info("rep.bad_message", b->id, "error", why, NULL);
+		ss_call_reply_err(b, SS_EBADREQ, why);
+		return;
+	}
+	if ((b->subs = calloc(n, sizeof(*b->subs))) == NULL) {
+		ss_call_reply_err(b, SS_ENOMEM, NULL);
+		return;
+	}
+	ss_metric_add(r->batches, 1);
+	b->nsub = b->left = n;
+	for (i = 0; i < n; i++) {
+		ss_call *c = calloc(1, sizeof(*c));
+
+		if (c == NULL) {
+			/* Answer the rest ourselves: the batch still ends. */
+			rep_sub *s = &b->subs[i];
+			ss_pack e;
+
+			ss_pack_init(&e);
+			ss_pack_reply_err(&e, REP_NOID, SS_ENOMEM, NULL);
+			s->n = e.sb.size;
+			s->p = msgpack_sbuffer_release(&e.sb);
+			if (--b->left == 0)
+				batch_reply(b);
+			continue;
+		}
+		c->rep = r;
+		c->state = CALL_OPEN;
+		c->route = REP_NO_ROUTE;
+		c->batch = b;
+		c->index = i;
+		c->start = b->start;
+		ss_pack_init(&c->pack);
+		/* The last call's answer may end and free the batch. */
+		rep_handle(r, c, items[i].p, items[i].n);
+	}
+}
+
+/* A request, alone or of a batch: answer it or hand it to its route. */
+static void
+rep_handle(ss_rep *r, ss_call *c, const void *buf, size_t len)
 {
 	const char *why = NULL;
 	rep_route *rt;
 	size_t i;
 	int rv;
 
-	c->state = CALL_OPEN;
-	c->start = ss_now();
-	c->held = true;
-	ss_daemon_hold(r->d);
-	r->nopen++;
-
-	rv = ss_msg_decode(&c->msg, nng_msg_body(c->nm), nng_msg_len(c->nm),
-	                   false, &why);
+	rv = ss_msg_decode(&c->msg, buf, len, false, &why);
 	if (rv != 0) {
-		rep_peek_id(nng_msg_body(c->nm), nng_msg_len(c->nm), c->id);
+		rep_peek_id(buf, len, c->id);
 		if (rv == SS_EBADREQ) {
 			ss_metric_add(r->bad_decode, 1);
 			ss_info("rep.bad_message", c->id, "error", why, NULL);
@@ -435,6 +574,16 @@ rep_dispatch(ss_rep *r, ss_call *c)
 	c->decoded = true;
 	memcpy(c->id, c->msg.id, sizeof(c->id));
 
+	if (strcmp(c->msg.type, SS_BATCH_TYPE) == 0) {
+		if (c->batch != NULL) {
+			ss_metric_add(r->bad_type, 1);
+			ss_call_reply_err(c, SS_EBADREQ,
+			                  "a batch inside a batch");
+			return;
+		}
+		batch_dispatch(r, c);
+		return;
+	}
 	if ((i = rep_route_find(r, c->msg.type)) == REP_NO_ROUTE) {
 		ss_metric_add(r->bad_type, 1);
 		ss_info("rep.unknown_type", c->id, "type", c->msg.type, NULL);
@@ -449,6 +598,18 @@ rep_dispatch(ss_rep *r, ss_call *c)
 		return;
 	}
 	rt->fn(c, c->msg.body, r->arg);
+}
+
+/* A received message: from now on the call is held on the daemon. */
+static void
+rep_dispatch(ss_rep *r, ss_call *c)
+{
+	c->state = CALL_OPEN;
+	c->start = ss_now();
+	c->held = true;
+	ss_daemon_hold(r->d);
+	r->nopen++;
+	rep_handle(r, c, nng_msg_body(c->nm), nng_msg_len(c->nm));
 }
 
 /* One operation NNG has finished with. */
@@ -543,6 +704,10 @@ ss_rep_listen(ss_rep **out, ss_daemon *d, const char *url,
 	                         "reason=\"unknown_type\"");
 	r->send_failed = ss_counter("studyshare_reply_send_failures_total",
 	                            "Replies NNG could not send.", NULL);
+	r->batches = ss_counter("studyshare_request_batches_total",
+	                        "bus.batch requests received (their calls "
+	                        "are counted by type as well).",
+	                        NULL);
 	r->wake = event_new(d->base, -1, 0, rep_wake, r);
 	r->retry = evtimer_new(d->base, rep_retry, r);
 	if (r->wake == NULL || r->retry == NULL) {

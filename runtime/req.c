@@ -16,6 +16,15 @@
  * gets SS_EUNAVAIL at once and no callback.  The dialer starts without
  * waiting for the peer and reconnects by itself (50 ms doubling to 1 s).
  *
+ * ss_req_queue() holds a request until the end of the loop turn (an
+ * active event that runs after the events already due); then everything
+ * held goes out as one message: alone when it is the only one, otherwise
+ * as a bus.batch (proto/batch.h) that is pending under one NNG id, and
+ * whose reply is split back into one callback per request, in order.  A
+ * send that fails at that point calls every held request back with
+ * SS_EUNAVAIL.  Held bytes are wiped once sent: requests may carry
+ * passwords.
+ *
  * Callbacks may send new requests and may close the client; closing from
  * a callback defers the free until the dispatch in progress unwinds.
  */
@@ -37,6 +46,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <sodium.h>
 
+#include "proto/batch.h"
 #include "proto/errors.h"
 #include "runtime/log.h"
 #include "runtime/metrics.h"
@@ -48,11 +58,20 @@
 #define REQ_BATCH            64   /* replies taken per wake-up */
 #define REQ_NBUCKETS_MIN     64
 #define REQ_ID_BIT           0x80000000u
+#define REQ_QUEUE_BYTES      (256 * 1024) /* request bytes one batch holds */
+
+/* A request of a batch: whom to call back. */
+typedef struct req_sub {
+	ss_reply_fn fn;
+	void *arg;
+} req_sub;
 
 typedef struct req_pending {
 	uint32_t id;
-	ss_reply_fn fn;
+	ss_reply_fn fn; /* NULL for a batch */
 	void *arg;
+	req_sub *subs; /* a batch: its requests, in order */
+	size_t nsub;
 	double deadline; /* ss_now() seconds */
 	struct req_pending *hnext;
 	TAILQ_ENTRY(req_pending) link;
@@ -66,6 +85,12 @@ struct ss_req {
 	bool sock_open;
 	struct event *rev;
 	struct event *timer;
+	struct event *flush; /* active while requests are held */
+	req_sub held[SS_BATCH_MAX];
+	size_t nheld;
+	size_t heldoff[SS_BATCH_MAX + 1]; /* their bytes in heldbuf */
+	msgpack_sbuffer heldbuf;
+	ss_pack batch;  /* the bus.batch being sent */
 	double timeout; /* seconds */
 	atomic_int npipes;
 	uint32_t next_id;
@@ -80,8 +105,13 @@ struct ss_req {
 	ss_metric *late;
 	ss_metric *bad_replies;
 	ss_metric *refused;
+	ss_metric *batches;
+	ss_metric *batched;
 	char probe[80]; /* "peer <url>", the readiness probe's name */
 };
+
+static void req_flush(evutil_socket_t fd, short what, void *arg);
+static void req_fail_held(ss_req *r, int err);
 
 /* Request ids (ss_req_new_id) and the socket's starting id; any thread. */
 static pthread_once_t req_id_once = PTHREAD_ONCE_INIT;
@@ -195,6 +225,10 @@ req_free(ss_req *r)
 		event_free(r->rev);
 	if (r->timer != NULL)
 		event_free(r->timer);
+	if (r->flush != NULL)
+		event_free(r->flush);
+	msgpack_sbuffer_destroy(&r->heldbuf);
+	ss_pack_free(&r->batch);
 	if (r->sock_open)
 		nng_close(r->sock);
 	free(r->buckets);
@@ -227,6 +261,20 @@ req_probe(void *arg, const char **why)
 	return false;
 }
 
+/* Calls back every request of p with err, and frees p. */
+static void
+req_fail(req_pending *p, int err)
+{
+	size_t i;
+
+	if (p->subs == NULL)
+		p->fn(err, NULL, p->arg);
+	for (i = 0; i < p->nsub; i++)
+		p->subs[i].fn(err, NULL, p->subs[i].arg);
+	free(p->subs);
+	free(p);
+}
+
 static void
 req_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -241,9 +289,8 @@ req_timer(evutil_socket_t fd, short what, void *arg)
 	while (!r->closed && (p = TAILQ_FIRST(&r->order)) != NULL &&
 	       p->deadline <= now) {
 		req_unlink(r, p);
-		ss_metric_add(r->timeouts, 1);
-		p->fn(SS_ETIMEDOUT, NULL, p->arg);
-		free(p);
+		ss_metric_add(r->timeouts, p->subs != NULL ? p->nsub : 1);
+		req_fail(p, SS_ETIMEDOUT);
 	}
 	r->busy--;
 	if (r->closed) {
@@ -252,6 +299,54 @@ req_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	req_arm(r);
+}
+
+/* The reply to a batch: one reply per request, in order. */
+static void
+req_deliver_batch(ss_req *r, req_pending *p, nng_msg *nm)
+{
+	ss_str items[SS_BATCH_MAX];
+	const char *why = NULL;
+	size_t i, n;
+	ss_msg m, sm;
+
+	if (ss_msg_decode(&m, nng_msg_body(nm), nng_msg_len(nm), true, &why) !=
+	    0)
+		goto bad;
+	if (!m.ok) {
+		why = "batch refused";
+		ss_warn("req.batch_refused", m.id, "error", ss_err_word(m.err),
+		        NULL);
+		ss_msg_free(&m);
+		goto bad;
+	}
+	if (ss_batch_items(m.body, "replies", items, p->nsub, &n, &why) != 0 ||
+	    n != p->nsub) {
+		ss_msg_free(&m);
+		why = why != NULL ? why : "a reply missing in a batch";
+		goto bad;
+	}
+	for (i = 0; i < n; i++) {
+		req_sub *q = &p->subs[i];
+
+		if (ss_msg_decode(&sm, items[i].p, items[i].n, true, &why) !=
+		    0) {
+			ss_metric_add(r->bad_replies, 1);
+			ss_warn("req.bad_reply", NULL, "error", why, NULL);
+			q->fn(SS_EINTERNAL, NULL, q->arg);
+			continue;
+		}
+		q->fn(0, &sm, q->arg);
+		ss_msg_free(&sm);
+	}
+	ss_msg_free(&m);
+	free(p->subs);
+	free(p);
+	return;
+bad:
+	ss_metric_add(r->bad_replies, 1);
+	ss_warn("req.bad_reply", NULL, "error", why, NULL);
+	req_fail(p, SS_EINTERNAL);
 }
 
 /* Matches one reply to its request and calls back. */
@@ -270,6 +365,10 @@ req_deliver(ss_req *r, nng_msg *nm)
 		return;
 	}
 	req_unlink(r, p);
+	if (p->subs != NULL) {
+		req_deliver_batch(r, p, nm);
+		return;
+	}
 	if (ss_msg_decode(&m, nng_msg_body(nm), nng_msg_len(nm), true, &why) !=
 	    0) {
 		ss_metric_add(r->bad_replies, 1);
@@ -323,6 +422,8 @@ ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 	    (timeout_ms > 0 ? timeout_ms : REQ_TIMEOUT_DEFAULT) / 1000.0;
 	TAILQ_INIT(&r->order);
 	atomic_init(&r->npipes, 0);
+	msgpack_sbuffer_init(&r->heldbuf);
+	ss_pack_init(&r->batch);
 	r->nbuckets = REQ_NBUCKETS_MIN;
 	if ((r->buckets = calloc(r->nbuckets, sizeof(*r->buckets))) == NULL) {
 		rv = SS_ENOMEM;
@@ -341,6 +442,13 @@ ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 	r->bad_replies =
 	    ss_counter("studyshare_rpc_bad_replies_total",
 	               "Replies from peers that did not decode.", NULL);
+	r->batches = ss_counter("studyshare_rpc_batches_total",
+	                        "bus.batch requests sent (each holding "
+	                        "several requests).",
+	                        NULL);
+	r->batched = ss_counter("studyshare_rpc_batched_requests_total",
+	                        "Requests sent inside bus.batch requests.",
+	                        NULL);
 	r->refused = ss_counter("studyshare_rpc_unavailable_total",
 	                        "Requests refused at once: no peer connected "
 	                        "or the send queue full.",
@@ -349,6 +457,9 @@ ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 	recv_max = REQ_RECV_MAX_DEFAULT;
 	if (d->common != NULL && d->common->recv_max > 0)
 		recv_max = (size_t)d->common->recv_max;
+	/* Room for a batch reply (proto/batch.h) and its envelope. */
+	if (recv_max < SS_BATCH_REPLY_MAX + 4096)
+		recv_max = SS_BATCH_REPLY_MAX + 4096;
 	if ((rv = nng_req0_open_raw(&r->sock)) != 0)
 		goto nng_fail;
 	r->sock_open = true;
@@ -370,7 +481,8 @@ ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 
 	r->rev = event_new(d->base, fd, EV_READ | EV_PERSIST, req_readable, r);
 	r->timer = evtimer_new(d->base, req_timer, r);
-	if (r->rev == NULL || r->timer == NULL ||
+	r->flush = event_new(d->base, -1, 0, req_flush, r);
+	if (r->rev == NULL || r->timer == NULL || r->flush == NULL ||
 	    event_add(r->rev, NULL) != 0) {
 		rv = SS_ENOMEM;
 		goto fail;
@@ -412,23 +524,24 @@ ss_req_close(ss_req *r)
 	ss_daemon_remove_probes(r->d, r);
 	event_del(r->rev);
 	event_del(r->timer);
+	event_del(r->flush);
 	nng_close(r->sock);
 	r->sock_open = false;
 	r->busy++;
 	while ((p = TAILQ_FIRST(&r->order)) != NULL) {
 		req_unlink(r, p);
-		p->fn(SS_EUNAVAIL, NULL, p->arg);
-		free(p);
+		req_fail(p, SS_EUNAVAIL);
 	}
+	req_fail_held(r, SS_EUNAVAIL);
 	r->busy--;
 	if (r->busy == 0)
 		req_free(r);
 }
 
-int
-ss_req_send(ss_req *r, ss_pack *pk, ss_reply_fn fn, void *arg)
+/* Sends len bytes as one request; on success p is pending. */
+static int
+req_post(ss_req *r, const void *data, size_t len, req_pending *p)
 {
-	req_pending *p = NULL;
 	nng_msg *nm = NULL;
 	int rv;
 
@@ -436,24 +549,19 @@ ss_req_send(ss_req *r, ss_pack *pk, ss_reply_fn fn, void *arg)
 		ss_metric_add(r->refused, 1);
 		return SS_EUNAVAIL;
 	}
-	if ((p = calloc(1, sizeof(*p))) == NULL || req_grow(r) != 0 ||
-	    nng_msg_alloc(&nm, 0) != 0) {
-		rv = SS_ENOMEM;
-		goto fail;
-	}
+	if (req_grow(r) != 0 || nng_msg_alloc(&nm, 0) != 0)
+		return SS_ENOMEM;
 	p->id = req_next_id(r);
-	p->fn = fn;
-	p->arg = arg;
 	p->deadline = ss_now() + r->timeout;
 	if (nng_msg_header_append_u32(nm, p->id) != 0 ||
-	    nng_msg_append(nm, pk->sb.data, pk->sb.size) != 0) {
-		rv = SS_ENOMEM;
-		goto fail;
+	    nng_msg_append(nm, data, len) != 0) {
+		nng_msg_free(nm);
+		return SS_ENOMEM;
 	}
 	if ((rv = nng_sendmsg(r->sock, nm, NNG_FLAG_NONBLOCK)) != 0) {
+		nng_msg_free(nm);
 		ss_metric_add(r->refused, 1);
-		rv = rv == NNG_ENOMEM ? SS_ENOMEM : SS_EUNAVAIL;
-		goto fail;
+		return rv == NNG_ENOMEM ? SS_ENOMEM : SS_EUNAVAIL;
 	}
 	/* The reply is read on this loop, so it cannot beat the insert. */
 	p->hnext = *req_bucket(r, p->id);
@@ -462,12 +570,135 @@ ss_req_send(ss_req *r, ss_pack *pk, ss_reply_fn fn, void *arg)
 	r->count++;
 	req_arm(r);
 	return 0;
+}
 
-fail:
-	if (nm != NULL)
-		nng_msg_free(nm);
-	free(p);
+int
+ss_req_send(ss_req *r, ss_pack *pk, ss_reply_fn fn, void *arg)
+{
+	req_pending *p;
+	int rv;
+
+	if (r->closed || atomic_load(&r->npipes) == 0) {
+		ss_metric_add(r->refused, 1);
+		return SS_EUNAVAIL;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return SS_ENOMEM;
+	p->fn = fn;
+	p->arg = arg;
+	if ((rv = req_post(r, pk->sb.data, pk->sb.size, p)) != 0)
+		free(p);
 	return rv;
+}
+
+static void
+req_held_clear(ss_req *r)
+{
+	r->nheld = 0;
+	if (r->heldbuf.size > 0)
+		sodium_memzero(r->heldbuf.data, r->heldbuf.size);
+	r->heldbuf.size = 0;
+}
+
+/* Calls back every held request with err. */
+static void
+req_fail_held(ss_req *r, int err)
+{
+	req_sub subs[SS_BATCH_MAX];
+	size_t i, n = r->nheld;
+
+	/* Callbacks may hold new requests: work on a copy. */
+	memcpy(subs, r->held, n * sizeof(subs[0]));
+	req_held_clear(r);
+	for (i = 0; i < n; i++)
+		subs[i].fn(err, NULL, subs[i].arg);
+}
+
+/* Sends what was held this loop turn: alone, or as one bus.batch. */
+static int
+req_send_held(ss_req *r)
+{
+	const size_t *off = r->heldoff;
+	size_t i, n = r->nheld;
+	char id[SS_MAX_ID_LEN + 1];
+	req_pending *p;
+	int rv;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return SS_ENOMEM;
+	if (n == 1) {
+		p->fn = r->held[0].fn;
+		p->arg = r->held[0].arg;
+		if ((rv = req_post(r, r->heldbuf.data, off[1], p)) != 0)
+			free(p);
+		return rv;
+	}
+	if ((p->subs = malloc(n * sizeof(*p->subs))) == NULL) {
+		free(p);
+		return SS_ENOMEM;
+	}
+	memcpy(p->subs, r->held, n * sizeof(*p->subs));
+	p->nsub = n;
+	ss_req_new_id(id);
+	ss_pack_reset(&r->batch);
+	ss_pack_request(&r->batch, SS_BATCH_TYPE, id);
+	ss_batch_pack_head(&r->batch, "calls", n);
+	for (i = 0; i < n; i++)
+		ss_pack_bin(&r->batch, r->heldbuf.data + off[i],
+		            off[i + 1] - off[i]);
+	rv = req_post(r, r->batch.sb.data, r->batch.sb.size, p);
+	sodium_memzero(r->batch.sb.data, r->batch.sb.size);
+	if (rv != 0) {
+		free(p->subs);
+		free(p);
+		return rv;
+	}
+	ss_metric_add(r->batches, 1);
+	ss_metric_add(r->batched, n);
+	return 0;
+}
+
+static void
+req_flush(evutil_socket_t fd, short what, void *arg)
+{
+	ss_req *r = arg;
+	int rv;
+
+	(void)fd;
+	(void)what;
+	if (r->closed || r->nheld == 0)
+		return;
+	if ((rv = req_send_held(r)) == 0) {
+		req_held_clear(r);
+		return;
+	}
+	r->busy++;
+	req_fail_held(r, rv == SS_ENOMEM ? SS_ENOMEM : SS_EUNAVAIL);
+	r->busy--;
+	if (r->closed && r->busy == 0)
+		req_free(r);
+}
+
+int
+ss_req_queue(ss_req *r, ss_pack *pk, ss_reply_fn fn, void *arg)
+{
+	if (r->closed || atomic_load(&r->npipes) == 0) {
+		ss_metric_add(r->refused, 1);
+		return SS_EUNAVAIL;
+	}
+	/* A full batch: this one goes alone, now. */
+	if (r->nheld == SS_BATCH_MAX ||
+	    r->heldbuf.size + pk->sb.size > REQ_QUEUE_BYTES)
+		return ss_req_send(r, pk, fn, arg);
+	if (msgpack_sbuffer_write(&r->heldbuf, pk->sb.data, pk->sb.size) != 0)
+		return SS_ENOMEM;
+	r->held[r->nheld].fn = fn;
+	r->held[r->nheld].arg = arg;
+	r->nheld++;
+	r->heldoff[r->nheld] = r->heldbuf.size;
+	if (r->nheld == 1)
+		event_active(r->flush, EV_WRITE, 0);
+	return 0;
 }
 
 /*

@@ -397,6 +397,9 @@ void gw_fail(gw_req *r, int err, const char *msg);
 ss_pack *gw_peer_begin(gw_req *r, const char *type);
 /* Sends it; fn gets the reply.  Answers 503 itself when it cannot. */
 void gw_peer_send(gw_req *r, ss_req *peer, ss_reply_fn fn);
+/* The same for a call the daemon answers quickly with a small reply: it
+ * may go in one bus.batch with the others of this loop turn. */
+void gw_peer_queue(gw_req *r, ss_req *peer, ss_reply_fn fn);
 /* Answers an error reply or a failed call (timeout: 503); returns true
  * when it did, false when the reply is a success to handle. */
 bool gw_peer_failed(gw_req *r, int err, const ss_msg *reply);

@@ -175,7 +175,12 @@ gw_link_redeem(const gw_link_kind *k, gw_req *r, ss_reply_fn fn)
 		ss_pack_kv_strn(p, "password", r->pw, r->pwlen);
 	if (r->session[0] != '\0')
 		ss_pack_kv_cstr(p, "session", r->session);
-	gw_peer_send(r, r->s->guestlink, fn);
+	/* Without a password guestlink answers with one script: batched.
+	 * A password is hashed on a worker: alone, not to hold others up. */
+	if (r->has_pw)
+		gw_peer_send(r, r->s->guestlink, fn);
+	else
+		gw_peer_queue(r, r->s->guestlink, fn);
 	/* The request was copied on sending: the password is wiped here. */
 	sodium_memzero(p->sb.data, p->sb.size);
 }

@@ -9,6 +9,8 @@
  * see, and it may retry.  An error reply keeps its code and message, and
  * its retry_after becomes Retry-After.  Replies are decoded and checked by
  * ss_req; a success body that has no JSON form is an internal error.
+ * gw_peer_queue() lets a quick call travel with the others of the same
+ * loop turn (ss_req_queue): one bus message for many HTTP requests.
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,19 +30,33 @@ gw_peer_begin(gw_req *r, const char *type)
 	return p;
 }
 
-void
-gw_peer_send(gw_req *r, ss_req *peer, ss_reply_fn fn)
+static void
+peer_send(gw_req *r, ss_req *peer, ss_reply_fn fn, bool batch)
 {
 	int rv;
 
 	r->step = GW_STEP_PEER;
-	if ((rv = ss_req_send(peer, &r->s->scratch, fn, r)) != 0) {
+	rv = batch ? ss_req_queue(peer, &r->s->scratch, fn, r)
+	           : ss_req_send(peer, &r->s->scratch, fn, r);
+	if (rv != 0) {
 		r->step = GW_STEP_ROUTE;
 		gw_fail(r, rv == SS_ENOMEM ? SS_ENOMEM : SS_EUNAVAIL,
 		        rv == SS_ENOMEM ? NULL
 		                        : "a service is not reachable; retry "
 		                          "later");
 	}
+}
+
+void
+gw_peer_send(gw_req *r, ss_req *peer, ss_reply_fn fn)
+{
+	peer_send(r, peer, fn, false);
+}
+
+void
+gw_peer_queue(gw_req *r, ss_req *peer, ss_reply_fn fn)
+{
+	peer_send(r, peer, fn, true);
 }
 
 bool

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import secrets
 import signal
 import subprocess
@@ -628,6 +629,42 @@ class GuestLinks(GatewayCase):
         self.assertEqual(r2.json["study"], r.json["study"])
         r3 = self.redeem(tok)
         self.assertError(r3, 404, "not_found")
+
+    def test_a_burst_of_redemptions_travels_batched_and_counts_every_use(self):
+        # Requests that reach the gateway in one loop turn go to guestlink as
+        # one bus.batch: each still gets its own answer, and the use limit
+        # holds exactly.
+        uid = self.stack.arrive(patient={"id": "PB%d" % next(_uids)}, study_date="20250303")
+        link = self.create(uid, max_uses=5).json
+        path = "/g/" + self.token_of(link)
+        req = ("GET %s HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n"
+               "Connection: close\r\n\r\n" % path).encode()
+
+        def batches():
+            _, text = self.stack.gateway.http("/metrics")
+            m = re.search(r"^studyshare_rpc_batches_total (\d+)", text, re.M)
+            return int(m.group(1)) if m else 0
+
+        before, statuses = batches(), []
+        for _ in range(5):  # a burst rarely spreads over turns; retry if so
+            socks = [socket.create_connection(("127.0.0.1", self.stack.gateway.port), 30)
+                     for _ in range(40)]
+            for s in socks:
+                s.sendall(req)
+            for s in socks:
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                s.close()
+                statuses.append(int(data.split(b" ", 2)[1]))
+            if batches() > before:
+                break
+        self.assertGreater(batches(), before)
+        self.assertEqual(statuses.count(200), 5, statuses)
+        self.assertEqual(statuses.count(404), len(statuses) - 5, statuses)
 
     def test_password_flow_json(self):
         uid = self.stack.arrive()

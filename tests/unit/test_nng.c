@@ -28,6 +28,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "proto/batch.h"
 #include "proto/envelope.h"
 #include "proto/errors.h"
 #include "runtime/daemon.h"
@@ -254,8 +255,9 @@ on_reply(int err, const ss_msg *reply, void *arg)
 	}
 }
 
+/* Sends {"n": n} as type, alone or held for a batch (ss_req_queue). */
 static int
-send_req(ss_req *r, const char *type, int64_t n, slot *s)
+call_req(ss_req *r, const char *type, int64_t n, slot *s, bool queue)
 {
 	ss_pack p;
 	int rv;
@@ -267,9 +269,22 @@ send_req(ss_req *r, const char *type, int64_t n, slot *s)
 	ss_pack_request(&p, type, s->id);
 	msgpack_pack_map(&p.pk, 1);
 	ss_pack_kv_int(&p, "n", n);
-	rv = ss_req_send(r, &p, on_reply, s);
+	rv = queue ? ss_req_queue(r, &p, on_reply, s)
+	           : ss_req_send(r, &p, on_reply, s);
 	ss_pack_free(&p);
 	return rv;
+}
+
+static int
+send_req(ss_req *r, const char *type, int64_t n, slot *s)
+{
+	return call_req(r, type, n, s, false);
+}
+
+static int
+queue_req(ss_req *r, const char *type, int64_t n, slot *s)
+{
+	return call_req(r, type, n, s, true);
 }
 
 /* Sends until the client has a pipe; then waits for that reply. */
@@ -787,6 +802,305 @@ test_req_hostile_replies(void **state)
 	nng_close(hs);
 }
 
+/* --- batches (proto/batch.h) ----------------------------------------- */
+
+/* Sums the calls of n slots. */
+static int
+calls_of(const slot *s, int n)
+{
+	int sum = 0;
+
+	for (int i = 0; i < n; i++)
+		sum += s[i].calls;
+	return sum;
+}
+
+/* Held requests go out as one bus.batch; each gets its own reply, in
+ * whatever mix of answers; past SS_BATCH_MAX the rest go alone. */
+static void
+test_batch_answers_each(void **state)
+{
+	fx *f = *state;
+	enum { N = SS_BATCH_MAX + 6 };
+	static const char *const types[] = {"test.echo", "test.fail",
+	                                    "test.nope"};
+	double sent0 = metric_value("studyshare_rpc_batches_total");
+	double got0 = metric_value("studyshare_request_batches_total");
+	slot *s = calloc(N, sizeof(*s));
+	int i, total = 0;
+
+	assert_non_null(s);
+	wait_connected(f, f->req);
+	for (i = 0; i < N; i++)
+		assert_int_equal(queue_req(f->req, types[i % 3], i, &s[i]), 0);
+	/* Nothing is sent before the loop turn ends. */
+	assert_int_equal(calls_of(s, N), 0);
+	for (int w = 0; w < 5000 && (total = calls_of(s, N)) < N; w += 5)
+		pump(f, 5);
+	assert_int_equal(total, N);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(s[i].calls, 1);
+		assert_int_equal(s[i].err, 0);
+		assert_true(s[i].id_match);
+		switch (i % 3) {
+		case 0:
+			assert_true(s[i].ok);
+			assert_true(s[i].n_match);
+			break;
+		case 1:
+			assert_false(s[i].ok);
+			assert_int_equal(s[i].rerr, SS_EFORBIDDEN);
+			assert_string_equal(s[i].msg, "not your worklist");
+			break;
+		default:
+			assert_false(s[i].ok);
+			assert_int_equal(s[i].rerr, SS_EBADREQ);
+			assert_string_equal(s[i].msg, "unknown message type");
+		}
+	}
+	assert_true(metric_value("studyshare_rpc_batches_total") == sent0 + 1);
+	assert_true(metric_value("studyshare_request_batches_total") ==
+	            got0 + 1);
+	/* Each call was counted under its own type. */
+	assert_true(
+	    metric_value("studyshare_requests_total{type=\"test.fail\"}") >=
+	    N / 3);
+	assert_true(wait_idle(f));
+
+	/* One held request travels alone, not as a batch of one. */
+	assert_int_equal(queue_req(f->req, "test.echo", 5, &s[0]), 0);
+	assert_true(run_until(f, &s[0].calls, 1, 5000));
+	assert_true(s[0].ok && s[0].n_match);
+	assert_true(metric_value("studyshare_rpc_batches_total") == sent0 + 1);
+	free(s);
+}
+
+/* The batch is answered when its last call is: a held call keeps the
+ * others waiting, and at the deadline every call times out. */
+static void
+test_batch_waits_for_all(void **state)
+{
+	fx *f = *state;
+	slot s[3];
+
+	wait_connected(f, f->req);
+	assert_int_equal(queue_req(f->req, "test.echo", 1, &s[0]), 0);
+	assert_int_equal(queue_req(f->req, "test.hold", 2, &s[1]), 0);
+	assert_int_equal(queue_req(f->req, "test.echo", 3, &s[2]), 0);
+	assert_true(run_until(f, &f->nheld, 1, 5000));
+	pump(f, 100);
+	assert_int_equal(calls_of(s, 3), 0);
+	for (int w = 0; w < TIMEOUT_MS + 2000 && calls_of(s, 3) < 3; w += 10)
+		pump(f, 10);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(s[i].calls, 1);
+		assert_int_equal(s[i].err, SS_ETIMEDOUT);
+	}
+	/* Answered late: the batch reply is dropped, nothing is called. */
+	ss_call_reply_err(f->held[0], SS_EINTERNAL, NULL);
+	f->nheld = 0;
+	assert_true(wait_idle(f));
+	assert_int_equal(calls_of(s, 3), 3);
+}
+
+/* Closing the client calls back held requests that never went out. */
+static void
+test_batch_close_held(void **state)
+{
+	fx *f = *state;
+	slot s[3];
+
+	wait_connected(f, f->req);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(queue_req(f->req, "test.echo", i, &s[i]), 0);
+	ss_req_close(f->req);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(s[i].calls, 1);
+		assert_int_equal(s[i].err, SS_EUNAVAIL);
+	}
+	assert_int_equal(ss_req_dial(&f->req, &f->d, f->url, TIMEOUT_MS), 0);
+}
+
+/* {"v":1,"id":id,"type":"bus.batch","body":{key:[items...]}} */
+static void
+bput_batch(bytes *b, const char *id, const char *key, const bytes *items, int n)
+{
+	uint8_t h[3] = {0xdc, 0, (uint8_t)n}; /* array16 */
+
+	bput_head(b, 1, id, SS_BATCH_TYPE);
+	bput(b, "\x81", 1);
+	bput_str(b, key);
+	bput(b, h, 3);
+	for (int i = 0; i < n; i++) {
+		uint8_t bh[2] = {0xc4, (uint8_t)items[i].n}; /* bin8 */
+
+		assert_true(items[i].n < 256);
+		bput(b, bh, 2);
+		bput(b, items[i].p, items[i].n);
+	}
+}
+
+/* The replies of a batch reply r, decoded into out[]; frees r. */
+static void
+batch_replies(nng_msg *r, ss_msg *out, size_t want)
+{
+	ss_str items[SS_BATCH_MAX];
+	const char *why = NULL;
+	size_t n;
+	ss_msg m;
+
+	assert_non_null(r);
+	assert_int_equal(
+	    ss_msg_decode(&m, nng_msg_body(r), nng_msg_len(r), true, &why), 0);
+	assert_true(m.ok);
+	assert_int_equal(
+	    ss_batch_items(m.body, "replies", items, SS_BATCH_MAX, &n, &why),
+	    0);
+	assert_int_equal(n, want);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(
+		    ss_msg_decode(&out[i], items[i].p, items[i].n, true, &why),
+		    0);
+	ss_msg_free(&m);
+	nng_msg_free(r);
+}
+
+/* Malformed batches are refused whole; a bad message inside a sound
+ * batch gets its own bad_request, as it would alone. */
+static void
+test_batch_hostile(void **state)
+{
+	fx *f = *state;
+	bytes item[SS_BATCH_MAX + 1] = {{0}}, b = {0}, inner = {0};
+	ss_msg out[3];
+	nng_socket h;
+	uint32_t rid = 1;
+	int i;
+
+	assert_int_equal(nng_req0_open_raw(&h), 0);
+	assert_int_equal(nng_socket_set_ms(h, NNG_OPT_SENDTIMEO, 5000), 0);
+	assert_int_equal(nng_dial(h, f->url, NULL, 0), 0);
+	for (i = 0; i <= SS_BATCH_MAX; i++)
+		bytes_valid(&item[i], "in-1");
+
+	/* No calls, too many, a wrong key, an extra key, a non-bin item. */
+	bput_batch(&b, "b-0", "calls", item, 0);
+	assert_bad_request(raw_call(f, h, rid++, b.p, b.n, 5000), "b-0");
+	b.n = 0;
+	bput_batch(&b, "b-1", "calls", item, SS_BATCH_MAX + 1);
+	assert_bad_request(raw_call(f, h, rid++, b.p, b.n, 5000), "b-1");
+	b.n = 0;
+	bput_batch(&b, "b-2", "replies", item, 1);
+	assert_bad_request(raw_call(f, h, rid++, b.p, b.n, 5000), "b-2");
+	b.n = 0;
+	bput_head(&b, 1, "b-3", SS_BATCH_TYPE);
+	bput(&b, "\x82", 1);
+	bput_str(&b, "calls");
+	bput(&b, "\x91\xc4\x01\x80", 4);
+	bput_str(&b, "x");
+	bput(&b, "\x01", 1);
+	assert_bad_request(raw_call(f, h, rid++, b.p, b.n, 5000), "b-3");
+	b.n = 0;
+	bput_head(&b, 1, "b-4", SS_BATCH_TYPE);
+	bput(&b, "\x81", 1);
+	bput_str(&b, "calls");
+	bput(&b, "\x91\xa1x", 3); /* a str, not a bin */
+	assert_bad_request(raw_call(f, h, rid++, b.p, b.n, 5000), "b-4");
+
+	/* Garbage, a batch inside the batch, then a sound call. */
+	free(item[0].p);
+	item[0].p = NULL;
+	item[0].n = 0;
+	bput(&item[0], "\xc1\xc1", 2);
+	bput_batch(&inner, "b-in", "calls", &item[2], 1);
+	free(item[1].p);
+	item[1] = inner;
+	b.n = 0;
+	bput_batch(&b, "b-5", "calls", item, 3);
+	batch_replies(raw_call(f, h, rid++, b.p, b.n, 5000), out, 3);
+	assert_false(out[0].ok);
+	assert_int_equal(out[0].err, SS_EBADREQ);
+	assert_string_equal(out[0].id, "-");
+	assert_false(out[1].ok);
+	assert_int_equal(out[1].err, SS_EBADREQ);
+	assert_string_equal(out[1].id, "b-in");
+	assert_true(out[2].ok);
+	assert_string_equal(out[2].id, "in-1");
+	for (i = 0; i < 3; i++)
+		ss_msg_free(&out[i]);
+	assert_true(wait_idle(f));
+	wait_connected(f, f->req);
+
+	nng_close(h);
+	for (i = 0; i <= SS_BATCH_MAX; i++)
+		free(item[i].p);
+	free(b.p);
+}
+
+/* Our client against a server whose batch replies are wrong: every call
+ * of the batch gets internal, once. */
+static void
+test_batch_hostile_replies(void **state)
+{
+	fx *f = *state;
+	static const char *const bad[] = {
+	    "\xc1",                            /* does not decode */
+	    NULL,                              /* an error reply to the batch */
+	    "\x81\xa7replies\x90",             /* no replies */
+	    "\x81\xa7replies\x91\xc4\x01\xc1", /* one of two, garbage */
+	};
+	char url[64];
+	nng_socket hs;
+	ss_req *r;
+	slot s[2];
+	int rv = SS_EUNAVAIL;
+
+	free_url(url, sizeof(url));
+	assert_int_equal(nng_rep0_open_raw(&hs), 0);
+	assert_int_equal(nng_listen(hs, url, NULL, 0), 0);
+	assert_int_equal(ss_req_dial(&r, &f->d, url, TIMEOUT_MS), 0);
+	for (int w = 0; w < 5000 && rv != 0; w += 10)
+		if ((rv = queue_req(r, "test.echo", 1, &s[0])) != 0)
+			pump(f, 10);
+	assert_int_equal(rv, 0);
+	assert_int_equal(queue_req(r, "test.echo", 2, &s[1]), 0);
+
+	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		nng_msg *m;
+		ss_pack pk;
+
+		if (k > 0) {
+			assert_int_equal(queue_req(r, "test.echo", 1, &s[0]),
+			                 0);
+			assert_int_equal(queue_req(r, "test.echo", 2, &s[1]),
+			                 0);
+		}
+		assert_non_null(m = raw_take(f, hs));
+		nng_msg_clear(m);
+		ss_pack_init(&pk);
+		if (k == 0) {
+			ss_pack_cstr(&pk, NULL);
+			pk.sb.data[0] = (char)0xc1;
+		} else if (bad[k] == NULL) {
+			ss_pack_reply_err(&pk, "b", SS_EBADREQ, "no");
+		} else {
+			ss_pack_reply_ok(&pk, "b");
+			msgpack_sbuffer_write(&pk.sb, bad[k], strlen(bad[k]));
+		}
+		assert_int_equal(nng_msg_append(m, pk.sb.data, pk.sb.size), 0);
+		ss_pack_free(&pk);
+		assert_int_equal(nng_sendmsg(hs, m, 0), 0);
+		for (int w = 0; w < 5000 && calls_of(s, 2) < 2; w += 5)
+			pump(f, 5);
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(s[i].calls, 1);
+			assert_int_equal(s[i].err, SS_EINTERNAL);
+		}
+	}
+	ss_req_close(r);
+	nng_close(hs);
+}
+
 static void
 test_stopping(void **state)
 {
@@ -957,6 +1271,16 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_hostile_input, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_req_hostile_replies, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_answers_each, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_waits_for_all, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_close_held, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_hostile, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_hostile_replies, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_stopping, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_server_closed_with_call_held,
