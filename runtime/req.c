@@ -446,9 +446,9 @@ ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 	                        "bus.batch requests sent (each holding "
 	                        "several requests).",
 	                        NULL);
-	r->batched = ss_counter("studyshare_rpc_batched_requests_total",
-	                        "Requests sent inside bus.batch requests.",
-	                        NULL);
+	r->batched =
+	    ss_counter("studyshare_rpc_batched_requests_total",
+	               "Requests sent inside bus.batch requests.", NULL);
 	r->refused = ss_counter("studyshare_rpc_unavailable_total",
 	                        "Requests refused at once: no peer connected "
 	                        "or the send queue full.",
