@@ -8,7 +8,8 @@
  *                event of a study defines it; later ones get the stored
  *                study back (and open it)
  *   IN_DELIVER   the deliver script on the worklist's slot: the study
- *                joins the worklist's hash, listing and priors index
+ *                joins the worklist's hash and listing, and its patient's
+ *                priors set there
  *
  * The reply goes out only after both writes.  Both are idempotent, so an
  * event sent again (after a timeout, say) stores nothing new, and a retry

@@ -7,8 +7,12 @@
  *   share.study.lookup {worklist, study_uid}              no user: for
  *       services (guestlink) that checked their own permission
  *
- *   LS_CHECK  authz.check studies.view (user-checked forms only)
- *   LS_READ   one script on the worklist's slot
+ *   LS_CHECK   authz.check studies.view (user-checked forms only)
+ *   LS_READ    a page: one script on the worklist's slot; one study: HGET
+ *              of its blob from the worklist's hash
+ *   LS_PRIORS  one study: the priors script on its patient's set, which
+ *              the opened study names (skipped without a patient id or a
+ *              date)
  *
  * Listing is newest study_date first, then newest arrival in the
  * worklist.  A page is one ZRANGE BYLEX ... LIMIT from the cursor (the
@@ -18,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "proto/errors.h"
 #include "runtime/log.h"
@@ -32,6 +38,7 @@ typedef enum ls_kind {
 typedef enum ls_step {
 	LS_CHECK,
 	LS_READ,
+	LS_PRIORS,
 } ls_step;
 
 typedef struct ls_op {
@@ -44,13 +51,22 @@ typedef struct ls_op {
 	char uid[SH_UID_MAX + 1];
 	char cursor[SH_INDEX_MAX + 1];
 	int limit;
+	char *blob; /* one study: its sealed blob, once read */
+	size_t bloblen;
 } ls_op;
+
+static void
+op_free(ls_op *op)
+{
+	free(op->blob);
+	free(op);
+}
 
 static void
 fail(ls_op *op, int err, const char *msg)
 {
 	ss_call_reply_err(op->c, err, msg);
-	free(op);
+	op_free(op);
 }
 
 /* A listing member's blob, when it opens under the member's uid (a
@@ -114,11 +130,65 @@ reply_list(ls_op *op, const redisReply *r)
 	return 0;
 }
 
+static void on_read(int err, redisReply *r, void *arg);
+
+/* One study and its priors (r: the priors script's answer, or NULL). */
+static void
+reply_study(ls_op *op, const redisReply *r)
+{
+	ss_pack *p = ss_call_reply_ok(op->c);
+
+	if (sh_pack_lookup(p, op->s, op->uid, op->blob, op->bloblen, r) != 0) {
+		ss_error("study.corrupt", ss_call_id(op->c), "study_uid",
+		         op->uid, NULL);
+		fail(op, SS_EINTERNAL, NULL);
+		return;
+	}
+	ss_call_reply_end(op->c);
+	op_free(op);
+}
+
+/* The study's blob: open it, for the patient whose priors set to read. */
+static void
+read_priors(ls_op *op, const redisReply *r)
+{
+	sh_study st;
+	int rv;
+
+	if (r->type == REDIS_REPLY_NIL) {
+		fail(op, SS_ENOTFOUND, "the worklist does not hold that study");
+		return;
+	}
+	if (r->type != REDIS_REPLY_STRING) {
+		fail(op, SS_EINTERNAL, NULL);
+		return;
+	}
+	if ((op->blob = malloc(r->len > 0 ? r->len : 1)) == NULL) {
+		fail(op, SS_ENOMEM, NULL);
+		return;
+	}
+	memcpy(op->blob, r->str, r->len);
+	op->bloblen = r->len;
+	if (sh_study_open(&op->s->seal, op->uid, op->blob, op->bloblen, &st) !=
+	    0) {
+		ss_error("study.corrupt", ss_call_id(op->c), "study_uid",
+		         op->uid, NULL);
+		fail(op, SS_EINTERNAL, NULL);
+		return;
+	}
+	op->step = LS_PRIORS;
+	rv = sh_store_priors(op->s, op->wl, &st, on_read, op);
+	sodium_memzero(&st, sizeof st);
+	if (rv == SS_ENOTFOUND)
+		reply_study(op, NULL);
+	else if (rv != 0)
+		fail(op, sh_err(rv), NULL);
+}
+
 static void
 on_read(int err, redisReply *r, void *arg)
 {
 	ls_op *op = arg;
-	ss_pack *p;
 	int rv;
 
 	if (err != 0 || r->type == REDIS_REPLY_ERROR) {
@@ -133,22 +203,12 @@ on_read(int err, redisReply *r, void *arg)
 			fail(op, rv, NULL);
 			return;
 		}
-		free(op);
-		return;
+		op_free(op);
+	} else if (op->step == LS_READ) {
+		read_priors(op, r);
+	} else {
+		reply_study(op, r);
 	}
-	if (r->type == REDIS_REPLY_NIL) {
-		fail(op, SS_ENOTFOUND, "the worklist does not hold that study");
-		return;
-	}
-	p = ss_call_reply_ok(op->c);
-	if (sh_pack_lookup(p, op->s, op->uid, r) != 0) {
-		ss_error("study.corrupt", ss_call_id(op->c), "study_uid",
-		         op->uid, NULL);
-		fail(op, SS_EINTERNAL, NULL);
-		return;
-	}
-	ss_call_reply_end(op->c);
-	free(op);
 }
 
 static int
@@ -158,10 +218,12 @@ read_store(ls_op *op)
 	const char *argv[4];
 
 	op->step = LS_READ;
+	if (sh_key_wl(k1, op->wl, "studies") != 0)
+		return SS_EINTERNAL;
 	if (op->kind != LS_LIST)
-		return sh_store_lookup(op->s, op->wl, op->uid, on_read, op);
-	if (sh_key_wl(k1, op->wl, "studies") != 0 ||
-	    sh_key_wl(k2, op->wl, "index") != 0)
+		return ss_redis_cmd(op->s->redis, on_read, op, "HGET %s %s", k1,
+		                    op->uid);
+	if (sh_key_wl(k2, op->wl, "index") != 0)
 		return SS_EINTERNAL;
 	snprintf(count, sizeof count, "%d", op->limit + 1);
 	argv[0] = k1;

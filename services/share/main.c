@@ -72,7 +72,7 @@ static const ss_route ingest_routes[] = {
 };
 
 static ss_script *scripts[] = {
-    &sh_script_deliver, &sh_script_list,  &sh_script_lookup,
+    &sh_script_deliver, &sh_script_list,  &sh_script_priors,
     &sh_script_invite,  &sh_script_claim, &sh_script_release,
     &sh_script_finish,
 };

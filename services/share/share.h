@@ -14,14 +14,16 @@
  * starts with "share:" and one Lua script only ever touches keys of one
  * hash tag, so the layout works on Redis Cluster.
  *
- *   share:{study:<uid>}               string  the study, sealed (study.h)
- *   share:{study:<uid>}:shares        list    share records (msgpack)
- *   share:{wl:<worklist>}:studies     hash    uid -> sealed study; p:<uid> ->
- * the study's priors-index member share:{wl:<worklist>}:index       zset
- * listing, newest first (lex) share:{wl:<worklist>}:priors      zset
- * per-patient index (lex) share:{mail:<h>}:inv              hash    invitations
- * of one address share:{mail:<h>}:pending          hash    shares waiting for
- * it share:{tok:<hmac>}                string  invitation token -> address
+ *   share:{study:<uid>}            string  the study, sealed (study.h)
+ *   share:{study:<uid>}:shares     list    share records (msgpack)
+ *   share:{wl:<worklist>}:studies  hash    uid -> sealed study
+ *   share:{wl:<worklist>}:index    zset    listing, newest first (lex)
+ *   share:{wl:<worklist>}:pri:<h>  zset    one patient's studies there,
+ *                                          scored by date (h: keyed hash
+ *                                          of the patient id)
+ *   share:{mail:<h>}:inv           hash    invitations of one address
+ *   share:{mail:<h>}:pending       hash    shares waiting for it
+ *   share:{tok:<hmac>}             string  invitation token -> address
  */
 #ifndef SS_SHARE_SHARE_H
 #define SS_SHARE_SHARE_H
@@ -101,7 +103,7 @@ int sh_authz_err(int err, const ss_msg *reply);
 
 /* --- store.c: the scripts on the worklist slot --------------------- */
 
-extern ss_script sh_script_deliver, sh_script_list, sh_script_lookup,
+extern ss_script sh_script_deliver, sh_script_list, sh_script_priors,
     sh_script_invite, sh_script_claim, sh_script_release, sh_script_finish;
 
 /*
@@ -113,9 +115,13 @@ int sh_store_deliver(sh_server *s, const char *wl, const sh_study *st,
                      const char *blob, size_t bloblen, ss_redis_fn fn,
                      void *arg);
 
-/* Looks up a study in a worklist with its priors (one script).  The reply
- * is nil (not held) or [blob, [prior blob, ...], [prior uid, ...]]. */
-int sh_store_lookup(sh_server *s, const char *wl, const char *uid,
+/*
+ * The priors of st (the study as stored: it names its patient's set) in a
+ * worklist: one script.  fn gets [[prior blob, ...], [prior uid, ...]],
+ * newest first.  SS_ENOTFOUND when st has no patient id or no date: no
+ * priors then (fn will not be called).
+ */
+int sh_store_priors(sh_server *s, const char *wl, const sh_study *st,
                     ss_redis_fn fn, void *arg);
 
 /*
@@ -130,10 +136,12 @@ int sh_pack_blob(ss_pack *p, const sh_server *s, const char *uid, size_t uidlen,
 bool sh_blob_ok(const sh_server *s, const char *uid, size_t uidlen,
                 const char *blob, size_t len);
 
-/* Packs the lookup script's answer for the study uid as
- * {"study": {...}, "priors": [...]}; SS_EINTERNAL on a bad answer. */
+/* Packs a lookup's answer for the study uid, from its blob and the
+ * priors script's answer (NULL: no priors), as
+ * {"study": {...}, "priors": [...]}; SS_EINTERNAL (nothing packed) on a
+ * blob that does not open or a bad answer. */
 int sh_pack_lookup(ss_pack *p, const sh_server *s, const char *uid,
-                   const redisReply *r);
+                   const char *blob, size_t len, const redisReply *r);
 
 /* --- history.c: share records of a study --------------------------- */
 

@@ -3,13 +3,19 @@
  * reads their answers.
  *
  * Each script touches the keys of one hash tag only (Redis Cluster):
- *   deliver, list, lookup    share:{wl:<worklist>}:*
+ *   deliver, list, priors    share:{wl:<worklist>}:*
  *   invite, claim, release,
  *   finish                   share:{mail:<h>}:*
- * Scripts cut sorted-set members at fixed offsets (study.h): the uid of a
- * listing member starts at byte 24 (1-based), that of a priors member at
- * 43; its "<hash>:<date>" prefix is 41 bytes, "<hash>:" 33.
- * tests/unit/test_share_study.c pins these offsets to the C macros.
+ * The list script cuts listing members at a fixed offset (study.h): the
+ * uid starts at byte 24 (1-based); tests/unit/test_share_study.c pins it
+ * to the C macro.
+ *
+ * A priors set is per patient (share:{wl:<worklist>}:pri:<keyed hash>),
+ * its members uids scored by study date: an arrival adds one member to a
+ * set of that patient's studies, where one set per worklist for every
+ * patient made each arrival an insert at a random place among a million
+ * members (bench/README.md, "share").  Only a study's own fields name its
+ * set, so a lookup reads the study first (HGET), then the priors script.
  *
  * Studies are stored sealed (study.h): every blob read back is opened
  * under the study's uid and then checked like input before it goes into a
@@ -26,17 +32,17 @@
 #include "runtime/argv.h"
 #include "services/share/share.h"
 
-/* KEYS: studies, index, priors  ARGV: uid, blob, index member, priors
- * member or "" -> 1 added, 0 already held (nothing changed). */
+/* KEYS: studies, index [, priors]  ARGV: uid, blob, index member [, study
+ * date] -> 1 added, 0 already held (nothing changed).  No priors key for
+ * a study without a patient id or a date. */
 ss_script sh_script_deliver = {
     .name = "share_deliver",
     .src = "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then\n"
            "  return 0\n"
            "end\n"
            "redis.call('ZADD', KEYS[2], 0, ARGV[3])\n"
-           "if ARGV[4] ~= '' then\n"
-           "  redis.call('ZADD', KEYS[3], 0, ARGV[4])\n"
-           "  redis.call('HSET', KEYS[1], 'p:' .. ARGV[1], ARGV[4])\n"
+           "if KEYS[3] then\n"
+           "  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])\n"
            "end\n"
            "return 1\n",
 };
@@ -55,23 +61,16 @@ ss_script sh_script_list = {
            "return {m, redis.call('HMGET', KEYS[1], unpack(u))}\n",
 };
 
-/* KEYS: studies, priors  ARGV: uid, max priors
- * -> nil (not held) or {blob, {prior blobs, newest first}, {their uids}}
- * (the uids open the blobs).  Priors are the members of the same patient
- * hash with a smaller date: below "<hash>:<date>" and from "<hash>:" on. */
-ss_script sh_script_lookup = {
-    .name = "share_lookup",
-    .src = "local b = redis.call('HGET', KEYS[1], ARGV[1])\n"
-           "if not b then return false end\n"
-           "local pm = redis.call('HGET', KEYS[1], 'p:' .. ARGV[1])\n"
-           "if not pm then return {b, {}, {}} end\n"
-           "local m = redis.call('ZRANGE', KEYS[2], '(' .. "
-           "string.sub(pm, 1, 41), '[' .. string.sub(pm, 1, 33), "
-           "'BYLEX', 'REV', 'LIMIT', 0, tonumber(ARGV[2]))\n"
-           "if #m == 0 then return {b, {}, {}} end\n"
-           "local u = {}\n"
-           "for i = 1, #m do u[i] = string.sub(m[i], 43) end\n"
-           "return {b, redis.call('HMGET', KEYS[1], unpack(u)), u}\n",
+/* KEYS: studies, priors  ARGV: study date, max priors
+ * -> {{prior blobs}, {their uids}}, newest first (the uids open the
+ * blobs): the patient's studies with a smaller date; on one date, the
+ * greater uid first. */
+ss_script sh_script_priors = {
+    .name = "share_priors",
+    .src = "local u = redis.call('ZRANGE', KEYS[2], '(' .. ARGV[1], "
+           "'-inf', 'BYSCORE', 'REV', 'LIMIT', 0, tonumber(ARGV[2]))\n"
+           "if #u == 0 then return {{}, {}} end\n"
+           "return {redis.call('HMGET', KEYS[1], unpack(u)), u}\n",
 };
 
 /* KEYS: inv, pending  ARGV: token hash, expires ms, ttl ms, uid, record
@@ -147,47 +146,51 @@ sh_store_deliver(sh_server *s, const char *wl, const sh_study *st,
                  const char *blob, size_t bloblen, ss_redis_fn fn, void *arg)
 {
 	char k1[SH_KEY_MAX], k2[SH_KEY_MAX], k3[SH_KEY_MAX];
-	char im[SH_INDEX_MAX + 1], pm[SH_PRIORS_MAX + 1];
-	size_t imlen, pmlen;
+	char im[SH_INDEX_MAX + 1];
+	size_t imlen;
+	int nkeys;
 	ss_argv a;
 	int rv;
 
 	if (sh_key_wl(k1, wl, "studies") != 0 ||
-	    sh_key_wl(k2, wl, "index") != 0 || sh_key_wl(k3, wl, "priors") != 0)
+	    sh_key_wl(k2, wl, "index") != 0)
 		return SS_EINTERNAL;
+	nkeys = sh_priors_key(wl, st, s->patient_key, k3) > 0 ? 3 : 2;
 	imlen = sh_index_member(st, sh_now_ms(), im);
-	pmlen = sh_priors_member(st, s->patient_key, pm);
 	ss_argv_init(&a);
 	ss_argv_pushs(&a, k1);
 	ss_argv_pushs(&a, k2);
-	ss_argv_pushs(&a, k3);
+	if (nkeys == 3)
+		ss_argv_pushs(&a, k3);
 	ss_argv_pushs(&a, st->uid);
 	ss_argv_push(&a, blob, bloblen);
 	ss_argv_push(&a, im, imlen);
-	ss_argv_push(&a, pm, pmlen);
+	if (nkeys == 3)
+		ss_argv_pushs(&a, st->study_date);
 	if ((rv = ss_argv_status(&a)) == 0)
-		rv = ss_redis_eval(s->redis, &sh_script_deliver, fn, arg, 3,
+		rv = ss_redis_eval(s->redis, &sh_script_deliver, fn, arg, nkeys,
 		                   a.n, a.v, a.lens);
 	ss_argv_free(&a);
 	return rv;
 }
 
 int
-sh_store_lookup(sh_server *s, const char *wl, const char *uid, ss_redis_fn fn,
-                void *arg)
+sh_store_priors(sh_server *s, const char *wl, const sh_study *st,
+                ss_redis_fn fn, void *arg)
 {
 	char k1[SH_KEY_MAX], k2[SH_KEY_MAX], max[16];
 	const char *argv[4];
 
-	if (sh_key_wl(k1, wl, "studies") != 0 ||
-	    sh_key_wl(k2, wl, "priors") != 0)
+	if (sh_priors_key(wl, st, s->patient_key, k2) == 0)
+		return SS_ENOTFOUND;
+	if (sh_key_wl(k1, wl, "studies") != 0)
 		return SS_EINTERNAL;
 	snprintf(max, sizeof max, "%d", SH_MAX_PRIORS);
 	argv[0] = k1;
 	argv[1] = k2;
-	argv[2] = uid;
+	argv[2] = st->study_date;
 	argv[3] = max;
-	return ss_redis_eval(s->redis, &sh_script_lookup, fn, arg, 2, 4, argv,
+	return ss_redis_eval(s->redis, &sh_script_priors, fn, arg, 2, 4, argv,
 	                     NULL);
 }
 
@@ -266,32 +269,32 @@ is_prior(const sh_server *s, const redisReply *b, const redisReply *u)
 
 int
 sh_pack_lookup(ss_pack *p, const sh_server *s, const char *uid,
-               const redisReply *r)
+               const char *blob, size_t len, const redisReply *r)
 {
-	const redisReply *pr, *pu, *b;
+	const redisReply *pr = NULL, *pu = NULL;
 	uint32_t n = 0;
 
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-	    r->element[0]->type != REDIS_REPLY_STRING ||
-	    r->element[1]->type != REDIS_REPLY_ARRAY ||
-	    r->element[2]->type != REDIS_REPLY_ARRAY ||
-	    r->element[1]->elements != r->element[2]->elements)
+	if (r != NULL) {
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_ARRAY ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY ||
+		    r->element[0]->elements != r->element[1]->elements)
+			return SS_EINTERNAL;
+		pr = r->element[0];
+		pu = r->element[1];
+	}
+	if (!sh_blob_ok(s, uid, strlen(uid), blob, len))
 		return SS_EINTERNAL;
-	b = r->element[0];
-	pr = r->element[1];
-	pu = r->element[2];
-	if (!sh_blob_ok(s, uid, strlen(uid), b->str, b->len))
-		return SS_EINTERNAL;
-	for (size_t i = 0; i < pr->elements; i++)
+	for (size_t i = 0; pr != NULL && i < pr->elements; i++)
 		n += is_prior(s, pr->element[i], pu->element[i]);
 	msgpack_pack_map(&p->pk, 2);
 	ss_pack_key(p, "study");
-	(void)sh_pack_blob(p, s, uid, strlen(uid), b->str, b->len, NULL);
+	(void)sh_pack_blob(p, s, uid, strlen(uid), blob, len, NULL);
 	ss_pack_key(p, "priors");
 	msgpack_pack_array(&p->pk, n);
 	/* A prior whose blob is missing or broken is left out: it is an
 	 * index entry without its study, not something to show. */
-	for (size_t i = 0; i < pr->elements; i++)
+	for (size_t i = 0; pr != NULL && i < pr->elements; i++)
 		if (is_prior(s, pr->element[i], pu->element[i]))
 			(void)sh_pack_blob(
 			    p, s, pu->element[i]->str, pu->element[i]->len,

@@ -1,6 +1,7 @@
 /*
  * services/share/study.c - validation and stored form of studies; key
- * names and sorted-set members.
+ * names (the priors keys with their keyed patient hash) and listing
+ * members.
  *
  * Contract in study.h.  Every check here runs before anything is stored;
  * the plain form is written in one fixed order and stored only sealed.
@@ -488,7 +489,7 @@ sh_patient_key(const ss_seal_key *key, unsigned char out[SH_PKEY_LEN])
 }
 
 /* Hex of HMAC-SHA256(pkey, id) cut to 128 bits: patient ids are a small
- * space, so only a keyed hash keeps them out of the priors index. */
+ * space, so only a keyed hash keeps them out of the priors keys. */
 static void
 patient_hash(const unsigned char pkey[SH_PKEY_LEN], const char *id,
              char out[SH_PHASH_LEN + 1])
@@ -502,19 +503,21 @@ patient_hash(const unsigned char pkey[SH_PKEY_LEN], const char *id,
 }
 
 size_t
-sh_priors_member(const sh_study *st, const unsigned char pkey[SH_PKEY_LEN],
-                 char out[SH_PRIORS_MAX + 1])
+sh_priors_key(const char *wl, const sh_study *st,
+              const unsigned char pkey[SH_PKEY_LEN], char out[SH_KEY_MAX])
 {
-	char h[SH_PHASH_LEN + 1];
-	int n;
+	char suffix[sizeof "pri:" + SH_PHASH_LEN];
 
 	out[0] = '\0';
 	if (st->patient_id[0] == '\0' || st->study_date[0] == '\0')
 		return 0;
-	patient_hash(pkey, st->patient_id, h);
-	n = snprintf(out, SH_PRIORS_MAX + 1, "%s:%s:%s", h, st->study_date,
-	             st->uid);
-	return n > 0 ? (size_t)n : 0;
+	memcpy(suffix, "pri:", 4);
+	patient_hash(pkey, st->patient_id, suffix + 4);
+	if (sh_key_wl(out, wl, suffix) != 0) {
+		out[0] = '\0';
+		return 0;
+	}
+	return strlen(out);
 }
 
 int64_t

@@ -25,10 +25,10 @@
  * the context "study:<uid>": that is the stored form (the "blob").  A blob
  * copied to another study's place does not open there.
  *
- * The priors index orders studies by a keyed hash of the patient id
- * (HMAC-SHA256 under a key derived from --seal-key, cut to 128 bits), so
- * neither the id nor a hash anyone could recompute over the small space
- * of patient ids is in Redis.
+ * The priors of a patient are kept per worklist under a keyed hash of the
+ * patient id (HMAC-SHA256 under a key derived from --seal-key, cut to 128
+ * bits), so neither the id nor a hash anyone could recompute over the
+ * small space of patient ids is in Redis.
  */
 #ifndef SS_SHARE_STUDY_H
 #define SS_SHARE_STUDY_H
@@ -51,17 +51,16 @@
 #define SH_MOD_MAX   64
 #define SH_DESC_MAX  256
 
-/* Members of the per-worklist sorted sets (all scores 0, ordered by
- * bytes): "<study_date|00000000>:<added, 13-digit ms>:<uid>" and
- * "<32 hex: keyed hash of patient id>:<study_date>:<uid>". */
-#define SH_MS_DIGITS     13
-#define SH_INDEX_UID_AT  (SH_DATE_LEN + 1 + SH_MS_DIGITS + 1)
-#define SH_INDEX_MAX     (SH_INDEX_UID_AT + SH_UID_MAX)
-#define SH_PHASH_LEN     32
-#define SH_PRIORS_UID_AT (SH_PHASH_LEN + 1 + SH_DATE_LEN + 1)
-#define SH_PRIORS_MAX    (SH_PRIORS_UID_AT + SH_UID_MAX)
-#define SH_KEY_MAX       160
-#define SH_TIME_LEN      20 /* "2026-11-29T09:15:00Z" */
+/* Members of a worklist's listing index (all scores 0, ordered by
+ * bytes): "<study_date|00000000>:<added, 13-digit ms>:<uid>".  A priors
+ * set's members are bare uids, scored by their study date (YYYYMMDD as a
+ * number, exact in a double). */
+#define SH_MS_DIGITS    13
+#define SH_INDEX_UID_AT (SH_DATE_LEN + 1 + SH_MS_DIGITS + 1)
+#define SH_INDEX_MAX    (SH_INDEX_UID_AT + SH_UID_MAX)
+#define SH_PHASH_LEN    32 /* hex digits of the keyed patient-id hash */
+#define SH_KEY_MAX      160
+#define SH_TIME_LEN     20 /* "2026-11-29T09:15:00Z" */
 /* The largest plain form (every field at its bound, with room to spare)
  * and the largest blob. */
 #define SH_PLAIN_MAX 2048
@@ -128,11 +127,15 @@ void sh_patient_key(const ss_seal_key *key, unsigned char out[SH_PKEY_LEN]);
 /* The listing member of st added at added_ms; returns its length. */
 size_t sh_index_member(const sh_study *st, int64_t added_ms,
                        char out[SH_INDEX_MAX + 1]);
-/* The priors member of st under the patient-id hash key, or "" (0)
- * without a patient id or a date. */
-size_t sh_priors_member(const sh_study *st,
-                        const unsigned char pkey[SH_PKEY_LEN],
-                        char out[SH_PRIORS_MAX + 1]);
+/*
+ * The priors set of st's patient in the worklist wl under the patient-id
+ * hash key, "share:{wl:<wl>}:pri:<32 hex>"; returns its length, or 0
+ * (out "") when st has no patient id or no date: such a study has no
+ * priors and is no one's prior.
+ */
+size_t sh_priors_key(const char *wl, const sh_study *st,
+                     const unsigned char pkey[SH_PKEY_LEN],
+                     char out[SH_KEY_MAX]);
 /* The added time of a listing member, in ms; -1 if it is not one. */
 int64_t sh_index_added(const char *m, size_t n);
 

@@ -539,21 +539,49 @@ class Listing(ShareCase):
         self.assertEqual(code, "not_found")
         code, _ = err(self.call("share.study.lookup", {"worklist": "location:ct", "study_uid": "x"}))
         self.assertEqual(code, "bad_request")
-        # The priors index orders by a KEYED hash of the patient id: not
-        # the id, and no hash of it that anyone could compute without the
-        # key (over the small space of patient ids).
-        members = self.r.cmd("ZRANGE", "share:{wl:location:mri}:priors", 0, -1)
-        mine = [m for m in members if m.endswith(b":" + current.encode())]
-        self.assertEqual(len(mine), 1)
-        h = mine[0][:32]
+        # A patient's priors set is named by a KEYED hash of the patient
+        # id: not the id, and no hash of it that anyone could compute
+        # without the key (over the small space of patient ids).
+        keys = [k for k in self.scan("share:{wl:location:mri}:pri:*")
+                if self.r.cmd("ZSCORE", k, current) is not None]
+        self.assertEqual(len(keys), 1)
+        k = keys[0]
+        h = k[len(b"share:{wl:location:mri}:pri:"):]
         self.assertRegex(h, rb"^[0-9a-f]{32}$")
-        self.assertEqual(len([m for m in members if m.startswith(h + b":")]), 6)
+        # the patient's dated studies of that worklist, scored by date
+        self.assertEqual(self.r.cmd("ZCARD", k), 6)
+        self.assertEqual(self.r.cmd("ZSCORE", k, old2), b"20230601")
         pid_b = pid.encode()
         for plain in [hashlib.blake2b(pid_b, digest_size=16).hexdigest(),
                       hashlib.sha256(pid_b).hexdigest()[:32], hashlib.md5(pid_b).hexdigest(),
                       hashlib.sha1(pid_b).hexdigest()[:32]]:
             self.assertNotEqual(h, plain.encode())
-        self.assertFalse(any(pid_b in m for m in members))
+        self.assertFalse(any(pid_b in m for m in self.r.cmd("ZRANGE", k, 0, -1)))
+        self.assertFalse(any(pid_b in x for x in self.scan("share:*")))
+        # one hash per patient: the other patient's set is another key
+        self.assertEqual(len(self.scan("share:{wl:location:mri}:pri:*")) >= 2, True)
+
+    def scan(self, pattern):
+        keys, cursor = [], b"0"
+        while True:
+            cursor, found = self.r.cmd("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            keys += found
+            if cursor == b"0":
+                return keys
+
+    def test_priors_follow_a_share(self):
+        """A delivery by share.create names the patient's set from the
+        stored study, so priors hold in the worklist shared to as well."""
+        pid = "PRI-SH-%d" % os.getpid()
+        old = self.arrive(study_date="20200101", patient={"id": pid})
+        new = self.arrive(study_date="20240101", patient={"id": pid})
+        for uid in (new, old):
+            ok(self.share([{"kind": "group", "id": "neuro"}], uid))
+        b = ok(self.call("share.study.lookup", {"worklist": "group:neuro", "study_uid": new}))
+        self.assertEqual([p["study_uid"] for p in b["priors"]], [old])
+        self.assertEqual(b["priors"][0]["patient"]["id"], pid)
+        b = ok(self.call("share.study.lookup", {"worklist": "group:neuro", "study_uid": old}))
+        self.assertEqual(b["priors"], [])
 
     def test_first_page_of_a_huge_worklist(self):
         """Loads N studies straight into Redis with a pipeline (the layout

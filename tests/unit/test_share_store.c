@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_share_store.c - the Lua scripts of services/share/store.c
  * against a real redis-server (redis_fixture.h), run with EVAL over a
- * blocking connection: delivery, paging, priors and the invitation life
+ * blocking connection: delivery, paging, priors (the per-patient sets) and
+ * the invitation life
  * cycle (invite, claim, release, finish); and the code that reads the
  * lookup's answer (sh_pack_lookup), which opens each sealed study under
  * its own uid.  Studies are delivered sealed, as ingest stores them, and
@@ -112,34 +113,56 @@ static long long
 deliver(const char *wl, const sh_study *st, int64_t added)
 {
 	char k1[SH_KEY_MAX], k2[SH_KEY_MAX], k3[SH_KEY_MAX];
-	char im[SH_INDEX_MAX + 1], pm[SH_PRIORS_MAX + 1];
+	char im[SH_INDEX_MAX + 1];
 	unsigned char blob[SH_BLOB_MAX];
 	const char *args[7];
 	size_t lens[7], bloblen;
+	int nkeys, n = 0;
 	redisReply *r;
 	long long v;
 
 	assert_int_equal(sh_study_seal(&srv.seal, st, blob, &bloblen), 0);
 	sh_key_wl(k1, wl, "studies");
 	sh_key_wl(k2, wl, "index");
-	sh_key_wl(k3, wl, "priors");
-	args[0] = k1;
-	args[1] = k2;
-	args[2] = k3;
-	args[3] = st->uid;
-	args[4] = (const char *)blob;
-	args[5] = im;
-	args[6] = pm;
-	for (int i = 0; i < 7; i++)
-		lens[i] = strlen(args[i]);
-	lens[4] = bloblen;
-	lens[5] = sh_index_member(st, added, im);
-	lens[6] = sh_priors_member(st, srv.patient_key, pm);
-	r = evalv(&sh_script_deliver, 3, args, lens, 7);
+	nkeys = sh_priors_key(wl, st, srv.patient_key, k3) > 0 ? 3 : 2;
+	args[n] = k1;
+	lens[n++] = strlen(k1);
+	args[n] = k2;
+	lens[n++] = strlen(k2);
+	if (nkeys == 3) {
+		args[n] = k3;
+		lens[n++] = strlen(k3);
+	}
+	args[n] = st->uid;
+	lens[n++] = strlen(st->uid);
+	args[n] = (const char *)blob;
+	lens[n++] = bloblen;
+	args[n] = im;
+	lens[n++] = sh_index_member(st, added, im);
+	if (nkeys == 3) {
+		args[n] = st->study_date;
+		lens[n++] = strlen(st->study_date);
+	}
+	r = evalv(&sh_script_deliver, nkeys, args, lens, n);
 	assert_int_equal(r->type, REDIS_REPLY_INTEGER);
 	v = r->integer;
 	freeReplyObject(r);
 	return v;
+}
+
+/* ZCARD of the priors set of st's patient in wl. */
+static long long
+priors_card(const char *wl, const sh_study *st)
+{
+	char k[SH_KEY_MAX];
+	redisReply *r;
+	long long n;
+
+	assert_true(sh_priors_key(wl, st, srv.patient_key, k) > 0);
+	r = redisCommand(rc, "ZCARD %s", k);
+	n = r->integer;
+	freeReplyObject(r);
+	return n;
 }
 
 /* The uid inside a stored blob, which must open under uid. */
@@ -169,17 +192,18 @@ test_deliver_is_idempotent(void **state)
 	r = redisCommand(rc, "ZCARD share:{wl:location:ct}:index");
 	assert_int_equal(r->integer, 1); /* no second member */
 	freeReplyObject(r);
-	r = redisCommand(rc, "ZCARD share:{wl:location:ct}:priors");
-	assert_int_equal(r->integer, 1);
-	freeReplyObject(r);
+	assert_int_equal(priors_card("location:ct", &a), 1);
+	assert_int_equal(priors_card("group:neuro", &a), 1);
 	r = redisCommand(rc, "HLEN share:{wl:location:ct}:studies");
-	assert_int_equal(r->integer, 2); /* the study and its p: field */
+	assert_int_equal(r->integer, 1); /* the study, nothing else */
 	freeReplyObject(r);
-	/* No date: listed, but not in the priors index. */
+	/* No date: listed, but in no priors set. */
 	a = study("1.2", "", "P1");
 	assert_int_equal(deliver("location:ct", &a, 4000), 1);
-	r = redisCommand(rc, "ZCARD share:{wl:location:ct}:priors");
-	assert_int_equal(r->integer, 1);
+	a = study("1.2", "20260101", "P1"); /* P1's set, as named by 1.1 */
+	assert_int_equal(priors_card("location:ct", &a), 1);
+	r = redisCommand(rc, "KEYS share:{wl:location:ct}:pri:*");
+	assert_int_equal(r->elements, 1);
 	freeReplyObject(r);
 	r = redisCommand(rc, "ZCARD share:{wl:location:ct}:index");
 	assert_int_equal(r->integer, 2);
@@ -260,57 +284,76 @@ test_paging_newest_first_without_gaps(void **state)
 	assert_string_equal(uids[0], "9.40");
 }
 
+/* A lookup as list.c makes it: HGET of the study, then, when its opened
+ * fields name a priors set, the priors script on it.  Returns the study's
+ * reply (the caller frees it) and the script's answer in *pr (NULL when
+ * there is none, or when the study is not held). */
+static redisReply *
+lookup_raw(const char *wl, const char *uid, redisReply **pr)
+{
+	char k1[SH_KEY_MAX], k2[SH_KEY_MAX];
+	const char *args[4] = {k1, k2, NULL, "100"};
+	redisReply *b;
+	sh_study st;
+
+	*pr = NULL;
+	sh_key_wl(k1, wl, "studies");
+	b = redisCommand(rc, "HGET %s %s", k1, uid);
+	assert_non_null(b);
+	if (b->type != REDIS_REPLY_STRING ||
+	    sh_study_open(&srv.seal, uid, b->str, b->len, &st) != 0 ||
+	    sh_priors_key(wl, &st, srv.patient_key, k2) == 0)
+		return b;
+	args[2] = st.study_date;
+	*pr = evalv(&sh_script_priors, 2, args, NULL, 4);
+	return b;
+}
+
 static long long
 lookup(const char *wl, const char *uid, char out[][16], char *self)
 {
-	char k1[SH_KEY_MAX], k2[SH_KEY_MAX];
-	const char *args[4];
-	redisReply *r;
-	long long n;
+	redisReply *b, *r;
+	long long n = 0;
 
-	sh_key_wl(k1, wl, "studies");
-	sh_key_wl(k2, wl, "priors");
-	args[0] = k1;
-	args[1] = k2;
-	args[2] = uid;
-	args[3] = "100";
-	r = evalv(&sh_script_lookup, 2, args, NULL, 4);
-	if (r->type == REDIS_REPLY_NIL) {
-		freeReplyObject(r);
+	b = lookup_raw(wl, uid, &r);
+	if (b->type == REDIS_REPLY_NIL) {
+		freeReplyObject(b);
 		return -1;
 	}
+	blob_uid(b, uid, strlen(uid), self);
+	freeReplyObject(b);
+	if (r == NULL)
+		return 0;
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-	assert_int_equal(r->elements, 3);
-	blob_uid(r->element[0], uid, strlen(uid), self);
-	n = (long long)r->element[1]->elements;
+	assert_int_equal(r->elements, 2);
+	n = (long long)r->element[0]->elements;
 	/* The priors' uids come along: they open the priors' blobs. */
-	assert_int_equal(r->element[2]->elements, n);
+	assert_int_equal(r->element[1]->elements, n);
 	for (long long i = 0; i < n; i++)
-		blob_uid(r->element[1]->element[i],
-		         r->element[2]->element[i]->str,
-		         r->element[2]->element[i]->len, out[i]);
+		blob_uid(r->element[0]->element[i],
+		         r->element[1]->element[i]->str,
+		         r->element[1]->element[i]->len, out[i]);
 	freeReplyObject(r);
 	return n;
 }
 
-/* The lookup script's answer as share replies it (sh_pack_lookup). */
+/* The lookup's answers as share replies them (sh_pack_lookup). */
 static int
 packed_lookup(const char *wl, const char *uid, char out[][16], int *npriors)
 {
-	char k1[SH_KEY_MAX], k2[SH_KEY_MAX];
-	const char *args[4] = {k1, k2, uid, "100"};
 	const msgpack_object *study, *priors;
 	msgpack_unpacked up;
-	redisReply *r;
+	redisReply *b, *r;
 	ss_pack p;
 	int rv;
 
-	sh_key_wl(k1, wl, "studies");
-	sh_key_wl(k2, wl, "priors");
-	r = evalv(&sh_script_lookup, 2, args, NULL, 4);
+	b = lookup_raw(wl, uid, &r);
+	assert_int_equal(b->type, REDIS_REPLY_STRING);
 	ss_pack_init(&p);
-	rv = sh_pack_lookup(&p, &srv, uid, r);
-	freeReplyObject(r);
+	rv = sh_pack_lookup(&p, &srv, uid, b->str, b->len, r);
+	freeReplyObject(b);
+	if (r != NULL)
+		freeReplyObject(r);
 	if (rv != 0) {
 		assert_int_equal(p.sb.size, 0); /* nothing half-packed */
 		ss_pack_free(&p);

@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_share_study.c - services/share/study.c: validation of
- * study.arrived bodies, the plain and the sealed form, sorted-set members
- * (the keyed patient hash) and keys.
+ * study.arrived bodies, the plain and the sealed form, listing members,
+ * and keys (the priors keys with their keyed patient hash).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -367,10 +367,41 @@ test_diff(void **state)
 static void
 test_members(void **state)
 {
-	char im[SH_INDEX_MAX + 1], pm[SH_PRIORS_MAX + 1],
-	    pm2[SH_PRIORS_MAX + 1], hex[SH_PHASH_LEN + 1];
+	char im[SH_INDEX_MAX + 1];
+	sh_study st = {0};
+	size_t n;
+
+	(void)state;
+	/* The list script cuts members at a fixed 1-based offset (store.c). */
+	assert_int_equal(SH_INDEX_UID_AT + 1, 24);
+
+	strcpy(st.uid, "1.2.3");
+	n = sh_index_member(&st, 1732871234567, im);
+	assert_string_equal(im, "00000000:1732871234567:1.2.3");
+	assert_int_equal(n, strlen(im));
+	assert_true(sh_valid_cursor(im, n));
+	assert_int_equal(sh_index_added(im, n), 1732871234567);
+	strcpy(st.study_date, "20261101");
+	sh_index_member(&st, 5, im);
+	assert_string_equal(im, "20261101:0000000000005:1.2.3");
+
+	assert_false(sh_valid_cursor("20261101:123:1.2", 16));
+	assert_false(sh_valid_cursor("20261101:0000000000005:", 23));
+	assert_false(sh_valid_cursor("2026110x:0000000000005:1", 24));
+	assert_false(sh_valid_cursor("20261101;0000000000005:1", 24));
+	assert_int_equal(sh_index_added("junk", 4), -1);
+}
+
+/* The priors set of a patient in a worklist: named by a keyed hash of the
+ * patient id, in the worklist's hash tag. */
+static void
+test_priors_keys(void **state)
+{
+	static const char pre[] = "share:{wl:location:ct}:pri:";
+	char k[SH_KEY_MAX], k2[SH_KEY_MAX], hex[SH_PHASH_LEN + 1];
 	unsigned char pkey[SH_PKEY_LEN], pkey2[SH_PKEY_LEN];
 	unsigned char mac[crypto_auth_hmacsha256_BYTES], h[SH_PHASH_LEN / 2];
+	char long_wl[SH_WL_MAX + 1];
 	sh_study st = {0};
 	size_t n;
 
@@ -380,58 +411,55 @@ test_members(void **state)
 	assert_memory_not_equal(pkey, pkey2, SH_PKEY_LEN);
 	/* Not the seal key itself, nor a seal subkey of it. */
 	assert_memory_not_equal(pkey, key.k, SH_PKEY_LEN);
-	/* The scripts cut members at fixed 1-based offsets (store.c). */
-	assert_int_equal(SH_INDEX_UID_AT + 1, 24);
-	assert_int_equal(SH_PRIORS_UID_AT + 1, 43);
-	assert_int_equal(SH_PHASH_LEN + 1 + SH_DATE_LEN, 41);
 
 	strcpy(st.uid, "1.2.3");
-	n = sh_index_member(&st, 1732871234567, im);
-	assert_string_equal(im, "00000000:1732871234567:1.2.3");
-	assert_int_equal(n, strlen(im));
-	assert_true(sh_valid_cursor(im, n));
-	assert_int_equal(sh_index_added(im, n), 1732871234567);
-	assert_int_equal(sh_priors_member(&st, pkey, pm),
-	                 0); /* no date, no id */
-
+	strcpy(k, "x");
+	assert_int_equal(sh_priors_key("location:ct", &st, pkey, k), 0);
+	assert_string_equal(k, ""); /* no date, no id: no priors */
 	strcpy(st.study_date, "20261101");
-	sh_index_member(&st, 5, im);
-	assert_string_equal(im, "20261101:0000000000005:1.2.3");
-	assert_int_equal(sh_priors_member(&st, pkey, pm),
-	                 0); /* no patient id */
+	assert_int_equal(sh_priors_key("location:ct", &st, pkey, k), 0);
+	strcpy(st.study_date, "");
 	strcpy(st.patient_id, "P123");
-	n = sh_priors_member(&st, pkey, pm);
-	assert_int_equal(n, strlen(pm));
-	assert_int_equal(n, SH_PRIORS_UID_AT + 5);
-	assert_string_equal(pm + SH_PRIORS_UID_AT, "1.2.3");
-	assert_memory_equal(pm + SH_PHASH_LEN, ":20261101:", 10);
-	assert_null(strstr(pm, "P123")); /* no patient id in clear */
+	assert_int_equal(sh_priors_key("location:ct", &st, pkey, k), 0);
+	strcpy(st.study_date, "20261101");
+	n = sh_priors_key("location:ct", &st, pkey, k);
+	assert_int_equal(n, strlen(k));
+	assert_int_equal(n, sizeof pre - 1 + SH_PHASH_LEN);
+	assert_memory_equal(k, pre, sizeof pre - 1);
+	assert_null(strstr(k, "P123")); /* no patient id in clear */
 	/* The hash is HMAC-SHA256 under the patient key, cut to 128 bits;
 	 * not a hash anyone could recompute without the key. */
 	crypto_auth_hmacsha256(mac, (const unsigned char *)"P123", 4, pkey);
 	sodium_bin2hex(hex, sizeof hex, mac, SH_PHASH_LEN / 2);
-	assert_memory_equal(pm, hex, SH_PHASH_LEN);
+	assert_string_equal(k + sizeof pre - 1, hex);
 	crypto_generichash(h, sizeof h, (const unsigned char *)"P123", 4, NULL,
 	                   0);
 	sodium_bin2hex(hex, sizeof hex, h, sizeof h);
-	assert_memory_not_equal(pm, hex, SH_PHASH_LEN);
-	/* Another key, another hash for the same patient. */
-	sh_priors_member(&st, pkey2, pm2);
-	assert_memory_not_equal(pm, pm2, SH_PHASH_LEN);
-	/* Same patient, same hash; another patient, another. */
+	assert_string_not_equal(k + sizeof pre - 1, hex);
+	/* Another key, another set for the same patient. */
+	sh_priors_key("location:ct", &st, pkey2, k2);
+	assert_string_not_equal(k, k2);
+	/* Same patient, same set, whatever the study; another patient or
+	 * another worklist, another set. */
 	strcpy(st.uid, "1.2.4");
 	strcpy(st.study_date, "20250101");
-	sh_priors_member(&st, pkey, pm2);
-	assert_memory_equal(pm, pm2, SH_PHASH_LEN);
+	sh_priors_key("location:ct", &st, pkey, k2);
+	assert_string_equal(k, k2);
+	sh_priors_key("location:mri", &st, pkey, k2);
+	assert_memory_equal(k2, "share:{wl:location:mri}:pri:", 28);
+	assert_string_equal(k2 + 28, k + sizeof pre - 1); /* same hash */
 	strcpy(st.patient_id, "P124");
-	sh_priors_member(&st, pkey, pm2);
-	assert_memory_not_equal(pm, pm2, SH_PHASH_LEN);
-
-	assert_false(sh_valid_cursor("20261101:123:1.2", 16));
-	assert_false(sh_valid_cursor("20261101:0000000000005:", 23));
-	assert_false(sh_valid_cursor("2026110x:0000000000005:1", 24));
-	assert_false(sh_valid_cursor("20261101;0000000000005:1", 24));
-	assert_int_equal(sh_index_added("junk", 4), -1);
+	sh_priors_key("location:ct", &st, pkey, k2);
+	assert_string_not_equal(k, k2);
+	/* The longest worklist still fits. */
+	memcpy(long_wl, "organisation:", 13);
+	memset(long_wl + 13, 'x', SH_ID_MAX);
+	long_wl[13 + SH_ID_MAX] = '\0';
+	assert_true(sh_valid_worklist(long_wl, strlen(long_wl)));
+	n = sh_priors_key(long_wl, &st, pkey, k2);
+	assert_int_equal(n, strlen(k2));
+	assert_int_equal(n, sizeof "share:{wl:}:pri:" - 1 + 13 + SH_ID_MAX +
+	                        SH_PHASH_LEN);
 }
 
 static void
@@ -490,6 +518,7 @@ main(void)
 	    cmocka_unit_test(test_sealed_form),
 	    cmocka_unit_test(test_diff),
 	    cmocka_unit_test(test_members),
+	    cmocka_unit_test(test_priors_keys),
 	    cmocka_unit_test(test_keys),
 	    cmocka_unit_test(test_time_format),
 	};
