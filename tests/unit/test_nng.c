@@ -224,11 +224,32 @@ h_hold(ss_call *c, const msgpack_object *body, void *arg)
 	f->held[f->nheld++] = c;
 }
 
+/* Answers {"blob": <n zero bytes>}. */
+static void
+h_big(ss_call *c, const msgpack_object *body, void *arg)
+{
+	int64_t n = body_int(body, "n");
+	char *z = calloc(1, (size_t)n + 1);
+	ss_pack *p;
+
+	(void)arg;
+	assert_non_null(z);
+	p = ss_call_reply_ok(c);
+	msgpack_pack_map(&p->pk, 1);
+	ss_pack_key(p, "blob");
+	msgpack_pack_bin(&p->pk, (size_t)n);
+	msgpack_pack_bin_body(&p->pk, z, (size_t)n);
+	ss_call_reply_end(c);
+	free(z);
+}
+
 static const ss_route routes[] = {
     {"test.echo", h_echo},
     {"test.fail", h_fail},
     {"test.hold", h_hold},
+    {"test.big", h_big},
 };
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 /* --- client helpers ------------------------------------------------- */
 
@@ -318,8 +339,8 @@ setup(void **state)
 	f->common.log_level = "error";
 	assert_int_equal(ss_daemon_init(&f->d, "test", &f->common), 0);
 	free_url(f->url, sizeof(f->url));
-	assert_int_equal(ss_rep_listen(&f->rep, &f->d, f->url, routes, 3, f),
-	                 0);
+	assert_int_equal(
+	    ss_rep_listen(&f->rep, &f->d, f->url, routes, NROUTES, f), 0);
 	assert_int_equal(ss_req_dial(&f->req, &f->d, f->url, TIMEOUT_MS), 0);
 	*state = f;
 	return 0;
@@ -524,8 +545,8 @@ test_peer_restart(void **state)
 	assert_false(probe_ready(f, "peer "));
 
 	/* Same url, same client: the dialer reconnects by itself. */
-	assert_int_equal(ss_rep_listen(&f->rep, &f->d, f->url, routes, 3, f),
-	                 0);
+	assert_int_equal(
+	    ss_rep_listen(&f->rep, &f->d, f->url, routes, NROUTES, f), 0);
 	for (int waited = 0; waited < 10000 && !back; waited += 20) {
 		if (send_req(f->req, "test.echo", 9, &s) != 0) {
 			pump(f, 20);
@@ -903,6 +924,36 @@ test_batch_waits_for_all(void **state)
 	assert_int_equal(calls_of(s, 3), 3);
 }
 
+/* A batch reply over SS_BATCH_REPLY_MAX: replies over their even share
+ * become internal errors, in call order, until it fits; the others arrive
+ * whole. */
+static void
+test_batch_reply_cap(void **state)
+{
+	fx *f = *state;
+	const int64_t two_mib = 2 * 1024 * 1024;
+	slot s[3];
+
+	wait_connected(f, f->req);
+	assert_int_equal(queue_req(f->req, "test.big", two_mib, &s[0]), 0);
+	assert_int_equal(queue_req(f->req, "test.big", two_mib, &s[1]), 0);
+	assert_int_equal(queue_req(f->req, "test.big", 16, &s[2]), 0);
+	for (int w = 0; w < 5000 && calls_of(s, 3) < 3; w += 5)
+		pump(f, 5);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(s[i].calls, 1);
+		assert_int_equal(s[i].err, 0);
+		assert_true(s[i].id_match);
+	}
+	/* 2 MiB + 2 MiB + the envelopes is just over 4 MiB: the first goes. */
+	assert_false(s[0].ok);
+	assert_int_equal(s[0].rerr, SS_EINTERNAL);
+	assert_string_equal(s[0].msg, "reply too large for a batch: send "
+	                              "this request alone");
+	assert_true(s[1].ok);
+	assert_true(s[2].ok);
+}
+
 /* Closing the client calls back held requests that never went out. */
 static void
 test_batch_close_held(void **state)
@@ -1249,8 +1300,9 @@ test_bad_route_refused(void **state)
 	assert_int_equal(ss_rep_listen(&r, &f->d, url, bad, 1, f),
 	                 SS_EINTERNAL);
 	assert_null(r);
-	assert_int_equal(ss_rep_listen(&r, &f->d, "nope://x", routes, 3, f),
-	                 SS_EBADREQ);
+	assert_int_equal(
+	    ss_rep_listen(&r, &f->d, "nope://x", routes, NROUTES, f),
+	    SS_EBADREQ);
 	assert_null(r);
 }
 
@@ -1277,6 +1329,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_batch_waits_for_all, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_close_held, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_reply_cap, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_hostile, setup,
 	                                    teardown),
