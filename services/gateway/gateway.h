@@ -307,6 +307,7 @@ typedef struct gw_server {
 	bool op_enabled;
 	struct ss_work_pool *work; /* uploads: spool, STOW, ingest */
 	struct ss_ingest *ingest;  /* share's ingest endpoint */
+	bool log_debug;            /* each answer is logged (http.c) */
 } gw_server;
 
 /*

@@ -195,12 +195,16 @@ finish(gw_req *r, int status, const char *ctype, const char *cache,
 	if (cls >= 1 && cls <= 5)
 		ss_metric_add(r->rm->status[cls], 1);
 	ss_metric_observe(r->rm->duration, dt);
-	snprintf(code, sizeof code, "%d", status);
-	snprintf(ms, sizeof ms, "%.3f", dt * 1000);
-	/* The route's name, never the path: paths carry tokens. */
-	ss_log(status >= 500 ? SS_LOG_WARN : SS_LOG_DEBUG, "http.request",
-	       r->id, "route", r->route != NULL ? r->route->name : "other",
-	       "status", code, "ms", ms, NULL);
+	/* Formatted only when it is written (debug, or warn for 5xx). */
+	if (s->log_debug || status >= 500) {
+		snprintf(code, sizeof code, "%d", status);
+		snprintf(ms, sizeof ms, "%.3f", dt * 1000);
+		/* The route's name, never the path: paths carry tokens. */
+		ss_log(status >= 500 ? SS_LOG_WARN : SS_LOG_DEBUG,
+		       "http.request", r->id, "route",
+		       r->route != NULL ? r->route->name : "other", "status",
+		       code, "ms", ms, NULL);
+	}
 	ss_daemon_release(s->d);
 	req_free(r);
 }
@@ -218,24 +222,28 @@ gw_reply_empty(gw_req *r, int status)
 	finish(r, status, NULL, NULL, NULL);
 }
 
+/* json_dump_callback's writer: straight into the answer's buffer. */
+static int
+dump_to_evbuffer(const char *text, size_t n, void *arg)
+{
+	return evbuffer_add(arg, text, n) == 0 ? 0 : -1;
+}
+
 void
 gw_reply_json(gw_req *r, int status, json_t *j)
 {
 	struct evbuffer *b = evbuffer_new();
-	char *text = NULL;
+	int rv = -1;
 
-	if (j != NULL)
-		text = json_dumps(j, JSON_COMPACT);
+	if (b != NULL && j != NULL)
+		rv = json_dump_callback(j, dump_to_evbuffer, b, JSON_COMPACT);
 	json_decref(j);
-	if (b == NULL || text == NULL ||
-	    evbuffer_add(b, text, strlen(text)) != 0) {
-		free(text);
+	if (rv != 0) {
 		if (b != NULL)
 			evbuffer_free(b);
 		finish(r, 500, NULL, NULL, NULL);
 		return;
 	}
-	free(text);
 	finish(r, status, "application/json", NULL, b);
 	evbuffer_free(b);
 }
@@ -681,6 +689,9 @@ gw_http_start(gw_server *s, const gw_route *routes, size_t n)
 
 	if (s->cfg->upload_file_max > cap)
 		cap = s->cfg->upload_file_max;
+	s->log_debug =
+	    s->cfg->common.log_level != NULL &&
+	    ss_log_level_parse(s->cfg->common.log_level) == SS_LOG_DEBUG;
 	s->routes = routes;
 	s->nroutes = n;
 	if ((s->rm = calloc(n, sizeof *s->rm)) == NULL)

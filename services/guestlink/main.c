@@ -164,6 +164,12 @@ main(int argc, char **argv)
 	ss_daemon d;
 	int rv = 1;
 
+	/* Every redemption makes a session token: libsodium's ChaCha20
+	 * generator (seeded from getrandom, rekeyed after each call, one
+	 * stream per thread) instead of a getrandom system call per token.
+	 * Still a CSPRNG; it must be chosen before sodium_init(), and the
+	 * daemon never forks (the generator refuses to run in a child). */
+	randombytes_set_implementation(&randombytes_internal_implementation);
 	if ((rv = ss_config_main(tabs, 2, &cfg, argc, argv, "guestlink")) >= 0)
 		return rv;
 	rv = 1;
