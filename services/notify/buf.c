@@ -49,10 +49,17 @@ oom:
 	return false;
 }
 
+/* Room for n more bytes and the NUL, without a call when there is. */
+static bool
+nt_buf_room(nt_buf *b, size_t n)
+{
+	return (!b->oom && b->cap - b->n > n) || nt_buf_reserve(b, n);
+}
+
 void
 nt_buf_add(nt_buf *b, const void *p, size_t n)
 {
-	if (n == 0 || !nt_buf_reserve(b, n))
+	if (n == 0 || !nt_buf_room(b, n))
 		return;
 	memcpy(b->p + b->n, p, n);
 	b->n += n;
@@ -67,7 +74,7 @@ nt_buf_adds(nt_buf *b, const char *s)
 void
 nt_buf_addc(nt_buf *b, char c)
 {
-	if (!nt_buf_reserve(b, 1))
+	if (!nt_buf_room(b, 1))
 		return;
 	b->p[b->n++] = c;
 }

@@ -47,8 +47,8 @@ static const ss_cfg_opt opts[] = {
         "as share's and guestlink's --mail-key; a job that does not open "
         "goes to notify:dead, never sent"),
     OPT("concurrency", SS_CFG_INT, "4", 1, 64, concurrency,
-        "mails in flight at once per process: SMTP connections kept open, "
-        "each with its own thread"),
+        "SMTP sessions per process, kept open: each sends one mail at a "
+        "time and holds the next"),
     OPT("max-tries", SS_CFG_INT, "10", 1, 1000, max_tries,
         "tries before a temporarily failing mail goes to the dead-letter "
         "stream"),

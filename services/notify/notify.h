@@ -4,7 +4,7 @@
  *   job.c       decodes a job read from the stream (untrusted bytes)
  *   template.c  parses the operator's templates and renders them
  *   mime.c      builds the RFC 5322 / MIME message
- *   smtp.c      sends messages with libcurl on worker threads
+ *   smtp.c      SMTP sessions set up by libcurl, mail sent on the loop
  *   worker.c    the queue: reading, claiming, retries, dead letters, acks
  *   buf.c       a growable byte buffer
  *
@@ -28,11 +28,16 @@
 #include "runtime/redis.h"
 #include "runtime/seal.h"
 
-#define NT_GROUP        "notify"
-#define NT_DEAD_STREAM  "notify:dead"
-#define NT_SENT_PREFIX  "notify:sent:"
-#define NT_TRIES_PREFIX "notify:tries:"
-#define NT_LOCK_PREFIX  "notify:lock:"
+#define NT_GROUP       "notify"
+#define NT_DEAD_STREAM "notify:dead"
+/* A job's keys carry the hash tag {notify:jobs}: they live in the Redis
+ * Cluster slot of the stream itself, so one script can check or finish
+ * several jobs and ack their entries (worker.c).  The job key holds the
+ * delivery sending it, then "sent". */
+#define NT_KEY_TAG      "{" SS_MAILQ_STREAM "}"
+#define NT_JOB_PREFIX   "notify:" NT_KEY_TAG ":job:"
+#define NT_TRIES_PREFIX "notify:" NT_KEY_TAG ":tries:"
+#define NT_SENT_VALUE   "sent"
 #define NT_NTEMPLATES   7
 #define NT_WHY_MAX      256
 
@@ -204,25 +209,39 @@ enum nt_outcome {
 	NT_SENT = 0,
 	NT_TEMPFAIL = 1, /* try again later */
 	NT_PERMFAIL = 2, /* the server refused this mail for good */
+	NT_LATE = 3,     /* not sent: it could not start by its start_by */
 };
 
 typedef struct nt_smtp nt_smtp;
 
-/* Called on the loop when a transfer ends; why says what failed. */
+/* Called on the loop when a transfer ends, never from nt_smtp_send();
+ * why says what failed. */
 typedef void (*nt_sent_fn)(void *arg, enum nt_outcome outcome, const char *why);
 
 int nt_smtp_open(nt_smtp **out, ss_daemon *d, const nt_settings *cfg,
                  const nt_from *from);
 void nt_smtp_close(nt_smtp *s);
-/* Starts one transfer; msg must stay valid until fn.  SS_ETOOMANY when
- * every slot (cfg->concurrency) is busy. */
+/* Hands one mail to a slot: one that is free, else behind the mail a
+ * slot sends (each slot takes two).  It must start by start_by (CLOCK_
+ * MONOTONIC ms), else it ends as NT_LATE unsent; once started it ends
+ * within --smtp-timeout.  msg must stay valid until fn.  SS_ETOOMANY when
+ * every slot holds two. */
 int nt_smtp_send(nt_smtp *s, const char *rcpt, const char *msg, size_t len,
-                 nt_sent_fn fn, void *arg);
-/* Sorts a finished transfer: curl's result code and the last SMTP reply
- * code (0 when none came). */
+                 int64_t start_by, nt_sent_fn fn, void *arg);
+/* Sorts a session set-up that failed: curl's result code and the last
+ * SMTP reply code (0 when none came). */
 enum nt_outcome nt_smtp_classify(int curlcode, long smtp_code);
 /* Checks smtp-url, smtp-starttls and the like; SS_EBADREQ names one. */
 int nt_smtp_check(const nt_settings *cfg, char *why, size_t whylen);
+/*
+ * Reads one reply line from the server's bytes: "ddd" (2xx..5xx), then
+ * " ", "-" (more lines of the same reply follow) or CR, up to LF.
+ * 1: a line of *used bytes, its code and whether it ends the reply;
+ * 0: no whole line yet; SS_EBADREQ: not a reply line (the session is
+ * then dropped).  Multi-line replies are read line by line.
+ */
+int nt_smtp_reply_line(const char *buf, size_t len, size_t *used, long *code,
+                       bool *last);
 
 /* ---- worker.c ----------------------------------------------------------- */
 

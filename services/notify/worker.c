@@ -7,51 +7,64 @@
  * r carries everything else.
  *
  * The reader keeps up to NT_TASKS_PER_SLOT entries per SMTP slot
- * (concurrency) in hand, so that a slot that ends a transfer starts the
- * next one at once while Redis checks and finishes the others: a task
- * that is ready to send while every slot is busy waits in sendq, first in
- * first out, for at most one transfer.  A waiting task whose transfer
- * could no longer end within claim-idle of its delivery is not sent but
- * left pending (a claim brings it back), so no other worker can take over
- * an entry that is still being sent.  Every
- * claim-idle/2 (at most every second) and at start the reader runs
- * XAUTOCLAIM to take over entries idle for claim-idle, which is more
- * than the SMTP timeout: those of a dead worker, and those parked for a
- * retry whose time has come.
+ * (concurrency) in hand that are not yet sent, so that a slot always has
+ * its next mail while Redis reads and checks the others.  A slot takes
+ * two mails (smtp.c: the next one's commands go out with the message
+ * before it); a task that is ready to send while every slot holds two
+ * waits in sendq, first in first out, so a task waits for at most two
+ * transfers before its own starts.  Tasks whose mail went out (or that
+ * need no sending) and wait only for their finish do not count: they
+ * make room for new entries at once, so the reads keep up while the
+ * finishes are under way; as many of those again stop the reads (a Redis
+ * slow to finish).  A task whose transfer could no longer end within
+ * claim-idle of its delivery is not sent but left pending (NT_LATE; a
+ * claim brings it back), so no other worker can take over an entry that
+ * is still being sent.  Every claim-idle/2 (at most every second) and at
+ * start the reader runs XAUTOCLAIM to take over entries idle for
+ * claim-idle, which is more than the SMTP timeout: those of a dead
+ * worker, and those parked for a retry whose time has come.
  *
  * One task per entry, each step one callback:
  *
  *   decode (open the box) --bad, or does not open--> DEAD
  *     | ok
- *   CHECK (script: sent marker? lock held by another delivery? due?)
- *     | sent already -------------------------------------> ACK (duplicate)
- *     | locked by another delivery, or not due yet -------> PARK
- *     | go (the lock notify:lock:{id} is now ours)
+ *   CHECK (script: sent? held by another delivery? due?)
+ *     | sent already -------------------------------------> DUP
+ *     | held by another delivery, or not due yet: parked
+ *     |   by the script itself (XCLAIM ... IDLE) ---------> end
+ *     | go (the job key holds this delivery: the lock)
  *   render --missing var, CR/LF in a header--------------> DEAD
  *     |
  *   SEND (smtp.c)
  *     | 250 ---------------------------------------------> DONE
  *     | 5xx, or a temporary failure on the last try -----> DEAD
  *     | temporary: RETRY (script: tries+1, due, error,
- *     |            lock released) ------------------------> PARK
+ *     |            lock released, entry parked) ----------> end
  *
- *   DONE  script: SET notify:sent:{id} NX PX sent-ttl, DEL tries and lock;
- *         then XACK, XDEL
- *   DUP   XACK, XDEL
- *   DEAD  XADD notify:dead (job, error, tries), then XACK, XDEL, DEL tries
- *         and lock
- *   PARK  XCLAIM ... IDLE: the entry stays pending with us, its idle time
+ *   DONE  finish script: the job key becomes "sent" for sent-ttl (the
+ *         lock is the marker now), DEL tries if any, XACK, XDEL
+ *   DUP   finish script: XACK, XDEL
+ *   DEAD  XADD notify:dead (job, error, tries), then the finish script:
+ *         DEL job key and tries, XACK, XDEL
+ *   park  XCLAIM ... IDLE: the entry stays pending with us, its idle time
  *         set so that it becomes claimable when the retry is due (or after
  *         claim-idle, whichever is first; a job claimed before its time is
  *         parked again by CHECK).
  *
- * The keys of one job share the hash tag {id}, so each script touches one
- * Redis Cluster slot; the stream commands go separately.
+ * A job's two keys carry the hash tag {notify:jobs} (notify.h), the slot
+ * of the stream itself, so each step is one script even on Redis Cluster,
+ * acks included, and one script serves many tasks: CHECK runs once for
+ * all the entries of a read, the finish script once for all the tasks
+ * that finished in one turn of the loop.  Per mail that is a share of a
+ * read, a share of a CHECK and at most one finish, about 1.2 round trips
+ * where a script per step on per-job slots (CHECK, DONE, then XACK and
+ * XDEL apart) took 3.2.  Only the dead letter goes to another slot, as its
+ * own command before the ack.
  *
  * Retries are thus never held in memory and never leave the stream: a
  * job is in the pending list of some consumer from its first delivery to
  * its ack, and whoever claims it next reads its tries and due time from
- * notify:tries:{id}.  The finishing commands of DONE and DEAD are retried
+ * its tries hash.  The finishing commands of DONE and DEAD are retried
  * every second while Redis is away (the mail is sent; acking it is what
  * keeps it from being sent again); other steps that meet an unavailable
  * Redis just let go of the entry, which XAUTOCLAIM brings back later.
@@ -83,68 +96,118 @@
 #define NT_STATS_MS     1000
 #define NT_ENTRY_MAX    48
 #define NT_KEY_MAX      (sizeof NT_TRIES_PREFIX + SS_MAIL_ID_LEN + 4)
-#define NT_MAX_CMDS     4
-/* Entries in hand per SMTP slot: one sending, one checked or finished
- * meanwhile (measured: see bench/README.md, notify). */
-#define NT_TASKS_PER_SLOT 2
+/* Entries not yet sent in hand per SMTP slot: one sending, one behind it
+ * in the slot (smtp.c), one read and checked meanwhile (measured: see
+ * bench/README.md, notify). */
+#define NT_TASKS_PER_SLOT 3
+/* Tasks per CHECK or finish script: every task a worker holds. */
+#define NT_BATCH_MAX (64 * NT_TASKS_PER_SLOT)
 
 /*
- * KEYS: sent marker, tries hash, lock.  ARGV: owner, lock ms.
- * -> {state, tries, ms}: state 0 go (the lock is ours for lock ms),
- * 1 sent already, 2 another task holds the lock (ms: until it expires),
- * 3 not due yet (ms: until it is).  The lock keeps two deliveries of one
- * id (a producer that pushed a job twice) from being sent side by side;
- * it expires after claim-idle, when a dead holder's job may be claimed.
+ * KEYS: the stream, then per job its job key and tries hash.
+ * ARGV: group, consumer, claim-idle ms, then per job its entry.
+ * -> per job {state, tries, ms}: state 0 go (the job key holds this
+ * delivery, consumer/entry, for claim-idle: the lock), 1 sent already (it
+ * holds "sent"), 2 another delivery holds it (ms: until that expires), 3
+ * not due yet (ms: until it is).  States 2 and 3 park the entry here: its
+ * idle time is set so that XAUTOCLAIM finds it when the wait is over (at
+ * most claim-idle).  The lock keeps two deliveries of one id (a producer
+ * that pushed a job twice, even in one read) from being sent side by
+ * side; it expires after claim-idle, when a dead holder's job may be
+ * claimed.  A fresh job costs two commands: SET NX GET and HMGET.
  */
 static ss_script check_script = {
     "notify.check",
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return {1, 0, 0} end\n"
-    "local t = redis.call('HMGET', KEYS[2], 'n', 'due')\n"
-    "local tries = tonumber(t[1] or '0')\n"
-    "local holder = redis.call('GET', KEYS[3])\n"
-    "if holder and holder ~= ARGV[1] then\n"
-    "  local ttl = redis.call('PTTL', KEYS[3])\n"
-    "  if ttl < 1 then ttl = 1 end\n"
-    "  return {2, tries, ttl}\n"
+    "local out, now = {}, nil\n"
+    "local idle_max = tonumber(ARGV[3])\n"
+    "for i = 4, #ARGV do\n"
+    "  local job, tk = KEYS[2 * i - 6], KEYS[2 * i - 5]\n"
+    "  local owner = ARGV[2] .. '/' .. ARGV[i]\n"
+    "  local state, tries, ms = 0, 0, 0\n"
+    "  local was = redis.call('SET', job, owner, 'NX', 'PX', ARGV[3], "
+    "'GET')\n"
+    "  if was == '" NT_SENT_VALUE "' then\n"
+    "    state = 1\n"
+    "  elseif was and was ~= owner then\n"
+    "    state, ms = 2, math.max(redis.call('PTTL', job), 1)\n"
+    "  else\n"
+    "    if was then redis.call('PEXPIRE', job, ARGV[3]) end\n"
+    "    local t = redis.call('HMGET', tk, 'n', 'due')\n"
+    "    tries = tonumber(t[1] or '0')\n"
+    "    if t[2] then\n"
+    "      if not now then\n"
+    "        local tm = redis.call('TIME')\n"
+    "        now = tonumber(tm[1]) * 1000 + "
+    "math.floor(tonumber(tm[2]) / 1000)\n"
+    "      end\n"
+    "      local wait = tonumber(t[2]) - now\n"
+    "      if wait > 0 then\n"
+    "        state, ms = 3, wait\n"
+    "        redis.call('DEL', job)\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if state >= 2 then\n"
+    "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], "
+    "'IDLE', idle_max - math.min(ms, idle_max), 'JUSTID')\n"
+    "  end\n"
+    "  out[#out + 1] = state\n"
+    "  out[#out + 1] = tries\n"
+    "  out[#out + 1] = ms\n"
     "end\n"
-    "if t[2] then\n"
-    "  local now = redis.call('TIME')\n"
-    "  local ms = tonumber(now[1]) * 1000 + "
-    "math.floor(tonumber(now[2]) / 1000)\n"
-    "  local wait = tonumber(t[2]) - ms\n"
-    "  if wait > 0 then return {3, tries, wait} end\n"
-    "end\n"
-    "redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[2])\n"
-    "return {0, tries, 0}\n",
+    "return out\n",
     ""};
 
-/* KEYS: tries hash, lock.  ARGV: tries, backoff ms, error, ttl ms.  The
- * due time is Redis's clock, so workers on other hosts agree on it. */
+/*
+ * KEYS: the stream, then the keys of each task that has them.
+ * ARGV: group, sent-ttl ms, then per task a kind and its entry.  Kinds:
+ * 's' sent (keys: job key), 'S' sent after failed tries (keys: job key,
+ * tries hash): the job key becomes "sent" for sent-ttl, the tries hash
+ * goes; 'x' dead letter stored (keys: job key, tries hash): both go; 'd' a
+ * duplicate and 'y' a dead letter without a job id: no keys.  Every entry
+ * is then acked and leaves the stream: it holds only jobs not yet done.
+ * Each command is idempotent, so a finish that failed halfway is simply
+ * run again.
+ */
+static ss_script fin_script = {
+    "notify.finish",
+    "local k, ids = 2, {}\n"
+    "for i = 3, #ARGV, 2 do\n"
+    "  local kind = ARGV[i]\n"
+    "  if kind == 's' or kind == 'S' then\n"
+    "    redis.call('SET', KEYS[k], '" NT_SENT_VALUE "', 'PX', ARGV[2])\n"
+    "    k = k + 1\n"
+    "  end\n"
+    "  if kind == 'S' then\n"
+    "    redis.call('DEL', KEYS[k])\n"
+    "    k = k + 1\n"
+    "  elseif kind == 'x' then\n"
+    "    redis.call('DEL', KEYS[k], KEYS[k + 1])\n"
+    "    k = k + 2\n"
+    "  end\n"
+    "  ids[#ids + 1] = ARGV[i + 1]\n"
+    "end\n"
+    "redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))\n"
+    "redis.call('XDEL', KEYS[1], unpack(ids))\n"
+    "return #ids\n",
+    ""};
+
+/* KEYS: the stream, tries hash, job key.  ARGV: group, consumer, entry,
+ * tries, backoff ms, error, sent-ttl ms, claim-idle ms.  The due time is
+ * Redis's clock, so workers on other hosts agree on it; the entry is
+ * parked until then (or claim-idle, whichever is first). */
 static ss_script retry_script = {
     "notify.retry",
     "local now = redis.call('TIME')\n"
     "local ms = tonumber(now[1]) * 1000 + "
     "math.floor(tonumber(now[2]) / 1000)\n"
-    "redis.call('HSET', KEYS[1], 'n', ARGV[1], 'due', "
-    "string.format('%d', ms + tonumber(ARGV[2])), 'error', ARGV[3])\n"
-    "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-    "redis.call('DEL', KEYS[2])\n"
-    "return 1\n",
-    ""};
-
-/* KEYS: the stream.  ARGV: group, entry.  Acked entries leave the stream:
- * it then holds only jobs not yet done. */
-static ss_script ack_script = {"notify.ack",
-                               "redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])\n"
-                               "redis.call('XDEL', KEYS[1], ARGV[2])\n"
-                               "return 1\n",
-                               ""};
-
-/* KEYS: sent marker, tries hash, lock.  ARGV: marker ttl ms. */
-static ss_script done_script = {
-    "notify.done",
-    "redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])\n"
-    "redis.call('DEL', KEYS[2], KEYS[3])\n"
+    "redis.call('HSET', KEYS[2], 'n', ARGV[4], 'due', "
+    "string.format('%d', ms + tonumber(ARGV[5])), 'error', ARGV[6])\n"
+    "redis.call('PEXPIRE', KEYS[2], ARGV[7])\n"
+    "redis.call('DEL', KEYS[3])\n"
+    "local idle_max = tonumber(ARGV[8])\n"
+    "redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', "
+    "idle_max - math.min(tonumber(ARGV[5]), idle_max), 'JUSTID')\n"
     "return 1\n",
     ""};
 
@@ -172,55 +235,44 @@ static ss_script gc_script = {
     "return n\n",
     ""};
 
-static ss_script *scripts[] = {&check_script, &retry_script, &done_script,
-                               &ack_script, &gc_script};
+static ss_script *scripts[] = {&check_script, &fin_script, &retry_script,
+                               &gc_script};
 
 enum fin_kind { FIN_DONE, FIN_DUP, FIN_DEAD };
-enum fin_cmd {
-	CMD_NONE,
-	CMD_DONE_KEYS, /* done_script */
-	CMD_DROP_KEYS, /* DEL tries hash and lock */
-	CMD_ACK,       /* ack_script: XACK and XDEL */
-	CMD_XADD_DEAD,
-};
 
 typedef struct nt_task nt_task;
 
-/* One command of a finishing phase, as its reply callback sees it. */
-struct fin_slot {
-	nt_task *t;
-	int i;
-};
-
 struct nt_task {
 	TAILQ_ENTRY(nt_task) link;
-	TAILQ_ENTRY(nt_task) qlink; /* in sendq while waiting for a slot */
-	int64_t read_ms;            /* delivered to us (monotonic) */
+	/* In sendq while waiting for a slot, in finq while waiting for the
+	 * next finish script: never both. */
+	TAILQ_ENTRY(nt_task) qlink;
+	int64_t read_ms; /* delivered to us (monotonic) */
 	nt_worker *w;
 	char entry[NT_ENTRY_MAX];
 	char *raw; /* the job's bytes; NULL when the entry had none */
 	size_t rawlen;
 	nt_job job;
 	bool decoded;
+	bool unsent;   /* counted in w->unsent */
 	int64_t tries; /* failed tries before this one */
 	char why[NT_WHY_MAX];
-	char sent_key[NT_KEY_MAX];
+	char job_key[NT_KEY_MAX];
 	char tries_key[NT_KEY_MAX];
-	char lock_key[NT_KEY_MAX];
-	char owner[192]; /* consumer and entry: this delivery */
 	nt_rendered r;
 	nt_buf msg;
 	double t_send;
-	int64_t wait_ms; /* RETRY: the backoff, for the PARK after it */
 	/* finishing */
 	enum fin_kind fin;
-	int phase;
-	enum fin_cmd cmds[NT_MAX_CMDS];
-	bool done[NT_MAX_CMDS];
-	struct fin_slot slots[NT_MAX_CMDS];
-	int outstanding;
+	bool dead_stored; /* DEAD: the dead letter is in notify:dead */
 	int attempts;
-	struct event *again;
+	struct event *again; /* made on the first failure */
+};
+
+/* The tasks of one script call, in the order of its keys and reply. */
+struct nt_batch {
+	int n;
+	nt_task *t[];
 };
 
 enum rd_state { RD_IDLE, RD_GROUP, RD_READ, RD_CLAIM };
@@ -242,25 +294,27 @@ struct nt_worker {
 	int rd_count; /* what the outstanding read asked for */
 	char cursor[NT_ENTRY_MAX];
 	bool stopping;
-	bool farewell; /* the stop-time consumer cleanup is under way */
-	int active;    /* tasks */
-	int sending;   /* tasks in an SMTP slot */
+	bool farewell;  /* the stop-time consumer cleanup is under way */
+	bool fin_armed; /* fin_ev is active: finq is flushed this turn */
+	int active;     /* tasks */
+	int unsent;     /* tasks not yet sent nor finishing: what reads fill */
+	int sending;    /* tasks in an SMTP slot */
 	int64_t gc_due_ms;
 	struct event *kick;
 	struct event *pause;
 	struct event *claim_t;
 	struct event *stats_t;
+	struct event *fin_ev;
 	TAILQ_HEAD(, nt_task) tasks;
 	TAILQ_HEAD(, nt_task) sendq; /* rendered, waiting for a free slot */
+	TAILQ_HEAD(, nt_task) finq;  /* waiting for the next finish script */
 	ss_metric *m_queue, *m_pending, *m_sent, *m_retried, *m_dead, *m_dup,
 	    *m_latency, *m_inflight;
 };
 
-static void task_check(nt_task *t);
 static void task_end(nt_task *t);
 static void farewell(nt_worker *w);
 static void fin_start(nt_task *t, enum fin_kind kind);
-static void fin_again(evutil_socket_t fd, short what, void *arg);
 static void rd_step(nt_worker *w);
 static void send_next(nt_worker *w);
 
@@ -334,6 +388,8 @@ task_end(nt_task *t)
 
 	TAILQ_REMOVE(&w->tasks, t, link);
 	w->active--;
+	if (t->unsent)
+		w->unsent--;
 	task_free(t);
 	ss_daemon_release(w->d);
 	if (w->stopping && w->active == 0)
@@ -361,7 +417,9 @@ to_dead(nt_task *t, const char *why)
 	fin_start(t, FIN_DEAD);
 }
 
-static void
+/* A task for a delivered entry; NULL when it needs no CHECK (it went to
+ * DEAD, or it could not be made and stays pending for a claim). */
+static nt_task *
 task_start(nt_worker *w, const char *entry, size_t elen, const char *raw,
            size_t rawlen)
 {
@@ -370,19 +428,19 @@ task_start(nt_worker *w, const char *entry, size_t elen, const char *raw,
 	if (t == NULL) {
 		/* Left pending: a later claim brings it back. */
 		ss_error("notify.oom", NULL, "entry", entry, NULL);
-		return;
+		return NULL;
 	}
 	t->w = w;
 	t->read_ms = now_ms();
 	snprintf(t->entry, sizeof t->entry, "%.*s", (int)elen, entry);
 	TAILQ_INSERT_TAIL(&w->tasks, t, link);
 	w->active++;
+	w->unsent++;
+	t->unsent = true;
 	ss_daemon_hold(w->d);
-	if ((t->again = evtimer_new(w->d->base, fin_again, t)) == NULL)
-		goto oom;
 	if (raw == NULL) {
 		to_dead(t, "entry has no 'job' field");
-		return;
+		return NULL;
 	}
 	if ((t->raw = malloc(rawlen > 0 ? rawlen : 1)) == NULL)
 		goto oom;
@@ -397,140 +455,70 @@ task_start(nt_worker *w, const char *entry, size_t elen, const char *raw,
 		goto oom;
 	default:
 		to_dead(t, t->why);
-		return;
+		return NULL;
 	}
-	snprintf(t->sent_key, sizeof t->sent_key, NT_SENT_PREFIX "{%s}",
+	snprintf(t->job_key, sizeof t->job_key, NT_JOB_PREFIX "%s", t->job.id);
+	snprintf(t->tries_key, sizeof t->tries_key, NT_TRIES_PREFIX "%s",
 	         t->job.id);
-	snprintf(t->tries_key, sizeof t->tries_key, NT_TRIES_PREFIX "{%s}",
-	         t->job.id);
-	snprintf(t->lock_key, sizeof t->lock_key, NT_LOCK_PREFIX "{%s}",
-	         t->job.id);
-	snprintf(t->owner, sizeof t->owner, "%s/%s", w->consumer, t->entry);
-	task_check(t);
-	return;
+	return t;
 oom:
 	ss_error("notify.oom", NULL, "entry", t->entry, NULL);
 	task_end(t);
+	return NULL;
 }
 
-/* ---- PARK --------------------------------------------------------------- */
-
-static void
-on_parked(int err, redisReply *rep, void *arg)
+/* A batch of n tasks with room for their script's arguments: argv holds
+ * nargs pointers.  NULL when out of memory. */
+static struct nt_batch *
+batch_new(int n, int nargs, const char ***argv)
 {
-	(void)err;
-	(void)rep;
-	task_end(arg);
-}
+	struct nt_batch *b = malloc(sizeof(*b) + (size_t)n * sizeof(b->t[0]));
 
-static void
-task_park(nt_task *t, int64_t wait_ms)
-{
-	nt_worker *w = t->w;
-	int64_t idle =
-	    w->cfg->claim_idle_ms -
-	    (wait_ms < w->cfg->claim_idle_ms ? wait_ms : w->cfg->claim_idle_ms);
-
-	if (ss_redis_cmd(w->r, on_parked, t,
-	                 "XCLAIM %s %s %s 0 %s IDLE %lld JUSTID",
-	                 SS_MAILQ_STREAM, NT_GROUP, w->consumer, t->entry,
-	                 (long long)idle) != 0)
-		task_end(t);
+	*argv = malloc((size_t)nargs * sizeof(**argv));
+	if (b == NULL || *argv == NULL) {
+		free(b);
+		free(*argv);
+		return NULL;
+	}
+	b->n = n;
+	return b;
 }
 
 /* ---- finishing: DONE, DUP, DEAD ----------------------------------------- */
 
-static int
-fin_send_cmd(nt_task *t, int i, ss_redis_fn fn)
-{
-	nt_worker *w = t->w;
-	char ttl[24], tries[24], maxlen[24];
-	const char *argv[16];
-	size_t lens[16];
-	int n = 0;
+static void fin_enqueue(nt_task *t);
+static void dead_store(nt_task *t);
 
-	switch (t->cmds[i]) {
-	case CMD_DONE_KEYS:
-		snprintf(ttl, sizeof ttl, "%" PRId64, w->cfg->sent_ttl_ms);
-		argv[0] = t->sent_key;
-		argv[1] = t->tries_key;
-		argv[2] = t->lock_key;
-		argv[3] = ttl;
-		return ss_redis_eval(w->r, &done_script, fn, &t->slots[i], 3, 4,
-		                     argv, NULL);
-	case CMD_DROP_KEYS:
-		return ss_redis_cmd(w->r, fn, &t->slots[i], "DEL %s %s",
-		                    t->tries_key, t->lock_key);
-	case CMD_ACK:
-		argv[0] = SS_MAILQ_STREAM;
-		argv[1] = NT_GROUP;
-		argv[2] = t->entry;
-		return ss_redis_eval(w->r, &ack_script, fn, &t->slots[i], 1, 3,
-		                     argv, NULL);
-	case CMD_XADD_DEAD:
-		snprintf(tries, sizeof tries, "%" PRId64, t->tries);
-		snprintf(maxlen, sizeof maxlen, "%" PRId64, w->cfg->dead_max);
-#define ARG(s, l) (argv[n] = (s), lens[n++] = (l))
-#define ARGS(s)   ARG(s, strlen(s))
-		ARGS("XADD");
-		ARGS(NT_DEAD_STREAM);
-		ARGS("MAXLEN");
-		ARGS("~");
-		ARGS(maxlen);
-		ARGS("*");
-		ARGS("id");
-		ARGS(job_id(t));
-		ARGS("entry");
-		ARGS(t->entry);
-		ARGS("error");
-		ARGS(t->why);
-		ARGS("tries");
-		ARGS(tries);
-		ARGS("job");
-		ARG(t->raw != NULL ? t->raw : "", t->rawlen);
-#undef ARGS
-#undef ARG
-		return ss_redis_cmdargv(w->r, fn, &t->slots[i], n, argv, lens);
-	default:
-		return SS_EINTERNAL;
-	}
-}
-
-static void fin_phase(nt_task *t);
-
+/* Runs when a failed finishing step is due again. */
 static void
 fin_again(evutil_socket_t fd, short what, void *arg)
 {
+	nt_task *t = arg;
+
 	(void)fd;
 	(void)what;
-	fin_phase(arg);
+	if (t->fin == FIN_DEAD && !t->dead_stored)
+		dead_store(t);
+	else
+		fin_enqueue(t);
 }
 
-/* Fills cmds for the task's current phase; false when there is none. */
-static bool
-fin_plan(nt_task *t)
+/* A finishing step failed: again in a second, for up to 30 attempts. */
+static void
+fin_failed(nt_task *t, const char *reason)
 {
-	static const enum fin_cmd plans[3][2][NT_MAX_CMDS] = {
-	    [FIN_DONE] = {{CMD_DONE_KEYS, CMD_ACK}},
-	    [FIN_DUP] = {{CMD_ACK}},
-	    /* The dead letter first: acking before it is stored could lose
-	     * the job. */
-	    [FIN_DEAD] = {{CMD_XADD_DEAD}, {CMD_ACK, CMD_DROP_KEYS}},
-	};
-	bool any = false;
-
-	if (t->phase > 1)
-		return false;
-	for (int i = 0; i < NT_MAX_CMDS; i++) {
-		t->cmds[i] = plans[t->fin][t->phase][i];
-		/* Without an id there is no marker, tries hash or lock. */
-		if (!t->decoded && (t->cmds[i] == CMD_DONE_KEYS ||
-		                    t->cmds[i] == CMD_DROP_KEYS))
-			t->cmds[i] = CMD_NONE;
-		t->done[i] = t->cmds[i] == CMD_NONE;
-		any |= !t->done[i];
+	if (t->attempts == 1)
+		task_log(SS_LOG_WARN, "notify.redis_failed", t, reason);
+	if (t->attempts >= NT_FIN_ATTEMPTS ||
+	    (t->again == NULL &&
+	     (t->again = evtimer_new(t->w->d->base, fin_again, t)) == NULL)) {
+		/* Pending still: a later claim retries. */
+		task_log(SS_LOG_ERROR, "notify.finish_failed", t,
+		         "giving up; left pending");
+		task_end(t);
+		return;
 	}
-	return any;
+	arm_ms(t->again, NT_FIN_RETRY_MS);
 }
 
 static void
@@ -554,65 +542,153 @@ fin_complete(nt_task *t)
 }
 
 static void
-on_fin(int err, redisReply *rep, void *arg)
+on_dead_stored(int err, redisReply *rep, void *arg)
 {
-	struct fin_slot *s = arg;
-	nt_task *t = s->t;
+	nt_task *t = arg;
 
-	t->outstanding--;
-	if (err == 0 && rep->type != REDIS_REPLY_ERROR)
-		t->done[s->i] = true;
-	else if (t->attempts == 1)
-		task_log(SS_LOG_WARN, "notify.redis_failed", t,
-		         err != 0 ? "redis unavailable" : rep->str);
-	if (t->outstanding > 0)
+	if (err != 0 || rep->type == REDIS_REPLY_ERROR) {
+		fin_failed(t, err != 0 ? "redis unavailable" : rep->str);
 		return;
-	for (int i = 0; i < NT_MAX_CMDS; i++) {
-		if (!t->done[i]) {
-			if (t->attempts >= NT_FIN_ATTEMPTS) {
-				/* Pending still: a later claim retries. */
-				task_log(SS_LOG_ERROR, "notify.finish_failed",
-				         t, "giving up; left pending");
-				task_end(t);
-				return;
-			}
-			arm_ms(t->again, NT_FIN_RETRY_MS);
-			return;
-		}
 	}
-	if (t->fin == FIN_DEAD && t->phase == 0) {
-		ss_metric_add(t->w->m_dead, 1);
-		task_log(SS_LOG_ERROR, "notify.dead", t, t->why);
-	}
-	t->phase++;
-	if (fin_plan(t))
-		fin_phase(t);
-	else
-		fin_complete(t);
+	t->dead_stored = true;
+	ss_metric_add(t->w->m_dead, 1);
+	task_log(SS_LOG_ERROR, "notify.dead", t, t->why);
+	fin_enqueue(t);
 }
 
-/* Sends every command of the phase not yet done, all at once. */
+/* The dead letter first: acking before it is stored could lose the job. */
 static void
-fin_phase(nt_task *t)
+dead_store(nt_task *t)
 {
-	int sent = 0;
+	nt_worker *w = t->w;
+	char tries[24], maxlen[24];
+	const char *argv[16];
+	size_t lens[16];
+	int n = 0;
 
+	snprintf(tries, sizeof tries, "%" PRId64, t->tries);
+	snprintf(maxlen, sizeof maxlen, "%" PRId64, w->cfg->dead_max);
+#define ARG(s, l) (argv[n] = (s), lens[n++] = (l))
+#define ARGS(s)   ARG(s, strlen(s))
+	ARGS("XADD");
+	ARGS(NT_DEAD_STREAM);
+	ARGS("MAXLEN");
+	ARGS("~");
+	ARGS(maxlen);
+	ARGS("*");
+	ARGS("id");
+	ARGS(job_id(t));
+	ARGS("entry");
+	ARGS(t->entry);
+	ARGS("error");
+	ARGS(t->why);
+	ARGS("tries");
+	ARGS(tries);
+	ARGS("job");
+	ARG(t->raw != NULL ? t->raw : "", t->rawlen);
+#undef ARGS
+#undef ARG
 	t->attempts++;
-	for (int i = 0; i < NT_MAX_CMDS; i++) {
-		if (t->done[i])
-			continue;
-		t->slots[i].t = t;
-		t->slots[i].i = i;
-		if (fin_send_cmd(t, i, on_fin) == 0)
-			sent++;
+	if (ss_redis_cmdargv(w->r, on_dead_stored, t, n, argv, lens) != 0)
+		fin_failed(t, "redis unavailable");
+}
+
+static void
+on_fin(int err, redisReply *rep, void *arg)
+{
+	struct nt_batch *b = arg;
+	bool ok = err == 0 && rep->type != REDIS_REPLY_ERROR;
+
+	for (int i = 0; i < b->n; i++) {
+		if (ok)
+			fin_complete(b->t[i]);
+		else
+			fin_failed(b->t[i],
+			           err != 0 ? "redis unavailable" : rep->str);
 	}
-	t->outstanding = sent;
-	if (sent == 0) {
-		/* Redis is away: nothing went out, try again later. */
-		t->outstanding = 1;
-		t->slots[0].t = t;
-		t->slots[0].i = 0;
-		on_fin(SS_EUNAVAIL, NULL, &t->slots[0]);
+	free(b);
+}
+
+/* One finish script for up to NT_BATCH_MAX tasks of finq. */
+static void
+fin_flush_some(nt_worker *w)
+{
+	char ttl[24];
+	const char **argv;
+	struct nt_batch *b;
+	nt_task *t;
+	int n = 0, nkeys = 1, argc;
+
+	TAILQ_FOREACH(t, &w->finq, qlink)
+	{
+		if (n == NT_BATCH_MAX)
+			break;
+		n++;
+	}
+	/* At most 2 keys and 2 arguments per task. */
+	if ((b = batch_new(n, 1 + 4 * n + 2, &argv)) == NULL) {
+		while (n-- > 0) {
+			t = TAILQ_FIRST(&w->finq);
+			TAILQ_REMOVE(&w->finq, t, qlink);
+			t->attempts++;
+			fin_failed(t, "out of memory");
+		}
+		return;
+	}
+	argv[0] = SS_MAILQ_STREAM;
+	for (int i = 0; i < n; i++) {
+		t = b->t[i] = TAILQ_FIRST(&w->finq);
+		TAILQ_REMOVE(&w->finq, t, qlink);
+		t->attempts++;
+		/* Without an id there is no job key or tries hash. */
+		if (t->decoded && t->fin != FIN_DUP)
+			argv[nkeys++] = t->job_key;
+		if (t->decoded && t->fin != FIN_DUP &&
+		    (t->fin == FIN_DEAD || t->tries > 0))
+			argv[nkeys++] = t->tries_key;
+	}
+	snprintf(ttl, sizeof ttl, "%" PRId64, w->cfg->sent_ttl_ms);
+	argc = nkeys;
+	argv[argc++] = NT_GROUP;
+	argv[argc++] = ttl;
+	for (int i = 0; i < n; i++) {
+		t = b->t[i];
+		if (t->fin == FIN_DONE)
+			argv[argc++] = t->tries > 0 ? "S" : "s";
+		else if (t->fin == FIN_DUP)
+			argv[argc++] = "d";
+		else
+			argv[argc++] = t->decoded ? "x" : "y";
+		argv[argc++] = t->entry;
+	}
+	if (ss_redis_eval(w->r, &fin_script, on_fin, b, nkeys, argc, argv,
+	                  NULL) != 0)
+		on_fin(SS_EUNAVAIL, NULL, b);
+	free(argv);
+}
+
+/* Runs once per loop turn in which tasks finished: one script for all. */
+static void
+on_fin_flush(evutil_socket_t fd, short what, void *arg)
+{
+	nt_worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	w->fin_armed = false;
+	while (!TAILQ_EMPTY(&w->finq))
+		fin_flush_some(w);
+}
+
+static void
+fin_enqueue(nt_task *t)
+{
+	nt_worker *w = t->w;
+
+	TAILQ_INSERT_TAIL(&w->finq, t, qlink);
+	if (!w->fin_armed) {
+		w->fin_armed = true;
+		event_active(w->fin_ev, EV_TIMEOUT, 0);
 	}
 }
 
@@ -620,36 +696,38 @@ static void
 fin_start(nt_task *t, enum fin_kind kind)
 {
 	t->fin = kind;
-	t->phase = 0;
 	t->attempts = 0;
-	if (fin_plan(t))
-		fin_phase(t);
+	/* Done with, but for Redis: its room goes to a new job. */
+	if (t->unsent) {
+		t->unsent = false;
+		t->w->unsent--;
+		kick(t->w);
+	}
+	if (kind == FIN_DEAD)
+		dead_store(t);
 	else
-		fin_complete(t);
+		fin_enqueue(t);
 }
 
 /* ---- SEND --------------------------------------------------------------- */
 
 static void on_sent(void *arg, enum nt_outcome out, const char *why);
 
-/* Hands a rendered task to a free slot. */
+/* Hands a rendered task to a slot. */
 static void
 send_start(nt_task *t)
 {
 	nt_worker *w = t->w;
-	int64_t waited = now_ms() - t->read_ms;
 	int rv;
 
-	/* Its transfer must end before claim-idle, when another worker may
-	 * claim the entry (and the lock expires): else leave it pending. */
-	if (waited + w->cfg->smtp_timeout_ms >= w->cfg->claim_idle_ms) {
-		task_log(SS_LOG_WARN, "notify.send_late", t,
-		         "waited too long for a slot: left for a claim");
-		task_end(t);
-		return;
-	}
 	t->t_send = ss_now();
-	rv = nt_smtp_send(w->smtp, t->job.to, t->msg.p, t->msg.n, on_sent, t);
+	/* Its transfer must end before claim-idle, when another worker may
+	 * claim the entry (and the lock expires): it must start by then less
+	 * the SMTP timeout, else it is left pending (NT_LATE). */
+	rv = nt_smtp_send(w->smtp, t->job.to, t->msg.p, t->msg.n,
+	                  t->read_ms + w->cfg->claim_idle_ms -
+	                      w->cfg->smtp_timeout_ms,
+	                  on_sent, t);
 	if (rv != 0) {
 		/* Ours, not the job's: left pending for a later claim. */
 		ss_error("notify.send_failed", t->job.id, "entry", t->entry,
@@ -661,13 +739,14 @@ send_start(nt_task *t)
 	ss_metric_add(w->m_inflight, 1);
 }
 
-/* Fills the free slots from sendq, oldest first. */
+/* Fills the slots from sendq, oldest first: two mails each, one sending
+ * and one next (smtp.c). */
 static void
 send_next(nt_worker *w)
 {
 	nt_task *t;
 
-	while (w->sending < (int)w->cfg->concurrency &&
+	while (w->sending < 2 * (int)w->cfg->concurrency &&
 	       (t = TAILQ_FIRST(&w->sendq)) != NULL) {
 		TAILQ_REMOVE(&w->sendq, t, qlink);
 		send_start(t);
@@ -675,32 +754,34 @@ send_next(nt_worker *w)
 }
 
 static void
-on_retry_stored(int err, redisReply *rep, void *arg)
+on_retried(int err, redisReply *rep, void *arg)
 {
 	nt_task *t = arg;
 
-	if (err != 0 || rep->type == REDIS_REPLY_ERROR) {
-		task_end(t); /* a claim brings it back */
-		return;
-	}
-	task_park(t, t->wait_ms);
+	/* Stored and parked, or not: either way a claim brings it back. */
+	if (err == 0 && rep->type == REDIS_REPLY_ERROR)
+		task_log(SS_LOG_WARN, "notify.redis_failed", t, rep->str);
+	task_end(t);
 }
 
 static void
 task_retry(nt_task *t)
 {
 	nt_worker *w = t->w;
-	char n[24], ms[24], ttl[24];
+	char n[24], ms[24], ttl[24], idle[24];
 	int64_t backoff = nt_backoff_ms(w->cfg, t->tries, randombytes_random());
-	const char *argv[6] = {t->tries_key, t->lock_key, n, ms, t->why, ttl};
+	const char *argv[11] = {
+	    SS_MAILQ_STREAM, t->tries_key, t->job_key, NT_GROUP,
+	    w->consumer,     t->entry,     n,          ms,
+	    t->why,          ttl,          idle};
 
 	snprintf(n, sizeof n, "%" PRId64, t->tries);
 	snprintf(ms, sizeof ms, "%" PRId64, backoff);
 	snprintf(ttl, sizeof ttl, "%" PRId64, w->cfg->sent_ttl_ms);
+	snprintf(idle, sizeof idle, "%" PRId64, w->cfg->claim_idle_ms);
 	ss_metric_add(w->m_retried, 1);
 	task_log(SS_LOG_WARN, "notify.retry", t, t->why);
-	t->wait_ms = backoff;
-	if (ss_redis_eval(w->r, &retry_script, on_retry_stored, t, 2, 6, argv,
+	if (ss_redis_eval(w->r, &retry_script, on_retried, t, 3, 11, argv,
 	                  NULL) != 0)
 		task_end(t);
 }
@@ -716,6 +797,12 @@ on_sent(void *arg, enum nt_outcome out, const char *why)
 	w->sending--;
 	/* The slot first: its next mail goes out while this one finishes. */
 	send_next(w);
+	if (out == NT_LATE) {
+		task_log(SS_LOG_WARN, "notify.send_late", t,
+		         "waited too long for a slot: left for a claim");
+		task_end(t);
+		return;
+	}
 	if (out == NT_SENT) {
 		ss_metric_observe(w->m_latency, ss_now() - t->t_send);
 		ss_metric_add(w->m_sent, 1);
@@ -789,23 +876,10 @@ elem_int(const redisReply *r, size_t i)
 	return r->element[i]->integer;
 }
 
+/* One task's answer from the CHECK script. */
 static void
-on_check(int err, redisReply *rep, void *arg)
+check_done(nt_task *t, int64_t state, int64_t tries, int64_t wait)
 {
-	nt_task *t = arg;
-	int64_t state, tries, wait;
-
-	if (err != 0 || rep->type != REDIS_REPLY_ARRAY) {
-		if (err == 0)
-			task_log(SS_LOG_WARN, "notify.redis_failed", t,
-			         rep->type == REDIS_REPLY_ERROR ? rep->str
-			                                        : "bad reply");
-		task_end(t);
-		return;
-	}
-	state = elem_int(rep, 0);
-	tries = elem_int(rep, 1);
-	wait = elem_int(rep, 2);
 	if (state < 0 || state > 3 || tries < 0 || wait < 0) {
 		task_log(SS_LOG_WARN, "notify.redis_failed", t, "bad reply");
 		task_end(t);
@@ -815,7 +889,7 @@ on_check(int err, redisReply *rep, void *arg)
 	if (state == 1) {
 		fin_start(t, FIN_DUP);
 	} else if (state == 2 || state == 3) {
-		task_park(t, wait);
+		task_end(t); /* parked by the script */
 	} else if (tries >= t->w->cfg->max_tries) {
 		/* max-tries was lowered since, or a finish got lost. */
 		to_dead(t, "too many tries");
@@ -825,24 +899,74 @@ on_check(int err, redisReply *rep, void *arg)
 }
 
 static void
-task_check(nt_task *t)
+on_check(int err, redisReply *rep, void *arg)
 {
-	char lock_ms[24];
-	const char *argv[5] = {t->sent_key, t->tries_key, t->lock_key, t->owner,
-	                       lock_ms};
+	struct nt_batch *b = arg;
 
-	snprintf(lock_ms, sizeof lock_ms, "%" PRId64, t->w->cfg->claim_idle_ms);
-	if (ss_redis_eval(t->w->r, &check_script, on_check, t, 3, 5, argv,
+	if (err == 0 && (rep->type != REDIS_REPLY_ARRAY ||
+	                 rep->elements != (size_t)b->n * 3)) {
+		for (int i = 0; i < b->n; i++)
+			task_log(SS_LOG_WARN, "notify.redis_failed", b->t[i],
+			         rep->type == REDIS_REPLY_ERROR ? rep->str
+			                                        : "bad reply");
+		err = SS_EINTERNAL;
+	}
+	for (int i = 0; i < b->n; i++) {
+		size_t k = (size_t)i * 3;
+
+		if (err != 0)
+			task_end(b->t[i]);
+		else
+			check_done(b->t[i], elem_int(rep, k),
+			           elem_int(rep, k + 1), elem_int(rep, k + 2));
+	}
+	free(b);
+}
+
+/* One CHECK script for the n tasks of one read. */
+static void
+check_batch(nt_worker *w, nt_task **ts, int n)
+{
+	char idle[24];
+	const char **argv;
+	struct nt_batch *b;
+	int nkeys = 1 + 2 * n, argc = 0;
+
+	if (n == 0)
+		return;
+	if ((b = batch_new(n, nkeys + 3 + n, &argv)) == NULL) {
+		while (n-- > 0)
+			task_end(ts[n]); /* left pending */
+		return;
+	}
+	argv[argc++] = SS_MAILQ_STREAM;
+	for (int i = 0; i < n; i++) {
+		b->t[i] = ts[i];
+		argv[argc++] = ts[i]->job_key;
+		argv[argc++] = ts[i]->tries_key;
+	}
+	snprintf(idle, sizeof idle, "%" PRId64, w->cfg->claim_idle_ms);
+	argv[argc++] = NT_GROUP;
+	argv[argc++] = w->consumer;
+	argv[argc++] = idle;
+	for (int i = 0; i < n; i++)
+		argv[argc++] = ts[i]->entry;
+	if (ss_redis_eval(w->r, &check_script, on_check, b, nkeys, argc, argv,
 	                  NULL) != 0)
-		task_end(t);
+		on_check(SS_EUNAVAIL, NULL, b);
+	free(argv);
 }
 
 /* ---- the reader --------------------------------------------------------- */
 
-/* Starts a task per entry [id, [field, value, ...]] of an array. */
+/* Starts a task per entry [id, [field, value, ...]] of an array, and one
+ * CHECK for all of them. */
 static void
 start_entries(nt_worker *w, const redisReply *list)
 {
+	nt_task *ts[NT_BATCH_MAX], *t;
+	int n = 0;
+
 	for (size_t i = 0; list != NULL && i < list->elements; i++) {
 		const redisReply *e = list->element[i];
 		const redisReply *id, *fields;
@@ -870,10 +994,16 @@ start_entries(nt_worker *w, const redisReply *list)
 				break;
 			}
 		}
-		task_start(w, id->str, id->len, raw, rawlen);
+		t = task_start(w, id->str, id->len, raw, rawlen);
+		if (t != NULL)
+			ts[n++] = t;
+		if (n == NT_BATCH_MAX) {
+			check_batch(w, ts, n);
+			n = 0;
+		}
 	}
+	check_batch(w, ts, n);
 }
-
 static void
 rd_pause(nt_worker *w, int64_t ms)
 {
@@ -1001,7 +1131,7 @@ static void
 rd_step(nt_worker *w)
 {
 	int cap = (int)w->cfg->concurrency * NT_TASKS_PER_SLOT;
-	int room = cap - w->active;
+	int room = cap - w->unsent;
 	int rv;
 
 	if (w->stopping || w->rd != RD_IDLE || evtimer_pending(w->pause, NULL))
@@ -1013,10 +1143,13 @@ rd_step(nt_worker *w)
 		rv = ss_redis_cmd(w->r, on_group, w,
 		                  "XGROUP CREATE %s %s 0 MKSTREAM",
 		                  SS_MAILQ_STREAM, NT_GROUP);
-	} else if (room <= 0 || (w->backlog && room < (cap + 1) / 2)) {
+	} else if (room <= 0 || (w->backlog && room < (cap + 1) / 2) ||
+	           w->active - w->unsent >= cap) {
 		/* With a backlog, read for half the tasks at a time: fewer,
 		 * larger reads (measured: +15% mails/s).  Without one, any
-		 * free task reads, so a new job never waits for a read. */
+		 * free task reads, so a new job never waits for a read.  Sent
+		 * jobs whose finish is under way make no room to fill, but
+		 * as many again of them (Redis slow to finish) stop reads. */
 		return;
 	} else if (w->claim_due) {
 		w->rd = RD_CLAIM;
@@ -1173,6 +1306,7 @@ nt_worker_start(nt_worker **out, ss_daemon *d, const nt_settings *cfg,
 		return SS_ENOMEM;
 	TAILQ_INIT(&w->tasks);
 	TAILQ_INIT(&w->sendq);
+	TAILQ_INIT(&w->finq);
 	w->d = d;
 	w->cfg = cfg;
 	w->key = key;
@@ -1203,16 +1337,19 @@ nt_worker_start(nt_worker **out, ss_daemon *d, const nt_settings *cfg,
 	w->m_dup = ss_counter("notify_duplicates_total",
 	                      "Jobs acked without sending: already sent", NULL);
 	w->m_latency = ss_histogram("notify_send_seconds",
-	                            "Time from the start of an SMTP transfer "
+	                            "Time from handing a mail to an SMTP slot "
 	                            "to the server's acceptance",
 	                            NULL);
-	w->m_inflight =
-	    ss_gauge("notify_inflight", "SMTP transfers under way", NULL);
+	w->m_inflight = ss_gauge("notify_inflight",
+	                         "Mails handed to SMTP slots, sent or next in "
+	                         "line",
+	                         NULL);
 	if ((w->kick = event_new(d->base, -1, 0, on_kick, w)) == NULL ||
 	    (w->pause = evtimer_new(d->base, on_kick, w)) == NULL ||
 	    (w->claim_t = event_new(d->base, -1, EV_PERSIST, on_claim_timer,
 	                            w)) == NULL ||
-	    (w->stats_t = evtimer_new(d->base, on_stats_timer, w)) == NULL)
+	    (w->stats_t = evtimer_new(d->base, on_stats_timer, w)) == NULL ||
+	    (w->fin_ev = event_new(d->base, -1, 0, on_fin_flush, w)) == NULL)
 		goto fail;
 	if ((rv = ss_redis_open(&w->r, d, "redis", cfg->common.redis_addr,
 	                        cfg->common.redis_password,
@@ -1249,15 +1386,19 @@ nt_worker_close(nt_worker *w)
 	if (w == NULL)
 		return;
 	/* Tasks cut short by the drain deadline stay pending in Redis.  The
-	 * SMTP side is closed first: no transfer still reads a message. */
-	while ((t = TAILQ_FIRST(&w->tasks)) != NULL) {
-		TAILQ_REMOVE(&w->tasks, t, link);
-		task_free(t);
-	}
+	 * SMTP side is closed first: no transfer still reads a message.  The
+	 * connections next: closing answers their pending commands, whose
+	 * callbacks still see their tasks (and start nothing new). */
+	w->stopping = true;
+	w->farewell = false;
 	if (w->rb != NULL)
 		ss_redis_close(w->rb);
 	if (w->r != NULL)
 		ss_redis_close(w->r);
+	while ((t = TAILQ_FIRST(&w->tasks)) != NULL) {
+		TAILQ_REMOVE(&w->tasks, t, link);
+		task_free(t);
+	}
 	if (w->kick != NULL)
 		event_free(w->kick);
 	if (w->pause != NULL)
@@ -1266,5 +1407,7 @@ nt_worker_close(nt_worker *w)
 		event_free(w->claim_t);
 	if (w->stats_t != NULL)
 		event_free(w->stats_t);
+	if (w->fin_ev != NULL)
+		event_free(w->fin_ev);
 	free(w);
 }

@@ -5,6 +5,8 @@ studyshare-notify processes and a real SMTP server on loopback
 Settings are shortened for the tests (SMTP timeout 2 s, claim-idle 3 s,
 retries after 0.2 .. 1 s) so the whole file runs in well under a minute.
 """
+import asyncio
+import base64
 import email
 import email.policy
 import email.utils
@@ -14,9 +16,11 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -30,6 +34,9 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # the one with Debian's aiosmtpd
 SANITIZED = os.environ.get("SS_SANITIZED") == "1"
 SLOW = 3 if SANITIZED else 1
 FROM = "studyshare <noreply@studyshare.test>"
+# A job's keys share the Redis Cluster slot of the stream notify:jobs.
+JOB_KEY = "notify:{notify:jobs}:job:%s"  # the delivery sending it, then "sent"
+TRIES_KEY = "notify:{notify:jobs}:tries:%s"
 
 TEMPLATE_VARS = {
     "share.invitation": {"sharer_name": "Dr. Zoë Müller", "organisation": "St. Elsewhere",
@@ -324,8 +331,10 @@ class Sending(NotifyCase):
                 self.assertIn(esc, html, "%s: %s missing in html" % (tpl, k))
         self.wait_settled()
         for jid, _ in sent.values():
-            self.assertGreater(self.r.cmd("PTTL", "notify:sent:{%s}" % jid), 0)
-            self.assertEqual(self.r.cmd("EXISTS", "notify:lock:{%s}" % jid), 0)
+            # The lock became the sent marker, kept for --sent-ttl (7 d).
+            self.assertEqual(self.r.cmd("GET", JOB_KEY % jid), b"sent")
+            self.assertGreater(self.r.cmd("PTTL", JOB_KEY % jid), 6 * 86400 * 1000)
+            self.assertEqual(self.r.cmd("EXISTS", TRIES_KEY % jid), 0)
 
     def test_job_queued_before_the_first_worker(self):
         msgs = self.wait_mails("early@example.org", 1)
@@ -390,7 +399,7 @@ class Sending(NotifyCase):
         mail_push(self.redis, [m, m])
         # A job whose id is already marked sent.
         done, m2 = job("guestlink.locked", "already@example.org", v)
-        self.r.cmd("SET", "notify:sent:{%s}" % done, "1", "EX", "60")
+        self.r.cmd("SET", JOB_KEY % done, "sent", "EX", "60")
         mail_push(self.redis, [m2])
         self.wait_mails("twice@example.org", 1)
         self.wait_settled()
@@ -491,9 +500,9 @@ class Failures(NotifyCase):
         ids = [self.push("share.notice", "down%d@example.org" % i,
                          TEMPLATE_VARS["share.notice"]) for i in range(5)]
         # Every job is tried and scheduled for a retry while SMTP is down.
-        wait_for(lambda: all(self.r.cmd("HGET", "notify:tries:{%s}" % j, "n")
+        wait_for(lambda: all(self.r.cmd("HGET", TRIES_KEY % j, "n")
                              for j in ids), timeout=10 * SLOW, what="first tries")
-        err = self.r.cmd("HGET", "notify:tries:{%s}" % ids[0], "error").decode()
+        err = self.r.cmd("HGET", TRIES_KEY % ids[0], "error").decode()
         self.assertRegex(err, "(?i)connect|refused")
         self.assertEqual(self.catcher.messages("down0@example.org"), [])
         self.assertEqual(self.pending(), 5)  # held, not lost
@@ -502,7 +511,7 @@ class Failures(NotifyCase):
             self.wait_mails("down%d@example.org" % i, 1)
         self.wait_settled()
         for j in ids:
-            self.assertEqual(self.r.cmd("EXISTS", "notify:tries:{%s}" % j), 0)
+            self.assertEqual(self.r.cmd("EXISTS", TRIES_KEY % j), 0)
         self.assertEqual([d for d in self.dead() if d["id"].decode() in ids], [])
         self.assertGreaterEqual(metric(self.worker, "studyshare_notify_retried_total"), 5)
 
@@ -513,9 +522,9 @@ class Failures(NotifyCase):
         wait_for(lambda: self.catcher.refused("451") >= 2, timeout=10 * SLOW,
                  what="two 451 answers")
         self.assertEqual(self.catcher.messages("greylisted@example.org"), [])
-        tries = int(self.r.cmd("HGET", "notify:tries:{%s}" % jid, "n"))
+        tries = int(self.r.cmd("HGET", TRIES_KEY % jid, "n"))
         self.assertGreaterEqual(tries, 2)
-        self.assertIn("451", self.r.cmd("HGET", "notify:tries:{%s}" % jid, "error").decode())
+        self.assertIn("451", self.r.cmd("HGET", TRIES_KEY % jid, "error").decode())
         self.catcher.stop()
         self.catcher.start("accept")
         m = self.wait_mails("greylisted@example.org", 1)[0]
@@ -560,7 +569,7 @@ class GivingUp(NotifyCase):
         self.assertNotIn(b"never@example.org", d["job"])
         self.assertEqual(self.catcher.refused("451"), 3)
         self.wait_settled()
-        self.assertEqual(self.r.cmd("EXISTS", "notify:tries:{%s}" % jid), 0)
+        self.assertEqual(self.r.cmd("EXISTS", TRIES_KEY % jid), 0)
 
 
 class RedisOutage(NotifyCase):
@@ -634,6 +643,403 @@ class ThreeWorkers(NotifyCase):
             f = {c[i].decode() if isinstance(c[i], bytes) else c[i]: c[i + 1]
                  for i in range(0, len(c), 2)}
             self.assertEqual(f["pending"], 0)
+
+
+# ---- SMTP sessions: pipelining, TLS, AUTH, servers that drop sessions ---------------
+
+class SmtpServer:
+    """A small SMTP server for the session tests (stdlib asyncio, in a
+    thread of the test): PIPELINING, STARTTLS or implicit TLS, AUTH PLAIN,
+    refused recipients, and the ways a server ends sessions that notify
+    must survive.  It counts what it saw."""
+
+    def __init__(self, pipelining=True, tls=None, certs=None, auth=None,
+                 refuse=(), refuse_data=(), idle_close=None, drop_second_mail=False):
+        self.pipelining, self.tls, self.auth = pipelining, tls, auth
+        self.refuse, self.idle_close = set(refuse), idle_close
+        self.refuse_data = set(refuse_data)
+        self.drop_second_mail = drop_second_mail
+        self.ctx = None
+        if tls:
+            self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.ctx.load_cert_chain(*certs)
+        self.mails, self.peers = [], []
+        self.sessions = self.pipelined = self.rsets = self.tls_sessions = 0
+        self.chained = 0  # MAIL FROMs that came with the message before
+        self.logins = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self._listen(), self.loop).result(10)
+        return self
+
+    async def _listen(self):
+        self.server = await self.loop.create_server(
+            lambda: _SmtpSession(self), "127.0.0.1", 0,
+            ssl=self.ctx if self.tls == "implicit" else None)
+        return self.server.sockets[0].getsockname()[1]
+
+    def close(self):
+        async def stop():
+            self.server.close()
+            for p in self.peers:
+                p.t.close()
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    def to(self, addr):
+        return [m for m in self.mails if addr in m[1]]
+
+
+class _SmtpSession(asyncio.Protocol):
+    def __init__(self, srv):
+        self.srv, self.buf, self.data, self.idle = srv, b"", None, None
+        self.secure = srv.tls == "implicit"
+        self.authed, self.mails_seen, self.want_auth = False, 0, False
+        self.upgrading = None
+        self.reset()
+
+    def reset(self):
+        self.sender, self.rcpts = None, []
+
+    def connection_made(self, t):
+        self.t = t
+        self.srv.peers.append(self)
+        self.srv.sessions += 1
+        self.srv.tls_sessions += self.secure
+        self.say("220 test ESMTP")
+
+    def say(self, line):
+        self.t.write(line.encode() + b"\r\n")
+
+    def idle_after(self):
+        if self.srv.idle_close is not None:
+            self.idle = asyncio.get_running_loop().call_later(
+                self.srv.idle_close, self.t.close)
+
+    def data_received(self, chunk):
+        if self.upgrading is not None:
+            # TLS is up but start_tls() has not handed us its transport.
+            self.upgrading += chunk
+            return
+        if self.idle is not None:
+            self.idle.cancel()
+            self.idle = None
+        self.buf += chunk
+        lines = []
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            lines.append(line.rstrip(b"\r"))
+        ended = False
+        for i, line in enumerate(lines):
+            if self.data is not None:
+                if line != b".":
+                    self.data.append(line[1:] if line.startswith(b".") else line)
+                elif self.srv.refuse_data & set(self.rcpts):
+                    self.say("550 5.7.1 message refused")
+                else:
+                    self.srv.mails.append((self.sender, self.rcpts, b"\r\n".join(self.data)))
+                    self.say("250 2.0.0 queued")
+                if line == b".":
+                    self.data = None
+                    self.reset()
+                    self.idle_after()
+                    ended = True
+                continue
+            if ended and line[:4].upper() == b"MAIL":
+                self.srv.chained += 1
+            if not self.command(line.decode(), lines[i + 1:]):
+                return
+
+    def command(self, cmd, rest):
+        srv, verb = self.srv, cmd[:4].upper()
+        if self.want_auth:
+            self.want_auth = False
+            return self.login(cmd)
+        if verb == "EHLO":
+            exts = ["test"]
+            if srv.pipelining:
+                exts.append("PIPELINING")
+            if srv.tls == "starttls" and not self.secure:
+                exts.append("STARTTLS")
+            if srv.auth:
+                exts.append("AUTH PLAIN")
+            exts.append("8BITMIME")
+            for e in exts[:-1]:
+                self.say("250-" + e)
+            self.say("250 " + exts[-1])
+        elif verb == "STAR" and srv.tls == "starttls" and not self.secure:
+            # The client's TLS hello must not reach data_received().
+            self.t.pause_reading()
+            self.say("220 2.0.0 go ahead")
+            asyncio.ensure_future(self.starttls())
+            return False
+        elif verb == "AUTH":
+            parts = cmd.split()
+            if len(parts) == 3:
+                return self.login(parts[2])
+            self.want_auth = True
+            self.say("334 ")
+        elif verb == "MAIL":
+            self.mails_seen += 1
+            if srv.drop_second_mail and self.mails_seen == 2:
+                self.t.close()  # an idle timeout that raced the mail
+                return False
+            if srv.auth and not self.authed:
+                self.say("530 5.7.0 authentication required")
+                return True
+            srv.pipelined += any(r.upper().startswith(b"RCPT") for r in rest)
+            self.sender = cmd[10:]
+            self.say("250 2.1.0 ok")
+        elif verb == "RCPT":
+            addr = cmd[8:].strip("<>")
+            if self.sender is None:
+                self.say("503 5.5.1 MAIL first")
+            elif addr in srv.refuse:
+                self.say("550 5.1.1 no such user here")
+            else:
+                self.rcpts.append(addr)
+                self.say("250 2.1.5 ok")
+        elif verb == "DATA":
+            if not self.rcpts:
+                self.say("554 5.5.1 no valid recipients")
+            else:
+                self.data = []
+                self.say("354 go ahead")
+        elif verb == "RSET":
+            srv.rsets += 1
+            self.reset()
+            self.say("250 2.0.0 ok")
+            self.idle_after()
+        elif verb == "QUIT":
+            self.say("221 2.0.0 bye")
+            self.t.close()
+            return False
+        else:
+            self.say("502 5.5.2 unknown command")
+        return True
+
+    def login(self, b64):
+        user, password = base64.b64decode(b64).split(b"\0")[1:]
+        if (user.decode(), password.decode()) == self.srv.auth:
+            self.authed = True
+            self.srv.logins += 1
+            self.say("235 2.7.0 ok")
+        else:
+            self.say("535 5.7.8 bad credentials")
+        return True
+
+    async def starttls(self):
+        self.upgrading, self.buf = b"", b""
+        self.t = await asyncio.get_running_loop().start_tls(
+            self.t, self, self.srv.ctx, server_side=True)
+        self.secure = True
+        self.srv.tls_sessions += 1
+        self.reset()
+        early, self.upgrading = self.upgrading, None
+        if early:
+            self.data_received(early)
+
+
+def self_signed(d):
+    """A certificate for 127.0.0.1 and its key, made with openssl(1)."""
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+class Sessions(NotifyCase):
+    catcher_mode = None
+
+    def setUp(self):
+        self.srv = None
+        self.w = None
+
+    def tearDown(self):
+        if self.w is not None:
+            self.assertEqual(self.w.stop(), 0)
+        if self.srv is not None:
+            self.srv.close()
+
+    def serve(self, **kw):
+        self.srv = SmtpServer(**kw).start()
+        return self.srv
+
+    def worker(self, scheme="smtp", **settings):
+        settings.setdefault("smtp_url", "%s://127.0.0.1:%d" % (scheme, self.srv.port))
+        self.w = self.start_notify(**settings)
+        return self.w
+
+    def wait_to(self, addr, n=1):
+        wait_for(lambda: len(self.srv.to(addr)) >= n, timeout=15 * SLOW,
+                 what="%d mail(s) to %s" % (n, addr))
+        return self.srv.to(addr)
+
+    def test_pipelined_mails_and_a_refused_recipient(self):
+        self.serve(refuse={"nobody@example.org"})
+        self.worker(concurrency=1)
+        v = TEMPLATE_VARS["guestlink.locked"]
+        first = self.push("guestlink.locked", "pipe0@example.org", v)
+        self.wait_to("pipe0@example.org")
+        # Refused at RCPT TO: a dead letter with the server's words, the
+        # session reset (RSET) and used for the next mail.
+        bad = self.push("guestlink.locked", "nobody@example.org", v)
+        d = self.wait_dead(bad)
+        self.assertIn("smtp 550: 550 5.1.1 no such user here", d["error"].decode())
+        for i in range(1, 4):
+            self.push("guestlink.locked", "pipe%d@example.org" % i, v)
+        for i in range(1, 4):
+            m = self.wait_to("pipe%d@example.org" % i)
+            self.assertEqual(len(m), 1)
+            self.assertEqual(m[0][0], "<noreply@studyshare.test>")
+        self.wait_settled()
+        self.assertEqual(self.srv.sessions, 1)
+        self.assertEqual(self.srv.rsets, 1)
+        # MAIL FROM, RCPT TO and DATA went out together every time.
+        self.assertEqual(self.srv.pipelined, 5)
+        self.assertEqual(self.srv.to("nobody@example.org"), [])
+        msg = email.message_from_bytes(self.srv.to("pipe0@example.org")[0][2],
+                                       policy=email.policy.default)
+        self.assertEqual(msg["Message-ID"], "<%s@studyshare>" % first)
+
+    def test_without_pipelining_one_command_at_a_time(self):
+        self.serve(pipelining=False, refuse={"nobody@example.org"})
+        self.worker(concurrency=1)
+        v = TEMPLATE_VARS["guestlink.locked"]
+        bad = self.push("guestlink.locked", "nobody@example.org", v)
+        self.assertIn("smtp 550: 550 5.1.1", self.wait_dead(bad)["error"].decode())
+        self.push("guestlink.locked", "plain@example.org", v)
+        self.wait_to("plain@example.org")
+        self.wait_settled()
+        self.assertEqual((self.srv.pipelined, self.srv.rsets, self.srv.sessions), (0, 1, 1))
+
+    def test_back_to_back_mails_survive_refusals_and_drops(self):
+        # A slot sends the next mail's commands with the message before
+        # it; a refusal at the end of one message leaves the next alone.
+        v = TEMPLATE_VARS["share.notice"]
+        self.serve(refuse_data={"refused@example.org"})
+        self.worker(concurrency=1)
+        burst = ["b2b0@example.org", "refused@example.org", "b2b1@example.org",
+                 "b2b2@example.org"]
+        jids = [job("share.notice", to, v) for to in burst]
+        mail_push(self.redis, [m for _, m in jids])
+        d = self.wait_dead(jids[1][0])
+        self.assertIn("smtp 550: 550 5.7.1 message refused", d["error"].decode())
+        for to in burst[0:1] + burst[2:]:
+            self.assertEqual(len(self.wait_to(to)), 1)
+        self.wait_settled()
+        self.assertEqual((self.srv.sessions, self.srv.rsets), (1, 0))
+        self.assertGreaterEqual(self.srv.chained, 1)
+        self.assertEqual(self.w.stop(), 0)
+        self.srv.close()
+        # A session lost with the next mail's commands sent and no reply
+        # to them: that mail goes out on a new session, no retry needed.
+        self.serve(drop_second_mail=True)
+        self.worker(concurrency=1)
+        mail_push(self.redis, [job("share.notice", "drop%d@example.org" % i, v)[1]
+                               for i in range(4)])
+        for i in range(4):
+            self.assertEqual(len(self.wait_to("drop%d@example.org" % i)), 1)
+        self.wait_settled()
+        self.assertEqual(self.srv.sessions, 4)
+        self.assertEqual(metric(self.w, "studyshare_notify_retried_total") or 0, 0)
+
+    def test_sessions_closed_by_the_server_cost_no_retry(self):
+        # The server ends a session idle for 0.2 s; another one it ends
+        # just as the next mail begins (an idle timeout racing it).
+        v = TEMPLATE_VARS["share.notice"]
+        self.serve(idle_close=0.2)
+        self.worker(concurrency=1)
+        for i in range(3):
+            self.push("share.notice", "idle%d@example.org" % i, v)
+            self.wait_to("idle%d@example.org" % i)
+            time.sleep(0.5)
+        self.wait_settled()
+        self.assertEqual(self.srv.sessions, 3)
+        self.assertEqual(metric(self.w, "studyshare_notify_retried_total") or 0, 0)
+        self.assertEqual(self.w.stop(), 0)
+        self.srv.close()
+        self.serve(drop_second_mail=True)
+        self.worker(concurrency=1)
+        for i in range(3):
+            self.push("share.notice", "race%d@example.org" % i, v)
+            self.wait_to("race%d@example.org" % i)
+        self.wait_settled()
+        # Each session loses its second mail, which goes out on a new one.
+        self.assertEqual(self.srv.sessions, 3)
+        self.assertEqual(metric(self.w, "studyshare_notify_retried_total") or 0, 0)
+
+    def test_starttls_with_login_and_implicit_tls(self):
+        d = tempfile.mkdtemp(prefix="ss-tls-")
+        self.addCleanup(shutil.rmtree, d)
+        certs = self_signed(d)
+        v = TEMPLATE_VARS["upload.received"]
+        self.serve(tls="starttls", certs=certs, auth=("mailer", "s3cret"))
+        self.worker(concurrency=2, smtp_starttls="required", smtp_ca_file=certs[0],
+                    smtp_user="mailer", smtp_password="s3cret")
+        for i in range(3):
+            self.push("upload.received", "tls%d@example.org" % i, v)
+        for i in range(3):
+            self.wait_to("tls%d@example.org" % i)
+        self.wait_settled()
+        self.assertGreaterEqual(self.srv.tls_sessions, 1)
+        self.assertEqual(self.srv.tls_sessions, self.srv.sessions)
+        self.assertEqual(self.srv.logins, self.srv.sessions, self.w.logs())
+        self.assertNotIn("s3cret", self.w.logs())
+        self.assertEqual(self.w.stop(), 0)
+        self.srv.close()
+        # smtps://: TLS from the first byte.
+        self.serve(tls="implicit", certs=certs)
+        self.worker(scheme="smtps", concurrency=2, smtp_ca_file=certs[0])
+        for i in range(3):
+            self.push("upload.received", "smtps%d@example.org" % i, v)
+        for i in range(3):
+            self.wait_to("smtps%d@example.org" % i)
+        self.wait_settled()
+        self.assertEqual(self.srv.tls_sessions, self.srv.sessions)
+
+    def test_refused_login_is_retried_not_dead(self):
+        self.serve(auth=("mailer", "right"))
+        self.worker(concurrency=1, smtp_user="mailer", smtp_password="wrong")
+        jid = self.push("upload.received", "login@example.org", TEMPLATE_VARS["upload.received"])
+        wait_for(lambda: self.r.cmd("HGET", TRIES_KEY % jid, "n"), timeout=10 * SLOW,
+                 what="a try")
+        self.assertIn("535", self.r.cmd("HGET", TRIES_KEY % jid, "error").decode())
+        self.assertEqual([d for d in self.dead() if d["id"].decode() == jid], [])
+        self.assertEqual(self.pending(), 1)
+
+
+# ---- a slow server: jobs that would finish too late are left for a claim ---------
+
+class SlowServer(NotifyCase):
+    catcher_mode = None
+
+    def test_a_job_that_cannot_end_within_claim_idle_is_not_started(self):
+        # Each mail takes 0.6 s; a job must start within claim-idle less
+        # the SMTP timeout (0.5 s) of its delivery.  The one slot sends the
+        # first job; the others would start too late: they are left
+        # pending, claimed again after claim-idle and sent then, once each.
+        self.catcher.start("accept", delay=0.6)
+        w = self.start_notify(concurrency=1, smtp_timeout="1500ms", claim_idle="2s")
+        v = TEMPLATE_VARS["guestlink.locked"]
+        mail_push(self.redis, [job("guestlink.locked", "slow%d@example.org" % i, v)[1]
+                               for i in range(3)])
+        for i in range(3):
+            self.wait_mails("slow%d@example.org" % i, 1, timeout=30)
+        self.wait_settled()
+        for i in range(3):
+            self.assertEqual(len(self.catcher.messages("slow%d@example.org" % i)), 1)
+        events = [e["event"] for e in w.log_events()]
+        self.assertIn("notify.send_late", events)
+        self.assertNotIn("notify.retry", events)
+        self.assertEqual(self.dead(), [])
 
 
 # ---- SIGTERM ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_notify_smtp.c - how a finished SMTP transfer is judged,
- * the SMTP settings check, and the retry backoff.
+ * the SMTP settings check, the reading of the server's reply lines, and
+ * the retry backoff.
  *
  * The transfers themselves run against a real SMTP server in
  * tests/integration/test_notify.py.
@@ -16,6 +17,71 @@
 
 #include "proto/errors.h"
 #include "services/notify/notify.h"
+
+/* A byte string literal and its length. */
+#define B(lit) lit, sizeof(lit) - 1
+
+static void
+test_reply_lines(void **state)
+{
+	static const char multi[] = "250-mx.example\r\n250-PIPELINING\r\n"
+	                            "250 8BITMIME\r\n354";
+	size_t used, off = 0;
+	long code = 0;
+	bool last = true;
+	int n = 0;
+
+	(void)state;
+	/* A multi-line reply, line by line; the last line ends it. */
+	while (nt_smtp_reply_line(multi + off, sizeof multi - 1 - off, &used,
+	                          &code, &last) == 1) {
+		assert_int_equal(code, 250);
+		assert_int_equal(last, ++n == 3);
+		off += used;
+	}
+	assert_int_equal(n, 3);
+	/* "354" without its line end: not whole yet. */
+	assert_int_equal(nt_smtp_reply_line(multi + off, sizeof multi - 1 - off,
+	                                    &used, &code, &last),
+	                 0);
+	assert_int_equal(used, 0);
+	/* A bare code with CR LF and one with LF only are whole replies. */
+	assert_int_equal(nt_smtp_reply_line(B("221\r\n"), &used, &code, &last),
+	                 1);
+	assert_int_equal(code, 221);
+	assert_true(last);
+	assert_int_equal(used, 5);
+	assert_int_equal(nt_smtp_reply_line(B("550 no\n"), &used, &code, &last),
+	                 1);
+	assert_int_equal(code, 550);
+	assert_int_equal(nt_smtp_reply_line(B(""), &used, &code, &last), 0);
+}
+
+static void
+test_reply_lines_refused(void **state)
+{
+	static const struct {
+		const char *p;
+		size_t n;
+	} bad[] = {
+	    {B("\n")},       {B("25\n")},           {B("250\n")},
+	    {B("2500 x\n")}, {B("650 x\n")},        {B("150 x\n")},
+	    {B("2a0 x\n")},  {B("25 0 x\n")},       {B("250x\n")},
+	    {B("\r\n")},     {B("HTTP/1.1 200\n")}, {B("\0\0\0 \n")},
+	};
+	size_t used;
+	long code;
+	bool last;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		used = 99;
+		assert_int_equal(
+		    nt_smtp_reply_line(bad[i].p, bad[i].n, &used, &code, &last),
+		    SS_EBADREQ);
+		assert_int_equal(used, 0);
+	}
+}
 
 static void
 test_classify(void **state)
@@ -123,6 +189,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_classify),
+	    cmocka_unit_test(test_reply_lines),
+	    cmocka_unit_test(test_reply_lines_refused),
 	    cmocka_unit_test(test_check),
 	    cmocka_unit_test(test_backoff),
 	};
