@@ -5,8 +5,8 @@
  *   - as a study.arrived request: ss_msg_decode(), then sh_study_parse()
  *     on its body, as the ingest endpoint does; an accepted event must
  *     obey every rule (valid uid, worklist and dates), pack to a stored
- *     form that reads back to the same study, and give well-formed
- *     sorted-set members;
+ *     form that reads back to the same study, and give a well-formed
+ *     listing member and priors key;
  *   - as a stored form read back from Redis: sh_study_unpack(), which
  *     must refuse what is not one and never read out of bounds.
  * A refusal of an event must come with a message about a field.
@@ -29,7 +29,7 @@ static int ready;
 static void
 check_accepted(const sh_study *st, const char *wl)
 {
-	char im[SH_INDEX_MAX + 1], pm[SH_PRIORS_MAX + 1];
+	char im[SH_INDEX_MAX + 1], pk[SH_KEY_MAX], pre[SH_KEY_MAX];
 	unsigned char blob[SH_BLOB_MAX];
 	sh_study back;
 	ss_pack p;
@@ -55,9 +55,16 @@ check_accepted(const sh_study *st, const char *wl)
 	n = sh_index_member(st, 1700000000000, im);
 	if (!sh_valid_cursor(im, n) || sh_index_added(im, n) != 1700000000000)
 		abort();
-	n = sh_priors_member(st, pkey, pm);
-	if (n != 0 && (n != SH_PRIORS_UID_AT + strlen(st->uid) ||
-	               strcmp(pm + SH_PRIORS_UID_AT, st->uid) != 0))
+	/* A study with a patient id and a date has a priors set under the
+	 * worklist's tag, named by 32 hex digits and never by the id. */
+	n = sh_priors_key(wl, st, pkey, pk);
+	if ((n != 0) !=
+	    (st->patient_id[0] != '\0' && st->study_date[0] != '\0'))
+		abort();
+	if (n != 0 &&
+	    (sh_key_wl(pre, wl, "pri:") != 0 || n != strlen(pre) + 32 ||
+	     strlen(pk) != n || strncmp(pk, pre, strlen(pre)) != 0 ||
+	     strspn(pk + strlen(pre), "0123456789abcdef") != 32))
 		abort();
 }
 
