@@ -433,7 +433,8 @@ load_report(load *ld)
 {
 	double window = ld->t_end - ld->t_measure; /* short with --count */
 
-	qsort(ld->lat, ld->nlat, sizeof(*ld->lat), cmp_double);
+	if (ld->nlat > 0) /* lat is NULL until the first latency */
+		qsort(ld->lat, ld->nlat, sizeof(*ld->lat), cmp_double);
 	printf("{\"rate\": %.0f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
 	       "\"errors\": %llu, \"requests\": %zu, \"answered\": %llu}\n",
 	       window > 0 ? (double)ld->nlat / window : 0, pct_ms(ld, 0.50),

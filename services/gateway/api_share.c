@@ -45,7 +45,9 @@ gw_api_share_create(gw_req *r)
 	ss_pack_kv_cstr(p, "user", r->user);
 	ss_pack_kv_cstr(p, "study_uid", r->pm.v[0]);
 	ss_pack_kv_cstr(p, "addr", r->addr);
-	gw_peer_passthrough(r, r->s->share, 201, NULL);
+	/* Answered within milliseconds (authz and Redis, no hashing), with
+	 * a small reply: concurrent shares go to share as one bus.batch. */
+	gw_peer_passthrough_queued(r, r->s->share, 201, NULL);
 }
 
 void

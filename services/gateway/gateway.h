@@ -410,6 +410,9 @@ void gw_peer_pass(int err, const ss_msg *reply, void *arg);
 /* Sends the request built in scratch and answers with gw_peer_pass. */
 void gw_peer_passthrough(gw_req *r, ss_req *peer, int ok_status,
                          gw_shape_fn shape);
+/* The same through gw_peer_queue(). */
+void gw_peer_passthrough_queued(gw_req *r, ss_req *peer, int ok_status,
+                                gw_shape_fn shape);
 
 /* limit.c */
 extern ss_script gw_script_limit;

@@ -119,6 +119,15 @@ gw_peer_pass(int err, const ss_msg *reply, void *arg)
 }
 
 void
+gw_peer_passthrough_queued(gw_req *r, ss_req *peer, int ok_status,
+                           gw_shape_fn shape)
+{
+	r->ok_status = ok_status;
+	r->shape = shape;
+	gw_peer_queue(r, peer, gw_peer_pass);
+}
+
+void
 gw_peer_passthrough(gw_req *r, ss_req *peer, int ok_status, gw_shape_fn shape)
 {
 	r->ok_status = ok_status;

@@ -7,8 +7,11 @@
  * client with many requests in flight; each request carries the id of the
  * call that caused it, so one id follows a request through both daemons'
  * logs.  A request is built in the server's scratch packer and copied
- * out by ss_req_send(), so the packer is free again at once.
+ * out by ss_req_queue() or ss_req_send(), so the packer is free again at
+ * once.  Quick questions are queued: those of one loop turn (the steps of
+ * concurrent shares) reach authz as one bus.batch.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <sodium.h>
 
@@ -23,15 +26,28 @@ sh_authz_begin(sh_server *s, const char *type, const char *id)
 	return &s->scratch;
 }
 
-int
-sh_authz_send(sh_server *s, ss_reply_fn fn, void *arg)
+static int
+authz_send(sh_server *s, ss_reply_fn fn, void *arg, bool batch)
 {
-	int rv = ss_req_send(s->authz, &s->scratch, fn, arg);
+	int rv = batch ? ss_req_queue(s->authz, &s->scratch, fn, arg)
+	               : ss_req_send(s->authz, &s->scratch, fn, arg);
 
 	/* authz.register carries a password: leave no copy behind. */
 	sodium_memzero(s->scratch.sb.data, s->scratch.sb.size);
 	ss_pack_reset(&s->scratch);
 	return rv;
+}
+
+int
+sh_authz_send(sh_server *s, ss_reply_fn fn, void *arg)
+{
+	return authz_send(s, fn, arg, true);
+}
+
+int
+sh_authz_send_alone(sh_server *s, ss_reply_fn fn, void *arg)
+{
+	return authz_send(s, fn, arg, false);
 }
 
 int

@@ -810,12 +810,14 @@ done(sc_op *op)
 	ss_metric_add(m_invites, (uint64_t)invited);
 	ss_info("study.shared", ss_call_id(op->c), "study_uid", op->uid, "from",
 	        op->wl, "user", op->user, NULL);
+	/* The event first: the targets are the request's objects, which
+	 * answering frees with the call. */
+	publish(op);
 	p = ss_call_reply_ok(op->c);
 	msgpack_pack_map(&p->pk, 1);
 	ss_pack_key(p, "shares");
 	pack_shares(op, p, false);
 	ss_call_reply_end(op->c);
-	publish(op);
 	op_free(op);
 }
 

@@ -359,7 +359,7 @@ send_register(rg_op *op)
 	ss_pack_kv_cstr(p, "name", op->name);
 	ss_pack_kv_cstr(p, "email", op->email);
 	ss_pack_kv_cstr(p, "password", op->password);
-	return sh_authz_send(op->s, on_authz, op);
+	return sh_authz_send_alone(op->s, on_authz, op);
 }
 
 static int

@@ -96,8 +96,12 @@ typedef struct sh_server {
 /* Starts a request to authz in s->scratch; pack exactly one body map,
  * then sh_authz_send().  id ties authz's logs to ours: the caller's id. */
 ss_pack *sh_authz_begin(sh_server *s, const char *type, const char *id);
-/* 0 when fn will be called; else the error (fn will not be). */
+/* 0 when fn will be called; else the error (fn will not be).  The
+ * request may travel in one bus.batch with the others of this loop turn
+ * (authz answers from memory); authz.register, which hashes a password,
+ * goes with sh_authz_send_alone() so that it holds up nobody. */
 int sh_authz_send(sh_server *s, ss_reply_fn fn, void *arg);
+int sh_authz_send_alone(sh_server *s, ss_reply_fn fn, void *arg);
 /* Maps a transport error or an error reply to the SS_E* to answer. */
 int sh_authz_err(int err, const ss_msg *reply);
 
