@@ -47,15 +47,20 @@ bench_begin() {
 	trap 'exit 130' INT TERM
 }
 
-# cleanup: stops what we started, then removes $TMP unless KEEP=1.
-cleanup() {
+# stop_pids PID...: SIGTERM to each, then waits for each.
+stop_pids() {
 	local p
-	for p in "${PIDS[@]}"; do
+	for p in "$@"; do
 		kill -TERM "$p" 2>/dev/null || true
 	done
-	for p in "${PIDS[@]}"; do
+	for p in "$@"; do
 		wait "$p" 2>/dev/null || true
 	done
+}
+
+# cleanup: stops what we started, then removes $TMP unless KEEP=1.
+cleanup() {
+	stop_pids "${PIDS[@]}"
 	if [ "$KEEP" = 1 ]; then
 		echo "$BENCH_NAME: logs kept in $TMP" >&2
 	else

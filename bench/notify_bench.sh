@@ -19,23 +19,18 @@
 set -eEuo pipefail
 
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
+BENCH_NAME=notify-bench
 MAILS=${BENCH_MAILS:-10000}
 SLOTS=4          # --concurrency of each worker, and smtp-source's sessions
 GOAL_RATIO=0.50  # one worker / floor, at least
 FROM=noreply@studyshare.test
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-for b in studyshare-notify studyshare; do
-	[ -x "$BUILD/$b" ] || {
-		echo "notify-bench: $BUILD/$b missing; build first" >&2
-		exit 1
-	}
-done
+need_bins "build first" studyshare-notify studyshare
+need_tools redis-server python3 curl
 # Jobs are sealed under the mail key that producers and notify share.
 export STUDYSHARE_MAIL_KEY=bench-mail-key-0123456789abcdef0123456789
-for t in redis-server python3 curl; do
-	command -v "$t" >/dev/null || { echo "notify-bench: $t not found" >&2; exit 1; }
-done
 
 # postfix's test tools; the package's own mail server must not stay up.
 if ! command -v smtp-sink >/dev/null || ! command -v smtp-source >/dev/null; then
@@ -51,51 +46,7 @@ if command -v postfix >/dev/null && postfix status >/dev/null 2>&1; then
 	postfix stop >/dev/null 2>&1 || true
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/ss-notify-bench.XXXXXX")
-PIDS=()
-KEEP=0
-
-stop_pids() {
-	local p
-	for p in "$@"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	for p in "$@"; do
-		wait "$p" 2>/dev/null || true
-	done
-}
-cleanup() {
-	stop_pids "${PIDS[@]}"
-	if [ "$KEEP" = 1 ]; then
-		echo "notify-bench: logs kept in $TMP" >&2
-	else
-		rm -rf "$TMP"
-	fi
-}
-trap cleanup EXIT
-trap 'KEEP=1' ERR
-trap 'exit 130' INT TERM
-
-free_port() {
-	python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_until() {
-	local what=$1
-	shift
-	for _ in $(seq 150); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	echo "notify-bench: $what did not come up" >&2
-	KEEP=1
-	exit 1
-}
-
-calc() {
-	python3 -c "print($1)"
-}
+bench_begin
 
 # The Python side: pushing jobs and timing the drain, stdlib only; the CLI
 # seals the jobs (stage) before the timed run pushes their bytes.
