@@ -578,10 +578,6 @@ ss_req_send(ss_req *r, ss_pack *pk, ss_reply_fn fn, void *arg)
 	req_pending *p;
 	int rv;
 
-	if (r->closed || atomic_load(&r->npipes) == 0) {
-		ss_metric_add(r->refused, 1);
-		return SS_EUNAVAIL;
-	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return SS_ENOMEM;
 	p->fn = fn;

@@ -124,7 +124,7 @@ gw_peer_passthrough_queued(gw_req *r, ss_req *peer, int ok_status,
 {
 	r->ok_status = ok_status;
 	r->shape = shape;
-	gw_peer_queue(r, peer, gw_peer_pass);
+	peer_send(r, peer, gw_peer_pass, true);
 }
 
 void
@@ -132,5 +132,5 @@ gw_peer_passthrough(gw_req *r, ss_req *peer, int ok_status, gw_shape_fn shape)
 {
 	r->ok_status = ok_status;
 	r->shape = shape;
-	gw_peer_send(r, peer, gw_peer_pass);
+	peer_send(r, peer, gw_peer_pass, false);
 }
