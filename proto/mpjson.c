@@ -3,6 +3,7 @@
  * (ss_mpcheck for msgpack, jansson's own limit for JSON).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "proto/errors.h"
@@ -63,6 +64,208 @@ ss_mp_to_json(const msgpack_object *o)
 fail:
 	json_decref(j);
 	return NULL;
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when there
+ * is none: no overlong forms, surrogates or code points past U+10FFFF,
+ * exactly what jansson accepts. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+#define PUT(out, s, n)                                                         \
+	do {                                                                   \
+		if (msgpack_sbuffer_write((out), (s), (n)) != 0)               \
+			return SS_ENOMEM;                                      \
+	} while (0)
+
+/* A JSON string: runs of plain bytes are copied whole. */
+static int
+write_str(msgpack_sbuffer *out, const msgpack_object_str *str)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *s = (const unsigned char *)str->ptr;
+	size_t n = str->size, i = 0, run = 0, len;
+	char esc[6];
+
+	PUT(out, "\"", 1);
+	while (i < n) {
+		unsigned char c = s[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0x80) {
+			if ((len = utf8_seq(s + i, n - i)) == 0)
+				return SS_EBADREQ;
+			i += len;
+			continue;
+		}
+		PUT(out, (const char *)s + run, i - run);
+		esc[0] = '\\';
+		switch (c) {
+		case '"':
+			esc[1] = '"';
+			len = 2;
+			break;
+		case '\\':
+			esc[1] = '\\';
+			len = 2;
+			break;
+		case '\b':
+			esc[1] = 'b';
+			len = 2;
+			break;
+		case '\f':
+			esc[1] = 'f';
+			len = 2;
+			break;
+		case '\n':
+			esc[1] = 'n';
+			len = 2;
+			break;
+		case '\r':
+			esc[1] = 'r';
+			len = 2;
+			break;
+		case '\t':
+			esc[1] = 't';
+			len = 2;
+			break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			len = 6;
+		}
+		PUT(out, esc, len);
+		run = ++i;
+	}
+	PUT(out, (const char *)s + run, n - run);
+	PUT(out, "\"", 1);
+	return 0;
+}
+
+/* A real as jansson writes it: %.17g, with ".0" when it would read back
+ * as an integer, and the exponent without '+' or leading zeros. */
+static int
+write_real(msgpack_sbuffer *out, double d)
+{
+	char b[40], *e, *p;
+	int n;
+
+	if (!isfinite(d))
+		return SS_EBADREQ;
+	n = snprintf(b, sizeof b, "%.17g", d);
+	if (n < 0 || (size_t)n >= sizeof b - 2)
+		return SS_EBADREQ;
+	if (strchr(b, '.') == NULL && strchr(b, 'e') == NULL) {
+		memcpy(b + n, ".0", 3);
+		n += 2;
+	}
+	if ((e = strchr(b, 'e')) != NULL) {
+		p = ++e;
+		if (*p == '-')
+			p++;
+		else if (*p == '+')
+			memmove(p, p + 1, strlen(p + 1) + 1);
+		while (*p == '0' && p[1] != '\0')
+			memmove(p, p + 1, strlen(p + 1) + 1);
+		n = (int)strlen(b);
+	}
+	PUT(out, b, (size_t)n);
+	return 0;
+}
+
+int
+ss_mp_write_json(msgpack_sbuffer *out, const msgpack_object *o)
+{
+	char num[24];
+	uint32_t i;
+	int rv, n;
+
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		PUT(out, "null", 4);
+		return 0;
+	case MSGPACK_OBJECT_BOOLEAN:
+		if (o->via.boolean)
+			PUT(out, "true", 4);
+		else
+			PUT(out, "false", 5);
+		return 0;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		if (o->via.u64 > (uint64_t)INT64_MAX)
+			return SS_EBADREQ;
+		n = snprintf(num, sizeof num, "%llu",
+		             (unsigned long long)o->via.u64);
+		PUT(out, num, (size_t)n);
+		return 0;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		n = snprintf(num, sizeof num, "%lld", (long long)o->via.i64);
+		PUT(out, num, (size_t)n);
+		return 0;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return write_real(out, o->via.f64);
+	case MSGPACK_OBJECT_STR:
+		return write_str(out, &o->via.str);
+	case MSGPACK_OBJECT_ARRAY:
+		PUT(out, "[", 1);
+		for (i = 0; i < o->via.array.size; i++) {
+			if (i > 0)
+				PUT(out, ",", 1);
+			if ((rv = ss_mp_write_json(out,
+			                           &o->via.array.ptr[i])) != 0)
+				return rv;
+		}
+		PUT(out, "]", 1);
+		return 0;
+	case MSGPACK_OBJECT_MAP:
+		PUT(out, "{", 1);
+		for (i = 0; i < o->via.map.size; i++) {
+			const msgpack_object_kv *kv = &o->via.map.ptr[i];
+			if (kv->key.type != MSGPACK_OBJECT_STR)
+				return SS_EBADREQ;
+			if (i > 0)
+				PUT(out, ",", 1);
+			if ((rv = write_str(out, &kv->key.via.str)) != 0)
+				return rv;
+			PUT(out, ":", 1);
+			if ((rv = ss_mp_write_json(out, &kv->val)) != 0)
+				return rv;
+		}
+		PUT(out, "}", 1);
+		return 0;
+	default:
+		return SS_EBADREQ;
+	}
 }
 
 int

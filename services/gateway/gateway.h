@@ -91,6 +91,7 @@ extern const struct ss_cfg_table gw_settings_table;
 #define GW_JWT_MAX     4096 /* a presented bearer token */
 #define GW_PW_MAX      1024 /* a guest link password */
 #define GW_SESSION_MAX 128  /* a guest viewer session (cookie) */
+#define GW_EXP_MAX     40   /* an RFC 3339 time, as guestlink writes it */
 #define GW_UA_MAX      2048 /* user agent passed on, cut beyond */
 #define GW_QUERY_MAX   512  /* a decoded query parameter */
 #define GW_COOKIE      "ss_guest"
@@ -294,13 +295,16 @@ typedef struct gw_server {
 	ss_req *authz;
 	ss_req *share;
 	ss_req *guestlink;
-	ss_pack scratch; /* requests are built here, then sent (copied) */
+	ss_pack scratch;     /* requests are built here, then sent (copied) */
+	msgpack_sbuffer out; /* gw_reply_mp's JSON text, then copied */
 	char web_root[1024];
 	gw_tmpl tmpl[GW_NTMPL];
 	const gw_route *routes;
 	size_t nroutes;
 	gw_route_metrics *rm;      /* per route */
 	gw_route_metrics rm_other; /* static files and unrouted paths */
+	struct gw_req *spare;      /* freed requests kept for reuse (http.c) */
+	size_t nspare;
 	ss_metric *m_limited;
 	unsigned char op_key[32]; /* keys the operator token comparison */
 	unsigned char op_hash[32];
@@ -348,7 +352,8 @@ struct gw_req {
 	char pw[GW_PW_MAX + 1];
 	size_t pwlen;
 	char session[GW_SESSION_MAX + 1];
-	struct gw_upload *up; /* POST /u/{token}/files (upload.c) */
+	struct gw_upload *up;      /* POST /u/{token}/files (upload.c) */
+	struct gw_req *spare_next; /* in s->spare */
 };
 
 /* http.c */
@@ -380,6 +385,9 @@ int gw_query_need(gw_req *r, const char *name, char *out, size_t cap);
 
 /* Replies; each sends the answer and frees r. */
 void gw_reply_json(gw_req *r, int status, json_t *j); /* steals j */
+/* A daemon's msgpack answer as JSON, without a tree (ss_mp_write_json);
+ * 500 when it has no JSON form. */
+void gw_reply_mp(gw_req *r, int status, const msgpack_object *o);
 void gw_reply_error(gw_req *r, int err, const char *msg);
 void gw_reply_error_retry(gw_req *r, int err, const char *msg, int retry_after);
 /* An error reply with extra members beside "error" (stolen). */
@@ -460,10 +468,10 @@ void gw_link_page(const gw_link_kind *k, gw_req *r, gw_handler post,
 void gw_link_post(const gw_link_kind *k, gw_req *r, ss_reply_fn fn);
 /* Asks guestlink to redeem r's token (r->pw, r->session when set). */
 void gw_link_redeem(const gw_link_kind *k, gw_req *r, ss_reply_fn fn);
-/* A redeem reply: answered here (true) unless it is a session, whose
- * JSON (with a string "session") is then left in *out. */
+/* A redeem reply: answered here (true) unless it is a session: then its
+ * "session" is in r->session and its "expires_at" in exp ("" if none). */
 bool gw_link_redeemed(const gw_link_kind *k, gw_req *r, int err,
-                      const ss_msg *reply, json_t **out);
+                      const ss_msg *reply, char exp[GW_EXP_MAX]);
 /* A redeem reply answered in full: a session sets the cookie and is
  * answered with k->page (or JSON). */
 void gw_link_answer(const gw_link_kind *k, gw_req *r, int err,

@@ -36,6 +36,7 @@
 #include <sodium.h>
 
 #include "proto/errors.h"
+#include "proto/mpjson.h"
 #include "runtime/log.h"
 #include "services/gateway/gateway.h"
 
@@ -151,14 +152,39 @@ gw_add_header(gw_req *r, const char *name, const char *value)
 	                  value);
 }
 
+/* A request is ~2 KiB: reusing freed ones keeps malloc's large-chunk
+ * path (which consolidates fast bins) off every request. */
+#define GW_SPARE_MAX 256
+
+static gw_req *
+req_new(gw_server *s)
+{
+	gw_req *r = s->spare;
+
+	if (r == NULL)
+		return calloc(1, sizeof *r);
+	s->spare = r->spare_next;
+	s->nspare--;
+	memset(r, 0, sizeof *r);
+	return r;
+}
+
 static void
 req_free(gw_req *r)
 {
+	gw_server *s = r->s;
+
 	json_decref(r->body);
 	gw_upload_free(r);
 	sodium_memzero(r->pw, sizeof r->pw);
 	sodium_memzero(r->session, sizeof r->session);
-	free(r);
+	if (s->nspare == GW_SPARE_MAX || s->http == NULL) {
+		free(r);
+		return;
+	}
+	r->spare_next = s->spare;
+	s->spare = r;
+	s->nspare++;
 }
 
 static void
@@ -243,6 +269,33 @@ gw_reply_json(gw_req *r, int status, json_t *j)
 			evbuffer_free(b);
 		finish(r, 500, NULL, NULL, NULL);
 		return;
+	}
+	finish(r, status, "application/json", NULL, b);
+	evbuffer_free(b);
+}
+
+#define GW_OUT_KEEP (256 * 1024) /* bytes of gw_reply_mp's buffer kept */
+
+void
+gw_reply_mp(gw_req *r, int status, const msgpack_object *o)
+{
+	msgpack_sbuffer *t = &r->s->out;
+	struct evbuffer *b;
+
+	t->size = 0;
+	if (ss_mp_write_json(t, o) != 0 || (b = evbuffer_new()) == NULL) {
+		gw_fail(r, SS_EINTERNAL, NULL);
+		return;
+	}
+	if (evbuffer_add(b, t->data, t->size) != 0) {
+		evbuffer_free(b);
+		gw_fail(r, SS_ENOMEM, NULL);
+		return;
+	}
+	/* A long list once need not keep its buffer for good. */
+	if (t->alloc > GW_OUT_KEEP) {
+		msgpack_sbuffer_destroy(t);
+		msgpack_sbuffer_init(t);
 	}
 	finish(r, status, "application/json", NULL, b);
 	evbuffer_free(b);
@@ -610,7 +663,7 @@ on_request(struct evhttp_request *er, void *arg)
 	gw_server *s = arg;
 	gw_req *r;
 
-	if ((r = calloc(1, sizeof *r)) == NULL) {
+	if ((r = req_new(s)) == NULL) {
 		evhttp_send_error(er, 500, NULL);
 		return;
 	}
@@ -735,4 +788,10 @@ gw_http_stop(gw_server *s)
 	}
 	free(s->rm);
 	s->rm = NULL;
+	while (s->spare != NULL) {
+		gw_req *r = s->spare;
+		s->spare = r->spare_next;
+		free(r);
+	}
+	s->nspare = 0;
 }

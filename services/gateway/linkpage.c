@@ -80,13 +80,13 @@ gw_link_set_cookie(const gw_link_kind *k, gw_req *r, const char *session,
 
 bool
 gw_link_redeemed(const gw_link_kind *k, gw_req *r, int err, const ss_msg *reply,
-                 json_t **out)
+                 char exp[GW_EXP_MAX])
 {
 	const msgpack_object *v;
 	char msg[128];
 	int64_t left;
 
-	*out = NULL;
+	exp[0] = '\0';
 	if (err == 0 && !reply->ok && reply->err == SS_ENOTFOUND) {
 		gw_link_gone(k, r);
 		return true;
@@ -126,10 +126,12 @@ gw_link_redeemed(const gw_link_kind *k, gw_req *r, int err, const ss_msg *reply,
 		password_form(k, r, 401, msg);
 		return true;
 	}
-	if ((*out = ss_mp_to_json(reply->body)) == NULL ||
-	    !json_is_string(json_object_get(*out, "session"))) {
-		json_decref(*out);
-		*out = NULL;
+	v = ss_map_get(reply->body, "expires_at");
+	if (ss_obj_strcpy(ss_map_get(reply->body, "session"), r->session,
+	                  sizeof r->session) != 0 ||
+	    (v != NULL && v->type == MSGPACK_OBJECT_STR &&
+	     ss_obj_strcpy(v, exp, GW_EXP_MAX) != 0)) {
+		r->session[0] = '\0';
 		gw_fail(r, SS_EINTERNAL, NULL);
 		return true;
 	}
@@ -139,17 +141,18 @@ gw_link_redeemed(const gw_link_kind *k, gw_req *r, int err, const ss_msg *reply,
 void
 gw_link_answer(const gw_link_kind *k, gw_req *r, int err, const ss_msg *reply)
 {
-	const json_t *e;
+	char exp[GW_EXP_MAX];
 	json_t *j;
 
-	if (gw_link_redeemed(k, r, err, reply, &j))
+	if (gw_link_redeemed(k, r, err, reply, exp))
 		return;
-	e = json_object_get(j, "expires_at");
-	gw_link_set_cookie(k, r,
-	                   json_string_value(json_object_get(j, "session")),
-	                   json_is_string(e) ? json_string_value(e) : "");
+	gw_link_set_cookie(k, r, r->session, exp);
 	if (r->want_json) {
-		gw_reply_json(r, 200, j);
+		gw_reply_mp(r, 200, reply->body);
+		return;
+	}
+	if ((j = ss_mp_to_json(reply->body)) == NULL) {
+		gw_fail(r, SS_EINTERNAL, NULL);
 		return;
 	}
 	k->page(r, j);

@@ -229,6 +229,7 @@ main(int argc, char **argv)
 	s.cfg = &cfg;
 	s.d = &d;
 	ss_pack_init(&s.scratch);
+	msgpack_sbuffer_init(&s.out);
 	if (cfg.spool_dir[0] != '\0' &&
 	    access(cfg.spool_dir, W_OK | X_OK) != 0) {
 		fprintf(stderr,
@@ -288,6 +289,7 @@ fail_cfg:
 	for (int i = 0; i < GW_NTMPL; i++)
 		gw_tmpl_free(&s.tmpl[i]);
 	ss_pack_free(&s.scratch);
+	msgpack_sbuffer_destroy(&s.out);
 	ss_config_free(tabs, 2, &cfg);
 	return rv == 0 ? 0 : rv;
 }

@@ -97,12 +97,12 @@ gw_peer_pass(int err, const ss_msg *reply, void *arg)
 
 	if (gw_peer_failed(r, err, reply))
 		return;
-	if ((j = ss_mp_to_json(reply->body)) == NULL) {
-		gw_fail(r, SS_EINTERNAL, NULL);
+	if (r->shape == NULL) {
+		gw_reply_mp(r, r->ok_status, reply->body);
 		return;
 	}
-	if (r->shape == NULL) {
-		gw_reply_json(r, r->ok_status, j);
+	if ((j = ss_mp_to_json(reply->body)) == NULL) {
+		gw_fail(r, SS_EINTERNAL, NULL);
 		return;
 	}
 	if (r->shape(r, j, &out) != 0) {

@@ -97,7 +97,7 @@ struct gw_upload {
 	int rv; /* set by the worker */
 	char why[320];
 	bool new_cookie;
-	char cookie_exp[32];
+	char cookie_exp[GW_EXP_MAX];
 };
 
 void
@@ -194,23 +194,11 @@ static void
 on_open(int err, const ss_msg *reply, void *arg)
 {
 	gw_req *r = arg;
-	json_t *j;
-	size_t n;
 
 	r->want_json = true;
-	if (gw_link_redeemed(&upload, r, err, reply, &j))
+	if (gw_link_redeemed(&upload, r, err, reply, r->up->cookie_exp))
 		return;
-	n = strlen(str_or(j, "session"));
-	if (n >= sizeof r->session) {
-		json_decref(j);
-		gw_fail(r, SS_EINTERNAL, NULL);
-		return;
-	}
-	memcpy(r->session, str_or(j, "session"), n + 1);
 	r->up->new_cookie = true;
-	snprintf(r->up->cookie_exp, sizeof r->up->cookie_exp, "%s",
-	         str_or(j, "expires_at"));
-	json_decref(j);
 	reserve(r);
 }
 

@@ -4,7 +4,10 @@
  * Bytes go the way the gateway and CLI take them, without the envelope:
  * ss_mpcheck(), msgpack-c, ss_mp_to_json(), ss_json_to_mp().  Whatever
  * converts to JSON must pack again, and that packing must convert back
- * to a JSON value that packs to the very same bytes.
+ * to a JSON value that packs to the very same bytes.  The gateway's
+ * direct writer, ss_mp_write_json(), must refuse exactly what has no JSON
+ * form and otherwise write jansson's compact text of the same value
+ * (inputs with a repeated map key aside: jansson keeps only the last).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +21,60 @@
 #include "proto/errors.h"
 #include "proto/mpcheck.h"
 #include "proto/mpjson.h"
+
+/* True when some map in o repeats a key (compared as bytes). */
+static int
+dup_keys(const msgpack_object *o)
+{
+	uint32_t i, k;
+
+	if (o->type == MSGPACK_OBJECT_ARRAY) {
+		for (i = 0; i < o->via.array.size; i++)
+			if (dup_keys(&o->via.array.ptr[i]))
+				return 1;
+	} else if (o->type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object_kv *kv = o->via.map.ptr;
+		for (i = 0; i < o->via.map.size; i++) {
+			if (dup_keys(&kv[i].val))
+				return 1;
+			for (k = 0; k < i; k++)
+				if (msgpack_object_equal(kv[i].key, kv[k].key))
+					return 1;
+		}
+	}
+	return 0;
+}
+
+/* The writer against the tree, on the single object in buf. */
+static void
+check_writer(const char *buf, size_t len)
+{
+	msgpack_unpacked up;
+	msgpack_sbuffer out;
+	size_t off = 0;
+	json_t *j;
+	char *want;
+	int rv;
+
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
+		abort();
+	msgpack_sbuffer_init(&out);
+	rv = ss_mp_write_json(&out, &up.data);
+	j = ss_mp_to_json(&up.data);
+	if ((j == NULL) != (rv != 0))
+		abort();
+	if (j != NULL && !dup_keys(&up.data)) {
+		want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (want == NULL || strlen(want) != out.size ||
+		    memcmp(want, out.data, out.size) != 0)
+			abort();
+		free(want);
+	}
+	json_decref(j);
+	msgpack_sbuffer_destroy(&out);
+	msgpack_unpacked_destroy(&up);
+}
 
 /* The JSON value of the single object in buf; aborts if msgpack-c cannot
  * read it all. */
@@ -47,6 +104,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (ss_mpcheck(data, size, SS_MAX_DEPTH, SS_MAX_STR_LEN, &why) != 0)
 		return 0;
+	check_writer((const char *)data, size);
 	if ((j = decode((const char *)data, size)) == NULL)
 		return 0; /* no JSON form: bin, ext, integer keys, ... */
 	ss_pack_init(&p1);

@@ -36,6 +36,41 @@ to_json(const ss_pack *p)
 	return j;
 }
 
+/*
+ * The direct writer on the one object in p: refuses what has no JSON
+ * form, and otherwise writes jansson's own compact text of the tree.
+ */
+static void
+writer_matches(const ss_pack *p)
+{
+	msgpack_unpacked up;
+	msgpack_sbuffer out;
+	size_t off = 0;
+	json_t *j;
+	char *want;
+	int rv;
+
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, p->sb.data, p->sb.size, &off),
+	                 MSGPACK_UNPACK_SUCCESS);
+	msgpack_sbuffer_init(&out);
+	j = ss_mp_to_json(&up.data);
+	rv = ss_mp_write_json(&out, &up.data);
+	if (j == NULL) {
+		assert_int_equal(rv, SS_EBADREQ);
+	} else {
+		assert_int_equal(rv, 0);
+		want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		assert_non_null(want);
+		assert_int_equal(out.size, strlen(want));
+		assert_memory_equal(out.data, want, out.size);
+		free(want);
+		json_decref(j);
+	}
+	msgpack_sbuffer_destroy(&out);
+	msgpack_unpacked_destroy(&up);
+}
+
 /* JSON -> msgpack -> JSON gives an equal value, and msgpack again gives
  * the same bytes. */
 static void
@@ -48,6 +83,7 @@ round_trip(json_t *j)
 	ss_pack_init(&p1);
 	ss_pack_init(&p2);
 	assert_int_equal(ss_json_to_mp(&p1, j), 0);
+	writer_matches(&p1);
 	back = to_json(&p1);
 	assert_non_null(back);
 	assert_true(json_equal(j, back));
@@ -114,6 +150,7 @@ test_containers(void **state)
 
 /* Packs with a callback, converts, and checks the JSON text. */
 typedef void (*pack_fn)(msgpack_packer *pk);
+static void pk_dup_key(msgpack_packer *pk);
 
 static void
 mp_expect(pack_fn fn, const char *want)
@@ -124,6 +161,8 @@ mp_expect(pack_fn fn, const char *want)
 
 	ss_pack_init(&p);
 	fn(&p.pk);
+	if (fn != pk_dup_key)
+		writer_matches(&p);
 	j = to_json(&p);
 	if (want == NULL) {
 		assert_null(j);
@@ -399,6 +438,126 @@ test_nul_in_key(void **state)
 	ss_pack_free(&q);
 }
 
+/* The writer keeps repeated keys as they come (documented). */
+static void
+test_writer_dup_key(void **state)
+{
+	msgpack_unpacked up;
+	msgpack_sbuffer out;
+	ss_pack p;
+	size_t off = 0;
+
+	(void)state;
+	ss_pack_init(&p);
+	pk_dup_key(&p.pk);
+	msgpack_unpacked_init(&up);
+	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, &off),
+	                 MSGPACK_UNPACK_SUCCESS);
+	msgpack_sbuffer_init(&out);
+	assert_int_equal(ss_mp_write_json(&out, &up.data), 0);
+	assert_int_equal(out.size, strlen("{\"k\":1,\"k\":2}"));
+	assert_memory_equal(out.data, "{\"k\":1,\"k\":2}", out.size);
+	msgpack_sbuffer_destroy(&out);
+	msgpack_unpacked_destroy(&up);
+	ss_pack_free(&p);
+}
+
+/* One string of n raw bytes through the writer (and jansson). */
+static void
+str_case(const char *bytes, size_t n)
+{
+	ss_pack p;
+
+	ss_pack_init(&p);
+	msgpack_pack_str(&p.pk, n);
+	msgpack_pack_str_body(&p.pk, bytes, n);
+	writer_matches(&p);
+	ss_pack_free(&p);
+}
+
+static void
+real_case(double d)
+{
+	ss_pack p;
+
+	ss_pack_init(&p);
+	msgpack_pack_double(&p.pk, d);
+	writer_matches(&p);
+	ss_pack_free(&p);
+}
+
+/* Escapes, every control byte, UTF-8 edges and reals: the same text as
+ * jansson's, or the same refusal. */
+static void
+test_writer_text(void **state)
+{
+	static const char *const bad[] = {
+	    "\xc0\x80",
+	    "\xc1\xbf",
+	    "\xe0\x80\x80",
+	    "\xed\xa0\x80",
+	    "\xed\xbf\xbf",
+	    "\xf0\x80\x80\x80",
+	    "\xf4\x90\x80\x80",
+	    "\xf5\x80\x80\x80",
+	    "\xe2\x82",
+	    "\x80",
+	    "a\xbf",
+	    "\xff",
+	    "\xf0\x9f\x98",
+	    "\xc3(",
+	    "ok\xe2\x28\xa1",
+	};
+	char b[4];
+	int c;
+
+	(void)state;
+	for (c = 0; c < 0x80; c++) {
+		b[0] = 'x';
+		b[1] = (char)c;
+		b[2] = 'y';
+		str_case(b, 3);
+	}
+	str_case("\"\\/\b\f\n\r\t", 8);
+	str_case("\xe2\x80\xa8 \xe2\x80\xa9 \x7f", 9);
+	str_case("\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 10);
+	str_case("\xf0\x90\x80\x80\xf4\x8f\xbf\xbf", 8);
+	str_case("\xed\x9f\xbf\xee\x80\x80", 6);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		msgpack_unpacked up;
+		msgpack_sbuffer out;
+		ss_pack p;
+		size_t off = 0;
+
+		str_case(bad[i], strlen(bad[i]));
+		/* and refused outright, not only like jansson */
+		ss_pack_init(&p);
+		msgpack_pack_str(&p.pk, strlen(bad[i]));
+		msgpack_pack_str_body(&p.pk, bad[i], strlen(bad[i]));
+		msgpack_unpacked_init(&up);
+		assert_int_equal(
+		    msgpack_unpack_next(&up, p.sb.data, p.sb.size, &off),
+		    MSGPACK_UNPACK_SUCCESS);
+		msgpack_sbuffer_init(&out);
+		assert_int_equal(ss_mp_write_json(&out, &up.data), SS_EBADREQ);
+		msgpack_sbuffer_destroy(&out);
+		msgpack_unpacked_destroy(&up);
+		ss_pack_free(&p);
+	}
+	real_case(0.0);
+	real_case(-0.0);
+	real_case(100.0);
+	real_case(0.1);
+	real_case(1e300);
+	real_case(-1.5e-7);
+	real_case(1e-300);
+	real_case(5e-324);
+	real_case(1.7976931348623157e308);
+	real_case(123456789012345678.0);
+	real_case(1e21);
+	real_case(1e16);
+}
+
 int
 main(void)
 {
@@ -409,6 +568,8 @@ main(void)
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_json_reals_finite),
 	    cmocka_unit_test(test_nul_in_key),
+	    cmocka_unit_test(test_writer_dup_key),
+	    cmocka_unit_test(test_writer_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
