@@ -63,6 +63,16 @@ typedef struct gl_settings {
 
 extern const struct ss_cfg_table gl_settings_table;
 
+/* The purposes of the keyed hashes of tokens (crypto.c): one
+ * ss_token_hasher each in gl_server. */
+enum gl_purpose {
+	GL_H_LOOKUP,  /* GL_PURPOSE_LOOKUP: a guest link's lookup hash */
+	GL_H_ID,      /* GL_PURPOSE_ID: every link's id */
+	GL_H_SESSION, /* GL_PURPOSE_SESSION: a viewer session's key */
+	GL_H_UPLOAD,  /* GL_UP_PURPOSE (upload.h): an upload link's */
+	GL_NPURPOSES,
+};
+
 typedef struct gl_server {
 	const gl_settings *cfg;
 	ss_daemon *d;
@@ -75,6 +85,8 @@ typedef struct gl_server {
 	ss_pack scratch; /* requests are built here, then sent (copied) */
 	ss_seal_key seal;
 	ss_seal_key mail; /* seals email jobs (runtime/mailq.h) */
+	/* --token-key with each purpose absorbed (gl_hashers_init). */
+	ss_token_hasher hashers[GL_NPURPOSES];
 	ss_metric *m_created, *m_deleted, *m_unlocked, *m_locked;
 	ss_metric *m_used, *m_pwreq, *m_wrong, *m_gone, *m_session;
 } gl_server;
@@ -169,6 +181,18 @@ void gl_link_fields_push(struct ss_argv *a);
 
 /* --- crypto.c: tokens, ids, sessions, sealed values ------------------ */
 
+/*
+ * Sets up s->hashers from s->cfg->token_key: 0, or the error of
+ * ss_token_hasher_init().  main.c calls it before the loop runs, so the
+ * hashers are read-only while the daemon serves (and may be used from
+ * any thread).  gl_hashers_wipe() erases them at exit.
+ */
+int gl_hashers_init(gl_server *s);
+void gl_hashers_wipe(gl_server *s);
+/* The keyed hash of a token for purpose p; SS_EBADREQ when it is not a
+ * token (out is then empty). */
+int gl_token_hash(gl_server *s, enum gl_purpose p, const char *tok, size_t n,
+                  char out[SS_TOKEN_HASH_LEN + 1]);
 /* The lookup hash and id of a token; SS_EBADREQ when it is not one. */
 int gl_token_ids(gl_server *s, const char *tok, size_t n,
                  char th[SS_TOKEN_HASH_LEN + 1], char id[GL_ID_LEN + 1]);

@@ -173,16 +173,17 @@ main(int argc, char **argv)
 	if ((rv = ss_config_main(tabs, 2, &cfg, argc, argv, "guestlink")) >= 0)
 		return rv;
 	rv = 1;
-	if (check_settings(&cfg) != 0 ||
+	s.cfg = &cfg;
+	if (check_settings(&cfg) != 0 || gl_hashers_init(&s) != 0 ||
 	    ss_seal_key_init(&s.seal, cfg.seal_key, strlen(cfg.seal_key)) !=
 	        0 ||
 	    ss_seal_key_init(&s.mail, cfg.mail_key, strlen(cfg.mail_key)) !=
 	        0) {
+		gl_hashers_wipe(&s);
 		ss_seal_key_clear(&s.seal);
 		ss_config_free(tabs, 2, &cfg);
 		return 2;
 	}
-	s.cfg = &cfg;
 	s.d = &d;
 	ss_pack_init(&s.scratch);
 	if (ss_daemon_init(&d, "guestlink", &cfg.common) != 0)
@@ -220,6 +221,7 @@ fail:
 		ss_pub_close(s.pub);
 	ss_daemon_fini(&d);
 fail_cfg:
+	gl_hashers_wipe(&s);
 	ss_seal_key_clear(&s.mail);
 	ss_seal_key_clear(&s.seal);
 	ss_pack_free(&s.scratch);

@@ -157,13 +157,11 @@ int
 gl_upload_token_ids(gl_server *s, const char *tok, size_t n,
                     char th[SS_TOKEN_HASH_LEN + 1], char id[GL_ID_LEN + 1])
 {
-	const char *k = s->cfg->token_key;
 	char h[SS_TOKEN_HASH_LEN + 1];
 	int rv;
 
-	if ((rv = ss_token_hash(k, strlen(k), GL_UP_PURPOSE, tok, n, th)) !=
-	        0 ||
-	    (rv = ss_token_hash(k, strlen(k), GL_PURPOSE_ID, tok, n, h)) != 0)
+	if ((rv = gl_token_hash(s, GL_H_UPLOAD, tok, n, th)) != 0 ||
+	    (rv = gl_token_hash(s, GL_H_ID, tok, n, h)) != 0)
 		return rv;
 	memcpy(id, h, GL_ID_LEN);
 	id[GL_ID_LEN] = '\0';

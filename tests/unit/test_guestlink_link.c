@@ -32,6 +32,8 @@ setup(void **state)
 	cfg.token_key = TOKEN_KEY;
 	cfg.public_url = "https://studyshare.example";
 	srv.cfg = &cfg;
+	if (gl_hashers_init(&srv) != 0)
+		return -1;
 	return ss_seal_key_init(&srv.seal, SEAL_KEY, strlen(SEAL_KEY));
 }
 
