@@ -14,8 +14,9 @@
 #
 #   BUILD=build-other bash bench/http_bench.sh
 #   BENCH_SECONDS=2 bash bench/http_bench.sh
-#   HTTP_BENCH_PERF=/tmp/gw.perf bash bench/http_bench.sh   (perf record of
-#       the gateway during the redemption run, for `perf report -i`)
+#   HTTP_BENCH_PERF=/tmp/all.perf bash bench/http_bench.sh   (perf record of
+#       the whole machine during the redemption run, for
+#       `perf report -i /tmp/all.perf --sort comm,dso`)
 set -eEuo pipefail
 
 cd "$(dirname "$0")/.."
@@ -133,7 +134,7 @@ r0=$(cpu_of "$REDIS_PID")
 b0=$(gw_counter studyshare_rpc_batches_total)
 q0=$(gw_counter studyshare_rpc_batched_requests_total)
 if [ -n "${HTTP_BENCH_PERF:-}" ]; then
-	perf record -q -g -o "$HTTP_BENCH_PERF" -p "$GW_PID" -- sleep "$SECS" 2>/dev/null &
+	perf record -q -g -a -o "$HTTP_BENCH_PERF" -- sleep "$SECS" 2>/dev/null &
 fi
 run_wrk redeem "$LINK" -H 'Accept: application/json'
 REDEEM_CPU=$(us_per_req $(( $(cpu_of "$GW_PID") - c0 )) redeem)
