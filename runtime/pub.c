@@ -13,8 +13,13 @@
  *
  * Sending never blocks (NNG_FLAG_NONBLOCK).  An event NNG refuses is
  * counted in studyshare_events_dropped_total; a slow subscriber's copy is
- * dropped inside NNG, where we cannot see it.  Call from the loop.
+ * dropped inside NNG, where we cannot see it.  While no subscriber is
+ * connected (pipes counted by pipe notifications) an event is not handed
+ * to NNG at all, which would only discard it: it is counted in
+ * studyshare_events_unheard_total, and ss_pub_heard() lets a caller skip
+ * building it.  Call from the loop.
  */
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +38,25 @@
 
 struct ss_pub {
 	nng_socket sock;
+	atomic_int npipes;
 	ss_metric *published;
 	ss_metric *dropped;
+	ss_metric *unheard;
 };
+
+/* An NNG thread. */
+static void
+pub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	ss_pub *p = arg;
+
+	(void)pipe;
+	/* REM_POST comes for every pipe that had ADD_PRE, started or not. */
+	if (ev == NNG_PIPE_EV_ADD_PRE)
+		atomic_fetch_add(&p->npipes, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_fetch_sub(&p->npipes, 1);
+}
 
 int
 ss_pub_listen(ss_pub **out, const char *url)
@@ -50,11 +71,19 @@ ss_pub_listen(ss_pub **out, const char *url)
 	                          "Events handed to NNG PUB.", NULL);
 	p->dropped = ss_counter("studyshare_events_dropped_total",
 	                        "Events NNG PUB refused.", NULL);
+	p->unheard =
+	    ss_counter("studyshare_events_unheard_total",
+	               "Events not sent: no subscriber was connected.", NULL);
+	atomic_init(&p->npipes, 0);
 	if ((rv = nng_pub0_open(&p->sock)) != 0) {
 		free(p);
 		goto nng_fail;
 	}
-	if ((rv = nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, PUB_SENDBUF)) !=
+	if ((rv = nng_pipe_notify(p->sock, NNG_PIPE_EV_ADD_PRE, pub_pipe_event,
+	                          p)) != 0 ||
+	    (rv = nng_pipe_notify(p->sock, NNG_PIPE_EV_REM_POST, pub_pipe_event,
+	                          p)) != 0 ||
+	    (rv = nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, PUB_SENDBUF)) !=
 	        0 ||
 	    (rv = nng_listen(p->sock, url, NULL, 0)) != 0) {
 		nng_close(p->sock);
@@ -94,6 +123,18 @@ ss_pub_close(ss_pub *p)
  * event is dropped and counted), SS_ENOMEM, or SS_EINTERNAL for a topic
  * that is empty or longer than SS_MAX_TYPE_LEN (a caller's bug).
  */
+bool
+ss_pub_heard(const ss_pub *pub)
+{
+	return atomic_load(&pub->npipes) > 0;
+}
+
+void
+ss_pub_unheard(ss_pub *pub)
+{
+	ss_metric_add(pub->unheard, 1);
+}
+
 int
 ss_pub_send(ss_pub *pub, const char *topic, ss_pack *p)
 {
@@ -104,6 +145,10 @@ ss_pub_send(ss_pub *pub, const char *topic, ss_pack *p)
 
 	if (tlen == 0 || tlen > SS_MAX_TYPE_LEN)
 		return SS_EINTERNAL;
+	if (!ss_pub_heard(pub)) {
+		ss_metric_add(pub->unheard, 1);
+		return 0;
+	}
 	if (nng_msg_alloc(&nm, tlen + 1 + p->sb.size) != 0) {
 		ss_metric_add(pub->dropped, 1);
 		return SS_ENOMEM;

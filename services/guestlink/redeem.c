@@ -190,9 +190,13 @@ static void
 publish(rd_op *op, const info_c *i)
 {
 	char at[GL_TIME_LEN + 1];
-	ss_pack *p =
-	    gl_peer_begin(op->s, "guestlink.accessed", ss_call_id(op->c));
+	ss_pack *p;
 
+	if (!ss_pub_heard(op->s->pub)) {
+		ss_pub_unheard(op->s->pub);
+		return;
+	}
+	p = gl_peer_begin(op->s, "guestlink.accessed", ss_call_id(op->c));
 	gl_time_fmt(op->now, at);
 	msgpack_pack_map(&p->pk, 5);
 	ss_pack_kv_cstr(p, "link_id", op->id);

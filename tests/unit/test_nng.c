@@ -1227,8 +1227,14 @@ test_pub_topics(void **state)
 	                                strlen("study.")),
 	                 0);
 	assert_int_equal(nng_socket_set_ms(sub, NNG_OPT_RECVTIMEO, 50), 0);
-	assert_int_equal(nng_dial(sub, url, NULL, 0), 0);
 	ss_pack_init(&p);
+	/* Nobody listens yet: an event is only counted. */
+	assert_false(ss_pub_heard(pub));
+	ss_req_new_id(id);
+	ss_pack_request(&p, "study.shared", id);
+	msgpack_pack_map(&p.pk, 0);
+	assert_int_equal(ss_pub_send(pub, "study.shared", &p), 0);
+	assert_int_equal(nng_dial(sub, url, NULL, 0), 0);
 
 	/* PUB drops until the subscriber is connected: send in rounds, each
 	 * "guestlink.x" before "study.shared", so a leak would show first. */
@@ -1268,10 +1274,15 @@ test_pub_topics(void **state)
 	}
 	assert_true(got >= 1);
 	assert_int_equal(other, 0);
+	assert_true(ss_pub_heard(pub));
 	assert_int_equal(ss_pub_send(pub, "", &p), SS_EINTERNAL);
 
 	ss_pack_free(&p);
 	nng_close(sub);
+	/* The subscriber's pipe goes: nobody listens again. */
+	for (int i = 0; i < 200 && ss_pub_heard(pub); i++)
+		usleep(10000);
+	assert_false(ss_pub_heard(pub));
 	ss_pub_close(pub);
 }
 
