@@ -49,6 +49,7 @@
 #include "runtime/log.h"
 #include "runtime/metrics.h"
 #include "runtime/redis.h"
+#include "runtime/resp.h"
 
 #define SS_REDIS_BACKOFF_MIN_MS 100
 #define SS_REDIS_BACKOFF_MAX_MS 5000
@@ -116,6 +117,7 @@ struct ss_redis {
 	char logged[160]; /* the reason last logged in this outage */
 
 	ss_metric *m_up, *m_reconnects, *m_errors;
+	ss_resp_buf fmt; /* the command being sent, as RESP */
 };
 
 static void ss_redis_connect(ss_redis *r);
@@ -215,9 +217,17 @@ static int
 ss_redis_send_argv(ss_redis *r, struct ss_ent *e, int argc, const char **argv,
                    const size_t *lens)
 {
-	if (r->ac == NULL ||
-	    redisAsyncCommandArgv(r->ac, ss_redis_on_reply, e, argc, argv,
-	                          lens) != REDIS_OK)
+	int rv;
+
+	if (r->ac == NULL)
+		return SS_EUNAVAIL;
+	if (ss_resp_format(&r->fmt, argc, argv, lens) != 0)
+		return SS_ENOMEM;
+	rv = redisAsyncFormattedCommand(r->ac, ss_redis_on_reply, e,
+	                                r->fmt.data, r->fmt.len);
+	/* Commands carry passwords (AUTH) and sealed values: not kept. */
+	explicit_bzero(r->fmt.data, r->fmt.len);
+	if (rv != REDIS_OK)
 		return SS_EUNAVAIL;
 	ss_redis_push(r, e);
 	return 0;
@@ -774,6 +784,7 @@ ss_redis_destroy(ss_redis *r)
 	free(r->host);
 	free(r->addr);
 	free(r->name);
+	ss_resp_free(&r->fmt);
 	free(r);
 }
 
