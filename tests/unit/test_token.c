@@ -336,8 +336,8 @@ test_hasher_equals_hash(void **state)
 	    "guestlink.session",
 	    "guestlink.upload",
 	    /* Longer than SHA-256's block. */
-	    "a-purpose-of-more-than-sixty-four-bytes-"
-	    "so-that-it-spans-two-blocks-of-the-inner-hash",
+	    ("a-purpose-of-more-than-sixty-four-bytes-"
+	     "so-that-it-spans-two-blocks-of-the-inner-hash"),
 	};
 	/* HMAC hashes keys longer than the block (64) down first. */
 	static const size_t keylens[] = {32, 33, 63, 64, 65, 200};
