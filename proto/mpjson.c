@@ -8,6 +8,7 @@
 
 #include "proto/errors.h"
 #include "proto/mpjson.h"
+#include "proto/utf8.h"
 
 json_t *
 ss_mp_to_json(const msgpack_object *o)
@@ -66,39 +67,6 @@ fail:
 	return NULL;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when there
- * is none: no overlong forms, surrogates or code points past U+10FFFF,
- * exactly what jansson accepts. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len, i;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4, cp = c & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
-
 #define PUT(out, s, n)                                                         \
 	do {                                                                   \
 		if (msgpack_sbuffer_write((out), (s), (n)) != 0)               \
@@ -110,10 +78,16 @@ static int
 write_str(msgpack_sbuffer *out, const msgpack_object_str *str)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	static const char special[] = "\"\\\b\f\n\r\t", letter[] = "\"\\bfnrt";
+	const char *e;
 	const unsigned char *s = (const unsigned char *)str->ptr;
 	size_t n = str->size, i = 0, run = 0, len;
 	char esc[6];
 
+	if (n == 0) { /* msgpack-c leaves ptr NULL for "" */
+		PUT(out, "\"\"", 2);
+		return 0;
+	}
 	PUT(out, "\"", 1);
 	while (i < n) {
 		unsigned char c = s[i];
@@ -122,43 +96,18 @@ write_str(msgpack_sbuffer *out, const msgpack_object_str *str)
 			continue;
 		}
 		if (c >= 0x80) {
-			if ((len = utf8_seq(s + i, n - i)) == 0)
+			/* Strict UTF-8, as jansson requires (proto/utf8.h). */
+			if ((len = ss_utf8_seq(s + i, n - i)) == 0)
 				return SS_EBADREQ;
 			i += len;
 			continue;
 		}
 		PUT(out, (const char *)s + run, i - run);
 		esc[0] = '\\';
-		switch (c) {
-		case '"':
-			esc[1] = '"';
+		if ((e = memchr(special, c, sizeof special - 1)) != NULL) {
+			esc[1] = letter[e - special];
 			len = 2;
-			break;
-		case '\\':
-			esc[1] = '\\';
-			len = 2;
-			break;
-		case '\b':
-			esc[1] = 'b';
-			len = 2;
-			break;
-		case '\f':
-			esc[1] = 'f';
-			len = 2;
-			break;
-		case '\n':
-			esc[1] = 'n';
-			len = 2;
-			break;
-		case '\r':
-			esc[1] = 'r';
-			len = 2;
-			break;
-		case '\t':
-			esc[1] = 't';
-			len = 2;
-			break;
-		default:
+		} else {
 			memcpy(esc + 1, "u00", 3);
 			esc[4] = hex[c >> 4];
 			esc[5] = hex[c & 15];

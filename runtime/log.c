@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto/utf8.h"
 #include "runtime/log.h"
 
 /* A line grows on the heap only past this; most lines fit on the stack. */
@@ -111,42 +112,6 @@ lbuf_puts(lbuf *b, const char *s)
 	lbuf_put(b, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t
-utf8_seq(const unsigned char *s, size_t left)
-{
-	unsigned c = s[0];
-	size_t n;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (left < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	/* Overlong forms, UTF-16 surrogates and values past U+10FFFF. */
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return n;
-}
-
 /* Appends s as a JSON string, quotes included; NULL becomes null. */
 static void
 lbuf_json_str(lbuf *b, const char *s)
@@ -174,7 +139,7 @@ lbuf_json_str(lbuf *b, const char *s)
 			esc[5] = hex[*p & 0xf];
 			lbuf_put(b, esc, 6);
 			n = 1;
-		} else if ((n = utf8_seq(p, left)) == 0) {
+		} else if ((n = ss_utf8_seq(p, left)) == 0) {
 			lbuf_puts(b, "\\ufffd");
 			n = 1;
 		} else {

@@ -19,6 +19,7 @@
 #include "proto/errors.h"
 #include "proto/fields.h"
 #include "proto/mpcheck.h"
+#include "proto/utf8.h"
 #include "runtime/mailq.h"
 
 /* The seal's context of a job's box: its id. */
@@ -115,49 +116,11 @@ ss_mail_var_name_ok(const char *s, size_t n)
 	return true;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
+/* Strict UTF-8 (proto/utf8.h) without NUL bytes. */
 bool
-ss_mail_utf8_ok(const char *str, size_t n)
+ss_mail_utf8_ok(const char *s, size_t n)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		uint32_t cp;
-		size_t len;
-
-		if (c == 0)
-			return false;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i < len)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
+	return memchr(s, 0, n) == NULL && ss_utf8_valid(s, n);
 }
 
 bool

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "proto/errors.h"
+#include "proto/utf8.h"
 #include "services/gateway/gateway.h"
 
 static int
@@ -23,47 +24,6 @@ hexval(char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
-}
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool
-utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0, k, len;
-	uint32_t cp;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (i + len > n)
-			return false;
-		for (k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((len == 3 &&
-		     (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-			return false;
-		i += len;
-	}
-	return true;
 }
 
 int
@@ -97,7 +57,7 @@ gw_pct_decode(const char *s, size_t n, bool plus, char *out, size_t cap,
 		out[o++] = (char)c;
 	}
 	out[o] = '\0';
-	if (!utf8_ok((const unsigned char *)out, o))
+	if (!ss_utf8_valid(out, o))
 		return SS_EBADREQ;
 	if (outlen != NULL)
 		*outlen = o;

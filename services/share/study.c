@@ -19,6 +19,7 @@
 #include "proto/errors.h"
 #include "proto/fields.h"
 #include "proto/mpcheck.h"
+#include "proto/utf8.h"
 #include "services/share/study.h"
 
 bool
@@ -95,50 +96,19 @@ sh_valid_worklist(const char *s, size_t n)
 	return false;
 }
 
+/* Strict UTF-8 (proto/utf8.h) without control bytes; tab, CR and LF are
+ * allowed in lines. */
 static bool
 utf8_ok(const char *s, size_t n, bool lines)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool ws = c == '\t' || c == '\n' || c == '\r';
 
-	while (i < n) {
-		unsigned char c = p[i];
-		size_t len;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			bool ws = c == '\t' || c == '\n' || c == '\r';
-			if ((c < 0x20 && !(lines && ws)) || c == 0x7f)
-				return false;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
+		if ((c < 0x20 && !(lines && ws)) || c == 0x7f)
 			return false;
-		}
-		if (n - i < len)
-			return false;
-		for (size_t k = 1; k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i + k] & 0x3f);
-		}
-		/* Overlong forms, surrogates, beyond U+10FFFF. */
-		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return false;
-		i += len;
 	}
-	return true;
+	return ss_utf8_valid(s, n);
 }
 
 bool
