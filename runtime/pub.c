@@ -14,7 +14,7 @@
  * Sending never blocks (NNG_FLAG_NONBLOCK).  An event NNG refuses is
  * counted in studyshare_events_dropped_total; a slow subscriber's copy is
  * dropped inside NNG, where we cannot see it.  While no subscriber is
- * connected (pipes counted by pipe notifications) an event is not handed
+ * connected (runtime/pipes.h) an event is not handed
  * to NNG at all, which would only discard it: it is counted in
  * studyshare_events_unheard_total, and ss_pub_heard() lets a caller skip
  * building it.  Call from the loop.
@@ -30,6 +30,7 @@
 #include "proto/errors.h"
 #include "runtime/log.h"
 #include "runtime/metrics.h"
+#include "runtime/pipes.h"
 #include "runtime/pub.h"
 
 /* Events queued per subscriber before NNG drops that subscriber's copy:
@@ -43,20 +44,6 @@ struct ss_pub {
 	ss_metric *dropped;
 	ss_metric *unheard;
 };
-
-/* An NNG thread. */
-static void
-pub_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
-{
-	ss_pub *p = arg;
-
-	(void)pipe;
-	/* REM_POST comes for every pipe that had ADD_PRE, started or not. */
-	if (ev == NNG_PIPE_EV_ADD_PRE)
-		atomic_fetch_add(&p->npipes, 1);
-	else if (ev == NNG_PIPE_EV_REM_POST)
-		atomic_fetch_sub(&p->npipes, 1);
-}
 
 int
 ss_pub_listen(ss_pub **out, const char *url)
@@ -74,15 +61,11 @@ ss_pub_listen(ss_pub **out, const char *url)
 	p->unheard =
 	    ss_counter("studyshare_events_unheard_total",
 	               "Events not sent: no subscriber was connected.", NULL);
-	atomic_init(&p->npipes, 0);
 	if ((rv = nng_pub0_open(&p->sock)) != 0) {
 		free(p);
 		goto nng_fail;
 	}
-	if ((rv = nng_pipe_notify(p->sock, NNG_PIPE_EV_ADD_PRE, pub_pipe_event,
-	                          p)) != 0 ||
-	    (rv = nng_pipe_notify(p->sock, NNG_PIPE_EV_REM_POST, pub_pipe_event,
-	                          p)) != 0 ||
+	if ((rv = ss_pipes_count(p->sock, &p->npipes)) != 0 ||
 	    (rv = nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, PUB_SENDBUF)) !=
 	        0 ||
 	    (rv = nng_listen(p->sock, url, NULL, 0)) != 0) {

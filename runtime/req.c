@@ -50,6 +50,7 @@
 #include "proto/errors.h"
 #include "runtime/log.h"
 #include "runtime/metrics.h"
+#include "runtime/pipes.h"
 #include "runtime/req.h"
 
 #define REQ_RECV_MAX_DEFAULT (1024 * 1024)
@@ -235,20 +236,6 @@ req_free(ss_req *r)
 	free(r);
 }
 
-/* Runs on an NNG thread. */
-static void
-req_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
-{
-	ss_req *r = arg;
-
-	(void)pipe;
-	/* REM_POST comes for every pipe that had ADD_PRE, started or not. */
-	if (ev == NNG_PIPE_EV_ADD_PRE)
-		atomic_fetch_add(&r->npipes, 1);
-	else if (ev == NNG_PIPE_EV_REM_POST)
-		atomic_fetch_sub(&r->npipes, 1);
-}
-
 /* /readyz: a peer is ready when at least one pipe to it is up. */
 static bool
 req_probe(void *arg, const char **why)
@@ -421,7 +408,6 @@ ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 	r->timeout =
 	    (timeout_ms > 0 ? timeout_ms : REQ_TIMEOUT_DEFAULT) / 1000.0;
 	TAILQ_INIT(&r->order);
-	atomic_init(&r->npipes, 0);
 	msgpack_sbuffer_init(&r->heldbuf);
 	ss_pack_init(&r->batch);
 	r->nbuckets = REQ_NBUCKETS_MIN;
@@ -463,10 +449,7 @@ ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 	if ((rv = nng_req0_open_raw(&r->sock)) != 0)
 		goto nng_fail;
 	r->sock_open = true;
-	if ((rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_PRE, req_pipe_event,
-	                          r)) != 0 ||
-	    (rv = nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, req_pipe_event,
-	                          r)) != 0 ||
+	if ((rv = ss_pipes_count(r->sock, &r->npipes)) != 0 ||
 	    (rv = nng_socket_set_size(r->sock, NNG_OPT_RECVMAXSZ, recv_max)) !=
 	        0 ||
 	    (rv = nng_socket_set_int(r->sock, NNG_OPT_SENDBUF, REQ_SENDBUF)) !=
