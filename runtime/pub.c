@@ -129,7 +129,7 @@ ss_pub_send(ss_pub *pub, const char *topic, ss_pack *p)
 	if (tlen == 0 || tlen > SS_MAX_TYPE_LEN)
 		return SS_EINTERNAL;
 	if (!ss_pub_heard(pub)) {
-		ss_metric_add(pub->unheard, 1);
+		ss_pub_unheard(pub);
 		return 0;
 	}
 	if (nng_msg_alloc(&nm, tlen + 1 + p->sb.size) != 0) {
