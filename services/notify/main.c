@@ -63,6 +63,10 @@ static const ss_cfg_opt opts[] = {
         "--smtp-timeout"),
     OPT("block", SS_CFG_MS, "2s", 10, 60000, block_ms,
         "how long one XREADGROUP waits for new jobs"),
+    OPT("consumer-idle", SS_CFG_MS, "1h", 1000, 2592000000LL, consumer_idle_ms,
+        "a consumer of the group that holds no job and has been handed "
+        "none for this long is removed (its worker was killed or "
+        "restarted; a live worker's comes back with its next job)"),
     OPT("sent-ttl", SS_CFG_MS, "7d", 1000, 31536000000LL, sent_ttl_ms,
         "how long a sent job's id is remembered, so that a job delivered "
         "again is not mailed twice"),

@@ -58,6 +58,7 @@ typedef struct nt_settings {
 	int64_t retry_max_ms;
 	int64_t claim_idle_ms;
 	int64_t block_ms;
+	int64_t consumer_idle_ms;
 	int64_t sent_ttl_ms;
 	int64_t dead_max;
 } nt_settings;

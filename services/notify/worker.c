@@ -91,8 +91,7 @@
 #define NT_FIN_RETRY_MS 1000
 #define NT_FIN_ATTEMPTS 30
 #define NT_PAUSE_MS     500
-#define NT_GC_EVERY_MS  (10 * 60 * 1000)
-#define NT_GC_IDLE_MS   (60 * 60 * 1000)
+#define NT_GC_EVERY_MS  (10 * 60 * 1000) /* at most; --consumer-idle/2 */
 #define NT_STATS_MS     1000
 #define NT_ENTRY_MAX    48
 #define NT_KEY_MAX      (sizeof NT_TRIES_PREFIX + SS_MAIL_ID_LEN + 4)
@@ -1224,8 +1223,12 @@ on_stats_timer(evutil_socket_t fd, short what, void *arg)
 			ss_redis_cmd(w->r, on_xpending, w, "XPENDING %s %s",
 			             SS_MAILQ_STREAM, NT_GROUP);
 		if (w->group_ok && now_ms() >= w->gc_due_ms) {
-			w->gc_due_ms = now_ms() + NT_GC_EVERY_MS;
-			run_gc(w, NT_GC_IDLE_MS, "others", on_gc);
+			int64_t every = w->cfg->consumer_idle_ms / 2;
+
+			if (every > NT_GC_EVERY_MS)
+				every = NT_GC_EVERY_MS;
+			w->gc_due_ms = now_ms() + every;
+			run_gc(w, w->cfg->consumer_idle_ms, "others", on_gc);
 		}
 	}
 	arm_ms(w->stats_t, NT_STATS_MS);

@@ -645,6 +645,46 @@ class ThreeWorkers(NotifyCase):
             self.assertEqual(f["pending"], 0)
 
 
+class DeadConsumers(NotifyCase):
+    def consumers(self):
+        """{consumer name: pending} of the group."""
+        out = {}
+        for c in self.r.cmd("XINFO", "CONSUMERS", "notify:jobs", "notify"):
+            f = {c[i].decode() if isinstance(c[i], bytes) else c[i]: c[i + 1]
+                 for i in range(0, len(c), 2)}
+            out[f["name"].decode()] = f["pending"]
+        return out
+
+    def test_idle_consumers_that_hold_nothing_are_removed(self):
+        # Two consumers of workers that are gone: one holds nothing, the
+        # other still holds an entry (no claim comes within this test).
+        self.r.cmd("XGROUP", "CREATE", "notify:jobs", "notify", "$", "MKSTREAM")
+        self.r.cmd("XGROUP", "CREATECONSUMER", "notify:jobs", "notify", "gone-empty")
+        self.r.cmd("XADD", "notify:jobs", "*", "job", "held by a dead worker")
+        got = self.r.cmd("XREADGROUP", "GROUP", "notify", "gone-holding", "COUNT", "1",
+                         "STREAMS", "notify:jobs", ">")
+        self.assertEqual(len(got[0][1]), 1)
+        self.assertEqual(self.consumers(), {"gone-empty": 0, "gone-holding": 1})
+
+        w = self.start_notify(consumer_idle="1s", block="200ms", claim_idle="1h")
+        wait_for(lambda: "gone-empty" not in self.consumers(), timeout=10 * SLOW,
+                 what="the idle consumer removed")
+        removed = [e for e in w.log_events() if e["event"] == "notify.consumers_removed"]
+        self.assertGreaterEqual(len(removed), 1)
+        # Redis makes a consumer when it first hands it an entry: the live
+        # worker's is removed too while it gets nothing, and comes back
+        # with its next job, which is sent as usual.
+        to = "after-clean-up@example.org"
+        self.push("guestlink.viewed", to, TEMPLATE_VARS["guestlink.viewed"])
+        self.wait_mails(to, 1)
+        time.sleep(2.5 * SLOW)  # more clean-ups, with the live worker idle
+        # The one that holds an entry is never removed: that would drop
+        # the entry from the pending list.
+        self.assertEqual(self.consumers().get("gone-holding"), 1)
+        self.assertEqual(self.pending(), 1)
+        self.assertTrue(w.alive())
+
+
 # ---- SMTP sessions: pipelining, TLS, AUTH, servers that drop sessions ---------------
 
 class SmtpServer:
@@ -1102,6 +1142,7 @@ class Config(unittest.TestCase):
             (["--from", "Name <not-an-address>"], "--from"),
             (["--smtp-timeout", "30s", "--claim-idle", "20s"], "--claim-idle"),
             (["--retry-min", "10s", "--retry-max", "1s"], "--retry-max"),
+            (["--consumer-idle", "500ms"], "--consumer-idle"),
             (["--templates", "/nonexistent"], "--templates"),
             (["--concurrency", "0"], "--concurrency"),
         ]
