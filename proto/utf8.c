@@ -56,3 +56,24 @@ ss_utf8_valid(const char *s, size_t n)
 	}
 	return true;
 }
+
+size_t
+ss_utf8_scrub(char *s, size_t n)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t i = 0, len, bad = 0;
+
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((len = ss_utf8_seq(p + i, n - i)) == 0) {
+			p[i++] = '?';
+			bad++;
+			continue;
+		}
+		i += len;
+	}
+	return bad;
+}

@@ -21,4 +21,9 @@ size_t ss_utf8_seq(const unsigned char *s, size_t left);
 /* True when all n bytes of s are valid sequences. */
 bool ss_utf8_valid(const char *s, size_t n);
 
+/* Replaces, in place, each byte of the n at s that does not begin a valid
+ * sequence with '?', so that text cut at a byte limit or taken from a
+ * client can still be put in JSON.  Returns how many were replaced. */
+size_t ss_utf8_scrub(char *s, size_t n);
+
 #endif

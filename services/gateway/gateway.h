@@ -306,6 +306,7 @@ typedef struct gw_server {
 	struct gw_req *spare;      /* freed requests kept for reuse (http.c) */
 	size_t nspare;
 	ss_metric *m_limited;
+	ss_metric *m_upload_refused;
 	unsigned char op_key[32]; /* keys the operator token comparison */
 	unsigned char op_hash[32];
 	bool op_enabled;
@@ -382,6 +383,12 @@ int gw_query_check(gw_req *r, const char *const *allowed);
 int gw_query_get(gw_req *r, const char *name, char *out, size_t cap);
 /* The same for a required, non-empty parameter: 0 or non-zero (answered). */
 int gw_query_need(gw_req *r, const char *name, char *out, size_t cap);
+
+/* msg cut to cap - 1 bytes into dst with every byte that is not valid
+ * UTF-8 made '?', so that jansson takes it (an error message may quote a
+ * client's bytes, or be cut by snprintf inside a character).  Returns dst. */
+const char *gw_text(char *dst, size_t cap, const char *msg);
+#define GW_TEXT_MAX 512
 
 /* Replies; each sends the answer and frees r. */
 void gw_reply_json(gw_req *r, int status, json_t *j); /* steals j */

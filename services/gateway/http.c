@@ -37,6 +37,7 @@
 
 #include "proto/errors.h"
 #include "proto/mpjson.h"
+#include "proto/utf8.h"
 #include "runtime/log.h"
 #include "services/gateway/gateway.h"
 
@@ -301,16 +302,31 @@ gw_reply_mp(gw_req *r, int status, const msgpack_object *o)
 	evbuffer_free(b);
 }
 
+const char *
+gw_text(char *dst, size_t cap, const char *msg)
+{
+	size_t n = strlen(msg);
+
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, msg, n);
+	dst[n] = '\0';
+	ss_utf8_scrub(dst, n);
+	return dst;
+}
+
 void
 gw_reply_error_extra(gw_req *r, int err, const char *msg, json_t *extra)
 {
 	json_t *j = extra != NULL ? extra : json_object();
+	char text[GW_TEXT_MAX];
 
 	if (j != NULL)
 		json_object_set_new(
 		    j, "error",
 		    json_pack("{s:s, s:s}", "code", ss_err_word(err), "message",
-		              msg != NULL ? msg : ss_err_word(err)));
+		              gw_text(text, sizeof text,
+		                      msg != NULL ? msg : ss_err_word(err))));
 	gw_reply_json(r, ss_err_http(err), j);
 }
 
@@ -366,7 +382,7 @@ wants_page(gw_req *r)
 void
 gw_fail(gw_req *r, int err, const char *msg)
 {
-	char status[8];
+	char status[8], text[GW_TEXT_MAX];
 	const char *vars[] = {"status", status, "message", NULL, NULL};
 
 	if (!wants_page(r)) {
@@ -378,7 +394,8 @@ gw_fail(gw_req *r, int err, const char *msg)
 		return;
 	}
 	snprintf(status, sizeof status, "%d", ss_err_http(err));
-	vars[3] = msg != NULL ? msg : ss_err_word(err);
+	vars[3] =
+	    gw_text(text, sizeof text, msg != NULL ? msg : ss_err_word(err));
 	gw_reply_page(r, ss_err_http(err), GW_T_ERROR, vars);
 }
 
@@ -740,7 +757,9 @@ gw_http_start(gw_server *s, const gw_route *routes, size_t n)
 	                  ? s->cfg->body_max
 	                  : s->cfg->directory_max;
 
-	if (s->cfg->upload_file_max > cap)
+	/* evhttp has one cap for every route, checked before any handler:
+	 * the uploads' larger one only when uploads are on. */
+	if (s->cfg->spool_dir[0] != '\0' && s->cfg->upload_file_max > cap)
 		cap = s->cfg->upload_file_max;
 	s->log_debug =
 	    s->cfg->common.log_level != NULL &&

@@ -250,6 +250,11 @@ main(int argc, char **argv)
 	                         "requests refused by a per-address rate "
 	                         "limit",
 	                         NULL);
+	s.m_upload_refused = ss_counter("studyshare_upload_refused_total",
+	                                "guest uploads refused by the "
+	                                "gateway's own checks, before the "
+	                                "link is known",
+	                                NULL);
 	if (ss_redis_open(&s.redis, &d, "redis", cfg.common.redis_addr,
 	                  cfg.common.redis_password,
 	                  (int)cfg.common.redis_timeout_ms, scripts, 1) != 0 ||

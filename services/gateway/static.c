@@ -97,8 +97,7 @@ serve(gw_req *r, const char *dir, const char *name)
 	inm = gw_header(r, "If-None-Match");
 	if (inm != NULL && strcmp(inm, etag) == 0) {
 		close(fd);
-		gw_add_header(r, "Cache-Control", cache);
-		gw_reply_empty(r, 304);
+		gw_reply_body(r, 304, NULL, cache, NULL);
 		return;
 	}
 	if (st.st_size == 0) {

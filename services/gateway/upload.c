@@ -54,7 +54,6 @@
 #include "proto/errors.h"
 #include "proto/fields.h"
 #include "proto/mpjson.h"
-#include "runtime/audit.h"
 #include "runtime/dicom.h"
 #include "runtime/ingest_client.h"
 #include "runtime/log.h"
@@ -96,7 +95,6 @@ struct gw_upload {
 	char ua[GW_UA_MAX + 1];
 	int rv; /* set by the worker */
 	char why[320];
-	bool new_cookie;
 	char cookie_exp[GW_EXP_MAX];
 };
 
@@ -171,22 +169,15 @@ gw_page_upload(gw_req *r)
 
 static void reserve(gw_req *r);
 
+/* A refusal before the link is known (the body's checks come first, so
+ * that a bad request spends no use of the link): logged and counted, not
+ * audited, since anyone can send one and the stream is trimmed by hand. */
 static void
 fail_file(gw_req *r, int err, const char *why)
 {
-	json_t *d =
-	    json_pack("{s:s, s:s}", "error", ss_err_word(err), "reason", why);
-	char *detail = d != NULL ? json_dumps(d, JSON_COMPACT) : NULL;
-	ss_audit a = {
-	    .action = "upload.refused", .detail = detail, .addr = r->addr};
-
-	/* Audited too: the link is not known yet (the token's id needs
-	 * guestlink's key), the address and the reason are. */
-	(void)ss_audit_append(r->s->redis, "gateway", &a, NULL, NULL);
-	free(detail);
-	json_decref(d);
+	ss_metric_add(r->s->m_upload_refused, 1);
 	ss_info("upload.refused", r->id, "error", ss_err_word(err), "reason",
-	        why, NULL);
+	        why, "addr", r->addr, NULL);
 	gw_reply_error(r, err, why);
 }
 
@@ -198,7 +189,9 @@ on_open(int err, const ss_msg *reply, void *arg)
 	r->want_json = true;
 	if (gw_link_redeemed(&upload, r, err, reply, r->up->cookie_exp))
 		return;
-	r->up->new_cookie = true;
+	/* The use is spent now: whatever answer follows carries the
+	 * session, so that a guest told to retry does not spend another. */
+	gw_link_set_cookie(&upload, r, r->session, r->up->cookie_exp);
 	reserve(r);
 }
 
@@ -315,8 +308,6 @@ on_received(int err, const ss_msg *reply, void *arg)
 	                    json_integer(ns != NULL ? ss_obj_int(ns) : 0));
 	json_object_set_new(j, "files",
 	                    json_integer(nf != NULL ? ss_obj_int(nf) : 0));
-	if (u->new_cookie)
-		gw_link_set_cookie(&upload, r, r->session, u->cookie_exp);
 	ss_info("upload.accepted", r->id, "files", u->multipart ? "n" : "1",
 	        NULL);
 	gw_reply_json(r, 201, j);

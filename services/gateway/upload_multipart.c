@@ -106,19 +106,19 @@ starts(const char *v, size_t n, const char *s)
 static bool
 is_file(const char *h, size_t n)
 {
-	size_t vl;
-	const char *ct = header(h, n, "Content-Type", &vl);
+	size_t ctl, cdl;
+	const char *ct = header(h, n, "Content-Type", &ctl);
 	const char *cd;
 
-	if (ct != NULL && (starts(ct, vl, "application/dicom") ||
-	                   starts(ct, vl, "application/octet-stream")))
+	if (ct != NULL && (starts(ct, ctl, "application/dicom") ||
+	                   starts(ct, ctl, "application/octet-stream")))
 		return true;
-	cd = header(h, n, "Content-Disposition", &vl);
-	if (cd == NULL || !starts(cd, vl, "form-data"))
+	cd = header(h, n, "Content-Disposition", &cdl);
+	if (cd == NULL || !starts(cd, cdl, "form-data"))
 		return false;
-	for (size_t i = 0; i + 9 <= vl; i++)
+	for (size_t i = 0; i + 9 <= cdl; i++)
 		if (strncasecmp(cd + i, "filename=", 9) == 0)
-			return ct == NULL || !starts(ct, vl, "text/plain");
+			return ct == NULL || !starts(ct, ctl, "text/plain");
 	return false;
 }
 

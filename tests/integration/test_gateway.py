@@ -326,6 +326,8 @@ class Sessions(GatewayCase):
             (b"[1,2]", "expected a JSON object"),
             (b'{"user":"alice","user":"bob","password":"x"}', "malformed JSON"),
             (b'{"user":"alice","password":"x","extra":1}', "unknown field 'extra'"),
+            (('{"%s\u00e9":1,"user":"alice","password":"x"}' % ("a" * 63)).encode(),
+             "unknown field '%s?'" % ("a" * 63)),
             (b'{"user":"alice","password":5}', "field 'password': expected string"),
             (b'{"user":"alice"}', "missing field 'password'"),
             (b'{"user":"a\\u0000b","password":"x"}', "malformed JSON"),
@@ -438,7 +440,10 @@ class Worklists(GatewayCase):
         for q, msg in [("?limit=0", "parameter 'limit'"), ("?limit=x", "parameter 'limit'"),
                        ("?sort=name", "unknown parameter 'sort'"),
                        ("?limit=1&limit=2", "duplicate parameter 'limit'"),
-                       ("?cursor=%zz", "parameter 'cursor': malformed")]:
+                       ("?cursor=%zz", "parameter 'cursor': malformed"),
+                       # a long name is cut inside its last character: the
+                       # message stays valid UTF-8 (the error is not lost)
+                       ("?" + "a" * 63 + "%C3%A9=1", "unknown parameter '" + "a" * 63 + "?'")]:
             with self.subTest(q=q):
                 r = self.req("GET", "/api/v1/worklists/location:ct/studies" + q, token=self.alice)
                 self.assertError(r, 400, "bad_request", re.escape(msg))
@@ -939,6 +944,8 @@ class Http(GatewayCase):
             r2 = self.req("GET", "/static/" + name, headers={"If-None-Match": etag})
             self.assertEqual(r2.status, 304)
             self.assertEqual(r2.body, b"")
+            # the cache rule of the file, once: a 304 must not forbid caching
+            self.assertEqual(r2.all("Cache-Control"), ["no-cache"])
         for bad in ("/static/../index.html", "/static/%2e%2e%2fCMakeLists.txt", "/static/.hidden.js",
                     "/static/nothing.js", "/static/app.exe", "/static/templates"):
             with self.subTest(bad):

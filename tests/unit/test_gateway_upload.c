@@ -249,6 +249,18 @@ test_multipart(void **state)
 	    0);
 	assert_int_equal(n, 1);
 	assert_memory_equal(p[0].data, "DATA", 4);
+	/* form-data: a text file beside the image is skipped, whatever the
+	 * lengths of its two headers */
+	assert_int_equal(
+	    split("multipart/form-data; boundary=b",
+	          "--b\r\nContent-Disposition: form-data; name=\"notes\"; "
+	          "filename=\"notes.txt\"\r\nContent-Type: text/plain\r\n\r\n"
+	          "hi\r\n--b\r\nContent-Disposition: form-data; name=\"f\"; "
+	          "filename=\"IM1\"\r\n\r\nDATA\r\n--b--",
+	          p, 4, &n),
+	    0);
+	assert_int_equal(n, 1);
+	assert_memory_equal(p[0].data, "DATA", 4);
 	/* refused: no boundary, no closing delimiter, garbage after a
 	 * delimiter, too many files, headers that never end */
 	assert_int_equal(split("multipart/related", "--x\r\n\r\n", p, 4, &n),

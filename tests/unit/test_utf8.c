@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_utf8.c - strict UTF-8: every code point encoded is taken
  * whole, and every malformed shape (overlong, surrogate, past U+10FFFF,
- * truncated, stray continuation) is refused.
+ * truncated, stray continuation) is refused, and scrubbed to valid text.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -102,6 +102,47 @@ test_malformed(void **state)
 	    ss_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
 }
 
+/* Scrubbing keeps every valid sequence, replaces each byte that does not
+ * begin one, and always leaves valid text. */
+static void
+test_scrub(void **state)
+{
+	static const struct {
+		const char *in, *out;
+		size_t bad;
+	} cases[] = {
+	    {"plain", "plain", 0},
+	    {"caf\xc3\xa9", "caf\xc3\xa9", 0},
+	    {"caf\xc3", "caf?", 1},          /* cut at a byte limit */
+	    {"ok\xf0\x9f\x98", "ok???", 3},  /* cut 4-byte sequence */
+	    {"a\x80z", "a?z", 1},            /* stray continuation */
+	    {"\xed\xa0\x80!", "\?\?\?!", 3}, /* surrogate */
+	    {"\xe2\x28\xa1", "?(?", 2},      /* bad continuation */
+	    {"\xc0\xaf\xe2\x82\xac", "??\xe2\x82\xac",
+	     2}, /* overlong, then a euro */
+	};
+	char buf[32];
+	unsigned char b[4];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t n = strlen(cases[i].in);
+
+		memcpy(buf, cases[i].in, n + 1);
+		assert_int_equal(ss_utf8_scrub(buf, n), cases[i].bad);
+		assert_string_equal(buf, cases[i].out);
+		assert_true(ss_utf8_valid(buf, n));
+	}
+	/* Every byte pair comes out valid and keeps its length. */
+	for (unsigned x = 0; x < 256; x++)
+		for (unsigned y = 0; y < 256; y++) {
+			b[0] = (unsigned char)x;
+			b[1] = (unsigned char)y;
+			ss_utf8_scrub((char *)b, 2);
+			assert_true(ss_utf8_valid((const char *)b, 2));
+		}
+}
+
 int
 main(void)
 {
@@ -109,6 +150,7 @@ main(void)
 	    cmocka_unit_test(test_every_code_point),
 	    cmocka_unit_test(test_every_pair),
 	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_scrub),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
