@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "proto/errors.h"
 #include "runtime/audit.h"
@@ -265,6 +266,28 @@ gl_clean_ua(const char *s, size_t n, char out[GL_UA_KEEP + 1])
 			if ((unsigned char)out[i] >= 0x80)
 				out[i] = '?';
 	out[k] = '\0';
+}
+
+void
+gl_dob_typed(char *pw, size_t *n)
+{
+	size_t a = 0, b = *n;
+	char *s;
+
+	while (a < b && (pw[a] == ' ' || pw[a] == '\t'))
+		a++;
+	while (b > a && (pw[b - 1] == ' ' || pw[b - 1] == '\t'))
+		b--;
+	s = pw + a;
+	if (b - a == 10 && (s[4] == '-' || s[4] == '/' || s[4] == '.') &&
+	    s[7] == s[4]) {
+		memmove(s + 4, s + 5, 2);
+		memmove(s + 6, s + 8, 2);
+		b -= 2;
+	}
+	memmove(pw, s, b - a);
+	sodium_memzero(pw + (b - a), *n - (b - a));
+	*n = b - a;
 }
 
 static int

@@ -233,7 +233,7 @@ enum gl_outcome {
 	GL_GONE = 0,     /* {0} */
 	GL_VIEW = 1,     /* {1, view, ttl ms, used, uses, info...} */
 	GL_PWREQ = 2,    /* {2} */
-	GL_CHECK = 3,    /* {3, password hash} */
+	GL_CHECK = 3,    /* {3, password hash, "1" when it is the birth date} */
 	GL_LOCKED = 4,   /* {4, attempts, info...} */
 	GL_WRONG = 5,    /* {5, attempts left, attempts, info...} */
 	GL_OUTCOMES = 6, /* count */
@@ -285,6 +285,11 @@ bool gl_valid_text(const char *s, size_t n, bool lines);
 /* Copies a user agent into out (GL_UA_KEEP + 1): control characters and
  * invalid UTF-8 become '?', cut at GL_UA_KEEP bytes on a boundary. */
 void gl_clean_ua(const char *s, size_t n, char out[GL_UA_KEEP + 1]);
+/* A birth date as a guest types it, made the stored YYYYMMDD in place:
+ * spaces around it dropped, and YYYY-MM-DD, YYYY/MM/DD or YYYY.MM.DD
+ * joined.  Day-first and month-first forms are left as typed (which of
+ * the two is meant cannot be told), so they are wrong passwords. */
+void gl_dob_typed(char *pw, size_t *n);
 /* RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)" -> ms. */
 int gl_time_parse(const char *s, size_t n, int64_t *ms);
 

@@ -406,11 +406,15 @@ opened(rd_op *op, const redisReply *r)
 		reply_pwreq(op);
 		return 0;
 	case GL_CHECK:
-		if (!op->pw_given || r->elements != 2 ||
+		if (!op->pw_given || r->elements != 3 ||
 		    r->element[1]->type != REDIS_REPLY_STRING)
 			return SS_EINTERNAL;
 		if ((op->pwhash = strdup(r->element[1]->str)) == NULL)
 			return SS_ENOMEM;
+		/* A birth date is taken as people write it, year first. */
+		if (r->element[2]->type == REDIS_REPLY_STRING &&
+		    strcmp(r->element[2]->str, "1") == 0)
+			gl_dob_typed(op->password, &op->pwlen);
 		op->step = RD_VERIFY;
 		return ss_work_submit(op->s->work, verify, verified, op) == 0
 		           ? 1

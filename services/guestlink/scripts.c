@@ -28,7 +28,8 @@
  *                                              session KEYS[3]), 0 for a
  *                                              session that was still valid
  *   {2}                                        password required (no use)
- *   {3, password hash}                         attempt reserved (redeem)
+ *   {3, password hash, dob}                    attempt reserved (redeem);
+ *                                              dob "1": the birth date
  *   {4, attempts, <info>}                      locked by this attempt
  *   {5, attempts left, attempts, <info>}       wrong password
  * <info> is study, wl, notify, by_email, email: what the audit entry and
@@ -121,7 +122,8 @@ ss_script gl_script_redeem = {
     "  if fail + redis.call('ZCARD', KEYS[2]) >= maxpw then return {0} end\n"
     "  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[6])\n"
     "  redis.call('PEXPIREAT', KEYS[2], f[8])\n"
-    "  return {3, redis.call('HGET', KEYS[1], 'pw')}\n"
+    "  local p = redis.call('HMGET', KEYS[1], 'pw', 'dob')\n"
+    "  return {3, p[1], p[2]}\n"
     "end\n"
     "return use(tonumber(f[8]), now, i)\n",
 };
@@ -157,11 +159,12 @@ ss_script gl_script_settle = {
 
 /* KEYS: link, session  ARGV: now -> {0} or {1, view, ttl}.  A session
  * outlives a link that got locked or used up after it was made (it is the
- * use already granted), not one that was deleted or expired. */
+ * use already granted), not one that was deleted or expired.  An upload
+ * link's session opens no study view (tokens do not cross kinds). */
 ss_script gl_script_session = {
     .name = "guestlink_session",
-    .src = "local f = redis.call('HMGET', KEYS[1], 'state', 'exp')\n"
-           "if not f[1] or f[1] == 'deleted' or "
+    .src = "local f = redis.call('HMGET', KEYS[1], 'state', 'exp', 'kind')\n"
+           "if not f[1] or f[1] == 'deleted' or f[3] == 'upload' or "
            "tonumber(f[2]) <= tonumber(ARGV[1]) then\n"
            "  return {0}\n"
            "end\n"

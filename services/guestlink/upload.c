@@ -27,7 +27,8 @@
  * (upload.request on notify:jobs, sealed under the mail key, when email
  * is given; never the password) -> reply.
  * Update and delete: UP_READ (the link's kind and worklist) -> UP_CHECK
- * -> UP_WRITE (one script) -> UP_REREAD (update: the link as it is now).
+ * -> UP_REINDEX (an update with a new expiry: the index entry first) ->
+ * UP_WRITE (one script) -> UP_REREAD (update: the link as it is now).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,7 @@ typedef enum up_step {
 	UP_STORE,
 	UP_MAIL,
 	UP_READ,
+	UP_REINDEX,
 	UP_WRITE,
 	UP_REREAD,
 	UP_LIST_INDEX,
@@ -534,6 +536,26 @@ got_link(up_op *op, const redisReply *r)
 	return check(op);
 }
 
+/* A new expiry moves the link's index entry (its score and the index's
+ * TTL) before the link itself, so a link that exists is always listed.
+ * Should the update then be refused, the entry merely outlives its link,
+ * and reading the index drops it. */
+static int
+reindex(up_op *op)
+{
+	char key[GL_KEY_MAX], purge[24];
+	const char *argv[3] = {key, purge, op->id};
+	int rv;
+
+	if ((rv = gl_key_index(key, op->wl, "upload")) != 0)
+		return rv;
+	snprintf(purge, sizeof purge, "%lld",
+	         (long long)(op->exp_ms + op->s->cfg->grace_ms));
+	op->step = UP_REINDEX;
+	return ss_redis_eval(op->s->redis, &gl_script_index_add, on_redis, op,
+	                     1, 3, argv, NULL);
+}
+
 static int
 write_link(up_op *op)
 {
@@ -813,6 +835,9 @@ on_redis(int err, redisReply *r, void *arg)
 	case UP_READ:
 		rv = got_link(op, r);
 		break;
+	case UP_REINDEX:
+		rv = write_link(op);
+		break;
 	case UP_WRITE:
 		rv = written(op, r);
 		break;
@@ -860,7 +885,9 @@ on_peer(int err, const ss_msg *reply, void *arg)
 			rv = list_index(op);
 			break;
 		default:
-			rv = write_link(op);
+			rv = op->kind == K_UPDATE && op->set_exp
+			         ? reindex(op)
+			         : write_link(op);
 			break;
 		}
 	} else if (rv == 0 && op->step == UP_USER) {

@@ -440,6 +440,13 @@ class Redeem(Case):
                          "not_found")
         # junk sessions are not found
         self.assertEqual(err(self.call("guestlink.session", {"session": "junk"}))[0], "not_found")
+        # nor is an upload link's session: it opens no study
+        up = ok(self.call("guestlink.upload.create", {"user": "alice", "worklist": "location:ct"}))
+        up_sess = ok(self.call("guestlink.upload.redeem",
+                               {"token": up["url"].rsplit("/u/", 1)[1], "addr": "192.0.2.7",
+                                "user_agent": "TestAgent/1.0"}))["session"]
+        SECRETS["session"].add(up_sess)
+        self.assertEqual(err(self.call("guestlink.session", {"session": up_sess}))[0], "not_found")
         self.assertEqual(err(self.call("guestlink.session",
                                        {"session": body["id"] + "." + random_token()}))[0], "not_found")
         # the session key is a hash, with a TTL
@@ -533,9 +540,22 @@ class Redeem(Case):
         self.assertEqual(body["max_password_attempts"], 5)
         tok = token_of(body)
         self.assertEqual(ok(self.redeem(tok)), {"password_required": True})
-        self.assertEqual(ok(self.redeem(tok, password="1980-01-31"))["attempts_left"], 4)
+        # day or month first cannot be told apart: a wrong password
+        self.assertEqual(ok(self.redeem(tok, password="31/01/1980"))["attempts_left"], 4)
+        self.assertEqual(ok(self.redeem(tok, password="19800130"))["attempts_left"], 3)
         got = ok(self.redeem(tok, password="19800131"))
         self.assertEqual(got["study"]["patient"]["birth_date"], "19800131")
+        # year first, as people write it, with stray spaces: the same date
+        for typed in ("1980-01-31", " 1980/01/31 ", "1980.01.31"):
+            self.assertIn("session", ok(self.redeem(tok, password=typed)), typed)
+        self.assertEqual(self.listed(uid, body["id"])["uses"], 4)
+
+    def test_typed_dates_are_only_joined_for_a_birth_date(self):
+        uid = self.publish(patient={"id": "PD4", "birth_date": "19800131"})
+        body = self.link(uid, password="19800131")
+        tok = token_of(body)
+        self.assertTrue(ok(self.redeem(tok, password="1980-01-31"))["wrong_password"])
+        self.assertIn("session", ok(self.redeem(tok, password="19800131")))
 
     def test_explicit_password_overrides_dob(self):
         uid = self.publish(patient={"id": "PD2", "birth_date": "19750615"})

@@ -13,6 +13,7 @@ them is kept.
 """
 import hashlib
 import json
+import re
 import os
 import shutil
 import struct
@@ -232,6 +233,17 @@ class UploadTest(unittest.TestCase):
     def spooled(self):
         return sorted(n for n in os.listdir(self.spool) if not n.startswith("."))
 
+    def refused_count(self):
+        status, text = self.st.gateway.http("/metrics")
+        self.assertEqual(status, 200)
+        m = re.search(r"^studyshare_upload_refused_total (\S+)$", text, re.M)
+        self.assertIsNotNone(m, "no studyshare_upload_refused_total")
+        return float(m.group(1))
+
+    def redis_cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.st.redis.port)] + list(args),
+                              capture_output=True, text=True, check=True).stdout.strip()
+
     def audit(self):
         out = subprocess.run(["redis-cli", "-p", str(self.st.redis.port), "--no-raw",
                               "XRANGE", "audit", "-", "+"],
@@ -295,6 +307,7 @@ class UploadTest(unittest.TestCase):
         link = self.create()
         path, cookie = self.open_session(link["url"])
         before = self.spooled()
+        refused_before = self.refused_count()
         ct = self.files["ct_explicit"]
         cases = [
             ("text", b"hello, this is not DICOM\n" * 20, 415),
@@ -312,7 +325,13 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(self.spooled(), before)
         r = self.send(path, self.files["no_uid"], cookie)
         self.assertIn("Study Instance UID", r.json["error"]["message"])
-        self.assertIn("upload.refused", self.audit())
+        # Refused before the link is known: logged with the address and
+        # counted, but not audited (anyone could grow the stream).
+        self.assertEqual(self.refused_count() - refused_before, len(cases) + 2)
+        logged = [e for e in self.st.gateway.log_events() if e["event"] == "upload.refused"]
+        self.assertGreaterEqual(len(logged), len(cases) + 2)
+        self.assertEqual(logged[-1]["addr"], "127.0.0.1")
+        self.assertNotIn("upload.refused", self.audit())
 
     def test_3_password_and_attempts(self):
         link = self.create(password="up-secret-1", max_password_attempts=2)
@@ -357,6 +376,20 @@ class UploadTest(unittest.TestCase):
         r = self.st.request("PATCH", "/api/v1/upload-links/" + link["id"],
                             {"password": "nope1234"}, token=self.alice)
         self.assertEqual(r.status, 400, r.body)
+        # A later expiry moves the link's entry in the worklist's index
+        # too (score and the index's own TTL: the purge time), so the link
+        # stays listed for as long as it lives.
+        far = int(time.time()) + 300 * 86400
+        r = self.st.request("PATCH", "/api/v1/upload-links/" + link["id"],
+                            {"expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                         time.gmtime(far))},
+                            token=self.alice)
+        self.assertEqual(r.status, 200, r.body)
+        ix = "link:{ix:location:ct:upload}"
+        score = float(self.redis_cli("ZSCORE", ix, link["id"]))
+        self.assertGreaterEqual(score, far * 1000)
+        self.assertGreaterEqual(int(self.redis_cli("PTTL", ix)),
+                                (far - time.time()) * 1000)
         path, cookie = self.open_session(link["url"])
         # A live upload token is no guest link, and a guest link's token
         # is no upload link.
@@ -465,6 +498,28 @@ class UploadTest(unittest.TestCase):
             self.assertEqual(r.status, 201, (i, r.body))
         r = self.send(path, data, cookie)
         self.assertEqual(r.status, 413, r.body)
+
+    def test_7_a_refusal_after_the_use_keeps_the_session(self):
+        # One use; the first post opens the session and is then refused
+        # (more than the session may take): the answer carries the cookie,
+        # so the guest's next try goes on with that session.
+        link = self.create(max_uses=1)
+        path = link["url"][link["url"].index("/u/"):]
+        data = self.files["ct_explicit"]
+        b = "ss-test-boundary-9c1e"
+        parts = b"".join(b"--" + b.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n"
+                         + data + b"\r\n" for _ in range(SESSION_MAX // len(data) + 1))
+        rel = 'multipart/related; type="application/dicom"; boundary=' + b
+        r = self.send(path, parts + b"--" + b.encode() + b"--\r\n", ctype=rel)
+        self.assertEqual(r.status, 413, r.body)
+        cookie = r.header("Set-Cookie")
+        self.assertIsNotNone(cookie, "the spent use's session was not handed over")
+        self.assertIn("ss_upload=", cookie)
+        r = self.send(path, data, cookie.split(";")[0])
+        self.assertEqual(r.status, 201, r.body)
+        # Without it the link is used up: the one answer.
+        self.assertEqual(self.send(path, data).status, 404)
+        self.st.request("DELETE", "/api/v1/upload-links/" + link["id"], token=self.alice)
 
 
 if __name__ == "__main__":

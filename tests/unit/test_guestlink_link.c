@@ -108,6 +108,43 @@ test_validation(void **state)
 	assert_false(gl_valid_id("0123456789abcdef012", 19));
 }
 
+/* Birth dates as typed: year-first forms and spaces become YYYYMMDD;
+ * everything else stays as typed (and is a wrong password). */
+static void
+test_dob_typed(void **state)
+{
+	static const char *const cases[][2] = {
+	    {"19800131", "19800131"},
+	    {"1980-01-31", "19800131"},
+	    {"1980/01/31", "19800131"},
+	    {"1980.01.31", "19800131"},
+	    {" 19800131\t", "19800131"},
+	    {"  1980-01-31 ", "19800131"},
+	    {"31/01/1980", "31/01/1980"},
+	    {"01/31/1980", "01/31/1980"},
+	    {"1980-01/31", "1980-01/31"},
+	    {"1980-1-31", "1980-1-31"},
+	    {"", ""},
+	    {"   ", ""},
+	    {"abc", "abc"},
+	};
+	char pw[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t n = strlen(cases[i][0]);
+
+		memset(pw, 'x', sizeof pw);
+		memcpy(pw, cases[i][0], n + 1);
+		gl_dob_typed(pw, &n);
+		assert_int_equal(n, strlen(cases[i][1]));
+		assert_memory_equal(pw, cases[i][1], n);
+		/* what was dropped is wiped, up to the old length */
+		for (size_t k = n; k < strlen(cases[i][0]); k++)
+			assert_int_equal(pw[k], 0);
+	}
+}
+
 static void
 test_user_agent_cleaned(void **state)
 {
@@ -397,6 +434,7 @@ main(void)
 	    cmocka_unit_test(test_time_parse),
 	    cmocka_unit_test(test_validation),
 	    cmocka_unit_test(test_user_agent_cleaned),
+	    cmocka_unit_test(test_dob_typed),
 	    cmocka_unit_test(test_token_ids),
 	    cmocka_unit_test(test_sessions),
 	    cmocka_unit_test(test_sealed_token_and_view),
