@@ -390,6 +390,10 @@ int gw_query_need(gw_req *r, const char *name, char *out, size_t cap);
 const char *gw_text(char *dst, size_t cap, const char *msg);
 #define GW_TEXT_MAX 512
 
+/* Zeroes obj's string member field in place (a password), before the
+ * tree is freed; anything else is left alone. */
+void gw_json_wipe(json_t *obj, const char *field);
+
 /* Replies; each sends the answer and frees r. */
 void gw_reply_json(gw_req *r, int status, json_t *j); /* steals j */
 /* A daemon's msgpack answer as JSON, without a tree (ss_mp_write_json);
@@ -434,6 +438,9 @@ extern ss_script gw_script_limit;
 /* Counts this request against kind's limit for the client's address;
  * over it answers 429 with Retry-After, else runs next. */
 void gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next);
+/* Whom a limit counts for the client address addr: itself, an IPv6
+ * address's /64 ("2001:db8:1:2::/64"), a v4-mapped address's IPv4. */
+void gw_limit_client(const char *addr, char *out, size_t cap);
 
 /* static.c */
 void gw_static_serve(gw_req *r, const char *name);

@@ -170,11 +170,42 @@ req_new(gw_server *s)
 	return r;
 }
 
+/* A password member of a parsed body, zeroed in place before the tree
+ * is freed (jansson frees without wiping). */
+void
+gw_json_wipe(json_t *obj, const char *field)
+{
+	json_t *v = json_object_get(obj, field);
+
+	if (json_is_string(v))
+		sodium_memzero((char *)json_string_value(v),
+		               json_string_length(v));
+}
+
+/* The body as evhttp holds it, zeroed where it lies (evbuffer_peek gives
+ * the chains themselves): logins, registrations and guest passwords
+ * travel in bodies this small.  Uploads, larger, are left alone. */
+static void
+wipe_input(gw_req *r)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->er);
+	struct evbuffer_iovec v[16];
+	size_t len = in != NULL ? evbuffer_get_length(in) : 0;
+	int n;
+
+	if (len == 0 || len > (size_t)r->s->cfg->body_max)
+		return;
+	n = evbuffer_peek(in, -1, NULL, v, 16);
+	for (int i = 0; i < n && i < 16; i++)
+		sodium_memzero(v[i].iov_base, v[i].iov_len);
+}
+
 static void
 req_free(gw_req *r)
 {
 	gw_server *s = r->s;
 
+	gw_json_wipe(r->body, "password");
 	json_decref(r->body);
 	gw_upload_free(r);
 	sodium_memzero(r->pw, sizeof r->pw);
@@ -214,6 +245,7 @@ finish(gw_req *r, int status, const char *ctype, const char *cache,
 	evhttp_add_header(h, "X-Request-Id", r->id);
 	if (s->d->stopping)
 		evhttp_add_header(h, "Connection", "close");
+	wipe_input(r);
 	evhttp_send_reply(r->er, status, reason(status), body);
 	r->step = GW_STEP_DONE;
 

@@ -212,6 +212,7 @@ read_password(gw_req *r, char *why, size_t whylen)
 		if ((rv = gw_json_parse(b, n, (size_t)r->s->cfg->body_max, &j,
 		                        why, whylen)) != 0 ||
 		    (rv = gw_json_fields(j, spec, 1, "", why, whylen)) != 0) {
+			gw_json_wipe(j, "password");
 			json_decref(j);
 			return rv;
 		}
@@ -220,6 +221,7 @@ read_password(gw_req *r, char *why, size_t whylen)
 		       n);
 		r->pw[n] = '\0';
 		r->pwlen = n;
+		gw_json_wipe(j, "password");
 		json_decref(j);
 		return 0;
 	}

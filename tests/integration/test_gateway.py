@@ -813,6 +813,21 @@ class GuestLinks(GatewayCase):
         r = self.redeem(tok, "POST", password="x", addr=fake_addr())
         self.assertEqual(r.status, 404)
 
+    def test_ipv6_clients_are_limited_per_64(self):
+        # Sixty posts from sixty addresses of one /64 are one client's;
+        # the next /64 is another client.
+        net = "2001:db8:%x:%x" % (next(_uids) & 0xffff, secrets.randbits(16))
+        tok = secrets.token_urlsafe(32)[:43]
+        codes = [self.redeem(tok, "POST", password="x", addr="%s::%x" % (net, i + 1)).status
+                 for i in range(60)]
+        self.assertEqual(set(codes), {404})
+        r = self.redeem(tok, "POST", password="x", addr=net + ":ffff:ffff:ffff:ffff")
+        self.assertError(r, 429, "too_many_requests")
+        r = self.redeem(tok, "POST", password="x", addr="::ffff:" + fake_addr())
+        self.assertEqual(r.status, 404)
+        other = "2001:db8:%x:%x::1" % (next(_uids) & 0xffff, secrets.randbits(16))
+        self.assertEqual(self.redeem(tok, "POST", password="x", addr=other).status, 404)
+
     def test_no_secret_reaches_the_gateway_log(self):
         uid = self.stack.arrive()
         link = self.create(uid, password="log-secret-pw").json

@@ -307,6 +307,30 @@ test_cookies(void **state)
 	assert_int_equal(gw_cookie_get("", "ss_guest", out, sizeof out), 0);
 }
 
+/* A password member is zeroed where jansson keeps it; other members and
+ * other types are left as they are. */
+static void
+test_json_wipe(void **state)
+{
+	json_t *j = json_pack("{s:s, s:s, s:i}", "user", "alice", "password",
+	                      "tulip-lantern", "n", 5);
+	const char *pw;
+
+	(void)state;
+	assert_non_null(j);
+	pw = json_string_value(json_object_get(j, "password"));
+	gw_json_wipe(j, "password");
+	for (size_t i = 0; i < strlen("tulip-lantern"); i++)
+		assert_int_equal(pw[i], 0);
+	assert_string_equal(json_string_value(json_object_get(j, "user")),
+	                    "alice");
+	gw_json_wipe(j, "n"); /* not a string: untouched */
+	assert_int_equal(json_integer_value(json_object_get(j, "n")), 5);
+	gw_json_wipe(j, "absent");
+	gw_json_wipe(NULL, "password");
+	json_decref(j);
+}
+
 int
 main(void)
 {
@@ -318,6 +342,7 @@ main(void)
 	    cmocka_unit_test(test_percent_decoding),
 	    cmocka_unit_test(test_forms_and_queries),
 	    cmocka_unit_test(test_cookies),
+	    cmocka_unit_test(test_json_wipe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
