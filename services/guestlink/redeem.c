@@ -263,6 +263,26 @@ failed_pw(rd_op *op, const redisReply *r, size_t off, int64_t attempts,
 	         op->addr);
 }
 
+/* Attempts whose guestlink died between reserving and settling count as
+ * wrong passwords once their lease runs out; the attempt that finds them
+ * audits them (abandoned: how many), so every counted attempt is in the
+ * audit stream. */
+static void
+abandoned(rd_op *op, const redisReply *r, int64_t n, int64_t attempts)
+{
+	info_c i;
+
+	info_copy(r, 5, &i);
+	gl_audit(op->s, ss_call_id(op->c), NULL, op->k->a_failed, op->id, i.wl,
+	         op->k->study
+	             ? json_pack("{s:s, s:I, s:I}", "study_uid", i.study,
+	                         "attempts", (json_int_t)attempts, "abandoned",
+	                         (json_int_t)n)
+	             : json_pack("{s:I, s:I}", "attempts", (json_int_t)attempts,
+	                         "abandoned", (json_int_t)n),
+	         op->addr);
+}
+
 static void
 locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 {
@@ -406,9 +426,11 @@ opened(rd_op *op, const redisReply *r)
 		reply_pwreq(op);
 		return 0;
 	case GL_CHECK:
-		if (!op->pw_given || r->elements != 3 ||
+		if (!op->pw_given || r->elements != 10 ||
 		    r->element[1]->type != REDIS_REPLY_STRING)
 			return SS_EINTERNAL;
+		if (int_at(r, 3) > 0)
+			abandoned(op, r, int_at(r, 3), int_at(r, 4));
 		if ((op->pwhash = strdup(r->element[1]->str)) == NULL)
 			return SS_ENOMEM;
 		/* A birth date is taken as people write it, year first. */

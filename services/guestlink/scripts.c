@@ -28,8 +28,11 @@
  *                                              session KEYS[3]), 0 for a
  *                                              session that was still valid
  *   {2}                                        password required (no use)
- *   {3, password hash, dob}                    attempt reserved (redeem);
- *                                              dob "1": the birth date
+ *   {3, password hash, dob, abandoned, attempts, <info>}
+ *                                              attempt reserved (redeem);
+ *                                              dob "1": the birth date;
+ *                                              abandoned: attempts whose
+ *                                              lease ran out, counted now
  *   {4, attempts, <info>}                      locked by this attempt
  *   {5, attempts left, attempts, <info>}       wrong password
  * <info> is study, wl, notify, by_email, email: what the audit entry and
@@ -123,7 +126,7 @@ ss_script gl_script_redeem = {
     "  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[6])\n"
     "  redis.call('PEXPIREAT', KEYS[2], f[8])\n"
     "  local p = redis.call('HMGET', KEYS[1], 'pw', 'dob')\n"
-    "  return {3, p[1], p[2]}\n"
+    "  return {3, p[1], p[2], n, fail, i[2], i[3], i[4], i[5], i[6]}\n"
     "end\n"
     "return use(tonumber(f[8]), now, i)\n",
 };

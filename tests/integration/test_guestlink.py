@@ -532,6 +532,23 @@ class Redeem(Case):
         self.assertEqual(ok(self.redeem(tok, session=got["session"]))["session"], got["session"])
         self.assertEqual(self.listed(uid, body["id"])["uses"], 1)
 
+    def test_abandoned_attempts_count_and_are_audited(self):
+        # An attempt whose guestlink died between reserving and settling:
+        # its reservation's lease has run out.
+        uid = self.publish()
+        body = self.link(uid, password="tulip-lantern", max_password_attempts=3)
+        tok = token_of(body)
+        self.r.cmd("ZADD", "link:{%s}:res" % body["id"], "1", "dead-attempt")
+        got = ok(self.redeem(tok, password="tulip-lantern"))
+        self.assertIn("session", got)
+        self.assertEqual(self.listed(uid, body["id"])["password_attempts"], 1)
+        failed = [e for e in self.audit(body["id"])
+                  if e["action"] == "guestlink.password_failed"]
+        self.assertEqual(len(failed), 1)
+        detail = json.loads(failed[0]["detail"])
+        self.assertEqual((detail["abandoned"], detail["attempts"]), (1, 1))
+        self.assertEqual(detail["study_uid"], uid)
+
     def test_dob_password(self):
         uid = self.publish(patient={"id": "PD1", "name": "DOB^PAT", "birth_date": "19800131"})
         body = self.link(uid, password_is_dob=True)
