@@ -283,6 +283,30 @@ abandoned(rd_op *op, const redisReply *r, int64_t n, int64_t attempts)
 	         op->addr);
 }
 
+/* The lock's notice, on its way: confirmed (scripts.c, "lockmail") once
+ * Redis took the creator's mail, so that no later redemption sends it
+ * again; not confirmed, it goes out again after the lease. */
+typedef struct lock_notice {
+	gl_server *s;
+	char key[GL_KEY_MAX];
+} lock_notice;
+
+static void
+notice_confirm(gl_server *s, const char *key)
+{
+	(void)ss_redis_cmd(s->redis, NULL, NULL, "HDEL %s lockmail", key);
+}
+
+static void
+notice_queued(int err, redisReply *rep, void *arg)
+{
+	lock_notice *n = arg;
+
+	if (err == 0 && rep->type != REDIS_REPLY_ERROR)
+		notice_confirm(n->s, n->key);
+	free(n);
+}
+
 static void
 locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 {
@@ -303,10 +327,18 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 	                         (json_int_t)attempts)
 	             : json_pack("{s:I}", "attempts", (json_int_t)attempts),
 	         op->addr);
-	if (i.by_email[0] != '\0') {
-		m.to = i.by_email;
-		(void)gl_mail(op->s, ss_call_id(op->c), &m, NULL, NULL);
+	if (i.by_email[0] == '\0') {
+		notice_confirm(op->s, op->k_link); /* nobody to mail */
+		return;
 	}
+	m.to = i.by_email;
+	lock_notice *note = malloc(sizeof *note);
+	if (note == NULL)
+		return; /* sent again after the lease */
+	note->s = op->s;
+	memcpy(note->key, op->k_link, sizeof note->key);
+	if (gl_mail(op->s, ss_call_id(op->c), &m, notice_queued, note) != 0)
+		free(note);
 }
 
 /* ---- answers ----------------------------------------------------------- */
@@ -383,12 +415,14 @@ verify(void *arg)
 static int
 settle(rd_op *op)
 {
-	char now[24], ttl[24];
-	const char *argv[7];
+	char now[24], ttl[24], lease[24];
+	const char *argv[8];
 
 	snprintf(now, sizeof now, "%lld", (long long)(op->now = gl_now_ms()));
 	snprintf(ttl, sizeof ttl, "%lld",
 	         (long long)op->s->cfg->session_ttl_ms);
+	snprintf(lease, sizeof lease, "%lld",
+	         (long long)(op->now + GL_RESERVE_MS));
 	argv[0] = op->k_link;
 	argv[1] = op->k_res;
 	argv[2] = op->k_new;
@@ -396,9 +430,10 @@ settle(rd_op *op)
 	argv[4] = ttl;
 	argv[5] = op->res_id;
 	argv[6] = op->pw_ok ? "1" : "0";
+	argv[7] = lease;
 	op->step = RD_SETTLE;
 	return ss_redis_eval(op->s->redis, &gl_script_settle, on_redis, op, 3,
-	                     7, argv, NULL);
+	                     8, argv, NULL);
 }
 
 static void

@@ -21,6 +21,13 @@
  * locks the link, exactly once.  A member whose lease ran out (its
  * guestlink died between the two scripts) counts as a wrong password.
  *
+ * A lock's notice (the creator's mail and the audit entry) is sent by
+ * guestlink once the script that locked has answered, and confirmed by
+ * deleting the field "lockmail", which the locking script set to a lease
+ * end.  Should that answer be lost (a Redis timeout, guestlink dying), the
+ * first redemption after the lease finds the field, takes a new lease and
+ * gets {4} instead of {0}: the notice goes out late, never not at all.
+ *
  * Answers of redeem and settle (guestlink.h enum gl_outcome):
  *   {0}                                        gone: not usable, whatever why
  *   {1, view, ttl, used, uses, <info>}         viewable: used is 1 when this
@@ -107,7 +114,14 @@ ss_script gl_script_redeem = {
     "i[6]}\n"
     "  end\n"
     "end\n"
-    "if f[2] == 'locked' then return {0} end\n"
+    "if f[2] == 'locked' then\n"
+    "  local m = redis.call('HGET', KEYS[1], 'lockmail')\n"
+    "  if m and tonumber(m) <= now then\n"
+    "    redis.call('HSET', KEYS[1], 'lockmail', ARGV[7])\n"
+    "    return {4, tonumber(f[7]), i[2], i[3], i[4], i[5], i[6]}\n"
+    "  end\n"
+    "  return {0}\n"
+    "end\n"
     "local max = tonumber(f[4])\n"
     "if max > 0 and tonumber(f[5]) >= max then return {0} end\n"
     "local maxpw = tonumber(f[6])\n"
@@ -118,7 +132,8 @@ ss_script gl_script_redeem = {
     "  if n > 0 then\n"
     "    fail = redis.call('HINCRBY', KEYS[1], 'fail', n)\n"
     "    if fail >= maxpw then\n"
-    "      redis.call('HSET', KEYS[1], 'state', 'locked')\n"
+    "      redis.call('HSET', KEYS[1], 'state', 'locked', 'lockmail', "
+    "ARGV[7])\n"
     "      return {4, fail, i[2], i[3], i[4], i[5], i[6]}\n"
     "    end\n"
     "  end\n"
@@ -132,7 +147,7 @@ ss_script gl_script_redeem = {
 };
 
 /* KEYS: link, res, new session  ARGV: now, session ttl, reservation id,
- * "1" right password | "0" wrong. */
+ * "1" right password | "0" wrong, lease end ms (of the lock's notice). */
 ss_script gl_script_settle = {
     .name = "guestlink_settle",
     .src = LUA_COMMON
@@ -152,7 +167,7 @@ ss_script gl_script_settle = {
     "local fail = redis.call('HINCRBY', KEYS[1], 'fail', 1)\n"
     "local i = info()\n"
     "if fail >= maxpw and f[1] ~= 'locked' then\n"
-    "  redis.call('HSET', KEYS[1], 'state', 'locked')\n"
+    "  redis.call('HSET', KEYS[1], 'state', 'locked', 'lockmail', ARGV[5])\n"
     "  return {4, fail, i[2], i[3], i[4], i[5], i[6]}\n"
     "end\n"
     "local left = maxpw - fail\n"
@@ -208,6 +223,7 @@ ss_script gl_script_unlock = {
            "if f[1] == 'locked' and tonumber(f[2]) > tonumber(ARGV[1]) and\n"
            "    not (max > 0 and tonumber(f[4]) >= max) then\n"
            "  redis.call('HSET', KEYS[1], 'state', 'active', 'fail', 0)\n"
+           "  redis.call('HDEL', KEYS[1], 'lockmail')\n"
            "  redis.call('DEL', KEYS[2])\n"
            "  code = 1\n"
            "end\n"

@@ -516,6 +516,22 @@ class Redeem(Case):
         self.assertEqual(actions.count("guestlink.password_failed"), 5)
         self.assertEqual(actions.count("guestlink.lock"), 1)
         self.assertEqual(actions.count("guestlink.use"), 0)
+        # The notice is confirmed once the mail is queued ...
+        key = "link:{%s}" % body["id"]
+        wait_for(lambda: self.r.cmd("HEXISTS", key, "lockmail") == 0, timeout=5,
+                 what="the lock's notice confirmed")
+        # ... and had its answer been lost (a notice never confirmed, its
+        # lease over), the next redemption sends it, once.
+        self.r.cmd("HSET", key, "lockmail", "1")
+        self.assertEqual(err(self.redeem(tok))[0], "not_found")
+        wait_for(lambda: self.r.cmd("HEXISTS", key, "lockmail") == 0, timeout=5,
+                 what="the late notice confirmed")
+        self.assertEqual(err(self.redeem(tok))[0], "not_found")
+        locks = [j for j in self.jobs("guestlink.locked") if j["vars"]["link_id"] == body["id"]]
+        self.assertEqual(len(locks), 2)
+        self.assertEqual(locks[1]["vars"]["attempts"], "5")
+        actions = [e["action"] for e in self.audit(body["id"])]
+        self.assertEqual(actions.count("guestlink.lock"), 2)
 
     def test_password_flow(self):
         uid = self.publish()
@@ -644,7 +660,10 @@ class Redeem(Case):
         self.assertEqual(ok(self.redeem(tok, password="wrong-one"))["attempts_left"], 1)
         self.assertEqual(ok(self.redeem(tok, password="wrong-one"))["attempts_left"], 0)
         self.assertEqual(err(self.redeem(tok, password="unlock-me-pass"))[0], "not_found")
+        # a notice still unconfirmed does not outlive the lock
+        self.r.cmd("HSET", "link:{%s}" % body["id"], "lockmail", "1")
         got = ok(self.call("guestlink.unlock", {"user": "alice", "id": body["id"]}))
+        self.assertEqual(self.r.cmd("HEXISTS", "link:{%s}" % body["id"], "lockmail"), 0)
         self.assertEqual(got["status"], "active")
         self.assertEqual(got["password_attempts"], 0)
         self.assertEqual(got["url"], body["url"])

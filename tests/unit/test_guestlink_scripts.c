@@ -182,10 +182,11 @@ redeem(const char *mode, const char *sess, const char *rid)
 static redisReply *
 settle(const char *rid, bool ok)
 {
-	char n[24];
+	char n[24], lease[24];
 
 	return ev(&gl_script_settle, 3, LINK, RES, SESS2, fmt(n, NOW),
-	          "1800000", rid, ok ? "1" : "0", NULL);
+	          "1800000", rid, ok ? "1" : "0",
+	          fmt(lease, NOW + GL_RESERVE_MS), NULL);
 }
 
 static long long
@@ -426,6 +427,24 @@ test_reservations_never_exceed_the_limit(void **state)
 	/* Locked: refused, even with a password. */
 	assert_int_equal(redeem_code("pw", NULL, "r4"), GL_GONE);
 	assert_int_equal(redeem_code("open", NULL, NULL), GL_GONE);
+	/* The lock's notice: unconfirmed, the first redemption after its
+	 * lease gets the lock again (to send it), and takes a new lease. */
+	r = redisCommand(rc, "HGET %s lockmail", LINK);
+	assert_int_equal(atoll(r->str), NOW + GL_RESERVE_MS);
+	freeReplyObject(r);
+	r = redeem_at(NOW + GL_RESERVE_MS, TH, "open", NULL, NULL);
+	assert_int_equal(code(r), GL_LOCKED);
+	assert_int_equal(r->element[1]->integer, 3);
+	assert_string_equal(r->element[5]->str, "alice@x.example");
+	freeReplyObject(r);
+	r = redeem_at(NOW + GL_RESERVE_MS, TH, "pw", NULL, "r5");
+	assert_int_equal(code(r), GL_GONE);
+	freeReplyObject(r);
+	/* Confirmed (guestlink deletes the field): never again. */
+	freeReplyObject(redisCommand(rc, "HDEL %s lockmail", LINK));
+	r = redeem_at(NOW + 10 * GL_RESERVE_MS, TH, "open", NULL, NULL);
+	assert_int_equal(code(r), GL_GONE);
+	freeReplyObject(r);
 	/* A settle for a reservation that is not there changes nothing. */
 	r = settle("r2", true);
 	assert_int_equal(code(r), GL_GONE);
