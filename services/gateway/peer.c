@@ -5,12 +5,14 @@
  * Contract (gateway.h): the bus request carries the HTTP request's id, so
  * one id ties the gateway's log lines to the daemon's.  A daemon that is
  * not connected (ss_req_send refuses at once) or does not answer within
- * its timeout is 503 unavailable: nothing was changed that the client can
- * see, and it may retry.  An error reply keeps its code and message, and
- * its retry_after becomes Retry-After.  Replies are decoded and checked by
- * ss_req; a success body that has no JSON form is an internal error.
- * gw_peer_queue() lets a quick call travel with the others of the same
- * loop turn (ss_req_queue): one bus message for many HTTP requests.
+ * its timeout is 503 unavailable, and the client may retry: nothing was
+ * changed in the first case; in the second the call may have run (the
+ * daemons' writes are safe to repeat, proto/README.md "Errors").  An error
+ * reply keeps its code and message, and its retry_after becomes Retry-After.
+ * Replies are decoded and checked by ss_req; a success body that has no JSON
+ * form is an internal error. gw_peer_queue() lets a quick call travel with the
+ * others of the same loop turn (ss_req_queue): one bus message for many HTTP
+ * requests.
  */
 #include <stdio.h>
 #include <string.h>
