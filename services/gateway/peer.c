@@ -6,8 +6,8 @@
  * one id ties the gateway's log lines to the daemon's.  A daemon that is
  * not connected (ss_req_send refuses at once) or does not answer within
  * its timeout is 503 unavailable, and the client may retry: nothing was
- * changed in the first case; in the second the call may have run (the
- * daemons' writes are safe to repeat, proto/README.md "Errors").  An error
+ * changed in the first case; in the second the call may have run
+ * (proto/README.md, "Errors", says which calls that matters for).  An error
  * reply keeps its code and message, and its retry_after becomes Retry-After.
  * Replies are decoded and checked by ss_req; a success body that has no JSON
  * form is an internal error. gw_peer_queue() lets a quick call travel with the
