@@ -499,7 +499,7 @@ class UploadTest(unittest.TestCase):
         r = self.send(path, data, cookie)
         self.assertEqual(r.status, 413, r.body)
 
-    def test_7_a_refusal_after_the_use_keeps_the_session(self):
+    def test_8_a_refusal_after_the_use_keeps_the_session(self):
         # One use; the first post opens the session and is then refused
         # (more than the session may take): the answer carries the cookie,
         # so the guest's next try goes on with that session.
