@@ -68,6 +68,8 @@ int az_store_usable(const az_server *s);
 #define AZ_K_PW      "authz:{dir}:pw"      /* user -> password hash */
 #define AZ_K_REG     "authz:{dir}:reg"     /* user -> {"name","email"} */
 #define AZ_K_REGMAIL "authz:{dir}:regmail" /* email key -> user */
+#define AZ_K_DOCMAIL "authz:{dir}:docmail" /* email key -> document user */
+#define AZ_K_RETIRED "authz:{dir}:retired" /* ids removed from the document */
 #define AZ_K_FAIL_U  "authz:{dir}:fail:u:" /* + user: failed logins */
 #define AZ_K_FAIL_A  "authz:{dir}:fail:a:" /* + address */
 

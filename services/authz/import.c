@@ -29,9 +29,14 @@
 
 #define MAX_RETRIES 5
 
-/* KEYS: doc, version, codes, codeix, pw, reg
+/* KEYS: doc, version, codes, codeix, pw, reg, regmail, docmail, retired
  * ARGV: doc, n, (worklist, code, fixed)*n, npw, (user, hash)*npw,
- *       nusers, user*nusers */
+ *       nusers, (user, email key)*nusers
+ * The document's email keys are kept (docmail) for the register script,
+ * which checks them, as this one checks regmail: whichever runs second
+ * refuses, so an address never belongs to both.  An id that leaves the
+ * document is retired: registration never hands it out again (its
+ * personal worklist may still hold what was shared to its old owner). */
 ss_script az_script_import = {
     .name = "authz_import",
     .src =
@@ -47,8 +52,14 @@ ss_script az_script_import = {
         "local pws = {}\n"
         "for k = 1, npw do pws[k] = {ARGV[i], ARGV[i+1]}; i = i + 2 end\n"
         "local nu = tonumber(ARGV[i]); i = i + 1\n"
-        "local users = {}\n"
-        "for k = 1, nu do users[ARGV[i]] = true; i = i + 1 end\n"
+        "local users, mails = {}, {}\n"
+        "for k = 1, nu do\n"
+        "  users[ARGV[i]] = true; mails[ARGV[i+1]] = ARGV[i]; i = i + 2\n"
+        "end\n"
+        "for m, u in pairs(mails) do\n"
+        "  local owner = redis.call('HGET', KEYS[7], m)\n"
+        "  if owner then return {'taken', u, owner} end\n"
+        "end\n"
         "for _, wl in ipairs(order) do\n"
         "  if string.sub(wl, 1, 5) == 'user:' and\n"
         "     redis.call('HEXISTS', KEYS[6], string.sub(wl, 6)) == 1 then\n"
@@ -85,6 +96,9 @@ ss_script az_script_import = {
         "for wl, code in pairs(cur) do\n"
         "  if not final[wl] and not keep[wl] then\n"
         "    redis.call('HDEL', KEYS[3], wl); changed = 1\n"
+        "    if string.sub(wl, 1, 5) == 'user:' then\n"
+        "      redis.call('SADD', KEYS[9], string.sub(wl, 6))\n"
+        "    end\n"
         "  end\n"
         "end\n"
         "for wl, code in pairs(final) do\n"
@@ -108,6 +122,8 @@ ss_script az_script_import = {
         "    redis.call('HDEL', KEYS[5], u); changed = 1\n"
         "  end\n"
         "end\n"
+        "redis.call('DEL', KEYS[8])\n"
+        "for m, u in pairs(mails) do redis.call('HSET', KEYS[8], m, u) end\n"
         "if redis.call('GET', KEYS[1]) ~= doc then\n"
         "  redis.call('SET', KEYS[1], doc); changed = 1\n"
         "end\n"
@@ -241,8 +257,9 @@ looked_up(im_op *op, redisReply *r)
 static int
 apply(im_op *op)
 {
-	static const char *const keys[] = {AZ_K_DOC, AZ_K_CODES, AZ_K_CODEIX,
-	                                   AZ_K_PW, AZ_K_REG};
+	static const char *const keys[] = {
+	    AZ_K_DOC, AZ_K_CODES,   AZ_K_CODEIX,  AZ_K_PW,
+	    AZ_K_REG, AZ_K_REGMAIL, AZ_K_DOCMAIL, AZ_K_RETIRED};
 	size_t nwl = az_dir_nworklists(op->nd), npw = 0;
 	ss_argv a;
 	int rv;
@@ -250,7 +267,7 @@ apply(im_op *op)
 	ss_argv_init(&a);
 	ss_argv_pushs(&a, AZ_K_DOC);
 	ss_argv_pushs(&a, AZ_K_VERSION);
-	for (size_t i = 1; i < 5; i++)
+	for (size_t i = 1; i < sizeof keys / sizeof keys[0]; i++)
 		ss_argv_pushs(&a, keys[i]);
 	ss_argv_pushs(&a, op->canon);
 	ss_argv_pushi(&a, (int64_t)nwl);
@@ -272,12 +289,16 @@ apply(im_op *op)
 		}
 	}
 	ss_argv_pushi(&a, (int64_t)az_dir_nusers(op->nd));
-	for (size_t i = 0; i < az_dir_nusers(op->nd); i++)
-		ss_argv_pushs(&a, az_dir_user_at(op->nd, i)->id);
+	for (size_t i = 0; i < az_dir_nusers(op->nd); i++) {
+		const az_user *u = az_dir_user_at(op->nd, i);
+
+		ss_argv_pushs(&a, u->id);
+		ss_argv_pushs(&a, u->email_key);
+	}
 	rv = ss_argv_status(&a);
 	if (rv == 0)
 		rv = ss_redis_eval(op->s->redis, &az_script_import, on_redis,
-		                   op, 6, a.n, a.v, a.lens);
+		                   op, 9, a.n, a.v, a.lens);
 	ss_argv_free(&a);
 	return rv;
 }
@@ -302,6 +323,15 @@ applied(im_op *op, redisReply *r, char *msg, size_t msglen)
 		    az_dir_worklist(op->nd, r->element[1]->str);
 		snprintf(msg, msglen, "%s: share code or id collides with %s",
 		         wl ? wl->entry : r->element[1]->str,
+		         r->element[2]->str);
+		return SS_ECONFLICT;
+	}
+	if (strcmp(tag, "taken") == 0 && r->elements == 3) {
+		const az_user *u = az_dir_user(op->nd, r->element[1]->str);
+		snprintf(msg, msglen,
+		         "%s: id or email belongs to the registered account "
+		         "\"%s\"",
+		         u ? u->personal->entry : r->element[1]->str,
 		         r->element[2]->str);
 		return SS_ECONFLICT;
 	}

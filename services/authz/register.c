@@ -25,15 +25,20 @@
 
 #define MAX_RETRIES 5
 
-/* KEYS: reg, pw, codes, codeix, version, regmail
- * ARGV: user, account json, hash, code, email key */
+/* KEYS: reg, pw, codes, codeix, version, regmail, docmail, retired
+ * ARGV: user, account json, hash, code, email key
+ * The id may be no directory user's, now or before (retired); the email
+ * no account's and no directory user's (docmail, written by the import
+ * script: one of the two scripts refuses when both race). */
 ss_script az_script_register = {
     .name = "authz_register",
     .src = "if redis.call('HEXISTS', KEYS[3], 'user:' .. ARGV[1]) == 1 or\n"
-           "   redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then\n"
+           "   redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or\n"
+           "   redis.call('SISMEMBER', KEYS[8], ARGV[1]) == 1 then\n"
            "  return {'conflict', 'user'}\n"
            "end\n"
-           "if redis.call('HEXISTS', KEYS[6], ARGV[5]) == 1 then\n"
+           "if redis.call('HEXISTS', KEYS[6], ARGV[5]) == 1 or\n"
+           "   redis.call('HEXISTS', KEYS[7], ARGV[5]) == 1 then\n"
            "  return {'conflict', 'email'}\n"
            "end\n"
            "if redis.call('HEXISTS', KEYS[4], ARGV[4]) == 1 then\n"
@@ -144,6 +149,8 @@ apply(rg_op *op)
 	ss_argv_pushs(&a, AZ_K_CODEIX);
 	ss_argv_pushs(&a, AZ_K_VERSION);
 	ss_argv_pushs(&a, AZ_K_REGMAIL);
+	ss_argv_pushs(&a, AZ_K_DOCMAIL);
+	ss_argv_pushs(&a, AZ_K_RETIRED);
 	ss_argv_pushs(&a, op->user);
 	ss_argv_pushs(&a, js);
 	ss_argv_pushs(&a, op->hash);
@@ -153,7 +160,7 @@ apply(rg_op *op)
 	rv = ss_argv_status(&a);
 	if (rv == 0)
 		rv = ss_redis_eval(op->s->redis, &az_script_register, on_redis,
-		                   op, 6, a.n, a.v, a.lens);
+		                   op, 8, a.n, a.v, a.lens);
 	ss_argv_free(&a);
 	return rv;
 }

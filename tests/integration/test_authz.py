@@ -339,6 +339,60 @@ class Directory(AuthzCase):
         body_of(self.import_doc(self.doc))
         self.assertTrue(self.check("gp1", "studies.view", "user:gp1"))
 
+    def test_a_removed_users_id_is_never_registered(self):
+        # Its personal worklist may still hold what was shared to its old
+        # owner: a newcomer must not inherit it by picking the same id.
+        doc = json.loads(json.dumps(self.doc))
+        org = doc["users"][0]["organisation"]
+        doc["users"].append({"id": "leaver", "organisation": org,
+                             "email": "leaver@example.org", "name": "Lee Ver"})
+        body_of(self.import_doc(doc))
+        body_of(self.import_doc(self.doc))
+        self.assertEqual(self.redis.cmd("SISMEMBER", "authz:{dir}:retired", "leaver"), ":1")
+        r = self.call("authz.register", {"user": "leaver", "name": "New Person",
+                                         "email": "new.leaver@outside.example",
+                                         "password": "pppppppp"})
+        self.assertEqual(r["error"]["code"], "conflict")
+        self.assertFalse(self.check("leaver", "studies.view", "user:leaver"))
+
+    def test_an_address_is_never_both_a_directory_users_and_an_accounts(self):
+        # Each script checks the other's addresses in Redis itself (the
+        # snapshot may be a moment old): forged here by writing them there.
+        self.redis.cmd("HSET", "authz:{dir}:regmail", "late@outside.example", "ghost")
+        doc = json.loads(json.dumps(self.doc))
+        doc["users"].append({"id": "lateuser", "organisation": doc["users"][0]["organisation"],
+                             "email": "Late@Outside.example", "name": "Late User"})
+        r = self.import_doc(doc)
+        self.assertEqual(r["error"]["code"], "conflict")
+        self.assertIn('registered account "ghost"', r["error"]["message"])
+        self.redis.cmd("HDEL", "authz:{dir}:regmail", "late@outside.example")
+        self.redis.cmd("HSET", "authz:{dir}:docmail", "race@outside.example", "someone")
+        r = self.call("authz.register", {"user": "racer", "name": "Ra Cer",
+                                         "email": "race@outside.example",
+                                         "password": "pppppppp"})
+        self.assertEqual(r["error"]["code"], "conflict")
+        # an import writes the document's addresses, and only those
+        body_of(self.import_doc(self.doc))
+        self.assertEqual(self.redis.cmd("HEXISTS", "authz:{dir}:docmail", "race@outside.example"), ":0")
+        alice = [u for u in self.doc["users"] if u["id"] == "alice"][0]
+        self.assertEqual(self.redis.cmd("HEXISTS", "authz:{dir}:docmail", alice["email"].lower()), ":1")
+
+    def test_a_clashing_account_in_the_store_is_left_out_not_fatal(self):
+        alice = [u for u in self.doc["users"] if u["id"] == "alice"][0]
+        self.redis.cmd("HSET", "authz:{dir}:reg", "shadow",
+                       json.dumps({"name": "Sha Dow", "email": alice["email"]}))
+        self.redis.cmd("INCR", "authz:{dir}:version")
+        try:
+            wait_for(lambda: "directory.account_left_out" in self.authz.logs(), timeout=10,
+                     what="the clashing account left out")
+            # the snapshot took the new version: checks are still answered
+            body_of(self.import_doc(self.doc))
+            self.assertTrue(self.check("alice", "studies.share", "location:ct"))
+            self.assertFalse(self.check("shadow", "studies.view", "user:shadow"))
+        finally:
+            self.redis.cmd("HDEL", "authz:{dir}:reg", "shadow")
+            self.redis.cmd("INCR", "authz:{dir}:version")
+
 
 class Robustness(AuthzCase):
     doc = FIXTURE_DOC
