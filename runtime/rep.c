@@ -341,11 +341,14 @@ call_aio_done(void *arg)
 	ss_call *c = arg;
 	ss_rep *r = c->rep;
 
+	/* The wake-up is made under the lock: ss_rep_close() takes it before
+	 * freeing r->wake, so a thread slow to get here never touches a
+	 * freed event. */
 	pthread_mutex_lock(&r->mu);
 	c->qnext = r->done;
 	r->done = c;
-	pthread_mutex_unlock(&r->mu);
 	event_active(r->wake, EV_READ, 0);
+	pthread_mutex_unlock(&r->mu);
 }
 
 /* Posts one more receive; on failure the retry timer tries again. */
@@ -762,6 +765,9 @@ ss_rep_close(ss_rep *r)
 		TAILQ_REMOVE(&r->nng, c, link);
 		call_free(c);
 	}
+	/* No NNG thread is still between queueing and waking (above). */
+	pthread_mutex_lock(&r->mu);
+	pthread_mutex_unlock(&r->mu);
 	event_free(r->wake);
 	r->wake = NULL;
 	event_free(r->retry);
