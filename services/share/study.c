@@ -530,7 +530,7 @@ sh_key_study(char out[SH_KEY_MAX], const char *uid, const char *suffix)
 int
 sh_key_mail(char out[SH_KEY_MAX], const char *email, const char *suffix)
 {
-	char lower[SH_KEY_MAX], h[SH_PHASH_LEN + 1];
+	char lower[SH_EMAIL_KEY_MAX + 1], h[SH_PHASH_LEN + 1];
 
 	if (sh_email_key(email, strlen(email), lower, sizeof lower) != 0)
 		return SS_EINTERNAL;

@@ -55,12 +55,13 @@
  * bytes): "<study_date|00000000>:<added, 13-digit ms>:<uid>".  A priors
  * set's members are bare uids, scored by their study date (YYYYMMDD as a
  * number, exact in a double). */
-#define SH_MS_DIGITS    13
-#define SH_INDEX_UID_AT (SH_DATE_LEN + 1 + SH_MS_DIGITS + 1)
-#define SH_INDEX_MAX    (SH_INDEX_UID_AT + SH_UID_MAX)
-#define SH_PHASH_LEN    32 /* hex digits of the keyed patient-id hash */
-#define SH_KEY_MAX      160
-#define SH_TIME_LEN     20 /* "2026-11-29T09:15:00Z" */
+#define SH_MS_DIGITS     13
+#define SH_INDEX_UID_AT  (SH_DATE_LEN + 1 + SH_MS_DIGITS + 1)
+#define SH_INDEX_MAX     (SH_INDEX_UID_AT + SH_UID_MAX)
+#define SH_PHASH_LEN     32 /* hex digits of the keyed patient-id hash */
+#define SH_KEY_MAX       160
+#define SH_EMAIL_KEY_MAX 254 /* an address, lower-cased (RFC 5321's bound) */
+#define SH_TIME_LEN      20  /* "2026-11-29T09:15:00Z" */
 /* The largest plain form (every field at its bound, with room to spare)
  * and the largest blob. */
 #define SH_PLAIN_MAX 2048

@@ -486,6 +486,19 @@ test_keys(void **state)
 	/* Same hash tag, so one script may touch both. */
 	assert_memory_equal(k, k2, 12 + SH_PHASH_LEN + 1);
 	assert_int_not_equal(sh_key_mail(k, "not-an-address", "inv"), 0);
+	/* The longest address authz takes (254) has a key of the usual
+	 * length: only its hash is in it. */
+	{
+		char mail[SH_EMAIL_KEY_MAX + 1];
+
+		memset(mail, 'a', sizeof mail - 1);
+		memcpy(mail + 64, "@", 1);
+		for (size_t i = 128; i < SH_EMAIL_KEY_MAX; i += 63)
+			mail[i] = '.';
+		mail[SH_EMAIL_KEY_MAX] = '\0';
+		assert_int_equal(sh_key_mail(k2, mail, "inv"), 0);
+		assert_int_equal(strlen(k2), strlen(k));
+	}
 	memset(long_wl, 'x', sizeof long_wl - 1);
 	long_wl[sizeof long_wl - 1] = '\0';
 	assert_int_equal(sh_key_wl(k, long_wl, "index"), SS_EINTERNAL);
