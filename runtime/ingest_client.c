@@ -91,7 +91,7 @@ pack_event(ss_pack *p, const ss_study_event *ev)
 		n += top[i] != NULL;
 	ss_req_new_id(id);
 	ss_pack_request(p, "study.arrived", id);
-	msgpack_pack_map(&p->pk, n + (np > 0));
+	msgpack_pack_map(&p->pk, n + (np > 0) + ev->match_patient);
 	ss_pack_kv_cstr(p, "study_uid", ev->study_uid);
 	ss_pack_kv_cstr(p, "worklist", ev->worklist);
 	if (np > 0) {
@@ -105,6 +105,8 @@ pack_event(ss_pack *p, const ss_study_event *ev)
 	kv_opt(p, "accession", ev->accession);
 	kv_opt(p, "modality", ev->modality);
 	kv_opt(p, "description", ev->description);
+	if (ev->match_patient)
+		ss_pack_kv_bool(p, "match_patient", true);
 }
 
 /* One request on its own context: the reply, or an SS_E* error. */

@@ -42,6 +42,11 @@ typedef struct ss_study_event {
 	const char *accession;
 	const char *modality;
 	const char *description;
+	/* For senders that are not trusted with every study (the upload
+	 * path): a study already stored is added to the worklist only when
+	 * its patient (id, name, birth date) is this event's; otherwise
+	 * SS_ECONFLICT.  A study UID alone must not open another's study. */
+	bool match_patient;
 } ss_study_event;
 
 typedef struct ss_ingest_result {

@@ -217,6 +217,8 @@ work_file(gw_req *r, up_file *f)
 	    .accession = OPT_S(d->accession),
 	    .modality = OPT_S(d->modality),
 	    .description = OPT_S(d->description),
+	    /* An outsider's file: its UID alone opens no stored study. */
+	    .match_patient = true,
 	};
 #undef OPT_S
 

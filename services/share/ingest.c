@@ -50,6 +50,8 @@ typedef struct in_op {
 	char *canon; /* the sealed study found in Redis, if any */
 	size_t canonlen;
 	bool created;
+	bool match; /* match_patient: the sender is not trusted with every
+	               study (the upload path) */
 } in_op;
 
 static ss_metric *m_created, *m_added;
@@ -186,6 +188,18 @@ stored(in_op *op, redisReply *r)
 			sodium_memzero(&ev, sizeof ev);
 			return SS_EINTERNAL;
 		}
+		/* A UID is no secret (reports, CDs): from an untrusted
+		 * sender it opens a stored study only with its patient. */
+		if (op->match && !sh_study_same_patient(&op->st, &ev)) {
+			ss_warn("study.patient_differs", ss_call_id(op->c),
+			        "study_uid", ev.uid, NULL);
+			sodium_memzero(&ev, sizeof ev);
+			finish(op, SS_ECONFLICT,
+			       "a study with this study_uid is stored for "
+			       "another patient",
+			       false);
+			return 0;
+		}
 		if (sh_study_diff(&op->st, &ev, names) > 0)
 			ss_warn("study.fields_differ", ss_call_id(op->c),
 			        "study_uid", op->st.uid, "fields", names, NULL);
@@ -276,7 +290,8 @@ sh_handle_arrived(ss_call *c, const msgpack_object *body, void *arg)
 	}
 	op->s = s;
 	op->c = c;
-	if (sh_study_parse(body, &op->st, op->wl, why, sizeof why) != 0) {
+	if (sh_study_parse(body, &op->st, op->wl, &op->match, why,
+	                   sizeof why) != 0) {
 		finish(op, SS_EBADREQ, why, false);
 		return;
 	}

@@ -204,8 +204,8 @@ parse_patient(const msgpack_object *o, sh_study *st, char *why, size_t whylen)
 }
 
 int
-sh_study_parse(const msgpack_object *body, sh_study *st, char *wl, char *why,
-               size_t whylen)
+sh_study_parse(const msgpack_object *body, sh_study *st, char *wl, bool *match,
+               char *why, size_t whylen)
 {
 	static const ss_field_spec spec[] = {
 	    {"study_uid", SS_F_STR, true, 1, SH_UID_MAX},
@@ -215,14 +215,17 @@ sh_study_parse(const msgpack_object *body, sh_study *st, char *wl, char *why,
 	    {"accession", SS_F_STR, false, 1, SH_ACC_MAX},
 	    {"modality", SS_F_STR, false, 1, SH_MOD_MAX},
 	    {"description", SS_F_STR, false, 1, SH_DESC_MAX},
+	    {"match_patient", SS_F_BOOL, false, 0, 0},
 	};
-	const msgpack_object *f[7];
+	const msgpack_object *f[8];
 	int rv;
 
 	memset(st, 0, sizeof *st);
 	wl[0] = '\0';
-	if ((rv = ss_fields_parse(body, spec, 7, f, why, whylen)) != 0)
+	if ((rv = ss_fields_parse(body, spec, 8, f, why, whylen)) != 0)
 		return rv;
+	if (match != NULL)
+		*match = f[7] != NULL && ss_obj_bool(f[7]);
 	if ((rv = take(f[0], st->uid, sizeof st->uid, sh_valid_uid, "study_uid",
 	               UID_RULE, why, whylen)) ||
 	    (rv = take(f[1], wl, SH_WL_MAX + 1, sh_valid_worklist, "worklist",
@@ -394,6 +397,14 @@ sh_study_open(const ss_seal_key *key, const char *uid, const char *blob,
 	}
 	sodium_memzero(plain, sizeof plain);
 	return rv;
+}
+
+bool
+sh_study_same_patient(const sh_study *a, const sh_study *b)
+{
+	return strcmp(a->patient_id, b->patient_id) == 0 &&
+	       strcmp(a->patient_name, b->patient_name) == 0 &&
+	       strcmp(a->birth_date, b->birth_date) == 0;
 }
 
 int

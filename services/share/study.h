@@ -90,11 +90,16 @@ bool sh_valid_message(const char *s, size_t n);
 bool sh_valid_cursor(const char *s, size_t n);
 
 /*
- * Parses a study.arrived body into st and wl (size SH_WL_MAX + 1).
- * Returns 0, or SS_EBADREQ with a message naming the field in why.
+ * Parses a study.arrived body into st and wl (size SH_WL_MAX + 1), and
+ * its match_patient flag (false when absent) into *match when match is
+ * not NULL.  Returns 0, or SS_EBADREQ with a message naming the field in
+ * why.
  */
 int sh_study_parse(const msgpack_object *body, sh_study *st, char *wl,
-                   char *why, size_t whylen);
+                   bool *match, char *why, size_t whylen);
+
+/* Whether a and b name the same patient (id, name and birth date). */
+bool sh_study_same_patient(const sh_study *a, const sh_study *b);
 
 /* Packs the plain form of st (one map) into p. */
 void sh_study_pack(const sh_study *st, ss_pack *p);

@@ -344,6 +344,33 @@ class Ingest(ShareCase):
         self.assertEqual((got["study"]["study_date"], got["study"]["modality"]), ("20250101", None))
         self.assertIn("study.fields_differ", self.stack.share.logs())
 
+    def test_an_untrusted_sender_needs_the_patient_to_add_a_worklist(self):
+        # match_patient (the upload path): a stored study's UID alone does
+        # not put it in the sender's worklist; its patient must match.
+        pat = {"id": "MP1", "name": "MATCH^PAT", "birth_date": "19700101"}
+        uid = self.arrive(patient=pat, study_date="20250101")
+        for other in [{"id": "MP2", "name": "MATCH^PAT", "birth_date": "19700101"},
+                      {"id": "MP1", "name": "OTHER^PAT", "birth_date": "19700101"},
+                      {"id": "MP1", "name": "MATCH^PAT", "birth_date": "19700102"},
+                      None]:
+            ev = event(uid, "group:neuro", match_patient=True)
+            if other is not None:
+                ev["patient"] = other
+            code, msg = err(self.ingest(ev))
+            self.assertEqual(code, "conflict", other)
+            self.assertIn("another patient", msg)
+            self.assertFalse(self.held("group:neuro", uid))
+        b = ok(self.ingest(event(uid, "group:neuro", patient=dict(pat), match_patient=True)))
+        self.assertEqual((b["created"], b["added"]), (False, True))
+        self.assertTrue(self.held("group:neuro", uid))
+        # a new study is created by such a sender as by any other
+        b = ok(self.ingest(event(new_uid(), "group:neuro", match_patient=True)))
+        self.assertTrue(b["created"])
+        code, msg = err(self.ingest(event(new_uid(), "group:neuro", match_patient="yes")))
+        self.assertEqual(code, "bad_request")
+        self.assertIn("match_patient", msg)
+        self.assertIn("study.patient_differs", self.stack.share.logs())
+
     def test_unknown_worklist_stores_nothing(self):
         uid = new_uid()
         code, msg = err(self.ingest(event(uid, "location:nowhere")))

@@ -521,6 +521,29 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(self.send(path, data).status, 404)
         self.st.request("DELETE", "/api/v1/upload-links/" + link["id"], token=self.alice)
 
+    def test_9_a_known_uid_alone_opens_no_stored_study(self):
+        # A study of another organisation, stored with its patient; an
+        # outsider who knows its UID (printed on reports and CDs) uploads
+        # a file with that UID and another patient: refused, and the
+        # link's worklist does not get the study.
+        uid = "1.2.826.0.1.3680043.10.71.9"
+        self.st.arrive(uid, "location:north-ct",
+                       patient={"id": "VICTIM1", "name": "VICTIM^VERA",
+                                "birth_date": "19600101"})
+        dump = os.path.join(self.tmp, "stolen.dump")
+        with open(dump, "w") as fh:
+            fh.write(CT_DUMP % {"uid": uid})
+        run("dump2dcm", "+te", dump, dump + ".dcm")
+        with open(dump + ".dcm", "rb") as fh:
+            data = fh.read()
+        link = self.create()
+        path, cookie = self.open_session(link["url"])
+        r = self.send(path, data, cookie)
+        self.assertEqual(r.status, 409, r.body)
+        self.assertIn("another patient", r.json["error"]["message"])
+        self.assertNotIn(uid, self.studies())
+        self.assertNotIn(b"VICTIM", r.body)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -54,7 +54,7 @@ parse(const char *const *kv, sh_study *st, char *wl, char *why)
 
 	ss_pack_init(&p);
 	body(&p, &up, kv);
-	rv = sh_study_parse(&up.data, st, wl, why, 256);
+	rv = sh_study_parse(&up.data, st, wl, NULL, why, 256);
 	msgpack_unpacked_destroy(&up);
 	ss_pack_free(&p);
 	return rv;
@@ -166,7 +166,8 @@ test_parse_patient_map(void **state)
 	msgpack_unpacked_init(&up);
 	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, NULL),
 	                 MSGPACK_UNPACK_SUCCESS);
-	assert_int_equal(sh_study_parse(&up.data, &st, wl, why, sizeof why), 0);
+	assert_int_equal(
+	    sh_study_parse(&up.data, &st, wl, NULL, why, sizeof why), 0);
 	assert_string_equal(st.patient_id, "P123");
 	assert_string_equal(st.patient_name, "DOE^JANE");
 	assert_string_equal(st.birth_date, "19800131");
@@ -183,8 +184,9 @@ test_parse_patient_map(void **state)
 	msgpack_unpacked_init(&up);
 	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, NULL),
 	                 MSGPACK_UNPACK_SUCCESS);
-	assert_int_equal(sh_study_parse(&up.data, &st, wl, why, sizeof why),
-	                 SS_EBADREQ);
+	assert_int_equal(
+	    sh_study_parse(&up.data, &st, wl, NULL, why, sizeof why),
+	    SS_EBADREQ);
 	assert_non_null(strstr(why, "'patient.birth_date'"));
 	assert_string_equal(wl, "");
 	msgpack_unpacked_destroy(&up);
@@ -200,8 +202,9 @@ test_parse_patient_map(void **state)
 	msgpack_unpacked_init(&up);
 	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, NULL),
 	                 MSGPACK_UNPACK_SUCCESS);
-	assert_int_equal(sh_study_parse(&up.data, &st, wl, why, sizeof why),
-	                 SS_EBADREQ);
+	assert_int_equal(
+	    sh_study_parse(&up.data, &st, wl, NULL, why, sizeof why),
+	    SS_EBADREQ);
 	assert_non_null(strstr(why, "patient"));
 	assert_non_null(strstr(why, "sex"));
 	msgpack_unpacked_destroy(&up);
