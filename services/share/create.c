@@ -381,6 +381,7 @@ send_invite(sc_op *op, int i)
 	ss_argv_pushi(&a, cfg->invite_ttl_ms);
 	ss_argv_pushs(&a, op->uid);
 	ss_argv_push(&a, rec.sb.data, rec.sb.size);
+	ss_argv_pushi(&a, op->now);
 	ss_pack_free(&rec);
 	op->slot[i] = (sc_slot){op, i};
 	if ((rv = ss_argv_status(&a)) == 0)

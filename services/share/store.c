@@ -73,13 +73,22 @@ ss_script sh_script_priors = {
            "return {redis.call('HMGET', KEYS[1], unpack(u)), u}\n",
 };
 
-/* KEYS: inv, pending  ARGV: token hash, expires ms, ttl ms, uid, record
- * -> {"ok"} or {"registered", user} (the address has an account now). */
+/* KEYS: inv, pending  ARGV: token hash, expires ms, ttl ms, uid, record,
+ * now ms -> {"ok"} or {"registered", user} (the address has an account
+ * now).  Tokens that expired are dropped here: an address that is shared
+ * to every week and never registers keeps only its live tokens. */
 ss_script sh_script_invite = {
     .name = "share_invite",
     .src = "local st = redis.call('HGET', KEYS[1], 'state')\n"
            "if st and string.sub(st, 1, 5) == 'user:' then\n"
            "  return {'registered', string.sub(st, 6)}\n"
+           "end\n"
+           "local f = redis.call('HGETALL', KEYS[1])\n"
+           "for i = 1, #f, 2 do\n"
+           "  if string.sub(f[i], 1, 2) == 't:' and\n"
+           "     tonumber(f[i + 1]) <= tonumber(ARGV[6]) then\n"
+           "    redis.call('HDEL', KEYS[1], f[i])\n"
+           "  end\n"
            "end\n"
            "redis.call('HSET', KEYS[1], 't:' .. ARGV[1], ARGV[2])\n"
            "redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])\n"

@@ -532,13 +532,15 @@ test_invitation_life_cycle(void **state)
 
 	/* Two invitations (two tokens, two studies) to one address. */
 	r = inv(&sh_script_invite,
-	        (const char *[]){k1, k2, "tokA", far, "3600000", "1.1", "rec1"},
-	        7);
+	        (const char *[]){k1, k2, "tokA", far, "3600000", "1.1", "rec1",
+	                         now},
+	        8);
 	assert_string_equal(tag(r), "ok");
 	freeReplyObject(r);
 	r = inv(&sh_script_invite,
-	        (const char *[]){k1, k2, "tokB", far, "3600000", "1.2", "rec2"},
-	        7);
+	        (const char *[]){k1, k2, "tokB", far, "3600000", "1.2", "rec2",
+	                         now},
+	        8);
 	assert_string_equal(tag(r), "ok");
 	freeReplyObject(r);
 	r = redisCommand(rc, "PTTL %s", k1);
@@ -546,14 +548,27 @@ test_invitation_life_cycle(void **state)
 	freeReplyObject(r);
 
 	/* An expired token is gone. */
-	r = inv(
-	    &sh_script_invite,
-	    (const char *[]){k1, k2, "tokOld", now, "3600000", "1.1", "rec1"},
-	    7);
+	r = inv(&sh_script_invite,
+	        (const char *[]){k1, k2, "tokOld", now, "3600000", "1.1",
+	                         "rec1", now},
+	        8);
 	freeReplyObject(r);
 	r = inv(&sh_script_claim,
 	        (const char *[]){k1, k2, "tokOld", now, "c0", soon}, 6);
 	assert_string_equal(tag(r), "gone");
+	freeReplyObject(r);
+	/* The next invitation drops it; live tokens stay. */
+	r = inv(&sh_script_invite,
+	        (const char *[]){k1, k2, "tokA", far, "3600000", "1.1", "rec1",
+	                         now},
+	        8);
+	assert_string_equal(tag(r), "ok");
+	freeReplyObject(r);
+	r = redisCommand(rc, "HEXISTS %s t:tokOld", k1);
+	assert_int_equal(r->integer, 0);
+	freeReplyObject(r);
+	r = redisCommand(rc, "HEXISTS %s t:tokB", k1);
+	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
 
 	/* Claim with A: both pending shares come back. */
@@ -613,9 +628,10 @@ test_invitation_life_cycle(void **state)
 	assert_string_equal(tag(r), "gone");
 	freeReplyObject(r);
 	/* A later invitation learns that the address has an account. */
-	r = inv(&sh_script_invite,
-	        (const char *[]){k1, k2, "tokC", far, "3600000", "1.3", "rec"},
-	        7);
+	r = inv(
+	    &sh_script_invite,
+	    (const char *[]){k1, k2, "tokC", far, "3600000", "1.3", "rec", now},
+	    8);
 	assert_string_equal(tag(r), "registered");
 	assert_string_equal(r->element[1]->str, "gp");
 	freeReplyObject(r);
