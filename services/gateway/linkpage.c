@@ -151,6 +151,18 @@ gw_link_answer(const gw_link_kind *k, gw_req *r, int err, const ss_msg *reply)
 		gw_reply_mp(r, 200, reply->body);
 		return;
 	}
+	/* A page that answers the password form would be that form's POST
+	 * in the browser's history: Back or Reload would send the password
+	 * again, long after the session ended.  Post/Redirect/Get: the page
+	 * comes from a GET that carries the session instead. */
+	if (r->has_pw) {
+		char loc[GW_PARAM_MAX + 8];
+
+		snprintf(loc, sizeof loc, "%s%s", k->path, r->pm.v[0]);
+		gw_add_header(r, "Location", loc);
+		gw_reply_empty(r, 303);
+		return;
+	}
 	if ((j = ss_mp_to_json(reply->body)) == NULL) {
 		gw_fail(r, SS_EINTERNAL, NULL);
 		return;

@@ -588,6 +588,12 @@ class GuestLinks(GatewayCase):
         body.update(kw)
         return self.req("POST", "/api/v1/studies/%s/guest-links" % uid, body, token=token or self.alice)
 
+    def listed_link(self, uid, link_id):
+        r = self.req("GET", "/api/v1/studies/%s/guest-links?worklist=location:ct" % uid,
+                     token=self.alice)
+        self.assertEqual(r.status, 200, r.body)
+        return [l for l in r.json["links"] if l["id"] == link_id][0]
+
     def redeem(self, token, method="GET", password=None, cookie=None, json_=True, addr=None):
         h = {}
         if json_:
@@ -772,8 +778,17 @@ class GuestLinks(GatewayCase):
         r = self.redeem(tok, "POST", password="nope", json_=False)
         self.assertEqual(r.status, 401)
         self.assertIn("4 attempts left", r.text)
+        # Post/Redirect/Get: the form's answer is a redirect with the
+        # session, so Back or Reload never sends the password again
         r = self.redeem(tok, "POST", password="pw-1234", json_=False)
+        self.assertEqual(r.status, 303)
+        self.assertEqual(r.header("Location"), "/g/" + tok)
+        self.assertEqual(r.body, b"")
+        self.assertIn("HttpOnly", r.header("Set-Cookie"))
+        uses = self.listed_link(uid, link["id"])["uses"]
+        r = self.redeem(tok, json_=False, cookie=r.header("Set-Cookie").split(";")[0])
         self.assertEqual(r.status, 200)
+        self.assertEqual(self.listed_link(uid, link["id"])["uses"], uses)
         self.assertIn("ROE, RICHARD", r.text)
         self.assertIn("CT &amp; CHEST", r.text)
         self.assertIn("MR &lt;KNEE&gt;", r.text)
