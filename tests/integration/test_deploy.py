@@ -345,6 +345,44 @@ class Kubernetes(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertRegex(p.stdout, r"k8s-schema: \d+ objects checked, 0 problems")
 
+    def test_every_port_is_closed_but_to_whom_it_serves(self):
+        pols = self.of_kind("NetworkPolicy")
+        deny = pols["default-deny"]["spec"]
+        self.assertEqual(deny["podSelector"]["matchLabels"],
+                         {"app.kubernetes.io/part-of": "studyshare"})
+        self.assertEqual(deny["policyTypes"], ["Ingress"])
+        self.assertNotIn("ingress", deny)
+        allowed = {}  # (pod name or "*", port) -> the rules' "from"
+        for pol in pols.values():
+            who = pol["spec"]["podSelector"]["matchLabels"].get("app.kubernetes.io/name", "*")
+            for rule in pol["spec"].get("ingress", []):
+                for port in rule["ports"]:
+                    allowed.setdefault((who, port["port"]), []).extend(rule["from"])
+        for name, svc in self.of_kind("Service").items():
+            for port in svc["spec"]["ports"]:
+                self.assertTrue((name, port["port"]) in allowed or ("*", port["port"]) in allowed,
+                                "no rule lets anyone reach %s:%s" % (name, port["port"]))
+        # The NNG request ports take any message (a directory import on
+        # authz's): studyshare's own daemons only, and only those that call.
+        callers = {("authz", 7101): {"gateway", "share", "guestlink"},
+                   ("share", 7201): {"gateway", "guestlink"},
+                   ("guestlink", 7401): {"gateway"}}
+        for key, want in callers.items():
+            got = set()
+            for f in allowed[key]:
+                self.assertNotIn("namespaceSelector", f, key)
+                self.assertNotIn("ipBlock", f, key)
+                sel = f["podSelector"]
+                self.assertEqual(sel["matchLabels"]["app.kubernetes.io/part-of"], "studyshare")
+                got |= {sel["matchLabels"]["app.kubernetes.io/name"]} \
+                    if "app.kubernetes.io/name" in sel["matchLabels"] \
+                    else set(sel["matchExpressions"][0]["values"])
+            self.assertEqual(got, want, key)
+        # The gateway's HTTP port trusts X-Forwarded-For: the ingress only.
+        self.assertEqual(allowed[("gateway", 8080)],
+                         [{"namespaceSelector": {"matchLabels": {
+                             "kubernetes.io/metadata.name": "ingress-nginx"}}}])
+
     def test_schema_check_finds_problems(self):
         """A misspelt field, a wrong type and an unknown kind are reported."""
         node = need("node", "checks the k8s schema")
