@@ -54,9 +54,13 @@ typedef struct cfg_val {
 } cfg_val;
 
 static const char *const type_arg[] = {
-    [SS_CFG_STR] = "<string>",  [SS_CFG_SECRET] = "<secret>",
-    [SS_CFG_INT] = "<int>",     [SS_CFG_BOOL] = "<bool>",
-    [SS_CFG_MS] = "<duration>", [SS_CFG_ADDR] = "<addr>",
+    [SS_CFG_STR] = "<string>",
+    [SS_CFG_SECRET] = "<secret>",
+    [SS_CFG_INT] = "<int>",
+    [SS_CFG_BOOL] = "<bool>",
+    [SS_CFG_MS] = "<duration>",
+    [SS_CFG_ADDR] = "<addr>",
+    [SS_CFG_HOSTPORT] = "<host:port>",
 };
 
 static void
@@ -68,7 +72,8 @@ fail_msg(const char *service, const char *where, const char *why)
 static bool
 is_string(ss_cfg_type t)
 {
-	return t == SS_CFG_STR || t == SS_CFG_SECRET || t == SS_CFG_ADDR;
+	return t == SS_CFG_STR || t == SS_CFG_SECRET || t == SS_CFG_ADDR ||
+	       t == SS_CFG_HOSTPORT;
 }
 
 static bool
@@ -249,6 +254,15 @@ check_addr(const char *s)
 	if (strstr(s, "://") != NULL)
 		return "must be tcp://host:port, tls+tcp://host:port, "
 		       "ipc:///path or host:port";
+	return check_hostport(s, false);
+}
+
+/* host:port where no URL is taken (Redis, HTTP listeners). */
+static const char *
+check_plain(const char *s)
+{
+	if (strstr(s, "://") != NULL)
+		return "must be host:port, without a scheme";
 	return check_hostport(s, false);
 }
 
@@ -435,7 +449,10 @@ store(cfg_val *v, void *settings, const char *service)
 	why[0] = '\0';
 	switch (o->type) {
 	case SS_CFG_ADDR:
-		if ((bad = check_addr(v->val)) != NULL)
+	case SS_CFG_HOSTPORT:
+		if ((bad = o->type == SS_CFG_ADDR
+		               ? check_addr(v->val)
+		               : check_plain(v->val)) != NULL)
 			break;
 		/* fall through */
 	case SS_CFG_STR:
@@ -585,9 +602,10 @@ static void
 print_markdown(cfg_val *vals, size_t n)
 {
 	static const char *const kind[] = {
-	    [SS_CFG_STR] = "string",  [SS_CFG_SECRET] = "secret",
-	    [SS_CFG_INT] = "integer", [SS_CFG_BOOL] = "bool",
-	    [SS_CFG_MS] = "duration", [SS_CFG_ADDR] = "address",
+	    [SS_CFG_STR] = "string",         [SS_CFG_SECRET] = "secret",
+	    [SS_CFG_INT] = "integer",        [SS_CFG_BOOL] = "bool",
+	    [SS_CFG_MS] = "duration",        [SS_CFG_ADDR] = "address",
+	    [SS_CFG_HOSTPORT] = "host:port",
 	};
 	const char *shown;
 

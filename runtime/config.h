@@ -26,8 +26,10 @@ typedef enum ss_cfg_type {
 	SS_CFG_BOOL,   /* bool: true/false/1/0/yes/no/on/off */
 	SS_CFG_MS, /* int64_t milliseconds: "250ms", "5s", "2m", "1h", "30d" or
 	              a bare number of milliseconds; bounded by min/max (ms) */
-	SS_CFG_ADDR, /* char *, an NNG URL (tcp://, tls+tcp://, ipc://) or
-	                host:port, checked for shape */
+	SS_CFG_ADDR,     /* char *, an NNG URL (tcp://, tls+tcp://, ipc://) or
+	                    host:port, checked for shape */
+	SS_CFG_HOSTPORT, /* char *, host:port only (Redis, HTTP listeners):
+	                    a URL there would be taken apart wrongly */
 } ss_cfg_type;
 
 typedef struct ss_cfg_opt {
