@@ -465,6 +465,10 @@ ss_redis_on_connect(const redisAsyncContext *ac, int status)
 		ss_redis_went_down(r, why);
 	} else if (r->state == SS_R_CONNECTING) {
 		evtimer_del(r->tmo);
+		/* An idle connection to a Redis that vanished without a FIN
+		 * (power loss, a partition) is noticed by TCP keepalive, so
+		 * /readyz does not stay ready until the next command. */
+		(void)redisEnableKeepAlive((redisContext *)&ac->c);
 		if (r->password != NULL)
 			ss_redis_st_auth(r);
 		else
