@@ -229,9 +229,6 @@ void nt_smtp_close(nt_smtp *s);
  * every slot holds two. */
 int nt_smtp_send(nt_smtp *s, const char *rcpt, const char *msg, size_t len,
                  int64_t start_by, nt_sent_fn fn, void *arg);
-/* Sorts a session set-up that failed: curl's result code and the last
- * SMTP reply code (0 when none came). */
-enum nt_outcome nt_smtp_classify(int curlcode, long smtp_code);
 /* Checks smtp-url, smtp-starttls and the like; SS_EBADREQ names one. */
 int nt_smtp_check(const nt_settings *cfg, char *why, size_t whylen);
 /*
@@ -256,5 +253,8 @@ void nt_worker_close(nt_worker *w);
 /* The retry delay before try n+1 (n >= 1): retry-min * 2^(n-1) capped at
  * retry-max, then scaled by a random factor in [0.5, 1) (jitter). */
 int64_t nt_backoff_ms(const nt_settings *cfg, int64_t tries, uint32_t rnd);
+/* Parks a temporarily failed delivery for its retry (worker.c has the
+ * contract); shown for its tests. */
+extern ss_script nt_retry_script;
 
 #endif

@@ -51,12 +51,14 @@
  *
  * A mail that ends is sorted:
  *   sent       250 to the end of DATA
- *   permanent  5xx to MAIL FROM, RCPT TO or DATA (or at setup: see
- *              nt_smtp_classify())
+ *   permanent  5xx to MAIL FROM, RCPT TO or DATA, even when the server
+ *              then drops the session
  *   temporary  everything else: 4xx, refused or dropped connections,
- *              timeouts, TLS or STARTTLS failures and rejected logins
- *              (those are about our setup, not about the mail: retrying
- *              is right once the operator has fixed it)
+ *              timeouts, and whatever fails while a session is set up —
+ *              a 5xx greeting or EHLO, TLS or STARTTLS, a rejected login
+ *              (the mail was never offered, and those are about our
+ *              setup or the server's state: retrying is right once they
+ *              are fixed)
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -147,19 +149,6 @@ struct nt_smtp {
 static void slot_pump(struct slot *sl);
 
 /* ---- classification ----------------------------------------------------- */
-
-enum nt_outcome
-nt_smtp_classify(int curlcode, long smtp_code)
-{
-	if (curlcode == CURLE_OK)
-		return NT_SENT;
-	/* A refused login is the operator's to fix; the mail is fine. */
-	if (curlcode == CURLE_LOGIN_DENIED || curlcode == CURLE_USE_SSL_FAILED)
-		return NT_TEMPFAIL;
-	if (smtp_code >= 500 && smtp_code <= 599)
-		return NT_PERMFAIL;
-	return NT_TEMPFAIL;
-}
 
 int
 nt_smtp_check(const nt_settings *cfg, char *why, size_t whylen)
@@ -339,9 +328,17 @@ session_lost(struct slot *sl, const char *why)
 			m->want = 0;
 		}
 	}
-	/* In order: the front one first. */
-	while (front(sl) != NULL && front(sl)->st != M_WAITING)
-		mail_end(sl, NT_TEMPFAIL, why);
+	/* In order: the front one first.  One the server already refused
+	 * keeps that refusal (a 550, then the server hung up: still a dead
+	 * letter, with the 550's text). */
+	while (front(sl) != NULL && front(sl)->st != M_WAITING) {
+		const struct mail *f = front(sl);
+
+		if (f->fail_code != 0)
+			mail_end(sl, f->outcome, NULL);
+		else
+			mail_end(sl, NT_TEMPFAIL, why);
+	}
 	slot_timer(sl);
 	if (sl->n > 0)
 		event_active(sl->go, EV_TIMEOUT, 0);
@@ -785,8 +782,7 @@ connected(void *arg)
 			snprintf(why, sizeof why, "%.200s",
 			         sl->err[0] ? sl->err
 			                    : curl_easy_strerror(sl->rc));
-		connect_failed(sl, nt_smtp_classify(sl->rc, sl->smtp_code),
-		               why);
+		connect_failed(sl, NT_TEMPFAIL, why);
 		slot_pump(sl); /* a mail handed over meanwhile */
 		return;
 	}

@@ -194,9 +194,14 @@ static ss_script fin_script = {
 /* KEYS: the stream, tries hash, job key.  ARGV: group, consumer, entry,
  * tries, backoff ms, error, sent-ttl ms, claim-idle ms.  The due time is
  * Redis's clock, so workers on other hosts agree on it; the entry is
- * parked until then (or claim-idle, whichever is first). */
-static ss_script retry_script = {
+ * parked until then (or claim-idle, whichever is first).  -> 1 parked; 0
+ * when another delivery holds the job key now (its lock, or "sent"): ours
+ * outlived its lock, the job is that delivery's, and nothing is touched
+ * (deleting its lock would let a third delivery send beside it). */
+ss_script nt_retry_script = {
     "notify.retry",
+    "local cur = redis.call('GET', KEYS[3])\n"
+    "if cur and cur ~= ARGV[2] .. '/' .. ARGV[3] then return 0 end\n"
     "local now = redis.call('TIME')\n"
     "local ms = tonumber(now[1]) * 1000 + "
     "math.floor(tonumber(now[2]) / 1000)\n"
@@ -234,7 +239,7 @@ static ss_script gc_script = {
     "return n\n",
     ""};
 
-static ss_script *scripts[] = {&check_script, &fin_script, &retry_script,
+static ss_script *scripts[] = {&check_script, &fin_script, &nt_retry_script,
                                &gc_script};
 
 enum fin_kind { FIN_DONE, FIN_DUP, FIN_DEAD };
@@ -780,7 +785,7 @@ task_retry(nt_task *t)
 	snprintf(idle, sizeof idle, "%" PRId64, w->cfg->claim_idle_ms);
 	ss_metric_add(w->m_retried, 1);
 	task_log(SS_LOG_WARN, "notify.retry", t, t->why);
-	if (ss_redis_eval(w->r, &retry_script, on_retried, t, 3, 11, argv,
+	if (ss_redis_eval(w->r, &nt_retry_script, on_retried, t, 3, 11, argv,
 	                  NULL) != 0)
 		task_end(t);
 }

@@ -694,8 +694,11 @@ class SmtpServer:
     must survive.  It counts what it saw."""
 
     def __init__(self, pipelining=True, tls=None, certs=None, auth=None,
-                 refuse=(), refuse_data=(), idle_close=None, drop_second_mail=False):
+                 refuse=(), refuse_data=(), idle_close=None, drop_second_mail=False,
+                 greeting="220 test ESMTP", hang_up_after_refusal=False):
         self.pipelining, self.tls, self.auth = pipelining, tls, auth
+        self.greeting = greeting  # read at each connection: may change
+        self.hang_up_after_refusal = hang_up_after_refusal
         self.refuse, self.idle_close = set(refuse), idle_close
         self.refuse_data = set(refuse_data)
         self.drop_second_mail = drop_second_mail
@@ -751,7 +754,9 @@ class _SmtpSession(asyncio.Protocol):
         self.srv.peers.append(self)
         self.srv.sessions += 1
         self.srv.tls_sessions += self.secure
-        self.say("220 test ESMTP")
+        self.say(self.srv.greeting)
+        if not self.srv.greeting.startswith("220"):
+            self.t.close()
 
     def say(self, line):
         self.t.write(line.encode() + b"\r\n")
@@ -841,6 +846,9 @@ class _SmtpSession(asyncio.Protocol):
                 self.say("503 5.5.1 MAIL first")
             elif addr in srv.refuse:
                 self.say("550 5.1.1 no such user here")
+                if srv.hang_up_after_refusal:
+                    self.t.close()
+                    return False
             else:
                 self.rcpts.append(addr)
                 self.say("250 2.1.5 ok")
@@ -948,6 +956,37 @@ class Sessions(NotifyCase):
         msg = email.message_from_bytes(self.srv.to("pipe0@example.org")[0][2],
                                        policy=email.policy.default)
         self.assertEqual(msg["Message-ID"], "<%s@studyshare>" % first)
+
+    def test_a_server_refusing_us_at_the_greeting_is_retried_not_dead(self):
+        # A 554 greeting (a blocklist, a relay rule) says nothing of the
+        # mail, which was never offered: retried, and sent once the server
+        # takes us again.
+        self.serve(greeting="554 5.7.1 not now")
+        self.worker(concurrency=1)
+        jid = self.push("guestlink.locked", "later@example.org", TEMPLATE_VARS["guestlink.locked"])
+        mine = lambda: [d for d in self.dead() if d["id"].decode() == jid]  # noqa: E731
+        wait_for(lambda: self.srv.sessions >= 2, timeout=15 * SLOW, what="two refused sessions")
+        self.assertEqual(mine(), [])
+        self.srv.greeting = "220 test ESMTP"
+        self.assertEqual(len(self.wait_to("later@example.org")), 1)
+        self.wait_settled()
+        self.assertEqual(mine(), [])
+        self.assertTrue(any(e["event"] == "notify.retry" and e.get("request_id") == jid
+                            for e in self.w.log_events()))
+
+    def test_a_refusal_then_a_hang_up_is_still_a_dead_letter(self):
+        # 550 to RCPT TO, then the server closes: permanent, at once, with
+        # the 550's words (not a dropped session to retry for an hour).
+        self.serve(refuse={"gone@example.org"}, hang_up_after_refusal=True)
+        self.worker(concurrency=1)
+        v = TEMPLATE_VARS["guestlink.locked"]
+        bad = self.push("guestlink.locked", "gone@example.org", v)
+        d = self.wait_dead(bad)
+        self.assertIn("smtp 550: 550 5.1.1 no such user here", d["error"].decode())
+        self.assertEqual(d["tries"], b"1")
+        self.push("guestlink.locked", "after@example.org", v)
+        self.assertEqual(len(self.wait_to("after@example.org")), 1)
+        self.wait_settled()
 
     def test_without_pipelining_one_command_at_a_time(self):
         self.serve(pipelining=False, refuse={"nobody@example.org"})

@@ -83,33 +83,6 @@ test_reply_lines_refused(void **state)
 	}
 }
 
-static void
-test_classify(void **state)
-{
-	(void)state;
-	assert_int_equal(nt_smtp_classify(CURLE_OK, 250), NT_SENT);
-	/* The server refused the mail for good: 5xx at MAIL, RCPT or DATA. */
-	assert_int_equal(nt_smtp_classify(CURLE_SEND_ERROR, 550), NT_PERMFAIL);
-	assert_int_equal(nt_smtp_classify(CURLE_SEND_ERROR, 553), NT_PERMFAIL);
-	assert_int_equal(nt_smtp_classify(CURLE_WEIRD_SERVER_REPLY, 554),
-	                 NT_PERMFAIL);
-	/* Try again later. */
-	assert_int_equal(nt_smtp_classify(CURLE_SEND_ERROR, 451), NT_TEMPFAIL);
-	assert_int_equal(nt_smtp_classify(CURLE_WEIRD_SERVER_REPLY, 421),
-	                 NT_TEMPFAIL);
-	assert_int_equal(nt_smtp_classify(CURLE_COULDNT_CONNECT, 0),
-	                 NT_TEMPFAIL);
-	assert_int_equal(nt_smtp_classify(CURLE_OPERATION_TIMEDOUT, 0),
-	                 NT_TEMPFAIL);
-	assert_int_equal(nt_smtp_classify(CURLE_GOT_NOTHING, 0), NT_TEMPFAIL);
-	assert_int_equal(nt_smtp_classify(CURLE_RECV_ERROR, 0), NT_TEMPFAIL);
-	/* Our setup, not the mail: a wrong password, no STARTTLS. */
-	assert_int_equal(nt_smtp_classify(CURLE_LOGIN_DENIED, 535),
-	                 NT_TEMPFAIL);
-	assert_int_equal(nt_smtp_classify(CURLE_USE_SSL_FAILED, 0),
-	                 NT_TEMPFAIL);
-}
-
 static nt_settings
 settings(const char *url, const char *starttls)
 {
@@ -188,7 +161,6 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_classify),
 	    cmocka_unit_test(test_reply_lines),
 	    cmocka_unit_test(test_reply_lines_refused),
 	    cmocka_unit_test(test_check),
