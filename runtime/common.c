@@ -21,7 +21,7 @@
 #define F(x) offsetof(ss_common_settings, x)
 
 static const ss_cfg_opt common_opts[] = {
-    {"admin-addr", SS_CFG_HOSTPORT, "127.0.0.1:9100", 1, 255, F(admin_addr),
+    {"admin-addr", SS_CFG_ADDR, "127.0.0.1:9100", 1, 255, F(admin_addr),
      "host:port of the admin HTTP server (/healthz, /readyz, /metrics); "
      "give each daemon on a host its own"},
     {"redis-addr", SS_CFG_HOSTPORT, "127.0.0.1:6379", 1, 255, F(redis_addr),

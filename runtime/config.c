@@ -257,7 +257,7 @@ check_addr(const char *s)
 	return check_hostport(s, false);
 }
 
-/* host:port where no URL is taken (Redis, HTTP listeners). */
+/* host:port where no URL is taken (Redis). */
 static const char *
 check_plain(const char *s)
 {

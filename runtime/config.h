@@ -28,8 +28,8 @@ typedef enum ss_cfg_type {
 	              a bare number of milliseconds; bounded by min/max (ms) */
 	SS_CFG_ADDR,     /* char *, an NNG URL (tcp://, tls+tcp://, ipc://) or
 	                    host:port, checked for shape */
-	SS_CFG_HOSTPORT, /* char *, host:port only (Redis, HTTP listeners):
-	                    a URL there would be taken apart wrongly */
+	SS_CFG_HOSTPORT, /* char *, host:port only (Redis: hiredis would take
+	                    a URL's scheme for part of the host) */
 } ss_cfg_type;
 
 typedef struct ss_cfg_opt {

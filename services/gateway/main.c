@@ -24,7 +24,7 @@
 	}
 
 static const ss_cfg_opt opts[] = {
-    OPT("listen", SS_CFG_HOSTPORT, "127.0.0.1:8080", 1, 255, listen,
+    OPT("listen", SS_CFG_ADDR, "127.0.0.1:8080", 1, 255, listen,
         "host:port of the HTTP server (API, pages, web UI)"),
     OPT("authz-url", SS_CFG_ADDR, "tcp://127.0.0.1:7101", 0, 0, authz_url,
         "NNG address of authz"),
