@@ -23,6 +23,10 @@
  *   ss_rfx_connect(&fx)       a blocking hiredis connection to the server
  *                             (for test set-up and checks), or NULL;
  *                             redisFree() it.
+ *   ss_rfx_open(&fx, &rc)     both, for a group of tests (cmocka's group
+ *                             set-up): a server and rc connected to it;
+ *                             0 or -1.
+ *   ss_rfx_close(&fx, &rc)    frees rc (if any) and stops the server.
  *
  * A server that started with --requirepass still answers PING with an
  * error (NOAUTH): that counts as up.
@@ -291,6 +295,25 @@ ss_rfx_stop(struct ss_rfx *fx)
 		ss_rfx_rmdir(fx->dir);
 	fx->dir[0] = '\0';
 	ss_rfx_free_extra(fx);
+}
+
+static inline int
+ss_rfx_open(struct ss_rfx *fx, redisContext **rc)
+{
+	*rc = NULL;
+	if (ss_rfx_start(fx, NULL) != 0)
+		return -1;
+	*rc = ss_rfx_connect(fx);
+	return *rc != NULL ? 0 : -1;
+}
+
+static inline void
+ss_rfx_close(struct ss_rfx *fx, redisContext **rc)
+{
+	if (*rc != NULL)
+		redisFree(*rc);
+	*rc = NULL;
+	ss_rfx_stop(fx);
 }
 
 #endif

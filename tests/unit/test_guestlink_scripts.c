@@ -43,19 +43,14 @@ setup(void **state)
 	(void)state;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	NOW = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	if (ss_rfx_start(&fx, NULL) != 0)
-		return -1;
-	rc = ss_rfx_connect(&fx);
-	return rc != NULL ? 0 : -1;
+	return ss_rfx_open(&fx, &rc);
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	if (rc != NULL)
-		redisFree(rc);
-	ss_rfx_stop(&fx);
+	ss_rfx_close(&fx, &rc);
 	return 0;
 }
 

@@ -29,19 +29,14 @@ static int
 setup(void **state)
 {
 	(void)state;
-	if (ss_rfx_start(&fx, NULL) != 0)
-		return -1;
-	rc = ss_rfx_connect(&fx);
-	return rc != NULL ? 0 : -1;
+	return ss_rfx_open(&fx, &rc);
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	if (rc != NULL)
-		redisFree(rc);
-	ss_rfx_stop(&fx);
+	ss_rfx_close(&fx, &rc);
 	return 0;
 }
 
