@@ -37,19 +37,14 @@ setup(void **state)
 	if (ss_seal_key_init(&srv.seal, SECRET, strlen(SECRET)) != 0)
 		return -1;
 	sh_patient_key(&srv.seal, srv.patient_key);
-	if (ss_rfx_start(&fx, NULL) != 0)
-		return -1;
-	rc = ss_rfx_connect(&fx);
-	return rc != NULL ? 0 : -1;
+	return ss_rfx_open(&fx, &rc);
 }
 
 static int
 teardown(void **state)
 {
 	(void)state;
-	if (rc != NULL)
-		redisFree(rc);
-	ss_rfx_stop(&fx);
+	ss_rfx_close(&fx, &rc);
 	return 0;
 }
 
@@ -511,6 +506,22 @@ tag(const redisReply *r)
 	return r->element[0]->str;
 }
 
+/* The invite script: token tok for the address of k1/k2 (study uid and
+ * its record), expiring at exp (ms), one hour of TTL, run at now; want is
+ * its answer's tag, or NULL when it does not matter. */
+static void
+invite(const char *k1, const char *k2, const char *tok, const char *exp,
+       const char *uid, const char *rec, const char *now, const char *want)
+{
+	redisReply *r = inv(
+	    &sh_script_invite,
+	    (const char *[]){k1, k2, tok, exp, "3600000", uid, rec, now}, 8);
+
+	if (want != NULL)
+		assert_string_equal(tag(r), want);
+	freeReplyObject(r);
+}
+
 static void
 test_invitation_life_cycle(void **state)
 {
@@ -531,39 +542,20 @@ test_invitation_life_cycle(void **state)
 	freeReplyObject(r);
 
 	/* Two invitations (two tokens, two studies) to one address. */
-	r = inv(&sh_script_invite,
-	        (const char *[]){k1, k2, "tokA", far, "3600000", "1.1", "rec1",
-	                         now},
-	        8);
-	assert_string_equal(tag(r), "ok");
-	freeReplyObject(r);
-	r = inv(&sh_script_invite,
-	        (const char *[]){k1, k2, "tokB", far, "3600000", "1.2", "rec2",
-	                         now},
-	        8);
-	assert_string_equal(tag(r), "ok");
-	freeReplyObject(r);
+	invite(k1, k2, "tokA", far, "1.1", "rec1", now, "ok");
+	invite(k1, k2, "tokB", far, "1.2", "rec2", now, "ok");
 	r = redisCommand(rc, "PTTL %s", k1);
 	assert_true(r->integer > 3500000 && r->integer <= 3600000);
 	freeReplyObject(r);
 
 	/* An expired token is gone. */
-	r = inv(&sh_script_invite,
-	        (const char *[]){k1, k2, "tokOld", now, "3600000", "1.1",
-	                         "rec1", now},
-	        8);
-	freeReplyObject(r);
+	invite(k1, k2, "tokOld", now, "1.1", "rec1", now, NULL);
 	r = inv(&sh_script_claim,
 	        (const char *[]){k1, k2, "tokOld", now, "c0", soon}, 6);
 	assert_string_equal(tag(r), "gone");
 	freeReplyObject(r);
 	/* The next invitation drops it; live tokens stay. */
-	r = inv(&sh_script_invite,
-	        (const char *[]){k1, k2, "tokA", far, "3600000", "1.1", "rec1",
-	                         now},
-	        8);
-	assert_string_equal(tag(r), "ok");
-	freeReplyObject(r);
+	invite(k1, k2, "tokA", far, "1.1", "rec1", now, "ok");
 	r = redisCommand(rc, "HEXISTS %s t:tokOld", k1);
 	assert_int_equal(r->integer, 0);
 	freeReplyObject(r);
