@@ -244,6 +244,22 @@ used(rd_op *op, const redisReply *r)
 	publish(op, &i);
 }
 
+/* A password_failed audit entry: the attempts counted so far, and key:
+ * n (the attempts left, or how many were abandoned). */
+static void
+audit_failed(rd_op *op, const info_c *i, int64_t attempts, const char *key,
+             int64_t n)
+{
+	gl_audit(op->s, ss_call_id(op->c), NULL, op->k->a_failed, op->id, i->wl,
+	         op->k->study
+	             ? json_pack("{s:s, s:I, s:I}", "study_uid", i->study,
+	                         "attempts", (json_int_t)attempts, key,
+	                         (json_int_t)n)
+	             : json_pack("{s:I, s:I}", "attempts", (json_int_t)attempts,
+	                         key, (json_int_t)n),
+	         op->addr);
+}
+
 static void
 failed_pw(rd_op *op, const redisReply *r, size_t off, int64_t attempts,
           int64_t left)
@@ -253,14 +269,7 @@ failed_pw(rd_op *op, const redisReply *r, size_t off, int64_t attempts,
 	info_copy(r, off, &i);
 	ss_metric_add(op->s->m_wrong, 1);
 	ss_info("link.wrong_password", ss_call_id(op->c), "link", op->id, NULL);
-	gl_audit(op->s, ss_call_id(op->c), NULL, op->k->a_failed, op->id, i.wl,
-	         op->k->study
-	             ? json_pack("{s:s, s:I, s:I}", "study_uid", i.study,
-	                         "attempts", (json_int_t)attempts,
-	                         "attempts_left", (json_int_t)left)
-	             : json_pack("{s:I, s:I}", "attempts", (json_int_t)attempts,
-	                         "attempts_left", (json_int_t)left),
-	         op->addr);
+	audit_failed(op, &i, attempts, "attempts_left", left);
 }
 
 /* Attempts whose guestlink died between reserving and settling count as
@@ -273,14 +282,7 @@ abandoned(rd_op *op, const redisReply *r, int64_t n, int64_t attempts)
 	info_c i;
 
 	info_copy(r, 5, &i);
-	gl_audit(op->s, ss_call_id(op->c), NULL, op->k->a_failed, op->id, i.wl,
-	         op->k->study
-	             ? json_pack("{s:s, s:I, s:I}", "study_uid", i.study,
-	                         "attempts", (json_int_t)attempts, "abandoned",
-	                         (json_int_t)n)
-	             : json_pack("{s:I, s:I}", "attempts", (json_int_t)attempts,
-	                         "abandoned", (json_int_t)n),
-	         op->addr);
+	audit_failed(op, &i, attempts, "abandoned", n);
 }
 
 /* The lock's notice, on its way: confirmed (scripts.c, "lockmail") once
@@ -314,6 +316,7 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 	const char *vars[] = {"link_id", op->id,     "time", t,   "addr",
 	                      op->addr,  "attempts", n,      NULL};
 	ss_mail m = {.template = "guestlink.locked", .vars = vars};
+	lock_notice *note;
 	info_c i;
 
 	info_copy(r, off, &i);
@@ -332,8 +335,7 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 		return;
 	}
 	m.to = i.by_email;
-	lock_notice *note = malloc(sizeof *note);
-	if (note == NULL)
+	if ((note = malloc(sizeof *note)) == NULL)
 		return; /* sent again after the lease */
 	note->s = op->s;
 	memcpy(note->key, op->k_link, sizeof note->key);
