@@ -245,10 +245,7 @@ class UploadTest(unittest.TestCase):
                               capture_output=True, text=True, check=True).stdout.strip()
 
     def audit(self):
-        out = subprocess.run(["redis-cli", "-p", str(self.st.redis.port), "--no-raw",
-                              "XRANGE", "audit", "-", "+"],
-                             capture_output=True, text=True, check=True).stdout
-        return out
+        return self.redis_cli("--no-raw", "XRANGE", "audit", "-", "+")
 
     # -- tests ----------------------------------------------------------------
 
