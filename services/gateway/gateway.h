@@ -400,7 +400,6 @@ void gw_reply_json(gw_req *r, int status, json_t *j); /* steals j */
  * 500 when it has no JSON form. */
 void gw_reply_mp(gw_req *r, int status, const msgpack_object *o);
 void gw_reply_error(gw_req *r, int err, const char *msg);
-void gw_reply_error_retry(gw_req *r, int err, const char *msg, int retry_after);
 /* An error reply with extra members beside "error" (stolen). */
 void gw_reply_error_extra(gw_req *r, int err, const char *msg, json_t *extra);
 void gw_reply_html(gw_req *r, int status, struct evbuffer *body);
@@ -411,6 +410,8 @@ void gw_reply_empty(gw_req *r, int status);
 void gw_reply_page(gw_req *r, int status, int tmpl, const char *const *vars);
 /* An error as the route wants it: JSON, or the error page for pages. */
 void gw_fail(gw_req *r, int err, const char *msg);
+/* gw_fail() with a Retry-After header (a 429 or 503). */
+void gw_fail_retry(gw_req *r, int err, const char *msg, int retry_after);
 
 /* peer.c */
 /* Starts a request to a daemon in s->scratch: pack one body map next. */

@@ -20,11 +20,11 @@
  *                                   / {"error": ..., "attempts_left": N}
  *                not_found          the one 404 for every unusable link
  *
- * The cookie is HttpOnly, SameSite=Strict, Secure under --https, scoped
+ * The cookie is HttpOnly, SameSite=Lax, Secure under --https, scoped
  * to Path=/g/<token> (it is of no use to any other link) and lives as long
- * as the session.  A token that does not even have a token's shape gets
- * the same 404 without asking guestlink.  The page never contains the
- * token: the form posts to the URL it was loaded from.
+ * as the session (Lax, not Strict: see gw_link_set_cookie).  A token that does
+ * not even have a token's shape gets the same 404 without asking guestlink. The
+ * page never contains the token: the form posts to the URL it was loaded from.
  *
  * An upload link's page (upload.c) is asked and answered the same way:
  * the steps and answers are linkpage.c's, and this file has what is a

@@ -369,18 +369,6 @@ gw_reply_error(gw_req *r, int err, const char *msg)
 }
 
 void
-gw_reply_error_retry(gw_req *r, int err, const char *msg, int retry_after)
-{
-	char v[16];
-
-	if (retry_after > 0) {
-		snprintf(v, sizeof v, "%d", retry_after);
-		gw_add_header(r, "Retry-After", v);
-	}
-	gw_reply_error(r, err, msg);
-}
-
-void
 gw_reply_html(gw_req *r, int status, struct evbuffer *body)
 {
 	finish(r, status, "text/html; charset=utf-8", NULL, body);
@@ -429,6 +417,16 @@ gw_fail(gw_req *r, int err, const char *msg)
 	vars[3] =
 	    gw_text(text, sizeof text, msg != NULL ? msg : ss_err_word(err));
 	gw_reply_page(r, ss_err_http(err), GW_T_ERROR, vars);
+}
+
+void
+gw_fail_retry(gw_req *r, int err, const char *msg, int retry_after)
+{
+	char v[16];
+
+	snprintf(v, sizeof v, "%d", retry_after);
+	gw_add_header(r, "Retry-After", v);
+	gw_fail(r, err, msg);
 }
 
 /* --- request helpers -------------------------------------------------- */

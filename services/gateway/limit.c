@@ -42,6 +42,7 @@ on_count(int err, redisReply *rep, void *arg)
 {
 	gw_req *r = arg;
 	int64_t n, ttl;
+	char msg[64];
 	int secs;
 
 	if (err != 0 || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
@@ -62,9 +63,10 @@ on_count(int err, redisReply *rep, void *arg)
 		ss_metric_add(r->s->m_limited, 1);
 		ss_info("http.rate_limited", r->id, "route", r->route->name,
 		        NULL);
-		gw_reply_error_retry(r, SS_ETOOMANY,
-		                     "too many requests; retry later",
-		                     secs > 0 ? secs : 1);
+		secs = secs > 0 ? secs : 1;
+		snprintf(msg, sizeof msg,
+		         "too many requests; retry in %d seconds", secs);
+		gw_fail_retry(r, SS_ETOOMANY, msg, secs);
 		return;
 	}
 	r->next(r);

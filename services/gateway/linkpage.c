@@ -15,7 +15,7 @@
  *
  * and the answer, HTML or (Accept: application/json) JSON:
  *   a session          200 the kind's page / the reply as it is, and the
- *                      cookie (HttpOnly, SameSite=Strict, Secure under
+ *                      cookie (HttpOnly, SameSite=Lax, Secure under
  *                      --https, Path=<kind's path><token>: of no use to any
  *                      other link, as long as the session lives)
  *   password_required  200 form / {"password_required": true}
@@ -71,8 +71,13 @@ gw_link_set_cookie(const gw_link_kind *k, gw_req *r, const char *session,
 		age = exp - gw_now();
 	if (age < 1)
 		age = 1;
+	/* Lax, not Strict: a guest opens the link from a mail, another
+	 * site, and a Strict cookie is withheld from that navigation and
+	 * from every reload of its page, each of which would then spend a
+	 * use.  Lax still keeps it from other sites' subrequests and POSTs,
+	 * and the path holds the link's own token. */
 	snprintf(c, sizeof c,
-	         "%s=%s; Path=%s%s; Max-Age=%lld; HttpOnly; SameSite=Strict%s",
+	         "%s=%s; Path=%s%s; Max-Age=%lld; HttpOnly; SameSite=Lax%s",
 	         k->cookie, session, k->path, r->pm.v[0], (long long)age,
 	         r->s->cfg->https ? "; Secure" : "");
 	gw_add_header(r, "Set-Cookie", c);

@@ -82,12 +82,11 @@ gw_peer_failed(gw_req *r, int err, const ss_msg *reply)
 		return false;
 	snprintf(msg, sizeof msg, "%.*s", (int)reply->err_msg.n,
 	         reply->err_msg.p != NULL ? reply->err_msg.p : "");
-	if (reply->retry_after > 0) {
-		char v[16];
-		snprintf(v, sizeof v, "%d", reply->retry_after);
-		gw_add_header(r, "Retry-After", v);
-	}
-	gw_fail(r, reply->err, msg[0] != '\0' ? msg : NULL);
+	if (reply->retry_after > 0)
+		gw_fail_retry(r, reply->err, msg[0] != '\0' ? msg : NULL,
+		              reply->retry_after);
+	else
+		gw_fail(r, reply->err, msg[0] != '\0' ? msg : NULL);
 	return true;
 }
 

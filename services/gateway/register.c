@@ -77,12 +77,11 @@ on_invitation(int err, const ss_msg *reply, void *arg)
 void
 gw_page_register(gw_req *r)
 {
-	static const char *const allowed[] = {"invite", NULL};
 	char invite[GW_QUERY_MAX];
 	ss_pack *p;
 
-	if (gw_query_check(r, allowed) != 0)
-		return;
+	/* Other parameters are ignored, not refused: mail services append
+	 * their own (utm_source=...) to the links they carry. */
 	if (gw_query_get(r, "invite", invite, sizeof invite) < 0)
 		return;
 	if (!ss_token_valid(invite, strlen(invite))) {
