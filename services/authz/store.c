@@ -8,6 +8,7 @@
  * replica) triggers a reload.  The new snapshot replaces the old one only
  * once it is fully built.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
@@ -48,11 +49,48 @@ rstr(const redisReply *r)
 	return r->type == REDIS_REPLY_STRING ? r->str : NULL;
 }
 
+/*
+ * Adds one registered account from its record in the reg hash.  The two
+ * scripts write only well-formed records whose id and email are free; a
+ * store edited by hand may hold anything, so *why says what was wrong.
+ */
+static int
+add_account(az_dir *d, const redisReply *id, const redisReply *rec,
+            const char **why)
+{
+	const char *name, *mail;
+	bool readable;
+	json_t *o;
+	int rv;
+
+	*why = "not a JSON object with a name and an email";
+	if (rstr(id) == NULL || rstr(rec) == NULL)
+		return SS_EBADREQ;
+	/* A NUL inside would make the id or the record read shorter. */
+	if (strlen(id->str) != id->len) {
+		*why = "not a valid account";
+		return SS_EBADREQ;
+	}
+	o = json_loadb(rec->str, rec->len, 0, NULL);
+	name = json_string_value(json_object_get(o, "name"));
+	mail = json_string_value(json_object_get(o, "email"));
+	readable = name != NULL && mail != NULL;
+	rv = readable ? az_dir_add_registered(d, id->str, name, mail)
+	              : SS_EBADREQ;
+	json_decref(o);
+	if (rv == SS_ECONFLICT)
+		*why = "its id or email is a directory user's";
+	else if (rv == SS_EBADREQ && readable)
+		*why = "not a valid account";
+	return rv;
+}
+
 /* Builds a snapshot from the load script's answer. */
 static int
 build(const redisReply *r, az_dir **out, int64_t *version)
 {
 	const redisReply *codes, *reg;
+	const char *reason;
 	char why[512];
 	az_dir *d;
 	int rv;
@@ -71,31 +109,24 @@ build(const redisReply *r, az_dir **out, int64_t *version)
 	}
 	reg = r->element[3];
 	for (size_t i = 0; i + 1 < reg->elements; i += 2) {
-		json_t *o = json_loads(reg->element[i + 1]->str, 0, NULL);
-		const char *name =
-		    json_string_value(json_object_get(o, "name"));
-		const char *mail =
-		    json_string_value(json_object_get(o, "email"));
-
-		rv = (name && mail) ? az_dir_add_registered(
-		                          d, reg->element[i]->str, name, mail)
-		                    : SS_EINTERNAL;
-		json_decref(o);
-		/* An account whose id or email the document took (the two
-		 * scripts refuse that; this is for a store edited by hand)
-		 * is left out and named, rather than every check failing. */
+		rv = add_account(d, reg->element[i], reg->element[i + 1],
+		                 &reason);
+		/* An account that clashes with the document (the two scripts
+		 * refuse that) or whose record does not parse can only come
+		 * from a store edited by hand: it is left out and named,
+		 * rather than every check failing. */
 		if (rv == SS_ECONFLICT || rv == SS_EBADREQ) {
 			ss_error("directory.account_left_out", NULL, "user",
-			         reg->element[i]->str, "reason",
-			         rv == SS_ECONFLICT
-			             ? "its id or email is a directory user's"
-			             : "not a valid account",
-			         NULL);
+			         rstr(reg->element[i]) != NULL
+			             ? reg->element[i]->str
+			             : "",
+			         "reason", reason, NULL);
 			continue;
 		}
 		if (rv != 0) {
-			ss_error("directory.bad_account", NULL, "user",
-			         reg->element[i]->str, NULL);
+			ss_error("directory.load_failed", NULL, "user",
+			         reg->element[i]->str, "error", ss_err_word(rv),
+			         NULL);
 			goto fail;
 		}
 	}
