@@ -35,6 +35,7 @@ bench: build
 	@bash bench/run.sh
 	@bash bench/notify_bench.sh
 	@bash bench/share_bench.sh
+	@bash bench/share_list_bench.sh
 	@bash bench/http_bench.sh
 
 format:

@@ -6,9 +6,11 @@ One stack serves every test of this file; the last class (ZZScan) then
 scans every key and value in Redis and every daemon's log for the tokens,
 sessions, passwords, birth dates and patient names the tests used."""
 import base64
+import calendar
 import copy
 import json
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -244,6 +246,13 @@ class Case(unittest.TestCase):
         links = ok(self.list(uid))["links"]
         return next(l for l in links if l["id"] == link_id)
 
+    def wait_expired(self, uid, link_id, timeout=10):
+        """Until the link's listing says expired: guestlink's own clock
+        decides, the same comparison a redemption makes, so a redemption
+        after this finds it expired without a sleep that guesses."""
+        wait_for(lambda: self.listed(uid, link_id)["status"] == "expired",
+                 timeout=timeout, what="link %s expired" % link_id)
+
     def jobs(self, template=None):
         """The jobs on notify:jobs, opened with the mail key (they are
         sealed in Redis)."""
@@ -265,6 +274,16 @@ class Case(unittest.TestCase):
 
 def token_of(link):
     return link["url"].rsplit("/g/", 1)[1]
+
+
+def next_event(sub, wait):
+    """The next message on a SUB connection, or None when none came
+    within wait seconds.  Waits for the first byte with select, so a
+    message is never cut in half by a timeout."""
+    if not select.select([sub.s], [], [], wait)[0]:
+        return None
+    n = struct.unpack(">Q", sub._read(8))[0]
+    return sub._read(n)
 
 
 class Create(Case):
@@ -321,8 +340,10 @@ class Create(Case):
         self.assertIsNone(body["email"])
         self.assertNotIn("email_queued", body)
         self.assertEqual(body["priors"], [])
-        created = time.mktime(time.strptime(body["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
-        expires = time.mktime(time.strptime(body["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
+        # UTC timestamps: timegm, not mktime (local time, off by an hour
+        # across a daylight-saving change)
+        created = calendar.timegm(time.strptime(body["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
+        expires = calendar.timegm(time.strptime(body["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
         self.assertEqual(expires - created, 30 * 86400)
         # a password alone: 5 attempts
         body = self.link(uid, password="just-a-password")
@@ -610,10 +631,13 @@ class Redeem(Case):
 
     def test_expiry(self):
         uid = self.publish()
-        body = self.link(uid, expires_in=1)
+        # 2 s, not 1: the redemption below must come before expiry even
+        # on a slow (sanitized) run
+        body = self.link(uid, expires_in=2)
         tok = token_of(body)
         ok(self.redeem(tok))
-        time.sleep(1.2)
+        self.assertEqual(self.listed(uid, body["id"])["status"], "active")
+        self.wait_expired(uid, body["id"])
         self.assertEqual(err(self.redeem(tok))[0], "not_found")
         listed = self.listed(uid, body["id"])
         self.assertEqual(listed["status"], "expired")
@@ -714,20 +738,31 @@ class Redeem(Case):
 
     def test_accessed_event(self):
         uid = self.publish()
-        body = self.link(uid)
         c = sp.Conn("127.0.0.1", ST.pub_port, proto=sp.PROTO_SUB, timeout=5)
-        time.sleep(0.3)  # let the subscription reach the publisher
-        ok(self.redeem(token_of(body), addr="198.51.100.5"))
-        n = struct.unpack(">Q", c._read(8))[0]
-        msg = c._read(n)
-        c.close()
+        # guestlink sends no event while no subscriber is attached (it
+        # counts it as unheard), and our pipe attaches a moment after the
+        # connection is up: redeem fresh links until an event comes,
+        # within a bound.  Any of them may be the one heard.
+        links, msg = {}, None
+        try:
+            end = time.monotonic() + 10
+            while msg is None and time.monotonic() < end:
+                body = self.link(uid)
+                links[body["id"]] = body
+                ok(self.redeem(token_of(body), addr="198.51.100.5"))
+                msg = next_event(c, 0.2)
+        finally:
+            c.close()
+        self.assertIsNotNone(msg, "no guestlink.accessed event after %d redemptions" % len(links))
         topic, env = msg.split(b"\x00", 1)
         self.assertEqual(topic, b"guestlink.accessed")
         ev = mp.unpack(env)
         self.assertEqual(ev["type"], "guestlink.accessed")
-        self.assertEqual(ev["body"]["link_id"], body["id"])
+        self.assertIn(ev["body"]["link_id"], links)
         self.assertEqual(ev["body"]["study_uid"], uid)
+        self.assertEqual(ev["body"]["worklist"], "location:ct")
         self.assertEqual(ev["body"]["addr"], "198.51.100.5")
+        self.assertRegex(ev["body"]["at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
     def test_bad_requests(self):
         for body, field in [({"addr": "1.2.3.4", "user_agent": ""}, "token"),
@@ -759,14 +794,15 @@ class Unusable(Case):
 
     def test_every_unusable_link_answers_the_same_bytes(self):
         uid = self.publish()
-        expired = token_of(self.link(uid, expires_in=1))
+        expiring = self.link(uid, expires_in=1)
+        expired = token_of(expiring)
         deleted = self.link(uid)
         ok(self.call("guestlink.delete", {"user": "alice", "id": deleted["id"]}))
         used = token_of(self.link(uid, max_uses=1))
         ok(self.redeem(used))
         locked = token_of(self.link(uid, password="locked-pass", max_password_attempts=1))
         ok(self.redeem(locked, password="not-it"))
-        time.sleep(1.1)
+        self.wait_expired(uid, expiring["id"])
         answers = {
             "unknown": self.redeem_raw(random_token()),
             "malformed": self.redeem_raw("not-a-token"),
@@ -803,12 +839,29 @@ class Cli(Case):
         self.assertEqual(rc, 2)
 
 
+def metric(text, series):
+    """The value of one series (name and labels, as exposed) in a
+    Prometheus text exposition; fails when it is not there."""
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    raise AssertionError("no %s in the metrics" % series)
+
+
 class Metrics(Case):
     def test_metrics_pass_promtool(self):
+        used = 'studyshare_guestlink_redemptions_total{result="used"}'
+        created = "studyshare_guestlinks_created_total"
         status, text = ST.guestlink.http("/metrics")
         self.assertEqual(status, 200)
-        self.assertIn('studyshare_guestlink_redemptions_total{result="used"}', text)
-        self.assertIn("studyshare_guestlinks_created_total", text)
+        before = {m: metric(text, m) for m in (used, created)}
+        # the counters move with what they count, not just exist
+        ok(self.redeem(token_of(self.link(self.publish()))))
+        status, text = ST.guestlink.http("/metrics")
+        self.assertEqual(status, 200)
+        self.assertEqual(metric(text, created), before[created] + 1)
+        self.assertEqual(metric(text, used), before[used] + 1)
         p = subprocess.run(["promtool", "check", "metrics"], input=text,
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -936,6 +989,21 @@ class ZZScan(Case):
         self.assertEqual(found, [])
 
     def test_logs_hold_no_secret(self):
+        # A link with a password, a wrong guess and a use, just before
+        # reading the logs: what they log must be there, and none of the
+        # secrets the action handled (an empty log would pass the rest).
+        body = self.link(self.publish(), password="log-check-password")
+        tok = token_of(body)
+        self.assertTrue(ok(self.redeem(tok, password="log-check-wrong"))["wrong_password"])
+        ok(self.redeem(tok, password="log-check-password"))
+        events = ST.guestlink.log_events()
+        self.assertGreater(len(events), 10)
+        for e in events:
+            for k in ("time", "level", "service", "event"):
+                self.assertIn(k, e)
+        mine = [e["event"] for e in events if e.get("link") == body["id"]]
+        for name in ("link.created", "link.wrong_password", "link.used"):
+            self.assertIn(name, mine)
         logs = "".join(d.logs() for d in ST.daemons())
         for kind, items in SECRETS.items():
             for s in items:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import socket
 import struct
 import tempfile
@@ -431,14 +432,19 @@ class Ingest(ShareCase):
             self.assertTrue(self.stack.share.alive())
         finally:
             c.close()
-        # over the size cap: NNG drops the connection; the daemon goes on
+        # over the size cap: NNG drops the connection (the send fails, or
+        # the read finds it closed or reset) and answers nothing; the
+        # daemon goes on
         c = sp.Conn("127.0.0.1", self.stack.ingest_port)
         try:
-            c.send_raw(mp.pack({"v": 1, "type": "study.arrived", "id": "big",
-                                "body": event("1.2.3", description="x" * (2 * 1024 * 1024))}))
-        except OSError:
-            pass
-        c.close()
+            with self.assertRaises(OSError) as dropped:
+                c.send_raw(mp.pack({"v": 1, "type": "study.arrived", "id": "big",
+                                    "body": event("1.2.3", description="x" * (2 * 1024 * 1024))}))
+                c.recv()
+            # a timeout is an OSError too, but means the connection stayed
+            self.assertNotIsInstance(dropped.exception, socket.timeout)
+        finally:
+            c.close()
         with socket.create_connection(("127.0.0.1", self.stack.ingest_port)) as s:
             s.sendall(b"GET / HTTP/1.1\r\n\r\n" * 10)
         time.sleep(0.2)
@@ -611,12 +617,13 @@ class Listing(ShareCase):
         self.assertEqual(b["priors"], [])
 
     def test_first_page_of_a_huge_worklist(self):
-        """Loads N studies straight into Redis with a pipeline (the layout
-        of services/share/README.md), then pages through the start."""
-        n = int(os.environ.get("SS_SHARE_BIG", "100000"))
-        wl = "location:ct"
+        """Loads N studies (SS_SHARE_BIG, 1,000 by default) straight into
+        Redis with a pipeline (the layout of services/share/README.md),
+        then pages through the start.  What a first page costs with
+        100,000 stored against 10 is bench/share_list_bench.sh's to
+        measure: tests assert no timings."""
+        n = int(os.environ.get("SS_SHARE_BIG", "1000"))
         big = "user:dave"   # a worklist dave can view; filled directly
-        t0 = time.monotonic()
         cmds, members, dates = [], [], {}
         for i in range(n):
             uid = "2.25.9.%d.%d" % (os.getpid(), i)
@@ -638,35 +645,21 @@ class Listing(ShareCase):
             cmds.append(("ZADD", "share:{wl:%s}:index" % big) +
                         tuple(x for m in members[i:i + 1000] for x in ("0", m)))
         self.r.pipeline(cmds)
-        load = time.monotonic() - t0
         self.assertEqual(self.r.cmd("ZCARD", "share:{wl:%s}:index" % big), n)
-        for _ in range(10):
-            self.arrive(wl="user:bob")   # a worklist of 10
+        want = sorted(members, reverse=True)
+        uids = lambda ms: [m.split(":")[2] for m in ms]
 
-        def first_page(user, w, limit):
-            t = time.monotonic()
-            b = ok(self.call("share.studies.list", {"user": user, "worklist": w, "limit": limit}))
-            return b, time.monotonic() - t
-
-        times_big, times_small = [], []
-        for _ in range(50):
-            times_big.append(first_page("dave", big, 10)[1])
-            b, t = first_page("bob", "user:bob", 10)
-            self.assertEqual(len(b["studies"]), 10)
-            times_small.append(t)
-        b, _ = first_page("dave", big, 50)
-        want = sorted(members, reverse=True)[:50]
-        self.assertEqual([s["study_uid"] for s in b["studies"]], [m.split(":")[2] for m in want])
-        self.assertEqual(b["next_cursor"], want[-1])
+        b = ok(self.call("share.studies.list", {"user": "dave", "worklist": big, "limit": 10}))
+        self.assertEqual([s["study_uid"] for s in b["studies"]], uids(want[:10]))
+        self.assertEqual([s["study_date"] for s in b["studies"]],
+                         [m.split(":")[0] for m in want[:10]])
+        self.assertEqual(b["next_cursor"], want[9])
+        b = ok(self.call("share.studies.list", {"user": "dave", "worklist": big, "limit": 50}))
+        self.assertEqual([s["study_uid"] for s in b["studies"]], uids(want[:50]))
+        self.assertEqual(b["next_cursor"], want[49])
         b2 = ok(self.call("share.studies.list", {"user": "dave", "worklist": big, "limit": 50,
                                                  "cursor": b["next_cursor"]}))
-        want2 = sorted(members, reverse=True)[50:100]
-        self.assertEqual([s["study_uid"] for s in b2["studies"]], [m.split(":")[2] for m in want2])
-        med = lambda xs: sorted(xs)[len(xs) // 2]
-        # figures for the report; timings are for bench/, not asserted
-        print("\n  first page of 10: %d studies %.2f ms, 10 studies %.2f ms (median of 50;"
-              " loaded in %.1f s)" % (n, med(times_big) * 1000, med(times_small) * 1000, load),
-              flush=True)
+        self.assertEqual([s["study_uid"] for s in b2["studies"]], uids(want[50:100]))
         self.r.cmd("DEL", "share:{wl:%s}:studies" % big, "share:{wl:%s}:index" % big)
         self.assertNotIn("study.index_orphan", self.stack.share.logs())
 
@@ -821,20 +814,30 @@ class Sharing(ShareCase):
 
     def test_history_audit_and_event(self):
         sub = sp.Conn("127.0.0.1", self.stack.pub_port, proto=sp.PROTO_SUB)
+        # share sends no event while no subscriber is attached (it counts
+        # it as unheard), and our pipe attaches a moment after the
+        # connection is up: share new studies until an event comes, within
+        # a bound.  The event names the study it was for.
+        uids, msg = [], None
         try:
-            time.sleep(0.2)  # let the subscriber's pipe attach
-            uid = self.arrive()
-            ok(self.share([{"kind": "location", "id": "mri"},
-                           {"kind": "email", "email": "gp-hist@outside.example"}], uid))
-            n = struct.unpack(">Q", sub._read(8))[0]
-            msg = sub._read(n)
+            end = time.monotonic() + 10
+            while msg is None and time.monotonic() < end:
+                uids.append(self.arrive())
+                ok(self.share([{"kind": "location", "id": "mri"},
+                               {"kind": "email", "email": "gp-hist@outside.example"}], uids[-1]))
+                # select first: a timeout never cuts a message in half
+                if select.select([sub.s], [], [], 0.2)[0]:
+                    n = struct.unpack(">Q", sub._read(8))[0]
+                    msg = sub._read(n)
         finally:
             sub.close()
+        self.assertIsNotNone(msg, "no study.shared event after %d shares" % len(uids))
         topic, _, envelope = msg.partition(b"\x00")
         self.assertEqual(topic, b"study.shared")
         ev = mp.unpack(envelope)
         self.assertEqual(ev["type"], "study.shared")
-        self.assertEqual(ev["body"]["study_uid"], uid)
+        self.assertIn(ev["body"]["study_uid"], uids)
+        uid = ev["body"]["study_uid"]
         self.assertEqual(ev["body"]["from"], "location:ct")
         self.assertEqual(ev["body"]["by"], "alice")
         self.assertEqual([s["status"] for s in ev["body"]["shares"]], ["delivered", "invited"])
@@ -1056,13 +1059,29 @@ class RedisOutage(unittest.TestCase):
         self.assertEqual(rcs, [0, 0])
 
 
+def metric(text, series):
+    """The value of one series (name and labels, as exposed) in a
+    Prometheus text exposition; fails when it is not there."""
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    raise AssertionError("no %s in the metrics" % series)
+
+
 class Metrics(ShareCase):
     def test_metrics_pass_promtool(self):
         import subprocess
+        arrived = 'studyshare_requests_total{type="study.arrived"}'
+        status, text = self.stack.share.http("/metrics")
+        self.assertEqual(status, 200)
+        before = metric(text, arrived)
+        # the counter moves with what it counts, not just exists
+        self.arrive()
         self.arrive()
         status, text = self.stack.share.http("/metrics")
         self.assertEqual(status, 200)
-        self.assertIn('studyshare_requests_total{type="study.arrived"}', text)
+        self.assertEqual(metric(text, arrived), before + 2)
         p = subprocess.run(["promtool", "check", "metrics"], input=text,
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
@@ -1079,8 +1098,17 @@ class Metrics(ShareCase):
         for secret in ["SECRET-PID", "SECRET^NAME", "19010101", "OTHER-PID", token, TOKEN_KEY,
                        stack.SEAL_KEY, stack.MAIL_KEY]:
             self.assertNotIn(secret, logs)
-        for e in self.stack.share.log_events():
+        # ...and the log is not just empty: these actions are in it
+        events = self.stack.share.log_events()
+        self.assertGreater(len(events), 3)
+        for e in events:
+            for k in ("time", "level", "service", "event"):
+                self.assertIn(k, e)
             self.assertEqual(e["service"], "share")
+        mine = [(e["event"], e.get("worklist")) for e in events if e.get("study_uid") == uid]
+        for ev in [("study.stored", "location:ct"), ("study.fields_differ", None),
+                   ("study.stored", "group:neuro"), ("study.shared", None)]:
+            self.assertIn(ev, mine)
 
 
 class Config(unittest.TestCase):
