@@ -31,7 +31,7 @@ static const ss_cfg_opt common_opts[] = {
     {"redis-timeout", SS_CFG_MS, "2s", 10, 60000, F(redis_timeout_ms),
      "time Redis has to answer a command before the connection is "
      "dropped and re-made"},
-    {"drain", SS_CFG_MS, "9s", 0, 60000, F(drain_ms),
+    {"drain", SS_CFG_MS, "9s", 0, 600000, F(drain_ms),
      "on SIGTERM, how long work in flight may take to finish before the "
      "daemon exits anyway"},
     {"recv-max", SS_CFG_INT, "1048576", 1024, 67108864, F(recv_max),

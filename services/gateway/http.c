@@ -117,6 +117,8 @@ reason(int status)
 		return "Created";
 	case 204:
 		return "No Content";
+	case 303:
+		return "See Other";
 	case 304:
 		return "Not Modified";
 	case 400:

@@ -164,7 +164,10 @@ take(const msgpack_object *o, char *dst, size_t dstlen, check_fn check,
 	"expected a DICOM UID (1..64 digits and dots, no empty or "            \
 	"zero-led component)"
 #define DATE_RULE "expected a YYYYMMDD date"
-#define TEXT_RULE "expected UTF-8 text without control characters"
+/* Dates are read longer than they may be, so that 2026-11-01 is answered
+ * with the rule rather than with its length. */
+#define DATE_READ_MAX 32
+#define TEXT_RULE     "expected UTF-8 text without control characters"
 #define WL_RULE                                                                \
 	"expected <organisation|location|group|user>:<id> (id: 1..64 "         \
 	"characters of A-Z a-z 0-9 . _ -)"
@@ -175,7 +178,7 @@ parse_patient(const msgpack_object *o, sh_study *st, char *why, size_t whylen)
 	static const ss_field_spec spec[] = {
 	    {"id", SS_F_STR, false, 1, SH_PID_MAX},
 	    {"name", SS_F_STR, false, 1, SH_PNAME_MAX},
-	    {"birth_date", SS_F_STR, false, 1, SH_DATE_LEN},
+	    {"birth_date", SS_F_STR, false, 1, DATE_READ_MAX},
 	};
 	const msgpack_object *f[3];
 	char inner[200];
@@ -211,7 +214,7 @@ sh_study_parse(const msgpack_object *body, sh_study *st, char *wl, bool *match,
 	    {"study_uid", SS_F_STR, true, 1, SH_UID_MAX},
 	    {"worklist", SS_F_STR, true, 1, SH_WL_MAX},
 	    {"patient", SS_F_MAP, false, 0, 3},
-	    {"study_date", SS_F_STR, false, 1, SH_DATE_LEN},
+	    {"study_date", SS_F_STR, false, 1, DATE_READ_MAX},
 	    {"accession", SS_F_STR, false, 1, SH_ACC_MAX},
 	    {"modality", SS_F_STR, false, 1, SH_MOD_MAX},
 	    {"description", SS_F_STR, false, 1, SH_DESC_MAX},

@@ -324,8 +324,8 @@ test_bad_values(void **state)
 	    {"--redis-timeout=61s",
 	     "studyshare-test: --redis-timeout: must be between 10ms and "
 	     "60s\n"},
-	    {"--drain=2m",
-	     "studyshare-test: --drain: must be between 0s and 60s\n"},
+	    {"--drain=11m",
+	     "studyshare-test: --drain: must be between 0s and 10m\n"},
 	    {"--recv-max=1023", "studyshare-test: --recv-max: must be "
 	                        "between 1024 and 67108864\n"},
 	    {"--workers=abc",

@@ -211,6 +211,36 @@ test_parse_patient_map(void **state)
 	ss_pack_free(&p);
 }
 
+/* A date in another form is answered with the rule, whatever its length,
+ * up to a length no date has. */
+static void
+test_dates_answer_with_the_rule(void **state)
+{
+	static const char *const dates[] = {"2026-11-01", "2026/11/01",
+	                                    "1 November 2026", "202611011"};
+	static const char *const kv[] = {
+	    "study_uid",  "1.2", "worklist", "location:ct",
+	    "study_date", NULL,  NULL};
+	const char *k[7];
+	char wl[SH_WL_MAX + 1], why[256];
+	char long_date[40];
+	sh_study st;
+
+	(void)state;
+	memcpy(k, kv, sizeof k);
+	for (size_t i = 0; i < sizeof dates / sizeof *dates; i++) {
+		k[5] = dates[i];
+		assert_int_equal(parse(k, &st, wl, why), SS_EBADREQ);
+		assert_string_equal(
+		    why, "field 'study_date': expected a YYYYMMDD date");
+	}
+	memset(long_date, '2', sizeof long_date - 1);
+	long_date[sizeof long_date - 1] = '\0';
+	k[5] = long_date;
+	assert_int_equal(parse(k, &st, wl, why), SS_EBADREQ);
+	assert_string_equal(why, "field 'study_date': length out of range");
+}
+
 /* Each bad event is refused, and the message names the field. */
 static void
 test_refusals_name_the_field(void **state)
@@ -530,6 +560,7 @@ main(void)
 	    cmocka_unit_test(test_parse_full_event),
 	    cmocka_unit_test(test_parse_patient_map),
 	    cmocka_unit_test(test_refusals_name_the_field),
+	    cmocka_unit_test(test_dates_answer_with_the_rule),
 	    cmocka_unit_test(test_stored_form_round_trips),
 	    cmocka_unit_test(test_sealed_form),
 	    cmocka_unit_test(test_diff),
