@@ -166,6 +166,12 @@ parse_ms(const char *s, int64_t *out)
 	return -1;
 }
 
+int
+ss_cfg_parse_ms(const char *s, int64_t *out)
+{
+	return parse_ms(s, out) == 0 ? 0 : SS_EBADREQ;
+}
+
 static int
 parse_bool(const char *s, bool *out)
 {

@@ -61,6 +61,10 @@ int ss_config_load(const ss_cfg_table *tabs, size_t ntabs, void *settings,
 int ss_config_main(const ss_cfg_table *tabs, size_t ntabs, void *settings,
                    int argc, char **argv, const char *service);
 
+/* A duration as SS_CFG_MS reads it ("250ms", "5s", "2m", a bare number
+ * of milliseconds) into *out: 0, or SS_EBADREQ. */
+int ss_cfg_parse_ms(const char *s, int64_t *out);
+
 /* Releases the strings ss_config_load() allocated. */
 void ss_config_free(const ss_cfg_table *tabs, size_t ntabs, void *settings);
 

@@ -1,8 +1,21 @@
 /*
  * tools/cli_bus.c - one blocking request over NNG for the CLI.
+ *
+ * --timeout bounds each step: reaching the daemon, sending, the reply.
+ * NNG's blocking dial waits as long as the kernel's connect does (minutes
+ * when a firewall drops the SYN), then for the peer's handshake: NNG
+ * dials in the background instead, and the send waits for it within the
+ * timeout.  A TCP address is first tried here, so that a refused or
+ * unreachable one fails at once, with its reason, not as a timeout.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
@@ -11,11 +24,75 @@
 #include "runtime/req.h"
 #include "tools/cli.h"
 
+#define CLI_RECV_MAX_DEFAULT 1048576 /* runtime/common.c's recv-max */
+
+/* One connect to ai within timeout_ms: 0, or an errno. */
+static int
+try_connect(const struct addrinfo *ai, int timeout_ms)
+{
+	struct pollfd pfd;
+	socklen_t len = sizeof(int);
+	int fd, err = 0;
+
+	fd = socket(ai->ai_family,
+	            ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	            ai->ai_protocol);
+	if (fd < 0)
+		return errno;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		err = errno;
+		if (err == EINPROGRESS) {
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			if (poll(&pfd, 1, timeout_ms) <= 0)
+				err = ETIMEDOUT;
+			else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err,
+			                    &len) != 0)
+				err = errno;
+		}
+	}
+	close(fd);
+	return err;
+}
+
+/* Whether url's TCP address takes a connection within timeout_ms; other
+ * transports (ipc://) are left to NNG.  0, or a message in why. */
+static int
+reachable(const char *url, int timeout_ms, char *why, size_t n)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	nng_url *u = NULL;
+	int rv, err = EHOSTUNREACH;
+
+	if (nng_url_parse(&u, url) != 0)
+		return 0; /* NNG's dial names what is wrong with it */
+	if (strstr(u->u_scheme, "tcp") == NULL || u->u_hostname[0] == '\0') {
+		nng_url_free(u);
+		return 0;
+	}
+	if ((rv = getaddrinfo(u->u_hostname, u->u_port, &hints, &res)) != 0) {
+		snprintf(why, n, "%s", gai_strerror(rv));
+		nng_url_free(u);
+		return -1;
+	}
+	for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next)
+		if ((err = try_connect(ai, timeout_ms)) == 0)
+			break;
+	freeaddrinfo(res);
+	nng_url_free(u);
+	if (err == 0)
+		return 0;
+	snprintf(why, n, "%s",
+	         err == ETIMEDOUT ? "no connection within the timeout"
+	                          : strerror(err));
+	return -1;
+}
+
 int
 cli_call(const cli_opts *o, const char *url, const char *type,
          const json_t *body, json_t **reply)
 {
-	char id[SS_MAX_ID_LEN + 1];
+	char id[SS_MAX_ID_LEN + 1], reason[128];
 	nng_socket sock = NNG_SOCKET_INITIALIZER;
 	const char *why = NULL;
 	nng_msg *msg = NULL;
@@ -32,15 +109,26 @@ cli_call(const cli_opts *o, const char *url, const char *type,
 		code = CLI_USAGE;
 		goto fail;
 	}
+	if (reachable(url, o->timeout_ms, reason, sizeof reason) != 0) {
+		fprintf(stderr, "studyshare: %s: %s\n", url, reason);
+		goto fail;
+	}
 	if ((rv = nng_req0_open(&sock)) != 0 ||
 	    (rv = nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, o->timeout_ms)) !=
 	        0 ||
 	    (rv = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, o->timeout_ms)) !=
 	        0 ||
-	    (rv = nng_dial(sock, url, NULL, 0)) != 0 ||
+	    (rv = nng_dial(sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0 ||
 	    (rv = nng_send(sock, p.sb.data, p.sb.size, 0)) != 0 ||
 	    (rv = nng_recvmsg(sock, &msg, 0)) != 0) {
 		fprintf(stderr, "studyshare: %s: %s\n", url, nng_strerror(rv));
+		/* A daemon drops what is over its --recv-max unanswered. */
+		if (rv == NNG_ETIMEDOUT && p.sb.size > CLI_RECV_MAX_DEFAULT)
+			fprintf(stderr,
+			        "studyshare: the request was %zu bytes: a "
+			        "daemon drops requests over its --recv-max "
+			        "(%d by default)\n",
+			        p.sb.size, CLI_RECV_MAX_DEFAULT);
 		goto fail;
 	}
 	if (ss_msg_decode(&m, nng_msg_body(msg), nng_msg_len(msg), true,

@@ -282,6 +282,7 @@ json_str(const json_t *o, const char *k)
 static const char *
 check(const json_t *o)
 {
+	static char unknown[96];
 	const char *tpl = json_str(o, "template"), *to = json_str(o, "to");
 	const json_t *vars = json_object_get(o, "vars"), *v;
 	const char *k;
@@ -290,8 +291,11 @@ check(const json_t *o)
 	{
 		if (strcmp(k, "template") != 0 && strcmp(k, "to") != 0 &&
 		    strcmp(k, "vars") != 0 && strcmp(k, "id") != 0 &&
-		    strcmp(k, "created_at") != 0)
-			return "unknown field";
+		    strcmp(k, "created_at") != 0) {
+			snprintf(unknown, sizeof unknown,
+			         "unknown field '%.64s'", k);
+			return unknown;
+		}
 	}
 	if (tpl == NULL || !ss_mail_template_ok(tpl, strlen(tpl)))
 		return "field 'template': unknown template";
@@ -322,6 +326,14 @@ seal_one(json_t *o, const ss_seal_key *key, bool unchecked, ss_pack *p,
 	ss_pack in;
 	int rv;
 
+	/* A line of `mail list` goes back as it is: what the listing adds
+	 * about the entry is not part of the job. */
+	if (json_object_get(o, "open_error") != NULL)
+		return "a job that did not open when listed (open_error) "
+		       "cannot be pushed";
+	json_object_del(o, "entry");
+	json_object_del(o, "error");
+	json_object_del(o, "tries");
 	if (json_object_get(o, "id") != NULL &&
 	    (given == NULL || !ss_mail_id_ok(given, strlen(given))))
 		return "field 'id': expected 32 lower-case hex digits";

@@ -1,7 +1,7 @@
 /*
  * tools/studyshare.c - the studyshare command-line tool.
  *
- *   studyshare [--authz URL] [--ingest URL] [--timeout MS] [--quiet]
+ *   studyshare [--authz URL] [--ingest URL] [--timeout D] [--quiet]
  *              COMMAND ...
  *
  * Addresses default to the environment (STUDYSHARE_AUTHZ_URL, ...) and
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/config.h"
 #include "tools/cli.h"
 
 static void
@@ -57,7 +58,9 @@ usage(FILE *f)
 	    "  --guestlink URL guestlink's endpoint "
 	    "(STUDYSHARE_GUESTLINK_URL,\n"
 	    "                  default tcp://127.0.0.1:7401)\n"
-	    "  --timeout MS    reply timeout (default 10000)\n"
+	    "  --timeout D     time each step may take: reaching the daemon,\n"
+	    "                  sending, the reply (5s, 250ms, or ms; default "
+	    "10s)\n"
 	    "  --quiet         print nothing on success\n");
 }
 
@@ -95,12 +98,17 @@ main(int argc, char **argv)
 		           i + 1 < argc) {
 			o.guestlink = argv[++i];
 		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-			o.timeout_ms = atoi(argv[++i]);
-			if (o.timeout_ms <= 0) {
-				fprintf(stderr, "studyshare: --timeout: must "
-				                "be a positive number\n");
+			int64_t ms;
+
+			if (ss_cfg_parse_ms(argv[++i], &ms) != 0 || ms < 1 ||
+			    ms > 3600000) {
+				fprintf(stderr,
+				        "studyshare: --timeout: expected a "
+				        "duration from 1ms to 1h (5000, 5s, "
+				        "250ms)\n");
 				return CLI_USAGE;
 			}
+			o.timeout_ms = (int)ms;
 		} else {
 			fprintf(stderr, "studyshare: unknown option %s\n",
 			        argv[i]);
@@ -111,6 +119,14 @@ main(int argc, char **argv)
 	if (i >= argc) {
 		usage(stderr);
 		return CLI_USAGE;
+	}
+	/* "studyshare <command> ... --help": the usage names every
+	 * command's arguments. */
+	for (int j = i + 1; j < argc; j++) {
+		if (strcmp(argv[j], "--help") == 0) {
+			usage(stdout);
+			return CLI_OK;
+		}
 	}
 	if (strcmp(argv[i], "directory") == 0)
 		return cli_directory(&o, argc - i - 1, argv + i + 1);

@@ -820,9 +820,16 @@ gw_http_start(gw_server *s, const gw_route *routes, size_t n)
 	                 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
 	                 EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(s->http, on_request, s);
+	EVUTIL_SET_SOCKET_ERROR(0);
 	if ((s->bound = evhttp_bind_socket_with_handle(s->http, host, port)) ==
 	    NULL) {
+		int err = EVUTIL_SOCKET_ERROR();
+
+		/* A name that does not resolve leaves no errno behind. */
 		ss_error("http.bind_failed", NULL, "listen", s->cfg->listen,
+		         "error",
+		         err != 0 ? evutil_socket_error_to_string(err)
+		                  : "cannot resolve or bind",
 		         NULL);
 		return SS_EUNAVAIL;
 	}

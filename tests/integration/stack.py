@@ -26,9 +26,20 @@ SEAL_KEY = "test-seal-key-0123456789abcdef0123456789"
 
 
 def free_port():
+    """A port free now: nothing holds it between this and the bind of the
+    server it is given to, so Redis.start and Daemon.start pick another
+    and start again when someone took it meanwhile (BIND_TRIES times)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+BIND_TRIES = 5
+# The log events of a daemon that could not bind one of its addresses
+# (the field that names it); their "error" says "Address already in use"
+# (NNG: "Address in use").
+BIND_FAILED = {"admin.bind_failed": "addr", "http.bind_failed": "listen",
+               "rep.listen_failed": "url", "pub.listen_failed": "url"}
 
 
 def wait_for(pred, timeout=10.0, what="condition"):
@@ -50,12 +61,18 @@ class Redis:
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self.ping, what="redis")
-        return self
+        for _ in range(BIND_TRIES):
+            self.proc = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no", "--dir", self.dir],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for(lambda: self.proc.poll() is not None or self.ping(), what="redis")
+            if self.proc.poll() is None:
+                return self
+            # It exited before answering: its port was taken meanwhile.
+            self.proc = None
+            self.port = free_port()
+        raise RuntimeError("redis-server did not start in %d tries" % BIND_TRIES)
 
     def ping(self):
         return self.cmd("PING") == "+PONG"
@@ -115,14 +132,71 @@ class Daemon:
         self.proc = None
 
     def start(self, ready=True):
+        """Starts the daemon; with ready, waits for /readyz.  A daemon
+        that exits at start because one of its listening addresses (the
+        admin address, STUDYSHARE_LISTEN or a STUDYSHARE_*_LISTEN) was
+        taken since free_port() is started again on a new port (self.port
+        and self.admin_port follow; a peer or URL already given the old
+        one keeps it).  Without ready nothing is waited for or retried."""
         binary = os.path.join(BUILD, "studyshare-" + self.name)
-        self._logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([binary] + self.args, env=self.env,
-                                     stdout=self._logf, stderr=self._logf)
-        if ready:
-            wait_for(lambda: self.http("/readyz")[0] == 200, timeout=60,
+        for _ in range(BIND_TRIES):
+            self._logf = open(self.log, "ab")
+            since = self._logf.tell()
+            self.proc = subprocess.Popen([binary] + self.args, env=self.env,
+                                         stdout=self._logf, stderr=self._logf)
+            if not ready:
+                return self
+            wait_for(lambda: self.proc.poll() is not None or
+                     self.http("/readyz")[0] == 200, timeout=60,
                      what=self.name + " ready")
-        return self
+            if self.proc.poll() is None:
+                return self
+            rc = self.proc.returncode
+            self.proc = None
+            self._logf.close()
+            if not self._repick(self._bind_failure(since)):
+                raise RuntimeError("%s exited at start (%d): %s"
+                                   % (self.name, rc, self._log_from(since)[-2000:]))
+        raise RuntimeError("%s: no free port in %d tries" % (self.name, BIND_TRIES))
+
+    def _bind_failure(self, since):
+        """The address a start that failed could not bind (from the log
+        it wrote from offset since), or None."""
+        for line in self._log_from(since).splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            field = BIND_FAILED.get(e.get("event"))
+            if field and e.get(field) and "in use" in e.get("error", "in use"):
+                return e[field]
+        return None
+
+    def _log_from(self, offset):
+        with open(self.log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def _repick(self, addr):
+        """Gives the listening setting that holds addr a new port; False
+        if no such setting (not a port taken from under us)."""
+        if not addr:
+            return False
+        port = addr.rsplit(":", 1)[-1]
+        for key, value in self.env.items():
+            if not (key in ("STUDYSHARE_ADMIN_ADDR", "STUDYSHARE_LISTEN") or
+                    (key.startswith("STUDYSHARE_") and key.endswith("_LISTEN"))):
+                continue
+            if value.rsplit(":", 1)[-1] != port:
+                continue
+            new = free_port()
+            self.env[key] = value.rsplit(":", 1)[0] + ":%d" % new
+            if key == "STUDYSHARE_ADMIN_ADDR":
+                self.admin_port = new
+            elif key == "STUDYSHARE_LISTEN":
+                self.port = new
+            return True
+        return False
 
     def http(self, path):
         url = "http://127.0.0.1:%d%s" % (self.admin_port, path)

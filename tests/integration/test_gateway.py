@@ -130,13 +130,14 @@ class Response:
 
 class FullStack:
     """redis, authz, share, guestlink and the gateway (and, with mail=True,
-    notify and an SMTP catcher) on free loopback ports."""
+    notify and an SMTP catcher) on free loopback ports.  gateway_env and
+    authz_env are settings of those two daemons (over the defaults here)."""
 
-    def __init__(self, doc=DOC, mail=False, gateway_env=None):
+    def __init__(self, doc=DOC, mail=False, gateway_env=None, authz_env=None):
         self.redis = Redis().start()
         self.gateway = Daemon("gateway", self.redis)  # port known before start
         self.public_url = "http://127.0.0.1:%d" % self.gateway.port
-        self.authz = Daemon("authz", self.redis).start()
+        self.authz = Daemon("authz", self.redis, env=authz_env).start()
         authz_url = "tcp://127.0.0.1:%d" % self.authz.port
         self.ingest_port = free_port()
         self.share = Daemon("share", self.redis, env={
@@ -146,6 +147,8 @@ class FullStack:
             "STUDYSHARE_TOKEN_KEY": TOKEN_KEY,
             "STUDYSHARE_PUBLIC_URL": self.public_url,
         }).start()
+        # the start may have moved it (stack.Daemon.start)
+        self.ingest_port = int(self.share.env["STUDYSHARE_INGEST_LISTEN"].rsplit(":", 1)[1])
         share_url = "tcp://127.0.0.1:%d" % self.share.port
         self.guestlink = Daemon("guestlink", self.redis, env={
             "STUDYSHARE_AUTHZ_URL": authz_url,
@@ -260,10 +263,11 @@ def error_of(r):
 
 class GatewayCase(unittest.TestCase):
     stack = None
+    gateway_env = authz_env = None  # a class's own settings of its stack
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = FullStack()
+        cls.stack = FullStack(gateway_env=cls.gateway_env, authz_env=cls.authz_env)
         cls.alice = cls.stack.login("alice")
         cls.bob = cls.stack.login("bob")
 
@@ -281,6 +285,21 @@ class GatewayCase(unittest.TestCase):
         if msg_re:
             self.assertRegex(m, msg_re)
         return m
+
+    def invite(self):
+        """Shares a new study with a new address: (email, study uid,
+        invitation token)."""
+        email = "newbie-%d@example.org" % next(_uids)
+        uid = self.stack.arrive(description="SHARED BY EMAIL")
+        r = self.req("POST", "/api/v1/studies/%s/shares" % uid,
+                     {"worklist": "location:ct", "targets": [{"kind": "email", "email": email}]},
+                     token=self.alice)
+        self.assertEqual(r.json["shares"][0]["status"], "invited")
+        for job in reversed(self.stack.mail_jobs()):
+            if job["to"] == email and job["template"] == "share.invitation":
+                url = job["vars"]["register_url"]
+                return email, uid, url.split("invite=", 1)[1]
+        self.fail("no invitation mail for " + email)
 
     def assertSecurityHeaders(self, r):
         csp = r.header("Content-Security-Policy")
@@ -385,14 +404,43 @@ class Sessions(GatewayCase):
 
     def test_cli_token_is_accepted(self):
         rc, out, err = cli("token", "alice", env={"STUDYSHARE_JWT_SECRET": JWT_SECRET})
-        if rc == 2 and "unknown command" in err:
-            self.skipTest("studyshare token not wired into the CLI yet")
         self.assertEqual(rc, 0, err)
         tok = out.strip()
         self.assertEqual(jwt_claims(tok)["sub"], "alice")
         self.assertEqual(self.req("GET", "/api/v1/worklists", token=tok).status, 200)
         rc, out, err = cli("token", "alice", env={"STUDYSHARE_JWT_SECRET": ""})
         self.assertNotEqual(rc, 0)
+
+
+class UntrustedForwardedFor(GatewayCase):
+    """Without --trust-proxy (the default) the client's address is the TCP
+    peer's: an X-Forwarded-For that any client can write changes nothing,
+    and every request here is one client's (small limits keep it short)."""
+    gateway_env = {"STUDYSHARE_TRUST_PROXY": "false", "STUDYSHARE_GUEST_PASSWORD_LIMIT": "5"}
+    authz_env = {"STUDYSHARE_LOGIN_FAIL_ADDR": "5"}
+
+    def test_failed_logins_are_counted_per_peer_whatever_it_claims(self):
+        def fail(i):
+            return self.req("POST", "/api/v1/sessions",
+                            {"user": "ghost%d" % i, "password": "wrong-password"},
+                            headers={"X-Forwarded-For": fake_addr()})
+        self.assertEqual([fail(i).status for i in range(5)], [401] * 5)
+        r = fail(5)
+        self.assertError(r, 429, "too_many_requests")
+        self.assertRegex(r.header("Retry-After") or "", r"^[1-9]\d*$")
+
+    def test_guest_password_posts_are_counted_per_peer_whatever_it_claims(self):
+        tok = secrets.token_urlsafe(32)[:43]
+
+        def post():
+            return self.req("POST", "/g/" + tok, raw=b"password=x",
+                            headers={"Accept": "application/json",
+                                     "Content-Type": "application/x-www-form-urlencoded",
+                                     "X-Forwarded-For": fake_addr()})
+        self.assertEqual([post().status for _ in range(5)], [404] * 5)
+        r = post()
+        self.assertError(r, 429, "too_many_requests")
+        self.assertRegex(r.header("Retry-After") or "", r"^[1-9]\d*$")
 
 
 class Worklists(GatewayCase):
@@ -463,8 +511,12 @@ class Worklists(GatewayCase):
         self.assertEqual([p["study_uid"] for p in r.json["priors"]], [old])
         r = self.req("GET", "/api/v1/studies/%s" % new, token=self.alice)
         self.assertError(r, 400, "bad_request", "missing parameter 'worklist'")
+        # alice holds no role in location:mri: she lacks studies.view there
         r = self.req("GET", "/api/v1/studies/%s?worklist=location:mri" % new, token=self.alice)
-        self.assertIn(r.status, (403, 404))
+        self.assertError(r, 403, "forbidden", "studies.view")
+        # bob views location:mri, which does not hold the study
+        r = self.req("GET", "/api/v1/studies/%s?worklist=location:mri" % new, token=self.bob)
+        self.assertError(r, 404, "not_found")
 
 
 class Shares(GatewayCase):
@@ -628,7 +680,7 @@ class GuestLinks(GatewayCase):
             self.assertIn(k, link)
         self.assertTrue(link["url"].startswith(self.stack.public_url + "/g/"))
         self.assertEqual(link["status"], "active")
-        self.assertEqual(len(link["priors"]), 1)
+        self.assertEqual(link["priors"], [prior])
         self.assertNotIn("secret-pw", r.text)
         r = self.req("GET", "/api/v1/studies/%s/guest-links?worklist=location:ct" % uid,
                      token=self.alice)
@@ -636,6 +688,7 @@ class GuestLinks(GatewayCase):
         self.assertEqual([l["id"] for l in r.json["links"]], [link["id"]])
         self.assertTrue(r.json["links"][0]["can_delete"])
         self.assertEqual(r.json["links"][0]["url"], link["url"])
+        self.assertEqual(r.json["links"][0]["priors"], [prior])
         r = self.req("DELETE", "/api/v1/guest-links/" + link["id"], token=self.alice)
         self.assertEqual(r.status, 204)
         self.assertEqual(r.body, b"")
@@ -644,7 +697,6 @@ class GuestLinks(GatewayCase):
         r = self.req("GET", "/api/v1/studies/%s/guest-links?worklist=location:ct" % uid,
                      token=self.alice)
         self.assertEqual(r.json["links"][0]["status"], "deleted")
-        _ = prior
 
     def test_create_errors(self):
         uid = self.stack.arrive()
@@ -665,6 +717,13 @@ class GuestLinks(GatewayCase):
         self.assertError(r, 403, "forbidden")
         r = self.req("POST", "/api/v1/guest-links/%s/unlock" % link["id"], token=self.bob)
         self.assertError(r, 403, "forbidden")
+        r = self.req("POST", "/api/v1/guest-links/0123456789abcdef0123/unlock", token=self.alice)
+        self.assertError(r, 404, "not_found")
+        # a link that has ended otherwise is not unlocked
+        self.assertEqual(self.req("DELETE", "/api/v1/guest-links/" + link["id"],
+                                  token=self.alice).status, 204)
+        r = self.req("POST", "/api/v1/guest-links/%s/unlock" % link["id"], token=self.alice)
+        self.assertError(r, 409, "conflict", "deleted")
 
     def test_redeem_without_password_json_and_session_cookie(self):
         uid = self.stack.arrive(patient={"id": "PJ1", "name": "DOE^JOHN"}, study_date="20250202")
@@ -676,7 +735,7 @@ class GuestLinks(GatewayCase):
         self.assertEqual(r.json["study"]["study_uid"], uid)
         cookie = r.header("Set-Cookie")
         self.assertRegex(cookie, r"^ss_guest=[A-Za-z0-9._-]+; Path=/g/%s; Max-Age=\d+; HttpOnly; "
-                         r"SameSite=Strict$" % re.escape(tok))
+                         r"SameSite=Lax$" % re.escape(tok))
         self.assertIn(r.json["session"], cookie)
         self.assertSecurityHeaders(r)
         # a reload with the cookie is not a use; without it the link is used up
@@ -805,7 +864,11 @@ class GuestLinks(GatewayCase):
         locked = self.create(uid, password="pw-pw", max_password_attempts=1).json
         self.redeem(self.token_of(locked), "POST", password="wrong")
         expired = self.create(uid, expires_in=1).json
-        time.sleep(1.2)
+        # usable while it lives: the 404 below is its expiry's
+        r = self.redeem(self.token_of(expired))
+        self.assertEqual(r.status, 200, r.body)
+        wait_for(lambda: self.listed_link(uid, expired["id"])["status"] == "expired",
+                 timeout=5, what="the link to expire")
         toks = {"unknown": secrets.token_urlsafe(32)[:43], "malformed": "abc",
                 "used_up": self.token_of(used), "deleted": self.token_of(deleted),
                 "locked": self.token_of(locked), "expired": self.token_of(expired)}
@@ -825,6 +888,14 @@ class GuestLinks(GatewayCase):
         r = self.redeem(tok, "POST", password="x", addr=addr)
         self.assertError(r, 429, "too_many_requests")
         self.assertRegex(r.header("Retry-After"), r"^[1-9]\d*$")
+        # the password form's own post gets a page, not JSON
+        r = self.redeem(tok, "POST", password="x", addr=addr, json_=False)
+        self.assertEqual(r.status, 429)
+        self.assertTrue(r.header("Content-Type").startswith("text/html"), r.header("Content-Type"))
+        secs = int(r.header("Retry-After"))
+        self.assertGreaterEqual(secs, 1)
+        self.assertRegex(r.text, r"retry in \d+ seconds")
+        self.assertSecurityHeaders(r)
         r = self.redeem(tok, "POST", password="x", addr=fake_addr())
         self.assertEqual(r.status, 404)
 
@@ -845,28 +916,71 @@ class GuestLinks(GatewayCase):
 
     def test_no_secret_reaches_the_gateway_log(self):
         uid = self.stack.arrive()
-        link = self.create(uid, password="log-secret-pw").json
-        tok = self.token_of(link)
-        self.redeem(tok, "POST", password="log-secret-pw")
+        made = self.create(uid, password="log-secret-pw")
+        self.assertEqual(made.status, 201, made.body)
+        tok = self.token_of(made.json)
+        r = self.redeem(tok, "POST", password="log-secret-pw")
+        self.assertEqual(r.status, 200, r.body)
+        done = {made.header("X-Request-Id"): ("links.create", "201"),
+                r.header("X-Request-Id"): ("page.guest", "200")}
+
+        def logged():
+            return {e.get("request_id"): (e.get("route"), e.get("status"))
+                    for e in self.stack.gateway.log_events() if e.get("event") == "http.request"}
+        # both requests are logged (so the log checked below holds them)
+        wait_for(lambda: set(done) <= set(logged()), what="the requests' log lines")
+        self.assertEqual({k: v for k, v in logged().items() if k in done}, done)
+        events = self.stack.gateway.log_events()
+        self.assertGreater(len(events), 3)
+        for e in events:
+            self.assertTrue({"time", "level", "service", "event"} <= set(e), e)
         logs = self.stack.gateway.logs()
         for secret in (tok, "log-secret-pw", self.alice):
             self.assertNotIn(secret, logs)
 
 
-class Registration(GatewayCase):
-    def invite(self):
-        email = "newbie-%d@example.org" % next(_uids)
-        uid = self.stack.arrive(description="SHARED BY EMAIL")
-        r = self.req("POST", "/api/v1/studies/%s/shares" % uid,
-                     {"worklist": "location:ct", "targets": [{"kind": "email", "email": email}]},
-                     token=self.alice)
-        self.assertEqual(r.json["shares"][0]["status"], "invited")
-        for job in reversed(self.stack.mail_jobs()):
-            if job["to"] == email and job["template"] == "share.invitation":
-                url = job["vars"]["register_url"]
-                return email, uid, url.split("invite=", 1)[1]
-        self.fail("no invitation mail for " + email)
+class UploadLinks(GatewayCase):
+    """The upload-link routes' refusals (uploads themselves: test_upload.py)."""
 
+    def test_manage_errors(self):
+        ul = "/api/v1/worklists/location:ct/upload-links"
+        r = self.req("POST", ul, {"max_uses": 2, "message": "first"}, token=self.alice)
+        self.assertEqual(r.status, 201, r.body)
+        link = r.json
+        path = "/api/v1/upload-links/" + link["id"]
+        # bob is a viewer of location:ct, nadia holds nothing there: no
+        # links.upload.manage
+        for who in ("bob", "nadia"):
+            tok = self.bob if who == "bob" else self.stack.login("nadia")
+            for method, p, body in [("GET", ul, None), ("POST", ul, {}),
+                                    ("PATCH", path, {"max_uses": 5}), ("DELETE", path, None)]:
+                with self.subTest(who=who, method=method):
+                    self.assertError(self.req(method, p, body, token=tok), 403, "forbidden",
+                                     "links.upload.manage")
+        for method, p, body in [("GET", ul, None), ("PATCH", path, {"max_uses": 5})]:
+            self.assertError(self.req(method, p, body), 401, "unauthenticated")
+        unknown = "/api/v1/upload-links/0123456789abcdef0123"
+        self.assertError(self.req("PATCH", unknown, {"max_uses": 5}, token=self.alice),
+                         404, "not_found", "no such upload link")
+        self.assertError(self.req("DELETE", unknown, token=self.alice), 404, "not_found")
+        for body, msg in [({"max_uses": "5"}, "field 'max_uses': expected integer"),
+                          ({"notify_on_upload": "yes"}, "field 'notify_on_upload'"),
+                          ({"expires_at": "tomorrow"}, "field 'expires_at'"),
+                          ({"password": "nope1234"}, "unknown field 'password'"),
+                          ({"worklist": "location:mri"}, "unknown field 'worklist'")]:
+            with self.subTest(body=body):
+                self.assertError(self.req("PATCH", path, body, token=self.alice),
+                                 400, "bad_request", re.escape(msg))
+        # none of the refused requests changed the link
+        r = self.req("GET", ul, token=self.alice)
+        self.assertEqual(r.status, 200, r.body)
+        listed = [l for l in r.json["links"] if l["id"] == link["id"]]
+        self.assertEqual(len(listed), 1, r.json)
+        self.assertEqual((listed[0]["max_uses"], listed[0]["message"], listed[0]["status"]),
+                         (2, "first", "active"))
+
+
+class Registration(GatewayCase):
     def test_register_page_and_account(self):
         email, uid, invite = self.invite()
         r = self.req("GET", "/register?invite=" + invite)
@@ -877,6 +991,10 @@ class Registration(GatewayCase):
         self.assertSecurityHeaders(r)
         r = self.req("GET", "/register?invite=" + invite, headers={"Accept": "application/json"})
         self.assertEqual(r.json["email"], email)
+        # parameters a mail service appends to the link are ignored
+        r = self.req("GET", "/register?utm_source=mail&invite=%s&utm_medium=x" % invite)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn(email, r.text)
         user = "newbie%d" % next(_uids)
         body = {"invite": invite, "user": user, "name": "New Bie", "password": "newbie-password"}
         r = self.req("POST", "/api/v1/registrations", body)
@@ -903,7 +1021,7 @@ class Registration(GatewayCase):
         self.assertEqual(r.status, 404)
         self.assertIn("invitation", r.text)
         self.assertEqual(self.req("GET", "/register").status, 404)
-        self.assertEqual(self.req("GET", "/register?invite=x&y=1").status, 400)
+        self.assertEqual(self.req("GET", "/register?invite=x&y=1").status, 404)
 
     def test_registrations_are_rate_limited_per_address(self):
         addr = fake_addr()
@@ -939,6 +1057,29 @@ class Directory(GatewayCase):
         r = self.req("PUT", "/api/v1/directory", raw=b"{" + b" " * 1000000 + b"}",
                      token=OPERATOR_TOKEN)
         self.assertError(r, 413, "payload_too_large")
+
+    def test_an_id_or_email_of_a_registered_account_is_409(self):
+        email, _, invite = self.invite()
+        user = "joiner%d" % next(_uids)
+        r = self.req("POST", "/api/v1/registrations",
+                     {"invite": invite, "user": user, "name": "Jo Iner",
+                      "password": "joiner-password"})
+        self.assertEqual(r.status, 201, r.body)
+        n = len(self.stack.doc["users"])
+        for what, entry in [("id", {"id": user, "email": "other-%d@example.org" % next(_uids)}),
+                            ("email", {"id": "other%d" % next(_uids), "email": email})]:
+            with self.subTest(what):
+                doc = copy.deepcopy(self.stack.doc)
+                doc["users"].append(dict(entry, organisation="stelsewhere", name="Clash",
+                                         memberships=[]))
+                r = self.req("PUT", "/api/v1/directory", raw=json.dumps(doc).encode(),
+                             token=OPERATOR_TOKEN)
+                self.assertError(r, 409, "conflict", r"users\[%d\]" % n)
+        # refused whole: the document as it was is still the one imported
+        r = self.req("PUT", "/api/v1/directory", raw=json.dumps(self.stack.doc).encode(),
+                     token=OPERATOR_TOKEN)
+        self.assertEqual((r.status, r.json["changed"]), (200, False), r.body)
+        self.stack.login(user, "joiner-password")  # the account still logs in
 
 
 class Http(GatewayCase):
@@ -996,6 +1137,36 @@ class Http(GatewayCase):
         self.assertEqual(status, 200)
         self.assertRegex(text, r'studyshare_http_requests_total\{route="worklists.list"\} [1-9]')
         self.assertNotIn("alice", text)
+
+
+class StoppedPeer(GatewayCase):
+    """A daemon of the stack stopped and started again: its routes are 503
+    unavailable meanwhile (within --guestlink-timeout), the others serve,
+    and once it is back its routes serve again."""
+    gateway_env = {"STUDYSHARE_GUESTLINK_TIMEOUT": "1s"}
+
+    def test_a_stopped_daemon_is_503_until_it_is_back(self):
+        uid = self.stack.arrive()
+        create = ("POST", "/api/v1/studies/%s/guest-links" % uid)
+        r = self.req(*create, {"worklist": "location:ct"}, token=self.alice)
+        self.assertEqual(r.status, 201, r.body)
+        before = r.json["url"].rsplit("/g/", 1)[1]
+        gl = self.stack.guestlink
+        self.assertEqual(gl.stop(), 0)
+        try:
+            r = self.req(*create, {"worklist": "location:ct"}, token=self.alice)
+            self.assertError(r, 503, "unavailable")
+            r = self.req("GET", "/g/" + before, headers={"Accept": "application/json"})
+            self.assertError(r, 503, "unavailable")
+            r = self.req("GET", "/api/v1/worklists/location:ct/studies", token=self.alice)
+            self.assertEqual(r.status, 200, r.body)
+        finally:
+            gl.start()
+        wait_for(lambda: self.req(*create, {"worklist": "location:ct"},
+                                  token=self.alice).status == 201,
+                 timeout=20, what="guest links served again")
+        r = self.req("GET", "/g/" + before, headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 200, r.body)
 
 
 class Unavailable(unittest.TestCase):

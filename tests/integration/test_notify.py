@@ -462,6 +462,17 @@ class Sending(NotifyCase):
                       unchecked=False)
         self.assertEqual((last_id(), self.r.cmd("XLEN", "notify:jobs"),
                           self.r.cmd("XLEN", "notify:dead")), before)
+        with self.assertRaisesRegex(RuntimeError, "unknown field 'colour'"):
+            mail_push(self.redis, [dict(job("share.notice", "x@example.org", v)[1],
+                                        colour="red")], unchecked=False)
+        with self.assertRaisesRegex(RuntimeError, "open_error"):
+            mail_push(self.redis, [listed[forged]], unchecked=False)
+        # The repair the notify README gives: a dead letter's line of `mail
+        # list --dead`, edited (here: the missing var), pushed back as it is.
+        line = dict(listed[jid], vars=v)
+        self.assertTrue({"entry", "error", "tries"} <= set(line), line)
+        self.assertEqual(mail_push(self.redis, [line], unchecked=False), [jid])
+        self.wait_mails("moved@example.org", 1)
 
     def test_connections_are_reused(self):
         before = self.catcher.sessions()

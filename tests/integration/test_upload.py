@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from stack import free_port, wait_for  # noqa: E402
-from test_gateway import FullStack  # noqa: E402
+from test_gateway import FullStack, error_of  # noqa: E402
 
 ORTHANC = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -247,6 +247,33 @@ class UploadTest(unittest.TestCase):
     def audit(self):
         return self.redis_cli("--no-raw", "XRANGE", "audit", "-", "+")
 
+    def audit_actions(self, object_id):
+        """The actions of the audit stream's entries about object_id, in
+        order (read raw: an entry id, then its fields and values, a line
+        each)."""
+        entries, cur = [], None
+        for line in self.redis_cli("XRANGE", "audit", "-", "+").splitlines():
+            if re.fullmatch(r"\d+-\d+", line):
+                cur = []
+                entries.append(cur)
+            elif cur is not None:
+                cur.append(line)
+        out = []
+        for fields in entries:
+            e = dict(zip(fields[0::2], fields[1::2]))
+            if e.get("object") == object_id:
+                out.append(e.get("action"))
+        return out
+
+    def assertError(self, r, status, code, msg_re=None):
+        """The error body of API.md with that status and code (and a
+        message matching msg_re)."""
+        st, c, m = error_of(r)
+        self.assertEqual((st, c), (status, code), r.body)
+        if msg_re:
+            self.assertRegex(m, msg_re)
+        return m
+
     # -- tests ----------------------------------------------------------------
 
     def test_1_both_syntaxes_arrive_in_the_worklist_and_in_orthanc(self):
@@ -295,10 +322,10 @@ class UploadTest(unittest.TestCase):
         self.assertIn("upload_link.create", a)
         self.assertIn("upload_link.use", a)
         self.assertNotIn("UPLOAD^JANE", a)
-        mails = [j for j in self.st.mail_jobs() if j["template"] == "upload.received"]
+        mails = [j for j in self.st.mail_jobs() if j["template"] == "upload.received"
+                 and j["vars"].get("link_id") == link["id"]]
         self.assertEqual(len(mails), 2, mails)
-        self.assertEqual(mails[0]["to"], "alice@stelsewhere.example")
-        self.assertEqual(mails[0]["vars"]["link_id"], link["id"])
+        self.assertEqual({m["to"] for m in mails}, {"alice@stelsewhere.example"})
 
     def test_2_refusals_keep_nothing(self):
         link = self.create()
@@ -307,21 +334,21 @@ class UploadTest(unittest.TestCase):
         refused_before = self.refused_count()
         ct = self.files["ct_explicit"]
         cases = [
-            ("text", b"hello, this is not DICOM\n" * 20, 415),
-            ("truncated", ct[:len(ct) - 3], 422),
-            ("truncated in the header", ct[:200], 422),
-            ("no study uid", self.files["no_uid"], 422),
-            ("over the cap", self.files["big"], 413),
+            ("text", b"hello, this is not DICOM\n" * 20, 415, "unsupported_media_type",
+             "not a DICOM Part 10 file"),
+            ("truncated", ct[:len(ct) - 3], 422, "unprocessable", "truncated"),
+            ("truncated in the header", ct[:200], 422, "unprocessable", "truncated"),
+            ("no study uid", self.files["no_uid"], 422, "unprocessable", "Study Instance UID"),
+            ("over the cap", self.files["big"], 413, "payload_too_large", None),
         ]
-        for what, data, status in cases:
-            r = self.send(path, data, cookie)
-            self.assertEqual(r.status, status, (what, r.body))
-            self.assertIn("error", r.json)
+        for what, data, status, code, msg in cases:
+            with self.subTest(what):
+                self.assertError(self.send(path, data, cookie), status, code, msg)
         r = self.send(path, ct, cookie, ctype="text/plain")
-        self.assertEqual(r.status, 415, r.body)
+        self.assertError(r, 415, "unsupported_media_type")
         self.assertEqual(self.spooled(), before)
         r = self.send(path, self.files["no_uid"], cookie)
-        self.assertIn("Study Instance UID", r.json["error"]["message"])
+        self.assertError(r, 422, "unprocessable", "Study Instance UID")
         # Refused before the link is known: logged with the address and
         # counted, but not audited (anyone could grow the stream).
         self.assertEqual(self.refused_count() - refused_before, len(cases) + 2)
@@ -353,12 +380,42 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(r.status, 200)
         self.assertIn(b'src="/static/upload.js"', r.body)
 
+    def test_3_the_last_wrong_password_locks_the_link(self):
+        link = self.create(password="up-secret-2", max_password_attempts=2)
+        path = link["url"][link["url"].index("/u/"):]
+
+        def attempt(password):
+            return self.st.request("POST", path, {"password": password},
+                                   headers={"Accept": "application/json"})
+        for left in (1, 0):
+            r = attempt("wrong-%d" % left)
+            self.assertError(r, 401, "unauthenticated", "^wrong password$")
+            self.assertEqual(r.json["attempts_left"], left)
+        # Locked: the right password is the one 404 now, and so is the page.
+        self.assertError(attempt("up-secret-2"), 404, "not_found", "no such upload link")
+        r = self.st.request("GET", path, headers={"Accept": "application/json"})
+        self.assertError(r, 404, "not_found")
+        self.assertError(self.send(path, self.files["ct_explicit"]), 404, "not_found")
+        # Audited (two failures, then the lock) and the creator is told.
+        wait_for(lambda: "upload_link.lock" in self.audit_actions(link["id"]),
+                 what="upload_link.lock audited")
+        self.assertEqual([a for a in self.audit_actions(link["id"]) if a != "upload_link.create"],
+                         ["upload_link.password_failed"] * 2 + ["upload_link.lock"])
+        wait_for(lambda: [j["to"] for j in self.st.mail_jobs()
+                          if j["template"] == "guestlink.locked"
+                          and j["vars"].get("link_id") == link["id"]]
+                 == ["alice@stelsewhere.example"], what="the lock's mail to the creator")
+        r = self.st.request("GET", "/api/v1/worklists/location:ct/upload-links",
+                            token=self.alice)
+        listed = [x for x in r.json["links"] if x["id"] == link["id"]]
+        self.assertEqual(listed[0]["status"], "locked", listed)
+
     def test_4_manage_links(self):
         link = self.create(max_uses=1)
         bob = self.st.login("bob")  # a viewer of location:ct
         r = self.st.request("POST", "/api/v1/worklists/location:ct/upload-links", {},
                             token=bob)
-        self.assertEqual(r.status, 403, r.body)
+        self.assertError(r, 403, "forbidden", "links.upload.manage")
         r = self.st.request("GET", "/api/v1/worklists/location:ct/upload-links",
                             token=self.alice)
         self.assertEqual(r.status, 200, r.body)
@@ -372,7 +429,7 @@ class UploadTest(unittest.TestCase):
         self.assertTrue(r.json["notify_on_upload"])
         r = self.st.request("PATCH", "/api/v1/upload-links/" + link["id"],
                             {"password": "nope1234"}, token=self.alice)
-        self.assertEqual(r.status, 400, r.body)
+        self.assertError(r, 400, "bad_request", "unknown field 'password'")
         # A later expiry moves the link's entry in the worklist's index
         # too (score and the index's own TTL: the purge time), so the link
         # stays listed for as long as it lives.
@@ -392,7 +449,7 @@ class UploadTest(unittest.TestCase):
         # is no upload link.
         r = self.st.request("GET", path.replace("/u/", "/g/"),
                             headers={"Accept": "application/json"})
-        self.assertEqual(r.status, 404)
+        self.assertError(r, 404, "not_found", "^no such guest link$")
         uid = self.st.arrive()
         r = self.st.request("POST", "/api/v1/studies/%s/guest-links" % uid,
                             {"worklist": "location:ct"}, token=self.alice)
@@ -400,26 +457,25 @@ class UploadTest(unittest.TestCase):
         g = r.json["url"][r.json["url"].index("/g/"):]
         r = self.st.request("GET", g.replace("/g/", "/u/"),
                             headers={"Accept": "application/json"})
-        self.assertEqual(r.status, 404)
-        self.assertEqual(r.json["error"]["message"], "no such upload link")
+        self.assertError(r, 404, "not_found", "^no such upload link$")
         r = self.st.request("GET", g, headers={"Accept": "application/json"})
         self.assertEqual(r.status, 200)
         # Not a guest link: the guest-link routes do not know it, and the
         # upload-link routes do not know a guest link.
         r = self.st.request("DELETE", "/api/v1/guest-links/" + link["id"], token=self.alice)
-        self.assertEqual(r.status, 404, r.body)
+        self.assertError(r, 404, "not_found", "no such guest link")
         gid = json.loads(self.st.request(
             "GET", "/api/v1/studies/%s/guest-links?worklist=location:ct" % uid,
             token=self.alice).body)["links"][0]["id"]
         r = self.st.request("DELETE", "/api/v1/upload-links/" + gid, token=self.alice)
-        self.assertEqual(r.status, 404, r.body)
+        self.assertError(r, 404, "not_found", "no such upload link")
         r = self.st.request("DELETE", "/api/v1/upload-links/" + link["id"], token=self.alice)
         self.assertEqual(r.status, 204, r.body)
         # Deleted: the session ends, the page is the one 404.
         r = self.send(path, self.files["ct_explicit"], cookie)
-        self.assertEqual(r.status, 404, r.body)
+        self.assertError(r, 404, "not_found")
         r = self.st.request("GET", path, headers={"Accept": "application/json"})
-        self.assertEqual(r.status, 404)
+        self.assertError(r, 404, "not_found", "^no such upload link$")
 
     def test_7_request_mail_to_the_address(self):
         # An email on the link: the upload request is queued for it, with
@@ -468,8 +524,7 @@ class UploadTest(unittest.TestCase):
         before = self.spooled()
         bad = self.files["ct_implicit"][:-5]
         r = self.send(path, body([self.files["sc"], bad]), cookie, ctype=rel)
-        self.assertEqual(r.status, 422, r.body)
-        self.assertIn("file 2", r.json["error"]["message"])
+        self.assertError(r, 422, "unprocessable", "^file 2: ")
         self.assertEqual(self.spooled(), before)
         # multipart/form-data, as a browser's FormData sends it.
         fd = b"--" + b.encode() + b"\r\n" + \
@@ -483,7 +538,7 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(len(r.json["received"]), 1)
         # No closing delimiter: 400.
         r = self.send(path, body([self.files["sc"]])[:-8], cookie, ctype=rel)
-        self.assertEqual(r.status, 400, r.body)
+        self.assertError(r, 400, "bad_request")
 
     def test_5_session_cap(self):
         link = self.create()
@@ -493,8 +548,7 @@ class UploadTest(unittest.TestCase):
         for i in range(fit):
             r = self.send(path, data, cookie)
             self.assertEqual(r.status, 201, (i, r.body))
-        r = self.send(path, data, cookie)
-        self.assertEqual(r.status, 413, r.body)
+        self.assertError(self.send(path, data, cookie), 413, "payload_too_large")
 
     def test_8_a_refusal_after_the_use_keeps_the_session(self):
         # One use; the first post opens the session and is then refused
@@ -508,14 +562,14 @@ class UploadTest(unittest.TestCase):
                          + data + b"\r\n" for _ in range(SESSION_MAX // len(data) + 1))
         rel = 'multipart/related; type="application/dicom"; boundary=' + b
         r = self.send(path, parts + b"--" + b.encode() + b"--\r\n", ctype=rel)
-        self.assertEqual(r.status, 413, r.body)
+        self.assertError(r, 413, "payload_too_large")
         cookie = r.header("Set-Cookie")
         self.assertIsNotNone(cookie, "the spent use's session was not handed over")
         self.assertIn("ss_upload=", cookie)
         r = self.send(path, data, cookie.split(";")[0])
         self.assertEqual(r.status, 201, r.body)
         # Without it the link is used up: the one answer.
-        self.assertEqual(self.send(path, data).status, 404)
+        self.assertError(self.send(path, data), 404, "not_found")
         self.st.request("DELETE", "/api/v1/upload-links/" + link["id"], token=self.alice)
 
     def test_9_a_known_uid_alone_opens_no_stored_study(self):
@@ -536,8 +590,7 @@ class UploadTest(unittest.TestCase):
         link = self.create()
         path, cookie = self.open_session(link["url"])
         r = self.send(path, data, cookie)
-        self.assertEqual(r.status, 409, r.body)
-        self.assertIn("another patient", r.json["error"]["message"])
+        self.assertError(r, 409, "conflict", "another patient")
         self.assertNotIn(uid, self.studies())
         self.assertNotIn(b"VICTIM", r.body)
 
