@@ -107,10 +107,13 @@ gl_allowed(const ss_msg *reply)
 static void
 on_audit(int err, redisReply *r, void *arg)
 {
-	(void)arg;
-	if (err != 0 || r->type == REDIS_REPLY_ERROR)
+	gl_server *s = arg;
+
+	if (err != 0 || r->type == REDIS_REPLY_ERROR) {
+		ss_metric_add(s->m_audit_failed, 1);
 		ss_error("audit.failed", NULL, "reason",
 		         err != 0 ? ss_err_word(err) : r->str, NULL);
+	}
 }
 
 void
@@ -128,22 +131,46 @@ gl_audit(gl_server *s, const char *reqid, const char *actor, const char *action,
 	    .addr = addr,
 	};
 
-	if (ss_audit_append(s->redis, "guestlink", &a, on_audit, NULL) != 0)
+	if (ss_audit_append(s->redis, "guestlink", &a, on_audit, s) != 0) {
+		ss_metric_add(s->m_audit_failed, 1);
 		ss_error("audit.failed", reqid, "action", action, "link", id,
 		         NULL);
+	}
 	free(text);
 	json_decref(detail);
+}
+
+/* Thread: loop.  For mails nobody waits for (view notices): a refusal
+ * is counted and logged, as a push that could not be sent is. */
+static void
+on_mail(int err, redisReply *r, void *arg)
+{
+	gl_server *s = arg;
+
+	if (err != 0 || r->type == REDIS_REPLY_ERROR) {
+		ss_metric_add(s->m_mail_failed, 1);
+		ss_error("mail.not_queued", NULL, "reason",
+		         err != 0 ? ss_err_word(err) : r->str, NULL);
+	}
 }
 
 int
 gl_mail(gl_server *s, const char *reqid, const struct ss_mail *m,
         ss_redis_fn fn, void *arg)
 {
-	int rv = ss_mailq_push(s->redis, &s->mail, m, fn, arg, NULL);
+	int rv;
 
-	if (rv != 0)
+	if (fn == NULL) {
+		fn = on_mail;
+		arg = s;
+	}
+	rv = ss_mailq_push(s->redis, &s->mail, m, fn, arg, NULL);
+
+	if (rv != 0) {
+		ss_metric_add(s->m_mail_failed, 1);
 		ss_error("mail.not_queued", reqid, "template", m->template,
 		         "reason", ss_err_word(rv), NULL);
+	}
 	return rv;
 }
 

@@ -89,6 +89,8 @@ typedef struct gl_server {
 	ss_token_hasher hashers[GL_NPURPOSES];
 	ss_metric *m_created, *m_deleted, *m_unlocked, *m_locked;
 	ss_metric *m_used, *m_pwreq, *m_wrong, *m_gone, *m_session;
+	/* Records an action leaves behind that were lost (logged too). */
+	ss_metric *m_audit_failed, *m_mail_failed;
 } gl_server;
 
 /* Bounds of the request bodies. */
@@ -271,7 +273,8 @@ void gl_audit(gl_server *s, const char *reqid, const char *actor,
               const char *action, const char *id, const char *wl,
               struct json_t *detail, const char *addr);
 
-/* Queues a mail; logs (never the vars) when it cannot.  fn may be NULL. */
+/* Queues a mail; logs (never the vars) when it cannot.  fn may be NULL:
+ * then a refusal by Redis is counted and logged too. */
 struct ss_mail;
 int gl_mail(gl_server *s, const char *reqid, const struct ss_mail *m,
             ss_redis_fn fn, void *arg);

@@ -153,6 +153,12 @@ metrics(gl_server *s)
 	                        "result=\"wrong_password\"");
 	s->m_gone = ss_counter("guestlink_redemptions_total", rh,
 	                       "result=\"not_found\"");
+	s->m_audit_failed = ss_counter(
+	    "guestlink_audit_failures_total",
+	    "audit entries of done actions that Redis did not take", NULL);
+	s->m_mail_failed = ss_counter(
+	    "guestlink_mails_not_queued_total",
+	    "mail jobs (notices, lock mails) Redis did not take", NULL);
 }
 
 int

@@ -29,6 +29,9 @@ if [ ! -d node_modules/playwright-core ] ||
 fi
 
 mkdir -p "$ROOT/tests/artifacts"
+# This run's screenshots only: a step renumbered since would leave an old
+# one beside them.
+rm -f "$ROOT"/tests/artifacts/*.png
 work=$(mktemp -d /tmp/ss-browser-XXXXXX)
 info="$work/stack.json"
 /usr/bin/python3 "$HERE/stack_up.py" "$info" >"$work/stack.log" 2>&1 &

@@ -8,12 +8,19 @@
 // guest opens it in a fresh browser context, enters a wrong then the right
 // password and sees the study and its priors; the recipient's and the
 // creator's mails arrive in the SMTP catcher; Alice deletes the link and
-// the guest's page is the 404 page.  Alice creates an upload link for
-// location:ct with an email, sees it listed, edits it, the upload request
-// mail arrives, and she deletes it.  Then an invitation by email is
-// followed to the registration page.  A screenshot of every step is written
-// to $ARTIFACTS.  Prints "N passed, N failed" last; exits 1 on failure.
+// the guest's page is the 404 page.  A guest who follows a link from another
+// site reloads its page without spending a use.  An answer that arrives
+// for a study whose dialog was left is not shown in the next study's.
+// Alice creates an upload link for location:ct with an email, sees it
+// listed, edits it, the upload request mail arrives, and she deletes it.
+// Failures (a rate limit, the worklists after a login, a link's delete) are
+// said where they are seen.  Then an invitation by email is followed to the
+// registration page, and after alice logs out the next user (with no
+// worklist, then with only her own) sees nothing of hers.  A screenshot of
+// every step is written to $ARTIFACTS.  Prints "N passed, N failed" last;
+// exits 1 on failure.
 import fs from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { chromium } from "playwright-core";
 
@@ -224,7 +231,7 @@ try {
     assert(resp.status() === 200, "reload status " + resp.status());
     const cookies = await ctx.guest.cookies();
     const c = cookies.find((x) => x.name === "ss_guest");
-    assert(c && c.httpOnly && c.sameSite === "Strict", "viewer cookie " + JSON.stringify(cookies));
+    assert(c && c.httpOnly && c.sameSite === "Lax", "viewer cookie " + JSON.stringify(cookies));
   });
 
   await step("the recipient's and the creator's mails arrive", async () => {
@@ -248,6 +255,102 @@ try {
     await screenshot(ctx.guestPage, "guest-gone");
     await page.click("#links-close");
     await ctx.guest.close();
+  });
+
+  await step("a guest who comes from another site reloads without spending a use", async () => {
+    const page = ctx.alicePage;
+    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
+    await page.waitForSelector("#links-dialog[open]");
+    await page.check("#new-link-toggle");
+    await page.fill("#link-max-uses", "2");
+    await page.click("#link-create");
+    await page.waitForSelector("#link-created:not([hidden])");
+    const link = await page.inputValue("#link-created-url");
+    await page.click("#links-close");
+    // The page the guest comes from: another site (localhost, while the
+    // gateway is 127.0.0.1), as a mail's web view would be.
+    const other = http.createServer((req, res) => {
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+      res.end(`<!doctype html><title>mail</title><p><a id="go" href="${link}">Your images</a></p>`);
+    });
+    await new Promise((r) => other.listen(0, "127.0.0.1", r));
+    const guest = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+    try {
+      const g = await guest.newPage();
+      await g.goto(`http://localhost:${other.address().port}/`);
+      const [req, resp] = await Promise.all([
+        g.waitForRequest((r) => r.url() === link),
+        g.waitForNavigation(),
+        g.click("#go"),
+      ]);
+      assert((await req.allHeaders())["sec-fetch-site"] === "cross-site",
+        "a cross-site navigation: " + JSON.stringify(await req.allHeaders()));
+      assert(resp.status() === 200, "first visit status " + resp.status());
+      assert((await g.textContent("#description")).includes("CT HEAD BROWSER"), "study shown");
+      for (let i = 1; i <= 2; i++) {
+        const r = await g.reload();
+        assert(r.status() === 200, "reload " + i + " status " + r.status());
+        assert((await g.textContent("#description")).includes("CT HEAD BROWSER"), "study after reload " + i);
+      }
+      const c = (await guest.cookies()).find((x) => x.name === "ss_guest");
+      assert(c && c.sameSite === "Lax", "viewer cookie " + JSON.stringify(c));
+      await screenshot(g, "guest-cross-site-reloaded");
+    } finally {
+      await guest.close();
+      other.close();
+    }
+    // One use of two, in alice's list of the study's links.
+    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
+    await page.waitForSelector("#links-dialog[open]");
+    await page.waitForFunction((u) => [...document.querySelectorAll("#links tr .link-url")].some((i) => i.value === u), link);
+    const uses = await page.$$eval("#links tr", (trs, u) => trs.filter((tr) => {
+      const i = tr.querySelector(".link-url");
+      return i && i.value === u;
+    }).map((tr) => tr.children[3].textContent), link);
+    assert(uses.length === 1 && uses[0] === "1 / 2", "uses: " + JSON.stringify(uses));
+    ctx.crossSiteLink = link;
+    await page.click("#links-close");
+  });
+
+  await step("an answer for a study left meanwhile does not fill the next study's dialog", async () => {
+    const page = ctx.alicePage;
+    // The answers for info.study wait until released; email_study has no
+    // guest link and no share yet.
+    for (const [list, button, dialog, rows, close] of [
+      ["guest-links", ".links-button", "#links-dialog", "#links tr", "#links-close"],
+      ["shares", ".share-button", "#share-dialog", "#share-history tr", "#share-close"],
+    ]) {
+      const slow = `/api/v1/studies/${info.study}/${list}`;
+      let release;
+      const gate = new Promise((r) => { release = r; });
+      const held = (url) => url.pathname === slow;
+      await page.route(held, async (route) => { await gate; await route.continue(); });
+      try {
+        const asked = page.waitForRequest((r) => new globalThis.URL(r.url()).pathname === slow);
+        await page.locator(`tr[data-uid="${info.study}"] ${button}`).click();
+        await page.waitForSelector(dialog + "[open]");
+        await asked;
+        await page.click(close);
+        const fresh = page.waitForResponse((r) => new globalThis.URL(r.url()).pathname ===
+          `/api/v1/studies/${info.email_study}/${list}`);
+        await page.locator(`tr[data-uid="${info.email_study}"] ${button}`).click();
+        await page.waitForSelector(dialog + "[open]");
+        await fresh;
+        const late = page.waitForResponse((r) => new globalThis.URL(r.url()).pathname === slow);
+        release();
+        await late;
+        await page.waitForTimeout(300);
+        assert(await page.locator(rows).count() === 0,
+          list + ": the other study's rows: " + await page.textContent(rows.split(" ")[0]));
+        if (list === "guest-links")
+          assert(await page.isVisible("#links-empty"), "no links said");
+        await screenshot(page, "late-" + list);
+      } finally {
+        release();
+        await page.unroute(held);
+      }
+      await page.click(close);
+    }
   });
 
   await step("alice creates, lists, edits and deletes an upload link of location:ct", async () => {
@@ -313,6 +416,60 @@ try {
     await page.click("#uploads-close");
   });
 
+  await step("failures are said where they are seen", async () => {
+    const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const page = await other.newPage();
+      page.on("dialog", (d) => d.accept());
+      const json = (status, body, headers) => (route) => route.fulfill({
+        status, headers: headers || {}, contentType: "application/json", body: JSON.stringify(body) });
+      const limited = (secs) => json(429, { error: { code: "too_many_requests", message: "rate limited" } },
+        { "Retry-After": String(secs) });
+      // A rate limit says when to try again, from Retry-After.
+      await page.route("**/api/v1/sessions", limited(42));
+      await page.goto(URL + "/");
+      await page.waitForSelector("#login-section:not([hidden])");
+      await page.fill("#login-user", "alice");
+      await page.fill("#login-password", "alice-password");
+      await page.click("#login-button");
+      await page.waitForFunction(() => document.getElementById("login-message").textContent.includes("try again in 42 seconds"));
+      await page.unroute("**/api/v1/sessions");
+      await page.route("**/api/v1/sessions", limited(300));
+      await page.click("#login-button");
+      await page.waitForFunction(() => document.getElementById("login-message").textContent.includes("try again in 5 minutes"));
+      await screenshot(page, "rate-limited");
+      await page.unroute("**/api/v1/sessions");
+      // The login works but the worklists do not: back at the login form,
+      // which says why (not in a hidden section).
+      await page.route("**/api/v1/worklists", json(503, { error: { code: "unavailable", message: "down" } }));
+      await page.click("#login-button");
+      await page.waitForFunction(() => document.getElementById("login-message").textContent.includes("worklists could not be loaded"));
+      assert(await page.isVisible("#login-message"), "the message is visible");
+      assert((await page.textContent("#login-message")).includes("unavailable"), "why");
+      await screenshot(page, "worklists-unavailable");
+      await page.unroute("**/api/v1/worklists");
+      await page.fill("#login-password", "alice-password");
+      await page.click("#login-button");
+      await page.waitForSelector("#app-section:not([hidden])");
+      await pickWorklist(page, "location:ct");
+      // A guest link's delete fails: said above the list, with the
+      // "New guest link" form closed.
+      await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
+      await page.waitForSelector("#links-dialog[open]");
+      await page.waitForSelector("#links tr .delete-button");
+      await page.route("**/api/v1/guest-links/*", json(503, { error: { code: "unavailable", message: "down" } }));
+      await page.locator("#links tr .delete-button").first().click();
+      await page.waitForFunction(() => document.getElementById("links-list-message").textContent.includes("could not be deleted"));
+      assert(await page.isVisible("#links-list-message"), "the list's message is visible");
+      assert(await page.isHidden("#link-form"), "the form stays closed");
+      await screenshot(page, "guest-link-delete-failed");
+      await page.unroute("**/api/v1/guest-links/*");
+      await page.click("#links-close");
+    } finally {
+      await other.close();
+    }
+  });
+
   await step("an invitation by email leads to the registration page and the study", async () => {
     const page = ctx.alicePage;
     const email = "invitee-" + Date.now() + "@example.org";
@@ -346,6 +503,52 @@ try {
     await g.waitForSelector("#studies tr");
     await screenshot(g, "invitee-app");
     await guest.close();
+  });
+
+  await step("after alice logs out, the next user sees nothing of hers", async () => {
+    const page = ctx.alicePage;
+    await pickWorklist(page, "location:ct");
+    await page.locator(`tr[data-uid="${info.study}"]`).waitFor();
+    await page.click("#logout");
+    await page.waitForSelector("#login-section:not([hidden])");
+    assert(await page.locator("#studies tr").count() === 0, "rows gone at logout");
+    // nadia (the test directory): a member of location:ct without any
+    // permission, so the only worklist she may view is her own, empty one.
+    // Every user has a personal worklist; without it (left out of the
+    // answer here) she may view none, and start() has nothing to pick.
+    const wl = "**/api/v1/worklists";
+    await page.route(wl, async (route) => {
+      const resp = await route.fetch();
+      const body = await resp.json();
+      body.worklists = body.worklists.filter((w) => w.kind !== "user");
+      await route.fulfill({ response: resp, json: body });
+    });
+    await page.fill("#login-user", "nadia");
+    await page.fill("#login-password", "nadia-password");
+    await page.click("#login-button");
+    await page.waitForSelector("#app-section:not([hidden])");
+    await page.waitForFunction(() => document.getElementById("app-message").textContent.includes("not a member"));
+    assert(await page.locator("#studies tr").count() === 0, "no rows without a worklist");
+    assert(await page.locator("#worklist option").count() === 0, "no worklist offered");
+    assert(await page.isHidden("#uploads-open") && await page.isHidden("#studies-more"), "no buttons of hers");
+    await screenshot(page, "after-logout-no-worklist");
+    await page.unroute(wl);
+    await page.click("#logout");
+    await page.waitForSelector("#login-section:not([hidden])");
+    await page.fill("#login-user", "nadia");
+    await page.fill("#login-password", "nadia-password");
+    await page.click("#login-button");
+    await page.waitForSelector("#app-section:not([hidden])");
+    await page.waitForSelector("#studies-empty:not([hidden])");
+    assert(await page.locator("#studies tr").count() === 0, "no rows");
+    const opts = await page.$$eval("#worklist option", (os) => os.map((o) => o.value));
+    assert(JSON.stringify(opts) === JSON.stringify(["user:nadia"]), "her worklists only: " + opts);
+    assert(await page.isHidden("#uploads-open"), "no upload links");
+    assert(await page.isHidden("#studies-more"), "no load more");
+    const text = await page.textContent("body");
+    for (const s of ["CT HEAD", "MR KNEE", "DOE, JANE", "ROE, RICHARD", "CT suite", "Neuroradiology"])
+      assert(!text.includes(s), "nothing of alice's: " + s);
+    await screenshot(page, "after-logout");
   });
 } finally {
   await browser.close();

@@ -9,8 +9,11 @@
 // sees a progress bar and an outcome per file (the text file refused) and
 // the studies received; the studies are in alice's worklist; a guest of
 // the password link gets the password form first, a wrong password says
-// how many tries remain, the right one opens the page.  Screenshots go to
-// $ARTIFACTS (default tests/artifacts).  Prints "N passed, N failed" last.
+// how many tries remain, the right one opens the page; a file larger than
+// the page's limit is skipped, not sent; without a session cookie the first
+// file goes alone, so three files spend one use; a session that ended stops
+// the queue and says so.  Screenshots go to $ARTIFACTS (default
+// tests/artifacts).  Prints "N passed, N failed" last.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -136,6 +139,107 @@ try {
     await page.click("#send");
     await page.waitForSelector("#progress li.ok", { timeout: 30000 });
     await screenshot(page, "password-received");
+    await guest.close();
+  });
+
+  // The POSTs of files a page makes; each with its place in the order of
+  // events: when it was sent and when its answer arrived.
+  function watchFiles(page) {
+    const sent = [];
+    let tick = 0;
+    const isFile = (r) => r.method() === "POST" && r.url().endsWith("/files");
+    page.on("request", (r) => {
+      if (isFile(r))
+        sent.push({ req: r, at: ++tick, answered: null });
+    });
+    page.on("response", (resp) => {
+      const s = sent.find((x) => x.req === resp.request());
+      if (s)
+        s.answered = ++tick;
+    });
+    return sent;
+  }
+
+  async function settled(page, n) {
+    await page.waitForFunction((k) => {
+      const li = document.querySelectorAll("#progress li");
+      return li.length === k && [...li].every((x) => x.className === "ok" || x.className === "refused");
+    }, n, { timeout: 30000 });
+    return page.$$eval("#progress li", (ls) => ls.map((l) => ({
+      name: l.querySelector(".name").textContent, cls: l.className,
+      state: l.querySelector(".state").textContent })));
+  }
+
+  const api = (method, p, body) => fetch(info.url + p, {
+    method, headers: { Authorization: "Bearer " + info.alice_token, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body) });
+
+  async function uses(url) {
+    const r = await api("GET", "/api/v1/worklists/location:ct/upload-links");
+    const l = (await r.json()).links.find((x) => x.url === url);
+    return l ? l.uses : null;
+  }
+
+  await step("a file larger than the page's limit is skipped, not sent", async () => {
+    const guest = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    const page = await guest.newPage();
+    const sent = watchFiles(page);
+    await page.goto(info.open_link);
+    await page.waitForSelector("#upload-form");
+    const max = Number(await page.getAttribute("#file-max", "data-bytes"));
+    assert(max > 0, "the limit is on the page: " + max);
+    const big = path.join(work, "too-big.dcm");
+    fs.closeSync(fs.openSync(big, "w"));
+    fs.truncateSync(big, max + 1); /* sparse: nothing is written */
+    await page.setInputFiles("#files", [big, info.files[0]]);
+    await page.click("#send");
+    const items = await settled(page, 2);
+    const b = items.find((x) => x.name === "too-big.dcm");
+    assert(b.cls === "refused" && b.state.includes("skipped: too large"), "skipped: " + JSON.stringify(b));
+    assert(items.find((x) => x.name !== "too-big.dcm").cls === "ok", "the other sent: " + JSON.stringify(items));
+    assert(sent.length === 1, "one file sent: " + sent.length);
+    await screenshot(page, "too-big");
+    fs.rmSync(big);
+    await guest.close();
+  });
+
+  await step("without a session cookie the first file goes alone: three files, one use", async () => {
+    const r = await api("POST", "/api/v1/worklists/location:ct/upload-links", { message: "three files" });
+    assert(r.status === 201, "link created: " + r.status);
+    const link = (await r.json()).url;
+    const guest = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    const page = await guest.newPage();
+    const sent = watchFiles(page);
+    await page.goto(link);
+    await page.waitForSelector("#upload-form");
+    assert(await uses(link) === 1, "the page opened the session");
+    // The page's session cookie is lost (expired, or not kept): the first
+    // answer brings a new one, which the two other files then carry.
+    await guest.clearCookies();
+    await page.setInputFiles("#files", info.files.slice(0, 3));
+    await page.click("#send");
+    const items = await settled(page, 3);
+    assert(items.every((x) => x.cls === "ok"), "all received: " + JSON.stringify(items));
+    assert(sent.length === 3, "three requests: " + sent.length);
+    const first = sent[0];
+    assert(first.answered !== null && sent.slice(1).every((x) => x.at > first.answered),
+      "the others after the first answer: " + JSON.stringify(sent.map((x) => [x.at, x.answered])));
+    assert(await uses(link) === 2, "one use for the three files: " + await uses(link));
+    await screenshot(page, "three-files-one-use");
+    // The link is deleted: the next files stop at the first answer (404),
+    // and the page says to reload.
+    const id = (await (await api("GET", "/api/v1/worklists/location:ct/upload-links")).json())
+      .links.find((x) => x.url === link).id;
+    assert((await api("DELETE", "/api/v1/upload-links/" + encodeURIComponent(id))).status === 204, "deleted");
+    await page.setInputFiles("#files", info.files.slice(0, 3));
+    await page.click("#send");
+    await page.waitForSelector("#session-ended");
+    const after = await settled(page, 6);
+    assert((await page.textContent("#session-ended")).includes("Your upload session has ended: reload the page"),
+      "the message");
+    assert(after.slice(3).every((x) => x.cls === "refused"), "none received: " + JSON.stringify(after.slice(3)));
+    assert(await page.isDisabled("#send"), "nothing more is sent");
+    await screenshot(page, "session-ended");
     await guest.close();
   });
 } catch (e) {

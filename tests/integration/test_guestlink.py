@@ -867,6 +867,38 @@ class Metrics(Case):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
 
+class LostRecords(Case):
+    def test_refused_audit_entries_and_mails_are_counted(self):
+        # The use is done and answered before its audit entry and view
+        # notice are written: when Redis refuses them, the loss is logged
+        # and counted (an operator alerts on the counters).
+        audit = "studyshare_guestlink_audit_failures_total"
+        mails = "studyshare_guestlink_mails_not_queued_total"
+        body = self.link(self.publish(), view_notification=True)
+        held = []
+        for k in ("audit", "notify:jobs"):
+            if self.r.cmd("EXISTS", k):
+                self.r.cmd("RENAME", k, k + ":held")
+                held.append(k)
+            self.r.cmd("SET", k, "not a stream")
+
+        def restore():
+            self.r.cmd("DEL", "audit", "notify:jobs")
+            for k in held:
+                self.r.cmd("RENAME", k + ":held", k)
+        self.addCleanup(restore)
+        _, text = ST.guestlink.http("/metrics")
+        before = {m: metric(text, m) for m in (audit, mails)}
+        ok(self.redeem(token_of(body)))
+        wait_for(lambda: metric(ST.guestlink.http("/metrics")[1], mails) > before[mails],
+                 timeout=5, what="the refused mail counted")
+        wait_for(lambda: metric(ST.guestlink.http("/metrics")[1], audit) > before[audit],
+                 timeout=5, what="the refused audit entry counted")
+        events = [e.get("event") for e in ST.guestlink.log_events()]
+        self.assertIn("audit.failed", events)
+        self.assertIn("mail.not_queued", events)
+
+
 class Config(unittest.TestCase):
     def run_guestlink(self, env):
         r = Redis()

@@ -7,7 +7,9 @@
  * kept in sessionStorage.  What it offers follows the permissions authz
  * reports per worklist (GET /api/v1/worklists); the daemons check them
  * again on every call.  Nothing from the server is ever put into the page
- * as HTML: text goes in with textContent.
+ * as HTML: text goes in with textContent.  A list shows only the answer to
+ * its latest request (state.seq), and logging out (or in) clears whatever
+ * the previous user saw.
  */
 "use strict";
 
@@ -37,17 +39,23 @@
 		study: null,
 		targets: [],
 		upload: null,
+		/* Each list's latest request: an answer to an older one is dropped. */
+		seq: {session: 0, studies: 0, history: 0, links: 0, uploads: 0},
 	};
 
 	/* ---- the API ---------------------------------------------------- */
 
 	class ApiError extends Error {
-		constructor(status, code, message) {
+		constructor(status, code, message, retryAfter) {
 			super(message);
 			this.status = status;
 			this.code = code;
+			this.retryAfter = retryAfter || null; /* the Retry-After header */
 		}
 	}
+
+	/* A form field the user has to correct: said in the form's message. */
+	class FormError extends Error {}
 
 	async function api(method, path, body) {
 		const headers = {"Accept": "application/json"};
@@ -77,14 +85,33 @@
 			if (res.status === 401 && path !== "/api/v1/sessions")
 				logout("Your session has ended. Please log in again.");
 			throw new ApiError(res.status, err.code || "error",
-			                   err.message || ("HTTP " + res.status));
+			                   err.message || ("HTTP " + res.status),
+			                   res.headers.get("Retry-After"));
 		}
 		return data;
 	}
 
+	/* Retry-After (delay-seconds or an HTTP date) as whole seconds, or null. */
+	function retrySeconds(v) {
+		if (!v)
+			return null;
+		let s = /^\s*\d+\s*$/.test(v) ? Number(v) : (Date.parse(v) - Date.now()) / 1000;
+		if (!isFinite(s))
+			return null;
+		return Math.max(1, Math.ceil(s));
+	}
+
 	function describe(err) {
-		if (err.status === 429)
-			return "Too many attempts. Please wait a minute and try again.";
+		if (err instanceof FormError)
+			return err.message;
+		if (err.status === 429) {
+			const s = retrySeconds(err.retryAfter);
+			if (s === null)
+				return "Too many attempts. Please wait a minute and try again.";
+			if (s >= 120)
+				return "Too many attempts. Please try again in " + Math.ceil(s / 60) + " minutes.";
+			return "Too many attempts. Please try again in " + s + (s === 1 ? " second." : " seconds.");
+		}
 		if (err.status === 503 || err.status === 0)
 			return "The service is unavailable. Please try again shortly.";
 		return err.message;
@@ -183,13 +210,51 @@
 		$("login-user").focus();
 	}
 
+	/* Forgets every worklist and study on screen and in state, and makes
+	 * the answers still on their way stale: the next user must not see
+	 * the previous one's. */
+	function resetApp() {
+		state.worklists = [];
+		state.worklist = null;
+		state.cursor = null;
+		state.study = null;
+		state.targets = [];
+		state.upload = null;
+		for (const k of Object.keys(state.seq))
+			state.seq[k] += 1;
+		for (const d of document.querySelectorAll("dialog[open]"))
+			d.close();
+		for (const id of ["worklist", "studies", "share-history", "target-list", "links", "uploads"])
+			clear($(id));
+		for (const id of ["worklist-info", "app-message", "share-study", "share-result", "links-study",
+		                  "uploads-worklist", "links-list-message", "uploads-list-message"])
+			$(id).textContent = "";
+		for (const id of ["link-form", "upload-form", "upload-edit-form"])
+			$(id).reset();
+		for (const id of ["share-message", "link-created-url", "upload-created-url"])
+			$(id).value = "";
+		for (const id of ["link-created", "upload-created", "upload-edit-form"])
+			$(id).hidden = true;
+		$("uploads-open").hidden = true;
+		$("studies-more").hidden = true;
+		$("studies-more").disabled = false;
+		$("studies-empty").hidden = true;
+	}
+
 	function logout(message) {
 		state.token = null;
 		sessionStorage.removeItem("ss_token");
 		sessionStorage.removeItem("ss_name");
-		for (const d of document.querySelectorAll("dialog[open]"))
-			d.close();
+		resetApp();
 		showLogin(message);
+	}
+
+	/* start() failed: its 401 has already logged out; anything else goes
+	 * back to the login form, which is also the way to try again. */
+	function startFailed(e) {
+		if (e.status === 401)
+			return;
+		logout("Your worklists could not be loaded: " + describe(e));
 	}
 
 	async function onLogin(ev) {
@@ -197,18 +262,24 @@
 		$("login-message").textContent = "";
 		$("login-button").disabled = true;
 		try {
-			const r = await api("POST", "/api/v1/sessions", {
-				user: $("login-user").value.trim(),
-				password: $("login-password").value,
-			});
+			let r;
+			try {
+				r = await api("POST", "/api/v1/sessions", {
+					user: $("login-user").value.trim(),
+					password: $("login-password").value,
+				});
+			} catch (e) {
+				$("login-message").textContent = e.status === 401 ? "Wrong user name or password." : describe(e);
+				return;
+			}
 			state.token = r.token;
 			state.name = (r.user && r.user.name) || jwtSub(r.token);
 			sessionStorage.setItem("ss_token", r.token);
 			sessionStorage.setItem("ss_name", state.name);
 			$("login-password").value = "";
-			await start();
-		} catch (e) {
-			$("login-message").textContent = e.status === 401 ? "Wrong user name or password." : describe(e);
+			/* The login form is hidden from here on: a failure is said
+			 * by startFailed, not in it. */
+			await start().catch(startFailed);
 		} finally {
 			$("login-button").disabled = false;
 		}
@@ -223,11 +294,22 @@
 	}
 
 	async function start() {
+		resetApp();
 		$("login-section").hidden = true;
 		$("app-section").hidden = false;
 		$("whoami").hidden = false;
 		$("user-name").textContent = state.name || jwtSub(state.token);
-		const r = await api("GET", "/api/v1/worklists");
+		const gen = ++state.seq.session;
+		let r;
+		try {
+			r = await api("GET", "/api/v1/worklists");
+		} catch (e) {
+			if (gen !== state.seq.session)
+				return;
+			throw e;
+		}
+		if (gen !== state.seq.session)
+			return; /* logged out (or in again) meanwhile */
 		state.worklists = r.worklists.filter((w) => w.permissions.indexOf("studies.view") >= 0);
 		const sel = $("worklist");
 		clear(sel);
@@ -255,11 +337,22 @@
 			(state.worklist.role ? " · role " + state.worklist.role : "");
 		clear($("studies"));
 		state.cursor = null;
+		$("studies-more").hidden = true;
+		$("studies-empty").hidden = true;
 		$("uploads-open").hidden = !has("links.upload.manage");
 		await loadStudies();
 	}
 
+	/* The next page of the worklist's studies (the first when state.cursor
+	 * is null).  "Load more" stays disabled while a page is on its way, and
+	 * only the latest request's answer is shown: a double click or a quick
+	 * A -> B -> A switch of worklists adds no row twice. */
 	async function loadStudies() {
+		if (!state.worklist)
+			return;
+		const seq = ++state.seq.studies;
+		const more = $("studies-more");
+		more.disabled = true;
 		$("app-message").textContent = "";
 		const wl = state.worklist.id;
 		let path = "/api/v1/worklists/" + encodeURIComponent(wl) + "/studies?limit=50";
@@ -267,15 +360,19 @@
 			path += "&cursor=" + encodeURIComponent(state.cursor);
 		try {
 			const r = await api("GET", path);
-			if (!state.worklist || state.worklist.id !== wl)
+			if (seq !== state.seq.studies || !state.worklist || state.worklist.id !== wl)
 				return;
 			for (const st of r.studies)
 				$("studies").appendChild(studyRow(st));
 			state.cursor = r.next_cursor || null;
-			$("studies-more").hidden = !state.cursor;
+			more.hidden = !state.cursor;
 			$("studies-empty").hidden = $("studies").children.length > 0;
 		} catch (e) {
-			$("app-message").textContent = describe(e);
+			if (seq === state.seq.studies)
+				$("app-message").textContent = describe(e);
+		} finally {
+			if (seq === state.seq.studies)
+				more.disabled = false;
 		}
 	}
 
@@ -320,6 +417,7 @@
 		}
 		kindChanged();
 		renderTargets();
+		clear($("share-history")); /* another study's, until this one's arrives */
 		$("share-dialog").showModal();
 		loadHistory();
 	}
@@ -390,12 +488,24 @@
 		}
 	}
 
+	/* Is an answer for study uid (request seq of list) still wanted? Not
+	 * when the dialog has moved on to another study, or asked again. */
+	function current(list, seq, uid) {
+		return seq === state.seq[list] && !!state.study && state.study.study_uid === uid;
+	}
+
 	async function loadHistory() {
+		if (!state.study || !state.worklist)
+			return;
 		const tb = $("share-history");
-		clear(tb);
+		const uid = state.study.study_uid;
+		const seq = ++state.seq.history;
 		try {
-			const r = await api("GET", "/api/v1/studies/" + encodeURIComponent(state.study.study_uid) +
+			const r = await api("GET", "/api/v1/studies/" + encodeURIComponent(uid) +
 			                    "/shares?worklist=" + encodeURIComponent(state.worklist.id));
+			if (!current("history", seq, uid))
+				return;
+			clear(tb);
 			for (const s of r.shares) {
 				const tr = el("tr");
 				for (const v of [when(s.at), s.by, s.from, targetText(s.target) +
@@ -404,6 +514,9 @@
 				tb.appendChild(tr);
 			}
 		} catch (e) {
+			if (!current("history", seq, uid))
+				return;
+			clear(tb);
 			const tr = el("tr");
 			tr.appendChild(el("td", describe(e)));
 			tb.appendChild(tr);
@@ -422,54 +535,95 @@
 		$("link-form").reset();
 		$("link-created").hidden = true;
 		$("link-result").textContent = "";
+		$("links-list-message").textContent = "";
+		linkFormChanged();
+		clear($("links")); /* another study's, until this one's arrive */
+		$("links-empty").hidden = true;
 		$("links-dialog").showModal();
 		if (has("links.guest.view"))
 			loadLinks();
 	}
 
-	function intOrNull(id) {
-		const v = $(id).value.trim();
-		return v === "" ? null : parseInt(v, 10);
+	/* A whole number from a number input, null when empty.  Number(), not
+	 * parseInt(): "1e3" is 1000, not 1, and "2.5" is refused, not 2. */
+	function intOrNull(id, what) {
+		const input = $(id);
+		const v = input.value.trim();
+		if (v === "") {
+			if (input.validity && input.validity.badInput)
+				throw new FormError(what + " must be a whole number.");
+			return null;
+		}
+		const n = Number(v);
+		if (!Number.isInteger(n))
+			throw new FormError(what + " must be a whole number.");
+		return n;
 	}
 
-	async function createLink(ev) {
-		ev.preventDefault();
+	/* The password is typed or it is the date of birth, not both; the
+	 * attempts only matter when there is a password. */
+	function linkFormChanged() {
+		const pw = $("link-password"), dob = $("link-dob");
+		dob.disabled = pw.value !== "";
+		pw.disabled = dob.checked;
+		$("link-max-attempts").disabled = pw.value === "" && !dob.checked;
+	}
+
+	function uploadFormChanged() {
+		$("upload-max-attempts").disabled = $("upload-password").value === "";
+	}
+
+	/* The body of POST .../guest-links from the form; FormError if a
+	 * field needs correcting. */
+	function linkBody() {
 		const body = {worklist: state.worklist.id};
-		const maxUses = intOrNull("link-max-uses");
+		const maxUses = intOrNull("link-max-uses", "Maximum uses");
 		if (maxUses !== null)
 			body.max_uses = maxUses;
 		const exp = $("link-expires").value;
 		if (exp) {
-			const d = new Date(exp);
-			if (isNaN(d)) {
-				$("link-result").textContent = "The expiry is not a date.";
-				return;
-			}
-			body.expires_at = d.toISOString().replace(/\.\d{3}Z$/, "Z");
+			body.expires_at = isoFromLocal(exp);
+			if (!body.expires_at)
+				throw new FormError("The expiry is not a date.");
 		}
-		const pw = $("link-password").value;
-		if (pw)
-			body.password = pw;
-		const attempts = intOrNull("link-max-attempts");
-		if (attempts !== null)
-			body.max_password_attempts = attempts;
+		const pw = $("link-password");
+		if (!pw.disabled && pw.value)
+			body.password = pw.value;
+		if (!$("link-max-attempts").disabled) {
+			const attempts = intOrNull("link-max-attempts", "Maximum password attempts");
+			if (attempts !== null)
+				body.max_password_attempts = attempts;
+		}
 		const email = $("link-email").value.trim();
 		if (email)
 			body.email = email;
 		const msg = $("link-message").value.trim();
 		if (msg)
 			body.message = msg;
-		body.password_is_dob = $("link-dob").checked;
+		body.password_is_dob = !$("link-dob").disabled && $("link-dob").checked;
 		body.view_notification = $("link-notify").checked;
 		body.include_priors = $("link-priors").checked;
-		$("link-create").disabled = true;
+		return body;
+	}
+
+	async function createLink(ev) {
+		ev.preventDefault();
 		$("link-result").textContent = "";
+		let body;
+		try {
+			body = linkBody();
+		} catch (e) {
+			$("link-result").textContent = describe(e);
+			return;
+		}
+		$("link-create").disabled = true;
 		try {
 			const link = await api("POST", "/api/v1/studies/" +
 			                       encodeURIComponent(state.study.study_uid) + "/guest-links", body);
 			$("link-created-url").value = link.url;
 			$("link-created").hidden = false;
 			$("link-form").reset();
+			linkFormChanged();
 			if (has("links.guest.view"))
 				loadLinks();
 		} catch (e) {
@@ -491,16 +645,25 @@
 	}
 
 	async function loadLinks() {
+		if (!state.study || !state.worklist)
+			return;
 		const tb = $("links");
+		const uid = state.study.study_uid;
+		const seq = ++state.seq.links;
 		try {
-			const r = await api("GET", "/api/v1/studies/" + encodeURIComponent(state.study.study_uid) +
+			const r = await api("GET", "/api/v1/studies/" + encodeURIComponent(uid) +
 			                    "/guest-links?worklist=" + encodeURIComponent(state.worklist.id));
+			if (!current("links", seq, uid))
+				return;
 			clear(tb);
 			$("links-empty").hidden = r.links.length > 0;
 			for (const l of r.links)
 				tb.appendChild(linkRow(l));
 		} catch (e) {
+			if (!current("links", seq, uid))
+				return;
 			clear(tb);
+			$("links-empty").hidden = true;
 			const tr = el("tr");
 			tr.appendChild(el("td", describe(e)));
 			tb.appendChild(tr);
@@ -547,13 +710,16 @@
 	async function linkAction(l, what) {
 		if (what === "delete" && !window.confirm("Delete this guest link? It stops working at once."))
 			return;
+		const out = $("links-list-message");
+		out.textContent = "";
 		try {
 			if (what === "delete")
 				await api("DELETE", "/api/v1/guest-links/" + encodeURIComponent(l.id));
 			else
 				await api("POST", "/api/v1/guest-links/" + encodeURIComponent(l.id) + "/unlock");
 		} catch (e) {
-			$("link-result").textContent = describe(e);
+			out.textContent = (what === "delete" ? "The link could not be deleted: "
+			                                     : "The link could not be unlocked: ") + describe(e);
 		}
 		loadLinks();
 	}
@@ -585,30 +751,35 @@
 		$("upload-created").hidden = true;
 		$("upload-edit-form").hidden = true;
 		$("upload-result").textContent = "";
+		$("uploads-list-message").textContent = "";
+		uploadFormChanged();
+		clear($("uploads")); /* perhaps another worklist's */
+		$("uploads-empty").hidden = true;
 		$("uploads-dialog").showModal();
 		loadUploads();
 	}
 
-	async function createUpload(ev) {
-		ev.preventDefault();
+	/* The body of POST .../upload-links from the form; FormError if a
+	 * field needs correcting. */
+	function uploadBody() {
 		const body = {};
-		const maxUses = intOrNull("upload-max-uses");
+		const maxUses = intOrNull("upload-max-uses", "Maximum uses");
 		if (maxUses !== null)
 			body.max_uses = maxUses;
 		const exp = $("upload-expires").value;
 		if (exp) {
 			body.expires_at = isoFromLocal(exp);
-			if (!body.expires_at) {
-				$("upload-result").textContent = "The expiry is not a date.";
-				return;
-			}
+			if (!body.expires_at)
+				throw new FormError("The expiry is not a date.");
 		}
 		const pw = $("upload-password").value;
 		if (pw)
 			body.password = pw;
-		const attempts = intOrNull("upload-max-attempts");
-		if (attempts !== null)
-			body.max_password_attempts = attempts;
+		if (!$("upload-max-attempts").disabled) {
+			const attempts = intOrNull("upload-max-attempts", "Maximum password attempts");
+			if (attempts !== null)
+				body.max_password_attempts = attempts;
+		}
 		const email = $("upload-email").value.trim();
 		if (email)
 			body.email = email;
@@ -616,8 +787,20 @@
 		if (msg)
 			body.message = msg;
 		body.notify_on_upload = $("upload-notify").checked;
-		$("upload-create").disabled = true;
+		return body;
+	}
+
+	async function createUpload(ev) {
+		ev.preventDefault();
 		$("upload-result").textContent = "";
+		let body;
+		try {
+			body = uploadBody();
+		} catch (e) {
+			$("upload-result").textContent = describe(e);
+			return;
+		}
+		$("upload-create").disabled = true;
 		try {
 			const link = await api("POST", "/api/v1/worklists/" +
 			                       encodeURIComponent(state.worklist.id) + "/upload-links", body);
@@ -628,6 +811,7 @@
 				: "Upload link created:";
 			$("upload-created").hidden = false;
 			$("upload-form").reset();
+			uploadFormChanged();
 			loadUploads();
 		} catch (e) {
 			$("upload-result").textContent = describe(e);
@@ -646,18 +830,25 @@
 	}
 
 	async function loadUploads() {
+		if (!state.worklist)
+			return;
 		const tb = $("uploads");
 		const wl = state.worklist.id;
+		const seq = ++state.seq.uploads;
+		const wanted = () => seq === state.seq.uploads && !!state.worklist && state.worklist.id === wl;
 		try {
 			const r = await api("GET", "/api/v1/worklists/" + encodeURIComponent(wl) + "/upload-links");
-			if (!state.worklist || state.worklist.id !== wl)
+			if (!wanted())
 				return;
 			clear(tb);
 			$("uploads-empty").hidden = r.links.length > 0;
 			for (const l of r.links)
 				tb.appendChild(uploadRow(l));
 		} catch (e) {
+			if (!wanted())
+				return;
 			clear(tb);
+			$("uploads-empty").hidden = true;
 			const tr = el("tr");
 			tr.appendChild(el("td", describe(e)));
 			tb.appendChild(tr);
@@ -716,7 +907,13 @@
 		ev.preventDefault();
 		const l = state.upload;
 		const body = {};
-		const maxUses = intOrNull("upload-edit-max-uses");
+		let maxUses;
+		try {
+			maxUses = intOrNull("upload-edit-max-uses", "Maximum uses");
+		} catch (e) {
+			$("upload-edit-result").textContent = describe(e);
+			return;
+		}
 		if (maxUses !== null && maxUses !== l.max_uses)
 			body.max_uses = maxUses;
 		const exp = $("upload-edit-expires").value;
@@ -751,12 +948,14 @@
 	async function deleteUpload(l) {
 		if (!window.confirm("Delete this upload link? It stops working at once."))
 			return;
+		const out = $("uploads-list-message");
+		out.textContent = "";
 		try {
 			await api("DELETE", "/api/v1/upload-links/" + encodeURIComponent(l.id));
 			if (state.upload && state.upload.id === l.id)
 				$("upload-edit-form").hidden = true;
 		} catch (e) {
-			$("upload-result").textContent = describe(e);
+			out.textContent = "The link could not be deleted: " + describe(e);
 		}
 		loadUploads();
 	}
@@ -777,6 +976,9 @@
 			$("link-created").hidden = true;
 		});
 		$("link-form").addEventListener("submit", createLink);
+		$("link-password").addEventListener("input", linkFormChanged);
+		$("link-dob").addEventListener("change", linkFormChanged);
+		$("upload-password").addEventListener("input", uploadFormChanged);
 		$("link-created-copy").addEventListener("click",
 			(ev) => copy($("link-created-url").value, ev.target));
 		$("links-close").addEventListener("click", () => $("links-dialog").close());
@@ -792,7 +994,7 @@
 		$("upload-edit-cancel").addEventListener("click", () => { $("upload-edit-form").hidden = true; });
 		$("uploads-close").addEventListener("click", () => $("uploads-dialog").close());
 		if (state.token)
-			start().catch((e) => showLogin(describe(e)));
+			start().catch(startFailed);
 		else
 			showLogin("");
 	});

@@ -2,7 +2,9 @@
  * web/static/register.js - the registration page (/register?invite=...):
  * creates the account (POST /api/v1/registrations), logs it in and shows
  * the studies that were shared with it.  The invitation token is read
- * from the address bar, never written into the page.
+ * from the address bar, never written into the page.  Once the account
+ * exists, a failure to log in or to list the studies is said under the
+ * (then hidden) table: the account is there, the studies are one login away.
  */
 "use strict";
 
@@ -53,22 +55,55 @@
 		return parts.length > 1 ? parts[0] + ", " + parts.slice(1).join(" ").trim() : pn;
 	}
 
-	async function showShared(user, password, name) {
-		$("register-section").hidden = true;
-		$("registered").hidden = false;
-		$("welcome-name").textContent = name;
-		$("welcome-user").textContent = user;
-		const login = await post("/api/v1/sessions", {user, password});
-		if (login.status !== 200)
-			return;
+	/* Why a call after the registration failed, for the guest. */
+	function failure(status, data) {
+		if (status === 0)
+			return "the server cannot be reached";
+		if (status === 429)
+			return "too many attempts";
+		if (status === 503)
+			return "the service is unavailable";
+		const msg = data && data.error ? data.error.message : "";
+		return msg || "HTTP " + status;
+	}
+
+	/* The account exists but its studies cannot be shown here. */
+	function sharedFailed(why) {
+		$("shared-table").hidden = true;
+		let p = $("shared-message");
+		if (!p) {
+			p = document.createElement("p");
+			p.id = "shared-message";
+			p.className = "message";
+			p.setAttribute("role", "alert");
+			$("shared-table").after(p);
+		}
+		p.textContent = "Your account is ready; log in to see them (" + why + ").";
+	}
+
+	async function listShared(user, password, name) {
+		let login;
+		try {
+			login = await post("/api/v1/sessions", {user, password});
+		} catch (e) {
+			return failure(0);
+		}
+		if (login.status !== 200 || !login.data || !login.data.token)
+			return failure(login.status, login.data);
 		const tok = login.data.token;
 		sessionStorage.setItem("ss_token", tok);
 		sessionStorage.setItem("ss_name", name);
-		const res = await fetch("/api/v1/worklists/" + encodeURIComponent("user:" + user) + "/studies",
-		                        {headers: {"Authorization": "Bearer " + tok, "Accept": "application/json"}});
-		if (!res.ok)
-			return;
-		const data = await res.json();
+		let res, data = null;
+		try {
+			res = await fetch("/api/v1/worklists/" + encodeURIComponent("user:" + user) + "/studies",
+			                  {headers: {"Authorization": "Bearer " + tok, "Accept": "application/json"}});
+			data = await res.json();
+		} catch (e) {
+			if (!res)
+				return failure(0);
+		}
+		if (!res.ok || !data || !Array.isArray(data.studies))
+			return failure(res.status, data);
 		for (const st of data.studies) {
 			const tr = document.createElement("tr");
 			const d = st.study_date || "";
@@ -78,6 +113,17 @@
 			cell(tr, st.description);
 			$("shared-rows").appendChild(tr);
 		}
+		return null;
+	}
+
+	async function showShared(user, password, name) {
+		$("register-section").hidden = true;
+		$("registered").hidden = false;
+		$("welcome-name").textContent = name;
+		$("welcome-user").textContent = user;
+		const why = await listShared(user, password, name);
+		if (why)
+			sharedFailed(why);
 	}
 
 	async function onSubmit(ev) {
@@ -88,18 +134,20 @@
 		const password = $("reg-password").value;
 		$("register-message").textContent = "";
 		$("register-button").disabled = true;
+		let r;
 		try {
-			const r = await post("/api/v1/registrations", {invite, user, name, password});
-			if (r.status !== 201) {
-				$("register-message").textContent = explain(r);
-				return;
-			}
-			await showShared(user, password, name);
+			r = await post("/api/v1/registrations", {invite, user, name, password});
 		} catch (e) {
 			$("register-message").textContent = "The server cannot be reached.";
+			return;
 		} finally {
 			$("register-button").disabled = false;
 		}
+		if (r.status !== 201) {
+			$("register-message").textContent = explain(r);
+			return;
+		}
+		await showShared(user, password, name);
 	}
 
 	document.addEventListener("DOMContentLoaded", () => {

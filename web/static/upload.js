@@ -2,10 +2,18 @@
  * web/static/upload.js - the guest upload page /u/{token}.
  *
  * Sends each chosen file (or every file of a chosen folder) on its own as
- * POST <this page>/files, Content-Type application/dicom, three at a time,
- * with a progress bar per file, then shows the studies received.  The
- * upload session is the HttpOnly cookie the page came with; the token is
- * only in this page's URL.  Nothing from the server is put in as HTML.
+ * POST <this page>/files, Content-Type application/dicom, with a progress
+ * bar per file, then shows the studies received.  The upload session is
+ * the HttpOnly cookie the page came with; the token is only in this page's
+ * URL.  Nothing from the server is put in as HTML.
+ *
+ * Files go one at a time until one is received, then three at a time:
+ * a request without the session cookie (the page's expired or was not
+ * kept) opens a session of its own and spends a use of the link, and the
+ * first answer brings the cookie the others then carry.  A 401 or 404
+ * means the session has ended: the queue stops and the guest is told to
+ * reload.  A file larger than the page's limit (#file-max) is skipped,
+ * not streamed up to be refused.
  */
 (function () {
 	"use strict";
@@ -14,6 +22,10 @@
 	var list = document.getElementById("progress");
 	var studies = {}; /* study_uid -> {row, files} */
 	var accepted = 0, refused = 0;
+	var fileMax = Number(document.getElementById("file-max").getAttribute("data-bytes")) || 0;
+	var received = false; /* a file was received: the session cookie is set */
+	var ended = false;    /* the session has ended: nothing more is sent */
+	var PARALLEL = 3;
 
 	function el(tag, text, cls) {
 		var e = document.createElement(tag);
@@ -32,7 +44,25 @@
 		return p.length > 1 ? p[0] + ", " + p.slice(1).join(" ").trim() : s;
 	}
 
+	function fmtSize(n) {
+		if (n >= 1048576) return (n / 1048576).toFixed(1).replace(/\.0$/, "") + " MB";
+		if (n >= 1024) return (n / 1024).toFixed(1).replace(/\.0$/, "") + " KB";
+		return n + " bytes";
+	}
+
 	var totals = {studies: 0, files: 0};
+
+	/* The session is gone (401: no session, 404: the link ended): said
+	 * once above the list, and the form stays disabled. */
+	function sessionEnded() {
+		if (ended) return;
+		ended = true;
+		var p = el("p", "Your upload session has ended: reload the page.", "message");
+		p.id = "session-ended";
+		p.setAttribute("role", "alert");
+		list.parentNode.insertBefore(p, list);
+		form.querySelector("button").disabled = true;
+	}
 
 	function addStudy(res) {
 		var st = res.study || {};
@@ -61,6 +91,7 @@
 			totals.files + " file" + (totals.files === 1 ? "" : "s") + " received in this session.";
 	}
 
+	/* Sends one file; done() once it has an answer (or none). */
 	function sendOne(file, item, done) {
 		var bar = item.querySelector("progress");
 		var state = item.querySelector(".state");
@@ -74,6 +105,7 @@
 				bar.value = ev.loaded;
 			}
 		};
+		state.textContent = "sending";
 		xhr.onload = function () {
 			var body = null;
 			try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
@@ -82,7 +114,14 @@
 				state.textContent = "received";
 				item.className = "ok";
 				accepted += 1;
+				received = true;
 				addStudy(body);
+			} else if (xhr.status === 401 || xhr.status === 404) {
+				/* a 401 may be {"password_required": true}: no message */
+				state.textContent = "not received: the upload session has ended";
+				item.className = "refused";
+				refused += 1;
+				sessionEnded();
 			} else {
 				state.textContent = "refused: " + (body && body.error ? body.error.message : "HTTP " + xhr.status);
 				item.className = "refused";
@@ -97,6 +136,18 @@
 			done();
 		};
 		xhr.send(file);
+	}
+
+	function tooLarge(size) {
+		var a = fmtSize(size), b = fmtSize(fileMax);
+		if (a === b) { a = size + " bytes"; b = fileMax + " bytes"; }
+		return "skipped: too large (" + a + "; a file may have at most " + b + ")";
+	}
+
+	function skip(item, text) {
+		item.querySelector(".state").textContent = text;
+		item.className = "refused";
+		refused += 1;
 	}
 
 	function queue(files) {
@@ -114,13 +165,23 @@
 			return li;
 		});
 		function next() {
-			while (running < 3 && i < files.length) {
+			/* One at a time until a file is received (and so the
+			 * session cookie is set), then PARALLEL at a time. */
+			while (!ended && i < files.length && running < (received ? PARALLEL : 1)) {
 				var k = i++;
+				if (fileMax > 0 && files[k].size > fileMax) {
+					skip(items[k], tooLarge(files[k].size));
+					continue;
+				}
 				running += 1;
 				sendOne(files[k], items[k], function () {
 					running -= 1;
 					next();
 				});
+			}
+			if (ended) {
+				for (; i < files.length; i++) skip(items[i], "not sent: the upload session has ended");
+				return;
 			}
 			if (running === 0 && i >= files.length) form.querySelector("button").disabled = false;
 		}
@@ -136,6 +197,6 @@
 			for (var k = 0; k < input.files.length; k++) files.push(input.files[k]);
 			input.value = "";
 		});
-		if (files.length) queue(files);
+		if (files.length && !ended) queue(files);
 	});
 })();
