@@ -10,8 +10,7 @@
  *
  * admin-addr has one default for every daemon; daemons that share a host
  * (a compose stack, the integration tests) must each be given their own
- * through --admin-addr or STUDYSHARE_ADMIN_ADDR.  log-level is checked by
- * ss_daemon_init() with ss_log_level_parse().
+ * through --admin-addr or STUDYSHARE_ADMIN_ADDR.
  */
 #include <stddef.h>
 
@@ -37,7 +36,7 @@ static const ss_cfg_opt common_opts[] = {
     {"recv-max", SS_CFG_INT, "1048576", 1024, 67108864, F(recv_max),
      "largest NNG request accepted, in bytes (replies from peers: at "
      "least 4 MiB, the size a batch reply may reach)"},
-    {"log-level", SS_CFG_STR, "info", 1, 5, F(log_level),
+    {"log-level", SS_CFG_LEVEL, "info", 0, 0, F(log_level),
      "least severe log level written: debug, info, warn or error"},
 };
 

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "proto/errors.h"
+#include "runtime/log.h"
 #include "runtime/config.h"
 
 #define ENV_PREFIX   "STUDYSHARE_"
@@ -61,6 +62,7 @@ static const char *const type_arg[] = {
     [SS_CFG_MS] = "<duration>",
     [SS_CFG_ADDR] = "<addr>",
     [SS_CFG_HOSTPORT] = "<host:port>",
+    [SS_CFG_LEVEL] = "<level>",
 };
 
 static void
@@ -73,7 +75,7 @@ static bool
 is_string(ss_cfg_type t)
 {
 	return t == SS_CFG_STR || t == SS_CFG_SECRET || t == SS_CFG_ADDR ||
-	       t == SS_CFG_HOSTPORT;
+	       t == SS_CFG_HOSTPORT || t == SS_CFG_LEVEL;
 }
 
 static bool
@@ -463,6 +465,7 @@ store(cfg_val *v, void *settings, const char *service)
 		/* fall through */
 	case SS_CFG_STR:
 	case SS_CFG_SECRET:
+	case SS_CFG_LEVEL:
 		len = strlen(v->val);
 		if ((int64_t)len < o->min) {
 			snprintf(why, sizeof(why),
@@ -474,6 +477,9 @@ store(cfg_val *v, void *settings, const char *service)
 			snprintf(why, sizeof(why),
 			         "must be at most %" PRId64 " bytes long",
 			         o->max);
+		} else if (o->type == SS_CFG_LEVEL &&
+		           ss_log_level_parse(v->val) < 0) {
+			bad = "must be debug, info, warn or error";
 		} else if ((*(char **)field = strdup(v->val)) == NULL) {
 			bad = "out of memory";
 		}
@@ -611,7 +617,7 @@ print_markdown(cfg_val *vals, size_t n)
 	    [SS_CFG_STR] = "string",         [SS_CFG_SECRET] = "secret",
 	    [SS_CFG_INT] = "integer",        [SS_CFG_BOOL] = "bool",
 	    [SS_CFG_MS] = "duration",        [SS_CFG_ADDR] = "address",
-	    [SS_CFG_HOSTPORT] = "host:port",
+	    [SS_CFG_HOSTPORT] = "host:port", [SS_CFG_LEVEL] = "level",
 	};
 	const char *shown;
 

@@ -30,6 +30,7 @@ typedef enum ss_cfg_type {
 	                    host:port, checked for shape */
 	SS_CFG_HOSTPORT, /* char *, host:port only (Redis: hiredis would take
 	                    a URL's scheme for part of the host) */
+	SS_CFG_LEVEL,    /* char *, a log level: debug, info, warn or error */
 } ss_cfg_type;
 
 typedef struct ss_cfg_opt {

@@ -37,9 +37,9 @@ gw_operator_init(gw_server *s)
 		return 0;
 	}
 	if (n < 32) {
-		ss_error("config.bad_operator_token", NULL, "error",
-		         "operator-token must be empty or at least 32 bytes",
-		         NULL);
+		/* Before the log is set up: said as a bad setting is. */
+		fprintf(stderr, "studyshare-gateway: --operator-token: must be "
+		                "empty or at least 32 bytes long\n");
 		return SS_EBADREQ;
 	}
 	if (sodium_init() < 0)

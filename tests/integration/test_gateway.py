@@ -1233,7 +1233,9 @@ class Unavailable(unittest.TestCase):
                 e["STUDYSHARE_LISTEN"] = "127.0.0.1:%d" % free_port()
                 p = subprocess.run([os.path.join(BUILD, "studyshare-gateway")], env=e,
                                    capture_output=True, text=True, timeout=20)
-                self.assertNotEqual(p.returncode, 0)
+                # a bad setting: exit 2, one line that names it
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertRegex(p.stderr, r"^studyshare-gateway: ")
                 self.assertTrue(word in p.stderr or
                                 word.replace("-", "_").upper() in p.stderr, p.stderr)
 

@@ -324,6 +324,9 @@ test_bad_values(void **state)
 	    {"--redis-timeout=61s",
 	     "studyshare-test: --redis-timeout: must be between 10ms and "
 	     "60s\n"},
+	    {"--log-level=trace",
+	     "studyshare-test: --log-level: must be debug, info, warn or "
+	     "error\n"},
 	    {"--drain=11m",
 	     "studyshare-test: --drain: must be between 0s and 10m\n"},
 	    {"--recv-max=1023", "studyshare-test: --recv-max: must be "
