@@ -3,7 +3,7 @@
 #   make run     install what is missing (Debian 12, as root), build, and
 #                start the local stack in the foreground (Ctrl-C stops it)
 #   make test    install, build normal + ASan/UBSan + fuzz builds, run every
-#                test; the last line is "N passed, N failed"
+#                test; the last line is "N passed, N failed, N skipped"
 #   make build   the normal build only (build/)
 #   make bench   benchmarks, printed as ratios to this machine's floors
 #   make format  clang-format every C source in place

@@ -3,15 +3,17 @@
  *
  * --timeout bounds each step: reaching the daemon, sending, the reply.
  * NNG's blocking dial waits as long as the kernel's connect does (minutes
- * when a firewall drops the SYN), then for the peer's handshake: NNG
- * dials in the background instead, and the send waits for it within the
- * timeout.  A TCP address is first tried here, so that a refused or
- * unreachable one fails at once, with its reason, not as a timeout.
+ * when a firewall drops the SYN), then for the peer's handshake.  So a TCP
+ * address is first tried here within the timeout (a refused or
+ * unreachable one fails at once, with its reason), then NNG dials in the
+ * background and the send waits for its handshake within the timeout.
+ * Other transports (ipc://) keep NNG's blocking dial: it fails at once.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -56,9 +58,10 @@ try_connect(const struct addrinfo *ai, int timeout_ms)
 }
 
 /* Whether url's TCP address takes a connection within timeout_ms; other
- * transports (ipc://) are left to NNG.  0, or a message in why. */
+ * transports (ipc://) are left to NNG's own dial (*tcp false).  0, or a
+ * message in why. */
 static int
-reachable(const char *url, int timeout_ms, char *why, size_t n)
+reachable(const char *url, int timeout_ms, bool *tcp, char *why, size_t n)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
 	nng_url *u = NULL;
@@ -70,6 +73,7 @@ reachable(const char *url, int timeout_ms, char *why, size_t n)
 		nng_url_free(u);
 		return 0;
 	}
+	*tcp = true;
 	if ((rv = getaddrinfo(u->u_hostname, u->u_port, &hints, &res)) != 0) {
 		snprintf(why, n, "%s", gai_strerror(rv));
 		nng_url_free(u);
@@ -93,6 +97,7 @@ cli_call(const cli_opts *o, const char *url, const char *type,
          const json_t *body, json_t **reply)
 {
 	char id[SS_MAX_ID_LEN + 1], reason[128];
+	bool tcp = false;
 	nng_socket sock = NNG_SOCKET_INITIALIZER;
 	const char *why = NULL;
 	nng_msg *msg = NULL;
@@ -109,7 +114,7 @@ cli_call(const cli_opts *o, const char *url, const char *type,
 		code = CLI_USAGE;
 		goto fail;
 	}
-	if (reachable(url, o->timeout_ms, reason, sizeof reason) != 0) {
+	if (reachable(url, o->timeout_ms, &tcp, reason, sizeof reason) != 0) {
 		fprintf(stderr, "studyshare: %s: %s\n", url, reason);
 		goto fail;
 	}
@@ -118,7 +123,8 @@ cli_call(const cli_opts *o, const char *url, const char *type,
 	        0 ||
 	    (rv = nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, o->timeout_ms)) !=
 	        0 ||
-	    (rv = nng_dial(sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0 ||
+	    (rv = nng_dial(sock, url, NULL, tcp ? NNG_FLAG_NONBLOCK : 0)) !=
+	        0 ||
 	    (rv = nng_send(sock, p.sb.data, p.sb.size, 0)) != 0 ||
 	    (rv = nng_recvmsg(sock, &msg, 0)) != 0) {
 		fprintf(stderr, "studyshare: %s: %s\n", url, nng_strerror(rv));

@@ -113,7 +113,9 @@ get_pair(const char *k, size_t kn, const char *v, size_t vn, void *arg)
 	if ((rv = gw_pct_decode(v, vn, true, g->out, g->cap, g->outlen)) != 0)
 		return rv;
 	g->found = 1;
-	return 1; /* the first wins; gw_form_check refuses repeats */
+	/* The first wins; gw_form_check, where a route uses it, refuses
+	 * repeats. */
+	return 1;
 }
 
 int

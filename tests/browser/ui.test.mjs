@@ -351,6 +351,43 @@ try {
       }
       await page.click(close);
     }
+    // A new link whose answer comes after the user moved to another
+    // study (another patient): its URL must not appear in that dialog.
+    const post = `/api/v1/studies/${info.study}/guest-links`;
+    let release;
+    const gate = new Promise((r) => { release = r; });
+    const held = (url) => url.pathname === post;
+    await page.route(held, async (route) => {
+      if (route.request().method() === "POST")
+        await gate;
+      await route.continue();
+    });
+    try {
+      await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
+      await page.waitForSelector("#links-dialog[open]");
+      await page.check("#new-link-toggle");
+      const asked = page.waitForRequest((r) => r.method() === "POST" &&
+        new globalThis.URL(r.url()).pathname === post);
+      await page.click("#link-create");
+      await asked;
+      await page.click("#links-close");
+      await page.locator(`tr[data-uid="${info.email_study}"] .links-button`).click();
+      await page.waitForSelector("#links-dialog[open]");
+      const late = page.waitForResponse((r) => r.request().method() === "POST" &&
+        new globalThis.URL(r.url()).pathname === post);
+      release();
+      const made = await late;
+      assert(made.status() === 201, "the link was made");
+      const madeUrl = (await made.json()).url;
+      await page.waitForTimeout(300);
+      assert(await page.isHidden("#link-created"), "the other study's new link shown");
+      assert(await page.inputValue("#link-created-url") !== madeUrl, "the other study's URL filled in");
+      assert(await page.locator("#links tr").count() === 0, "the other study's links listed");
+    } finally {
+      release();
+      await page.unroute(held);
+    }
+    await page.click("#links-close");
   });
 
   await step("alice creates, lists, edits and deletes an upload link of location:ct", async () => {

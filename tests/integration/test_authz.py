@@ -1,6 +1,7 @@
 """Integration tests of the authz daemon against a real Redis over NNG."""
 import json
 import os
+import socket
 import struct
 import subprocess
 import threading
@@ -10,7 +11,7 @@ import unittest
 import mp
 import sp
 import stack
-from stack import Daemon, Redis, cli, wait_for, ROOT
+from stack import Daemon, Redis, cli, free_port, wait_for, ROOT
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "directory.json")
 with open(FIXTURE) as _f:
@@ -229,6 +230,39 @@ class Directory(AuthzCase):
         self.assertEqual((rc, out.strip()), (1, "denied"))
         rc, _, err = cli("directory", "import", "/nonexistent", env=self.env)
         self.assertEqual(rc, 2)
+
+    def test_cli_waits_no_longer_than_its_timeout(self):
+        # A peer that takes the connection and never answers (a stuck
+        # daemon, the wrong port): the call gives up after --timeout.
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
+            url = "tcp://127.0.0.1:%d" % silent.getsockname()[1]
+            t = time.monotonic()
+            rc, _, err = cli("--timeout", "1s", "--authz", url, "authz", "check",
+                             "alice", "studies.share", "location:ct")
+            took = time.monotonic() - t
+        self.assertEqual(rc, 3, err)
+        self.assertIn("Timed out", err)
+        # (NNG's blocking dial waited out its 10 s handshake timeout)
+        self.assertLess(took, 8)
+        # A refused connection says so at once, whatever the timeout.
+        rc, _, err = cli("--timeout", "30s", "--authz", "tcp://127.0.0.1:%d" % free_port(),
+                         "authz", "check", "alice", "studies.share", "location:ct")
+        self.assertEqual(rc, 3, err)
+        self.assertIn("Connection refused", err)
+        # --timeout is a duration; anything else is a usage error.
+        for bad in ("5x", "0", "-1s", "2h"):
+            rc, _, err = cli("--timeout", bad, "authz", "check", "a", "b", "c")
+            self.assertEqual(rc, 2, bad)
+            self.assertIn("--timeout", err)
+        rc, out, _ = cli("--timeout", "5000", "--authz", self.env["STUDYSHARE_AUTHZ_URL"],
+                         "authz", "check", "alice", "studies.share", "location:ct")
+        self.assertEqual((rc, out.strip()), (0, "allowed"))
+        # `studyshare COMMAND --help` is the usage, not an error.
+        rc, out, _ = cli("publish-study", "--help")
+        self.assertEqual(rc, 0)
+        self.assertIn("publish-study", out)
 
     def resolve(self, user, wl, targets):
         return self.call("authz.resolve", {"user": user, "worklist": wl, "targets": targets})

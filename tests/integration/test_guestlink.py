@@ -874,7 +874,9 @@ class LostRecords(Case):
         # and counted (an operator alerts on the counters).
         audit = "studyshare_guestlink_audit_failures_total"
         mails = "studyshare_guestlink_mails_not_queued_total"
-        body = self.link(self.publish(), view_notification=True)
+        uid = self.publish()
+        body = self.link(uid, view_notification=True)
+        locking = self.link(uid, password="lost-pw-1", max_password_attempts=1)
         held = []
         for k in ("audit", "notify:jobs"):
             if self.r.cmd("EXISTS", k):
@@ -894,6 +896,13 @@ class LostRecords(Case):
                  timeout=5, what="the refused mail counted")
         wait_for(lambda: metric(ST.guestlink.http("/metrics")[1], audit) > before[audit],
                  timeout=5, what="the refused audit entry counted")
+        # The lock's mail to the creator, refused, is counted as well (and
+        # stays unconfirmed, for the next redemption to send again).
+        mid = metric(ST.guestlink.http("/metrics")[1], mails)
+        r = self.redeem(token_of(locking), password="wrong")
+        self.assertEqual(r.get("body"), {"wrong_password": True, "attempts_left": 0}, r)
+        wait_for(lambda: metric(ST.guestlink.http("/metrics")[1], mails) > mid,
+                 timeout=5, what="the refused lock mail counted")
         events = [e.get("event") for e in ST.guestlink.log_events()]
         self.assertIn("audit.failed", events)
         self.assertIn("mail.not_queued", events)

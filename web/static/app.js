@@ -245,16 +245,20 @@
 		state.token = null;
 		sessionStorage.removeItem("ss_token");
 		sessionStorage.removeItem("ss_name");
+		sessionStorage.removeItem("ss_worklist");
 		resetApp();
 		showLogin(message);
 	}
 
-	/* start() failed: its 401 has already logged out; anything else goes
-	 * back to the login form, which is also the way to try again. */
+	/* start() failed: its 401 has already logged out.  Anything else (a
+	 * daemon briefly down) shows the login form with the reason; the
+	 * session is kept, so reloading the page tries again without it. */
 	function startFailed(e) {
 		if (e.status === 401)
 			return;
-		logout("Your worklists could not be loaded: " + describe(e));
+		resetApp();
+		showLogin("Your worklists could not be loaded: " + describe(e) +
+		          ". Reload the page to try again, or log in.");
 	}
 
 	async function onLogin(ev) {
@@ -466,14 +470,17 @@
 
 	async function submitShare() {
 		const body = {worklist: state.worklist.id, targets: state.targets};
+		const uid = state.study.study_uid;
 		const msg = $("share-message").value.trim();
 		if (msg)
 			body.message = msg;
 		$("share-submit").disabled = true;
 		const out = $("share-result");
 		try {
-			const r = await api("POST", "/api/v1/studies/" + encodeURIComponent(state.study.study_uid) +
+			const r = await api("POST", "/api/v1/studies/" + encodeURIComponent(uid) +
 			                    "/shares", body);
+			if (!onStudy(uid, "share-dialog"))
+				return;
 			const parts = r.shares.map((s) => targetText(s.target) + " — " +
 				(s.status === "invited" ? "invitation sent" : "delivered"));
 			out.className = "message ok";
@@ -482,10 +489,19 @@
 			renderTargets();
 			loadHistory();
 		} catch (e) {
+			if (!onStudy(uid, "share-dialog"))
+				return;
 			out.className = "message";
 			out.textContent = describe(e);
 			$("share-submit").disabled = false;
 		}
+	}
+
+	/* Is the dialog still open on study uid?  An answer that arrives after
+	 * the user moved to another study (another patient) must not be shown
+	 * there, nor touch what is being typed for it. */
+	function onStudy(uid, dialog) {
+		return !!state.study && state.study.study_uid === uid && $(dialog).open;
 	}
 
 	/* Is an answer for study uid (request seq of list) still wanted? Not
@@ -616,10 +632,13 @@
 			$("link-result").textContent = describe(e);
 			return;
 		}
+		const uid = state.study.study_uid;
 		$("link-create").disabled = true;
 		try {
 			const link = await api("POST", "/api/v1/studies/" +
-			                       encodeURIComponent(state.study.study_uid) + "/guest-links", body);
+			                       encodeURIComponent(uid) + "/guest-links", body);
+			if (!onStudy(uid, "links-dialog"))
+				return;
 			$("link-created-url").value = link.url;
 			$("link-created").hidden = false;
 			$("link-form").reset();
@@ -627,7 +646,8 @@
 			if (has("links.guest.view"))
 				loadLinks();
 		} catch (e) {
-			$("link-result").textContent = describe(e);
+			if (onStudy(uid, "links-dialog"))
+				$("link-result").textContent = describe(e);
 		} finally {
 			$("link-create").disabled = false;
 		}
@@ -800,10 +820,14 @@
 			$("upload-result").textContent = describe(e);
 			return;
 		}
+		const wl = state.worklist.id;
+		const here = () => !!state.worklist && state.worklist.id === wl && $("uploads-dialog").open;
 		$("upload-create").disabled = true;
 		try {
 			const link = await api("POST", "/api/v1/worklists/" +
-			                       encodeURIComponent(state.worklist.id) + "/upload-links", body);
+			                       encodeURIComponent(wl) + "/upload-links", body);
+			if (!here())
+				return;
 			$("upload-created-url").value = link.url;
 			$("upload-created-text").textContent = link.email_queued === false
 				? "Upload link created (the email could not be queued: send the link yourself):"
@@ -814,7 +838,8 @@
 			uploadFormChanged();
 			loadUploads();
 		} catch (e) {
-			$("upload-result").textContent = describe(e);
+			if (here())
+				$("upload-result").textContent = describe(e);
 		} finally {
 			$("upload-create").disabled = false;
 		}
