@@ -20,10 +20,14 @@
  * active event that runs after the events already due); then everything
  * held goes out as one message: alone when it is the only one, otherwise
  * as a bus.batch (proto/batch.h) that is pending under one NNG id, and
- * whose reply is split back into one callback per request, in order.  A
- * send that fails at that point calls every held request back with
- * SS_EUNAVAIL.  Held bytes are wiped once sent: requests may carry
- * passwords.
+ * whose reply is split back into one callback per request, in order.
+ * While REQ_QUEUED_MAX such messages await their replies, what is held
+ * waits for one of them to be answered: batches grow with the load
+ * instead of their number, and every message costs both daemons NNG's
+ * thread hand-offs (bench/README.md, "gateway (HTTP)").  A held request's
+ * deadline runs from when it was held, so waiting costs it no time.  A
+ * send that fails calls every held request back with SS_EUNAVAIL.  Held
+ * bytes are wiped once sent: requests may carry passwords.
  *
  * Callbacks may send new requests and may close the client; closing from
  * a callback defers the free until the dispatch in progress unwinds.
@@ -60,6 +64,7 @@
 #define REQ_NBUCKETS_MIN     64
 #define REQ_ID_BIT           0x80000000u
 #define REQ_QUEUE_BYTES      (256 * 1024) /* request bytes one batch holds */
+#define REQ_QUEUED_MAX       2 /* held sends awaiting replies, at most */
 
 /* A request of a batch: whom to call back. */
 typedef struct req_sub {
@@ -73,6 +78,7 @@ typedef struct req_pending {
 	void *arg;
 	req_sub *subs; /* a batch: its requests, in order */
 	size_t nsub;
+	bool queued;     /* sent by req_send_held(): counted in nqueued */
 	double deadline; /* ss_now() seconds */
 	struct req_pending *hnext;
 	TAILQ_ENTRY(req_pending) link;
@@ -91,8 +97,10 @@ struct ss_req {
 	size_t nheld;
 	size_t heldoff[SS_BATCH_MAX + 1]; /* their bytes in heldbuf */
 	msgpack_sbuffer heldbuf;
-	ss_pack batch;  /* the bus.batch being sent */
-	double timeout; /* seconds */
+	ss_pack batch;     /* the bus.batch being sent */
+	int nqueued;       /* held sends awaiting replies */
+	double held_since; /* when the oldest held request was held */
+	double timeout;    /* seconds */
 	atomic_int npipes;
 	uint32_t next_id;
 	req_pending **buckets; /* chained; nbuckets is a power of two */
@@ -186,6 +194,12 @@ req_unlink(ss_req *r, req_pending *p)
 	}
 	TAILQ_REMOVE(&r->order, p, link);
 	r->count--;
+	/* Answered or timed out: what waits for it may go now. */
+	if (p->queued) {
+		r->nqueued--;
+		if (r->nheld > 0 && !r->closed)
+			event_active(r->flush, EV_WRITE, 0);
+	}
 }
 
 /* The next id with the high bit set that is not pending. */
@@ -521,10 +535,12 @@ ss_req_close(ss_req *r)
 		req_free(r);
 }
 
-/* Sends len bytes as one request; on success p is pending. */
+/* Sends len bytes as one request; on success p is pending, due at
+ * start + the timeout. */
 static int
-req_post(ss_req *r, const void *data, size_t len, req_pending *p)
+req_post(ss_req *r, const void *data, size_t len, req_pending *p, double start)
 {
+	req_pending *q;
 	nng_msg *nm = NULL;
 	int rv;
 
@@ -535,7 +551,7 @@ req_post(ss_req *r, const void *data, size_t len, req_pending *p)
 	if (req_grow(r) != 0 || nng_msg_alloc(&nm, 0) != 0)
 		return SS_ENOMEM;
 	p->id = req_next_id(r);
-	p->deadline = ss_now() + r->timeout;
+	p->deadline = start + r->timeout;
 	if (nng_msg_header_append_u32(nm, p->id) != 0 ||
 	    nng_msg_append(nm, data, len) != 0) {
 		nng_msg_free(nm);
@@ -549,8 +565,22 @@ req_post(ss_req *r, const void *data, size_t len, req_pending *p)
 	/* The reply is read on this loop, so it cannot beat the insert. */
 	p->hnext = *req_bucket(r, p->id);
 	*req_bucket(r, p->id) = p;
-	TAILQ_INSERT_TAIL(&r->order, p, link);
+	/* In deadline order: a held batch may be due before requests sent
+	 * alone since it was held (from the tail, where it almost always
+	 * belongs). */
+	for (q = TAILQ_LAST(&r->order, req_list);
+	     q != NULL && q->deadline > p->deadline;
+	     q = TAILQ_PREV(q, req_list, link))
+		;
+	if (q != NULL)
+		TAILQ_INSERT_AFTER(&r->order, q, p, link);
+	else
+		TAILQ_INSERT_HEAD(&r->order, p, link);
 	r->count++;
+	if (TAILQ_FIRST(&r->order) == p && r->timer_armed) {
+		evtimer_del(r->timer);
+		r->timer_armed = false;
+	}
 	req_arm(r);
 	return 0;
 }
@@ -565,7 +595,7 @@ ss_req_send(ss_req *r, ss_pack *pk, ss_reply_fn fn, void *arg)
 		return SS_ENOMEM;
 	p->fn = fn;
 	p->arg = arg;
-	if ((rv = req_post(r, pk->sb.data, pk->sb.size, p)) != 0)
+	if ((rv = req_post(r, pk->sb.data, pk->sb.size, p, ss_now())) != 0)
 		free(p);
 	return rv;
 }
@@ -605,11 +635,15 @@ req_send_held(ss_req *r)
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return SS_ENOMEM;
+	p->queued = true;
 	if (n == 1) {
 		p->fn = r->held[0].fn;
 		p->arg = r->held[0].arg;
-		if ((rv = req_post(r, r->heldbuf.data, off[1], p)) != 0)
+		if ((rv = req_post(r, r->heldbuf.data, off[1], p,
+		                   r->held_since)) != 0)
 			free(p);
+		else
+			r->nqueued++;
 		return rv;
 	}
 	if ((p->subs = malloc(n * sizeof(*p->subs))) == NULL) {
@@ -625,13 +659,14 @@ req_send_held(ss_req *r)
 	for (i = 0; i < n; i++)
 		ss_pack_bin(&r->batch, r->heldbuf.data + off[i],
 		            off[i + 1] - off[i]);
-	rv = req_post(r, r->batch.sb.data, r->batch.sb.size, p);
+	rv = req_post(r, r->batch.sb.data, r->batch.sb.size, p, r->held_since);
 	sodium_memzero(r->batch.sb.data, r->batch.sb.size);
 	if (rv != 0) {
 		free(p->subs);
 		free(p);
 		return rv;
 	}
+	r->nqueued++;
 	ss_metric_add(r->batches, 1);
 	ss_metric_add(r->batched, n);
 	return 0;
@@ -647,6 +682,8 @@ req_flush(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (r->closed || r->nheld == 0)
 		return;
+	if (r->nqueued >= REQ_QUEUED_MAX)
+		return; /* sent once one of them is answered (req_unlink) */
 	if ((rv = req_send_held(r)) == 0) {
 		req_held_clear(r);
 		return;
@@ -671,6 +708,8 @@ ss_req_queue(ss_req *r, ss_pack *pk, ss_reply_fn fn, void *arg)
 		return ss_req_send(r, pk, fn, arg);
 	if (msgpack_sbuffer_write(&r->heldbuf, pk->sb.data, pk->sb.size) != 0)
 		return SS_ENOMEM;
+	if (r->nheld == 0)
+		r->held_since = ss_now();
 	r->held[r->nheld].fn = fn;
 	r->held[r->nheld].arg = arg;
 	r->nheld++;

@@ -39,11 +39,13 @@ int ss_req_send(ss_req *r, ss_pack *p, ss_reply_fn fn, void *arg);
 /*
  * Like ss_req_send(), but the request waits for the end of this loop turn
  * and goes out with the others held by then, as one bus.batch message
- * (proto/batch.h) when there are several.  The peer answers a batch when
- * its last request is answered, so hold only requests it answers quickly
- * and with small replies (no password hashing, no large listings); send
- * the others alone.  SS_EUNAVAIL at once when no peer is connected; a
- * batch that cannot be sent calls each request back with SS_EUNAVAIL.
+ * (proto/batch.h) when there are several; while two such messages await
+ * their replies, it waits for one of them to be answered (its timeout
+ * runs from now all the same).  The peer answers a batch when its last
+ * request is answered, so hold only requests it answers quickly and with
+ * small replies (no password hashing, no large listings); send the
+ * others alone.  SS_EUNAVAIL at once when no peer is connected; a batch
+ * that cannot be sent calls each request back with SS_EUNAVAIL.
  */
 int ss_req_queue(ss_req *r, ss_pack *p, ss_reply_fn fn, void *arg);
 

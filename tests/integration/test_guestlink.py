@@ -899,7 +899,7 @@ class LostRecords(Case):
         # The lock's mail to the creator, refused, is counted as well (and
         # stays unconfirmed, for the next redemption to send again).
         mid = metric(ST.guestlink.http("/metrics")[1], mails)
-        r = self.redeem(token_of(locking), password="wrong")
+        r = self.redeem(token_of(locking), password="lost-guess-9")
         self.assertEqual(r.get("body"), {"wrong_password": True, "attempts_left": 0}, r)
         wait_for(lambda: metric(ST.guestlink.http("/metrics")[1], mails) > mid,
                  timeout=5, what="the refused lock mail counted")

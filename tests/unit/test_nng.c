@@ -924,6 +924,82 @@ test_batch_waits_for_all(void **state)
 	assert_int_equal(calls_of(s, 3), 3);
 }
 
+/* Answers a call the hold route holds with an empty map. */
+static void
+answer_held(ss_call *c)
+{
+	ss_pack *p = ss_call_reply_ok(c);
+
+	msgpack_pack_map(&p->pk, 0);
+	ss_call_reply_end(c);
+}
+
+/* While two held sends await their replies, more held requests wait for
+ * one of them, then go out together; their deadline runs from when they
+ * were held. */
+static void
+test_batch_two_in_flight(void **state)
+{
+	fx *f = *state;
+	double sent0;
+	double t0;
+	slot s[5];
+
+	wait_connected(f, f->req);
+	/* Two held sends the peer does not answer yet. */
+	assert_int_equal(queue_req(f->req, "test.hold", 1, &s[0]), 0);
+	assert_true(run_until(f, &f->nheld, 1, 5000));
+	assert_int_equal(queue_req(f->req, "test.hold", 2, &s[1]), 0);
+	assert_true(run_until(f, &f->nheld, 2, 5000));
+	sent0 = metric_value("studyshare_rpc_batches_total");
+	/* These wait on the client: the peer gets nothing more. */
+	assert_int_equal(queue_req(f->req, "test.echo", 3, &s[2]), 0);
+	pump(f, 20);
+	assert_int_equal(queue_req(f->req, "test.echo", 4, &s[3]), 0);
+	pump(f, 100);
+	assert_int_equal(calls_of(s, 4), 0);
+	assert_int_equal(f->nheld, 2);
+	/* One answer: both go, as one batch, and are answered. */
+	answer_held(f->held[0]);
+	assert_true(run_until(f, &s[0].calls, 1, 5000));
+	for (int w = 0; w < 5000 && calls_of(s + 2, 2) < 2; w += 5)
+		pump(f, 5);
+	for (int i = 2; i < 4; i++) {
+		assert_int_equal(s[i].calls, 1);
+		assert_int_equal(s[i].err, 0);
+		assert_true(s[i].ok && s[i].n_match && s[i].id_match);
+	}
+	assert_true(metric_value("studyshare_rpc_batches_total") == sent0 + 1);
+	answer_held(f->held[1]);
+	assert_true(run_until(f, &s[1].calls, 1, 5000));
+	assert_true(s[0].ok && s[1].ok);
+	f->nheld = 0;
+	assert_true(wait_idle(f));
+
+	/* Two that are never answered in time: one held behind them (and
+	 * never answered either) times out by its own deadline, not one
+	 * timeout after theirs. */
+	assert_int_equal(queue_req(f->req, "test.hold", 5, &s[0]), 0);
+	assert_true(run_until(f, &f->nheld, 1, 5000));
+	assert_int_equal(queue_req(f->req, "test.hold", 6, &s[1]), 0);
+	assert_true(run_until(f, &f->nheld, 2, 5000));
+	t0 = ss_now();
+	assert_int_equal(queue_req(f->req, "test.hold", 7, &s[4]), 0);
+	for (int w = 0; w < 3 * TIMEOUT_MS && s[4].calls == 0; w += 10)
+		pump(f, 10);
+	assert_int_equal(s[4].calls, 1);
+	assert_int_equal(s[4].err, SS_ETIMEDOUT);
+	/* Held behind the others' full timeout, its own would end at 2x. */
+	assert_true(ss_now() - t0 < 1.5 * TIMEOUT_MS / 1000.0);
+	assert_int_equal(s[0].err, SS_ETIMEDOUT);
+	assert_int_equal(s[1].err, SS_ETIMEDOUT);
+	assert_true(run_until(f, &f->nheld, 3, 5000)); /* it did go out */
+	for (int i = 0; i < 3; i++)
+		answer_held(f->held[i]);
+	f->nheld = 0;
+	assert_true(wait_idle(f));
+}
+
 /* A batch reply over SS_BATCH_REPLY_MAX: replies over their even share
  * become internal errors, in call order, until it fits; the others arrive
  * whole. */
@@ -1340,6 +1416,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_batch_waits_for_all, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_close_held, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_two_in_flight, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_reply_cap, setup,
 	                                    teardown),
