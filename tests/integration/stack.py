@@ -42,6 +42,16 @@ BIND_FAILED = {"admin.bind_failed": "addr", "http.bind_failed": "listen",
                "rep.listen_failed": "url", "pub.listen_failed": "url"}
 
 
+def metric(text, series):
+    """The value of one series (name and labels, as exposed) in a
+    Prometheus text exposition; fails when it is not there."""
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    raise AssertionError("no %s in the metrics" % series)
+
+
 def wait_for(pred, timeout=10.0, what="condition"):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -21,7 +21,7 @@ import unittest
 import mp
 import sp
 import stack
-from stack import Daemon, Redis, cli, free_port, mail_jobs, wait_for
+from stack import Daemon, Redis, cli, free_port, mail_jobs, metric, wait_for
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "directory.json")
 with open(FIXTURE) as _f:
@@ -837,16 +837,6 @@ class Cli(Case):
         self.assertIn("forbidden", errs)
         rc, _, _ = cli("links", "list", uid)
         self.assertEqual(rc, 2)
-
-
-def metric(text, series):
-    """The value of one series (name and labels, as exposed) in a
-    Prometheus text exposition; fails when it is not there."""
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name == series:
-            return float(value)
-    raise AssertionError("no %s in the metrics" % series)
 
 
 class Metrics(Case):

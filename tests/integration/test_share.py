@@ -20,7 +20,7 @@ import unittest
 import mp
 import sp
 import stack
-from stack import Daemon, Redis, cli, free_port, mail_jobs, wait_for
+from stack import Daemon, Redis, cli, free_port, mail_jobs, metric, wait_for
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "directory.json")
 with open(FIXTURE) as _f:
@@ -1057,16 +1057,6 @@ class RedisOutage(unittest.TestCase):
         finally:
             rcs = st.close()
         self.assertEqual(rcs, [0, 0])
-
-
-def metric(text, series):
-    """The value of one series (name and labels, as exposed) in a
-    Prometheus text exposition; fails when it is not there."""
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name == series:
-            return float(value)
-    raise AssertionError("no %s in the metrics" % series)
 
 
 class Metrics(ShareCase):
