@@ -818,6 +818,14 @@ ss_redis_ready(const ss_redis *r)
 	return r != NULL && r->state == SS_R_READY;
 }
 
+const char *
+ss_redis_refused(int err, const redisReply *reply)
+{
+	if (err != 0)
+		return ss_err_word(err);
+	return reply->type == REDIS_REPLY_ERROR ? reply->str : NULL;
+}
+
 int
 ss_redis_cmd(ss_redis *r, ss_redis_fn fn, void *arg, const char *fmt, ...)
 {

@@ -50,6 +50,10 @@ int ss_redis_open(ss_redis **out, ss_daemon *d, const char *name,
 void ss_redis_close(ss_redis *r);
 bool ss_redis_ready(const ss_redis *r);
 
+/* For a callback's (err, reply): NULL when Redis took the command, else
+ * why not (the error's word, or Redis's own error text). */
+const char *ss_redis_refused(int err, const redisReply *reply);
+
 /* Sends one command; 0, or SS_EUNAVAIL (then fn is not called). */
 int ss_redis_cmd(ss_redis *r, ss_redis_fn fn, void *arg, const char *fmt, ...);
 int ss_redis_cmdargv(ss_redis *r, ss_redis_fn fn, void *arg, int argc,

@@ -102,18 +102,30 @@ gl_allowed(const ss_msg *reply)
 	return a != NULL && a->type == MSGPACK_OBJECT_BOOLEAN && a->via.boolean;
 }
 
-/* Thread: loop.  An audit entry that Redis refuses is logged: the action
- * itself has happened and is not undone. */
+bool
+gl_lost(ss_metric *m, const char *event, const char *tpl, int err,
+        const redisReply *r)
+{
+	const char *why = ss_redis_refused(err, r);
+
+	if (why == NULL)
+		return false;
+	ss_metric_add(m, 1);
+	if (tpl != NULL)
+		ss_error(event, NULL, "template", tpl, "reason", why, NULL);
+	else
+		ss_error(event, NULL, "reason", why, NULL);
+	return true;
+}
+
+/* Thread: loop.  An audit entry that Redis refuses is counted and logged:
+ * the action itself has happened and is not undone. */
 static void
 on_audit(int err, redisReply *r, void *arg)
 {
 	gl_server *s = arg;
 
-	if (err != 0 || r->type == REDIS_REPLY_ERROR) {
-		ss_metric_add(s->m_audit_failed, 1);
-		ss_error("audit.failed", NULL, "reason",
-		         err != 0 ? ss_err_word(err) : r->str, NULL);
-	}
+	(void)gl_lost(s->m_audit_failed, "audit.failed", NULL, err, r);
 }
 
 void
@@ -147,11 +159,7 @@ on_mail(int err, redisReply *r, void *arg)
 {
 	gl_server *s = arg;
 
-	if (err != 0 || r->type == REDIS_REPLY_ERROR) {
-		ss_metric_add(s->m_mail_failed, 1);
-		ss_error("mail.not_queued", NULL, "reason",
-		         err != 0 ? ss_err_word(err) : r->str, NULL);
-	}
+	(void)gl_lost(s->m_mail_failed, "mail.not_queued", NULL, err, r);
 }
 
 int

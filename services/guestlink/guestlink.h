@@ -273,6 +273,12 @@ void gl_audit(gl_server *s, const char *reqid, const char *actor,
               const char *action, const char *id, const char *wl,
               struct json_t *detail, const char *addr);
 
+/* Thread: loop.  For a write Redis took or refused after its action was
+ * done (an audit entry, a mail): a refusal is counted on m and logged as
+ * event (with the mail's template, when tpl is given); true if refused. */
+bool gl_lost(ss_metric *m, const char *event, const char *tpl, int err,
+             const redisReply *r);
+
 /* Queues a mail; logs (never the vars) when it cannot.  fn may be NULL:
  * then a refusal by Redis is counted and logged too. */
 struct ss_mail;

@@ -304,16 +304,11 @@ notice_queued(int err, redisReply *rep, void *arg)
 {
 	lock_notice *n = arg;
 
-	if (err == 0 && rep->type != REDIS_REPLY_ERROR) {
+	/* Unconfirmed when refused: the next redemption after the lease
+	 * sends it again (scripts.c), if there is one. */
+	if (!gl_lost(n->s->m_mail_failed, "mail.not_queued", "guestlink.locked",
+	             err, rep))
 		notice_confirm(n->s, n->key);
-	} else {
-		/* Unconfirmed: the next redemption after the lease sends it
-		 * again (scripts.c), if there is one. */
-		ss_metric_add(n->s->m_mail_failed, 1);
-		ss_error("mail.not_queued", NULL, "template",
-		         "guestlink.locked", "reason",
-		         err != 0 ? ss_err_word(err) : rep->str, NULL);
-	}
 	free(n);
 }
 

@@ -575,12 +575,13 @@ on_mail(int err, redisReply *r, void *arg)
 {
 	sc_slot *sl = arg;
 	sc_op *op = sl->op;
+	const char *why;
 
 	if (op->t[sl->i].invite) {
 		(void)sh_fan_redis_ok(&op->fan, err, r);
-	} else if (err != 0 || r->type == REDIS_REPLY_ERROR) {
-		ss_warn("share.notice_failed", ss_call_id(op->c), "error",
-		        err != 0 ? ss_err_word(err) : r->str, NULL);
+	} else if ((why = ss_redis_refused(err, r)) != NULL) {
+		ss_warn("share.notice_failed", ss_call_id(op->c), "error", why,
+		        NULL);
 	}
 	answered(op);
 }
