@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
   libevent-dev libnng-dev libhiredis-dev libmsgpack-dev libsodium-dev
-  libjansson-dev libjwt-dev libcurl4-openssl-dev libcmocka-dev
+  libjansson-dev libjwt-dev libcurl4-openssl-dev libcmocka-dev libjemalloc-dev
   redis-server redis-tools prometheus python3 python3-aiosmtpd curl
   chromium wrk dcmtk orthanc orthanc-dicomweb docker-compose yamllint shellcheck
 )
