@@ -88,6 +88,15 @@ void az_handle_login(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_register(ss_call *c, const msgpack_object *body, void *arg);
 void az_handle_import(ss_call *c, const msgpack_object *body, void *arg);
 
+/* authz.resolve's two steps, apart from the call for tests and fuzzing.
+ * az_resolve_check: every target's shape; SS_EBADREQ with msg naming the
+ * first bad one ("targets[2]: ...").  az_resolve_pack: the reply body
+ * {"targets": [...]}, one verdict per target (already checked) for user u
+ * sharing from a worklist on which u has perms (not 0). */
+int az_resolve_check(const msgpack_object_array *ts, char *msg, size_t msglen);
+void az_resolve_pack(const az_dir *dir, const az_user *u, uint32_t perms,
+                     const msgpack_object_array *ts, ss_pack *p);
+
 /* Parses body against spec, answering bad_request itself on failure.
  * Returns 0 when the handler may go on. */
 int az_parse(ss_call *c, const msgpack_object *body, const ss_field_spec *spec,

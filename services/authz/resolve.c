@@ -195,6 +195,41 @@ pack_verdict(ss_pack *p, const target_kind *k, const verdict *v)
 	}
 }
 
+int
+az_resolve_check(const msgpack_object_array *ts, char *msg, size_t msglen)
+{
+	char why[256], val[AZ_MAX_EMAIL_LEN + 1];
+	const target_kind *k;
+
+	for (uint32_t i = 0; i < ts->size; i++) {
+		if (parse_target(&ts->ptr[i], &k, val, sizeof val, why,
+		                 sizeof why) != 0) {
+			snprintf(msg, msglen, "targets[%u]: %s", i, why);
+			return SS_EBADREQ;
+		}
+	}
+	return 0;
+}
+
+void
+az_resolve_pack(const az_dir *dir, const az_user *u, uint32_t perms,
+                const msgpack_object_array *ts, ss_pack *p)
+{
+	char why[256], val[AZ_MAX_EMAIL_LEN + 1];
+	const target_kind *k;
+
+	msgpack_pack_map(&p->pk, 1);
+	ss_pack_key(p, "targets");
+	msgpack_pack_array(&p->pk, ts->size);
+	for (uint32_t i = 0; i < ts->size; i++) {
+		verdict v = {0};
+		(void)parse_target(&ts->ptr[i], &k, val, sizeof val, why,
+		                   sizeof why);
+		(void)decide(dir, u, perms, k, val, &v);
+		pack_verdict(p, k, &v);
+	}
+}
+
 void
 az_handle_resolve(ss_call *c, const msgpack_object *body, void *arg)
 {
@@ -205,24 +240,17 @@ az_handle_resolve(ss_call *c, const msgpack_object *body, void *arg)
 	};
 	const msgpack_object *f[3];
 	const msgpack_object_array *ts;
-	char user[AZ_MAX_ID_LEN + 1], wlid[AZ_MAX_WL_LEN + 1];
-	char why[256], msg[300], val[AZ_MAX_EMAIL_LEN + 1];
-	const target_kind *k;
+	char user[AZ_MAX_ID_LEN + 1], wlid[AZ_MAX_WL_LEN + 1], msg[300];
 	const az_dir *dir;
 	const az_user *u;
 	uint32_t perms;
-	ss_pack *p;
 
 	if (az_parse(c, body, spec, 3, f) != 0)
 		return;
 	ts = &f[2]->via.array;
-	for (uint32_t i = 0; i < ts->size; i++) {
-		if (parse_target(&ts->ptr[i], &k, val, sizeof val, why,
-		                 sizeof why) != 0) {
-			snprintf(msg, sizeof msg, "targets[%u]: %s", i, why);
-			ss_call_reply_err(c, SS_EBADREQ, msg);
-			return;
-		}
+	if (az_resolve_check(ts, msg, sizeof msg) != 0) {
+		ss_call_reply_err(c, SS_EBADREQ, msg);
+		return;
 	}
 	if ((dir = az_dir_or_reply(arg, c)) == NULL)
 		return;
@@ -237,16 +265,6 @@ az_handle_resolve(ss_call *c, const msgpack_object *body, void *arg)
 		                  "not a member of that worklist");
 		return;
 	}
-	p = ss_call_reply_ok(c);
-	msgpack_pack_map(&p->pk, 1);
-	ss_pack_key(p, "targets");
-	msgpack_pack_array(&p->pk, ts->size);
-	for (uint32_t i = 0; i < ts->size; i++) {
-		verdict v = {0};
-		(void)parse_target(&ts->ptr[i], &k, val, sizeof val, why,
-		                   sizeof why);
-		(void)decide(dir, u, perms, k, val, &v);
-		pack_verdict(p, k, &v);
-	}
+	az_resolve_pack(dir, u, perms, ts, ss_call_reply_ok(c));
 	ss_call_reply_end(c);
 }

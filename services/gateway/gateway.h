@@ -268,6 +268,11 @@ bool gw_static_name_ok(const char *name);
 
 /* --- the server ------------------------------------------------------- */
 
+/* The client's address behind a trusted proxy: the last entry of an
+ * X-Forwarded-For value (the one the proxy itself appended), when it is
+ * an IPv4 or IPv6 address; -1 leaves out untouched. */
+int gw_xff_client(const char *xff, char out[GW_ADDR_MAX + 1]);
+
 enum gw_tmpl_id {
 	GW_T_GUEST_PASSWORD,
 	GW_T_GUEST_VIEW,

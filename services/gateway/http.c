@@ -535,6 +535,27 @@ addr_ok(const char *s)
 	       inet_pton(AF_INET6, s, buf) == 1;
 }
 
+int
+gw_xff_client(const char *xff, char out[GW_ADDR_MAX + 1])
+{
+	const char *p = strrchr(xff, ',');
+	char last[GW_ADDR_MAX + 1];
+	size_t n;
+
+	p = p != NULL ? p + 1 : xff;
+	while (*p == ' ')
+		p++;
+	n = strcspn(p, " ");
+	if (n == 0 || n > GW_ADDR_MAX)
+		return -1;
+	memcpy(last, p, n);
+	last[n] = '\0';
+	if (!addr_ok(last))
+		return -1;
+	memcpy(out, last, n + 1);
+	return 0;
+}
+
 /* The client's address: the peer's, or behind a trusted proxy the last
  * entry of X-Forwarded-For (the one the proxy itself appended). */
 static void
@@ -542,9 +563,8 @@ client_addr(gw_req *r)
 {
 	struct evhttp_connection *c = evhttp_request_get_connection(r->er);
 	const char *xff;
-	char *peer = NULL, last[GW_ADDR_MAX + 1];
+	char *peer = NULL;
 	ev_uint16_t port;
-	size_t n;
 
 	snprintf(r->addr, sizeof r->addr, "-");
 	if (c != NULL) {
@@ -552,20 +572,9 @@ client_addr(gw_req *r)
 		if (peer != NULL && addr_ok(peer))
 			snprintf(r->addr, sizeof r->addr, "%s", peer);
 	}
-	if (!r->s->cfg->trust_proxy ||
-	    (xff = gw_header(r, "X-Forwarded-For")) == NULL)
-		return;
-	const char *p = strrchr(xff, ',');
-	p = p != NULL ? p + 1 : xff;
-	while (*p == ' ')
-		p++;
-	n = strcspn(p, " ");
-	if (n == 0 || n > GW_ADDR_MAX)
-		return;
-	memcpy(last, p, n);
-	last[n] = '\0';
-	if (addr_ok(last))
-		memcpy(r->addr, last, n + 1);
+	if (r->s->cfg->trust_proxy &&
+	    (xff = gw_header(r, "X-Forwarded-For")) != NULL)
+		(void)gw_xff_client(xff, r->addr);
 }
 
 static int

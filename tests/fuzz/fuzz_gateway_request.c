@@ -1,12 +1,14 @@
 /*
  * tests/fuzz/fuzz_gateway_request.c - the other untrusted bytes of an HTTP
  * request on arbitrary input: the path (routing and percent-decoding of
- * parameters), the query or form body, the Cookie header and the bearer
- * token.
+ * parameters), the query or form body, the Cookie header, the bearer
+ * token and the X-Forwarded-For header.
  *
  * Decoded values must be NUL-terminated within their buffers and free of
- * NUL and control bytes; no token made of arbitrary bytes verifies.
+ * NUL and control bytes; no token made of arbitrary bytes verifies; a
+ * forwarded address taken is an address found in the header.
  */
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,6 +51,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char *const allowed[] = {"password", "limit", NULL};
 	static const char key[] = "fuzz-jwt-secret-0123456789abcdef0123";
 	char *s, out[64], why[128], user[GW_USER_MAX + 1];
+	char addr[GW_ADDR_MAX + 1];
+	unsigned char ip[16];
 	gw_params pm;
 	size_t n;
 	int allowed_m, rv;
@@ -79,6 +83,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                  NULL) == 0)
 		abort(); /* nobody forges a token from random bytes */
 	(void)gw_static_name_ok(s);
+	if (gw_xff_client(s, addr) == 0) {
+		clean(addr, sizeof addr);
+		if (strstr(s, addr) == NULL ||
+		    (inet_pton(AF_INET, addr, ip) != 1 &&
+		     inet_pton(AF_INET6, addr, ip) != 1))
+			abort();
+	}
 	free(s);
 	return 0;
 }

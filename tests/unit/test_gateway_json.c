@@ -1,6 +1,7 @@
 /*
- * tests/unit/test_gateway_json.c - services/gateway/json.c and form.c:
- * untrusted request bodies, queries and cookies.
+ * tests/unit/test_gateway_json.c - services/gateway/json.c, form.c and
+ * http.c's X-Forwarded-For: untrusted request bodies, queries, cookies
+ * and forwarded addresses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -307,6 +308,36 @@ test_cookies(void **state)
 	assert_int_equal(gw_cookie_get("", "ss_guest", out, sizeof out), 0);
 }
 
+/* Only the last entry counts (the one the trusted proxy appended), and
+ * only when it is an address; a refusal leaves the peer's address. */
+static void
+test_forwarded_for(void **state)
+{
+	char out[GW_ADDR_MAX + 1];
+
+	(void)state;
+	assert_int_equal(gw_xff_client("203.0.113.7", out), 0);
+	assert_string_equal(out, "203.0.113.7");
+	assert_int_equal(gw_xff_client("10.0.0.1, 198.51.100.2", out), 0);
+	assert_string_equal(out, "198.51.100.2");
+	assert_int_equal(gw_xff_client("spoofed,2001:db8::1 ", out), 0);
+	assert_string_equal(out, "2001:db8::1");
+	strcpy(out, "peer");
+	assert_int_equal(gw_xff_client("198.51.100.2, ", out), -1);
+	assert_int_equal(gw_xff_client("", out), -1);
+	assert_int_equal(gw_xff_client("198.51.100.2, unknown", out), -1);
+	assert_int_equal(gw_xff_client("198.51.100.2, 1.2.3.4:80", out), -1);
+	assert_int_equal(gw_xff_client("198.51.100.2\r\nX: y", out), -1);
+	assert_int_equal(
+	    gw_xff_client("0000:0000:0000:0000:0000:0000:0000:0000:0000:"
+	                  "0000:0000:0000:0000:0000:1",
+	                  out),
+	    -1);
+	strcpy(out, "peer");
+	assert_int_equal(gw_xff_client("::ffff:999.1.1.1", out), -1);
+	assert_string_equal(out, "peer");
+}
+
 /* A password member is zeroed where jansson keeps it; other members and
  * other types are left as they are. */
 static void
@@ -342,6 +373,7 @@ main(void)
 	    cmocka_unit_test(test_percent_decoding),
 	    cmocka_unit_test(test_forms_and_queries),
 	    cmocka_unit_test(test_cookies),
+	    cmocka_unit_test(test_forwarded_for),
 	    cmocka_unit_test(test_json_wipe),
 	};
 
