@@ -188,6 +188,14 @@ try {
     await page.waitForSelector("#upload-form");
     const max = Number(await page.getAttribute("#file-max", "data-bytes"));
     assert(max > 0, "the limit is on the page: " + max);
+    // Shown in the reader's units and time, not as raw bytes and ISO.
+    const shown = await page.textContent("#file-max");
+    assert(/^\d+(\.\d)? (bytes|KB|MB|GB)$/.test(shown) && (max < 1024 || !shown.endsWith(" bytes")),
+      "the limit in units: " + shown);
+    const ends = await page.textContent("#expires");
+    const iso = await page.getAttribute("#expires", "datetime");
+    assert(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(iso) && ends !== iso && ends.length > 0,
+      "the end in local time: " + ends + " (" + iso + ")");
     const big = path.join(work, "too-big.dcm");
     fs.closeSync(fs.openSync(big, "w"));
     fs.truncateSync(big, max + 1); /* sparse: nothing is written */

@@ -45,12 +45,30 @@
 	}
 
 	function fmtSize(n) {
+		if (n >= 1073741824) return (n / 1073741824).toFixed(1).replace(/\.0$/, "") + " GB";
 		if (n >= 1048576) return (n / 1048576).toFixed(1).replace(/\.0$/, "") + " MB";
 		if (n >= 1024) return (n / 1024).toFixed(1).replace(/\.0$/, "") + " KB";
 		return n + " bytes";
 	}
 
 	var totals = {studies: 0, files: 0};
+
+	/* The page comes with the session's end in UTC (ISO 8601) and the
+	 * limit in bytes: shown in the reader's own time and units, the
+	 * exact forms kept as tooltips. */
+	(function () {
+		var exp = document.getElementById("expires");
+		var when = new Date(exp.getAttribute("datetime"));
+		if (!isNaN(when.getTime())) {
+			exp.title = exp.getAttribute("datetime");
+			exp.textContent = when.toLocaleString([], {dateStyle: "medium", timeStyle: "short"});
+		}
+		var max = document.getElementById("file-max");
+		if (fileMax > 0) {
+			max.title = fileMax + " bytes";
+			max.textContent = fmtSize(fileMax);
+		}
+	})();
 
 	/* The session is gone (401: no session, 404: the link ended): said
 	 * once above the list, and the form stays disabled. */
