@@ -8,6 +8,8 @@
  *   location, group, user  the sharer's organisation only
  *   share_code    any worklist of any organisation
  *   email         an active account's personal worklist, or an invitation
+ *                 (not to an inactive account's address: it cannot
+ *                 register)
  * Every target gets its own answer; the caller refuses the whole share if
  * any is not ok.
  */
@@ -124,7 +126,14 @@ decide(const az_dir *dir, const az_user *u, uint32_t perms,
 			            "\"%s\" is not an email address%s", val,
 			            "");
 		to = az_dir_user_by_email(dir, val);
-		if (to != NULL && to->active)
+		/* An inactive account's address cannot register: an
+		 * invitation to it could never be taken up. */
+		if (to != NULL && !to->active)
+			return deny(v, SS_ENOTFOUND,
+			            "\"%s\" is the address of an inactive "
+			            "account%s",
+			            val, "");
+		if (to != NULL)
 			v->wl = to->personal;
 		else
 			v->invite = true;

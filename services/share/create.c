@@ -31,7 +31,11 @@
  * land in the same worklist (or invite the same address) are done once.
  * A failure after SC_STUDY answers unavailable; repeating the request is
  * safe: deliveries are idempotent and a repeated invitation replaces the
- * pending share (and mails a fresh link).
+ * pending share (and mails a fresh link).  A failure once deliveries have
+ * begun still goes through SC_RECORD first, for the targets whose
+ * delivery (or invitation) was made: a study never sits in a worklist
+ * without the audit entry and the history record that say who put it
+ * there.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +72,7 @@ typedef struct sc_target {
 	char email[SH_MAX_EMAIL + 1];
 	bool invite;
 	bool changed;
+	bool made; /* its delivery or invitation token is written */
 	int first; /* the first target doing the same thing (itself) */
 	char token[SS_TOKEN_LEN + 1];
 	char token_hash[SS_TOKEN_HASH_LEN + 1];
@@ -104,6 +109,9 @@ typedef struct sc_op {
 	char sharer_org[SH_ID_MAX + 1];
 	char org_name[SH_MAX_NAME + 1];
 	int64_t now;
+	int err; /* a failure after deliveries began, answered after SC_RECORD
+	          */
+	char errmsg[sizeof(((sh_fan *)0)->errmsg)];
 } sc_op;
 
 static ss_metric *m_shares, *m_invites;
@@ -410,8 +418,10 @@ on_deliver(int err, redisReply *r, void *arg)
 	if (sh_fan_redis_ok(&op->fan, err, r)) {
 		if (r->type != REDIS_REPLY_INTEGER)
 			sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
-		else
+		else {
 			op->t[sl->i].changed = r->integer == 1;
+			op->t[sl->i].made = true;
+		}
 	}
 	answered(op);
 }
@@ -419,10 +429,15 @@ on_deliver(int err, redisReply *r, void *arg)
 static void
 on_token(int err, redisReply *r, void *arg)
 {
-	sc_op *op = ((sc_slot *)arg)->op;
+	sc_slot *sl = arg;
+	sc_op *op = sl->op;
 
-	if (sh_fan_redis_ok(&op->fan, err, r) && r->type != REDIS_REPLY_STATUS)
-		sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
+	if (sh_fan_redis_ok(&op->fan, err, r)) {
+		if (r->type != REDIS_REPLY_STATUS)
+			sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
+		else
+			op->t[sl->i].made = true;
+	}
 	answered(op);
 }
 
@@ -696,20 +711,32 @@ audit_detail(const sc_target *t, const sc_target *first)
 	return s;
 }
 
+/* Only what was made is recorded: after a failure in SC_DELIVER, some
+ * targets may not have been. */
+static bool
+recorded(const sc_op *op, int i)
+{
+	return op->t[op->t[i].first].made;
+}
+
 static void
 start_record(sc_op *op)
 {
 	const char **recs = calloc((size_t)op->n, sizeof *recs);
 	size_t *lens = calloc((size_t)op->n, sizeof *lens);
 	ss_pack *packs = calloc((size_t)op->n, sizeof *packs);
-	int i;
+	int i, m = 0;
 
 	if (recs == NULL || lens == NULL || packs == NULL) {
 		sh_fan_err(&op->fan, SS_ENOMEM, NULL);
 		goto done;
 	}
+	for (i = 0; i < op->n; i++)
+		ss_pack_init(&packs[i]);
 	for (i = 0; i < op->n; i++) {
 		sc_target *t = &op->t[i], *f = &op->t[t->first];
+		if (!recorded(op, i))
+			continue;
 		sh_record r = {
 		    .id = t->share_id,
 		    .at_ms = op->now,
@@ -721,16 +748,18 @@ start_record(sc_op *op)
 		    .changed = t == f && t->changed,
 		};
 
-		ss_pack_init(&packs[i]);
 		sh_record_pack(&packs[i], &r);
-		recs[i] = packs[i].sb.data;
-		lens[i] = packs[i].sb.size;
+		recs[m] = packs[i].sb.data;
+		lens[m++] = packs[i].sb.size;
 	}
+	if (m == 0)
+		goto done;
 	op->slot[op->n] = (sc_slot){op, -1};
-	sh_fan_sent(&op->fan,
-	            sh_history_append(op->s, op->uid, op->n, recs, lens,
-	                              on_record, &op->slot[op->n]));
+	sh_fan_sent(&op->fan, sh_history_append(op->s, op->uid, m, recs, lens,
+	                                        on_record, &op->slot[op->n]));
 	for (i = 0; i < op->n && op->fan.err == 0; i++) {
+		if (!recorded(op, i))
+			continue;
 		char *detail = audit_detail(&op->t[i], &op->t[op->t[i].first]);
 		ss_audit a = {
 		    .actor = op->user,
@@ -823,18 +852,36 @@ done(sc_op *op)
 	op_free(op);
 }
 
-/* Runs the steps in order; a step that sends nothing is passed at once. */
+/* Runs the steps in order; a step that sends nothing is passed at once.
+ * A failure from SC_DELIVER to SC_MAIL is kept, and the records of what
+ * was made are written before it is answered. */
 static void
 run(sc_op *op)
 {
 	for (;;) {
-		if (op->fan.err != 0) {
-			if (op->step > SC_STUDY)
+		if (op->fan.err != 0 && op->err == 0 &&
+		    op->step >= SC_DELIVER && op->step < SC_RECORD) {
+			ss_warn("share.failed", ss_call_id(op->c), "study_uid",
+			        op->uid, "error", ss_err_word(op->fan.err),
+			        NULL);
+			op->err = op->fan.err;
+			snprintf(op->errmsg, sizeof op->errmsg, "%s",
+			         op->fan.errmsg);
+			op->fan.err = 0;
+			op->fan.errmsg[0] = '\0';
+			op->step = SC_MAIL; /* on to SC_RECORD */
+		}
+		if (op->fan.err != 0 ||
+		    (op->err != 0 && op->step == SC_RECORD)) {
+			int err = op->fan.err != 0 ? op->fan.err : op->err;
+			const char *msg =
+			    op->fan.err != 0 ? op->fan.errmsg : op->errmsg;
+
+			if (op->step > SC_STUDY && op->fan.err != 0)
 				ss_warn("share.failed", ss_call_id(op->c),
 				        "study_uid", op->uid, "error",
-				        ss_err_word(op->fan.err), NULL);
-			fail(op, op->fan.err,
-			     op->fan.errmsg[0] ? op->fan.errmsg : NULL);
+				        ss_err_word(err), NULL);
+			fail(op, err, msg[0] ? msg : NULL);
 			return;
 		}
 		op->step++;

@@ -23,6 +23,7 @@
  * internal error, never passed on.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -268,12 +269,25 @@ fail:
 	return rv;
 }
 
-/* A prior of the lookup's answer: its blob opens under its uid. */
+/* A prior of the lookup's answer: its blob opens under its uid, and it
+ * is of the same patient.  The priors set is keyed by patient id alone,
+ * and an id can be shared by two people (an outside CD's "0" or "ANON",
+ * another organisation's numbering): a birth date that both studies have
+ * and that differs says it is someone else's study. */
 static bool
-is_prior(const sh_server *s, const redisReply *b, const redisReply *u)
+is_prior(const sh_server *s, const sh_study *st, const redisReply *b,
+         const redisReply *u)
 {
-	return b->type == REDIS_REPLY_STRING && u->type == REDIS_REPLY_STRING &&
-	       sh_blob_ok(s, u->str, u->len, b->str, b->len);
+	sh_study ps;
+	bool ok;
+
+	if (b->type != REDIS_REPLY_STRING || u->type != REDIS_REPLY_STRING ||
+	    sh_study_open(&s->seal, u->str, b->str, b->len, &ps) != 0)
+		return false;
+	ok = st->birth_date[0] == '\0' || ps.birth_date[0] == '\0' ||
+	     strcmp(st->birth_date, ps.birth_date) == 0;
+	sodium_memzero(&ps, sizeof ps);
+	return ok;
 }
 
 int
@@ -281,7 +295,10 @@ sh_pack_lookup(ss_pack *p, const sh_server *s, const char *uid,
                const char *blob, size_t len, const redisReply *r)
 {
 	const redisReply *pr = NULL, *pu = NULL;
+	bool *keep = NULL;
 	uint32_t n = 0;
+	sh_study st;
+	int rv = SS_EINTERNAL;
 
 	if (r != NULL) {
 		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -292,21 +309,30 @@ sh_pack_lookup(ss_pack *p, const sh_server *s, const char *uid,
 		pr = r->element[0];
 		pu = r->element[1];
 	}
-	if (!sh_blob_ok(s, uid, strlen(uid), blob, len))
+	if (sh_study_open(&s->seal, uid, blob, len, &st) != 0)
 		return SS_EINTERNAL;
-	for (size_t i = 0; pr != NULL && i < pr->elements; i++)
-		n += is_prior(s, pr->element[i], pu->element[i]);
+	if (pr != NULL && pr->elements > 0 &&
+	    (keep = calloc(pr->elements, sizeof *keep)) == NULL) {
+		rv = SS_ENOMEM;
+		goto done;
+	}
+	/* A prior whose blob is missing or broken is left out: it is an
+	 * index entry without its study, not something to show. */
+	for (size_t i = 0; keep != NULL && i < pr->elements; i++)
+		n += keep[i] = is_prior(s, &st, pr->element[i], pu->element[i]);
 	msgpack_pack_map(&p->pk, 2);
 	ss_pack_key(p, "study");
 	(void)sh_pack_blob(p, s, uid, strlen(uid), blob, len, NULL);
 	ss_pack_key(p, "priors");
 	msgpack_pack_array(&p->pk, n);
-	/* A prior whose blob is missing or broken is left out: it is an
-	 * index entry without its study, not something to show. */
-	for (size_t i = 0; pr != NULL && i < pr->elements; i++)
-		if (is_prior(s, pr->element[i], pu->element[i]))
+	for (size_t i = 0; keep != NULL && i < pr->elements; i++)
+		if (keep[i])
 			(void)sh_pack_blob(
 			    p, s, pu->element[i]->str, pu->element[i]->len,
 			    pr->element[i]->str, pr->element[i]->len, NULL);
-	return 0;
+	rv = 0;
+done:
+	free(keep);
+	sodium_memzero(&st, sizeof st);
+	return rv;
 }

@@ -602,6 +602,26 @@ class Listing(ShareCase):
             if cursor == b"0":
                 return keys
 
+    def test_priors_of_another_birth_date_are_someone_else(self):
+        """Priors are found by patient id; a study of that id whose birth
+        date differs from the current one's (both known) is another
+        person's and is left out; a study without a birth date stays."""
+        pid = "PRI-DOB-%d" % os.getpid()
+        mk = lambda date, dob: self.arrive(
+            wl="location:mri", study_date=date,
+            patient=dict({"id": pid}, **({"birth_date": dob} if dob else {})))
+        same = mk("20200101", "19800131")
+        other = mk("20210101", "19550505")
+        undated = mk("20220101", None)
+        current = mk("20240101", "19800131")
+        b = ok(self.call("share.study.lookup", {"worklist": "location:mri", "study_uid": current}))
+        self.assertEqual([p["study_uid"] for p in b["priors"]], [undated, same])
+        self.assertNotIn(other, [p["study_uid"] for p in b["priors"]])
+        # from a study without a birth date, every study of the id is a prior
+        late = mk("20250101", None)
+        b = ok(self.call("share.study.lookup", {"worklist": "location:mri", "study_uid": late}))
+        self.assertEqual([p["study_uid"] for p in b["priors"]], [current, undated, other, same])
+
     def test_priors_follow_a_share(self):
         """A delivery by share.create names the patient's set from the
         stored study, so priors hold in the worklist shared to as well."""
@@ -739,6 +759,7 @@ class Sharing(ShareCase):
             ({"kind": "group", "id": "south-msk"}, "forbidden", "south-msk"),
             ({"kind": "user", "id": "carol"}, "forbidden", "carol"),
             ({"kind": "user", "id": "erin"}, "not_found", "erin"),        # inactive
+            ({"kind": "email", "email": "Erin@StElsewhere.example"}, "not_found", "inactive"),
             ({"kind": "user", "id": "nobody"}, "not_found", "nobody"),
             ({"kind": "share_code", "code": "ZZZZZZZZ"}, "not_found", "share code"),
             ({"kind": "organisation", "id": "mars"}, "not_found", "mars"),
@@ -873,6 +894,38 @@ class Sharing(ShareCase):
         self.assertEqual((details[0]["status"], details[0]["to"]), ("delivered", "location:mri"))
         self.assertEqual((details[1]["status"], details[1]["to"]), ("invited", None))
         self.assertEqual(details[1]["target"], {"kind": "email", "email": "gp-hist@outside.example"})
+
+    def test_a_failure_after_delivery_still_records_what_was_made(self):
+        """A mail that Redis refuses fails the share (internal), but
+        the worklist that got the study and the invitation already made
+        are on the history and the audit stream; the retry succeeds."""
+        uid = self.arrive()
+        targets = [{"kind": "location", "id": "mri"},
+                   {"kind": "email", "email": "gp-fail@outside.example"}]
+        saved = self.r.cmd("EXISTS", "notify:jobs") == 1
+        if saved:
+            self.r.cmd("RENAME", "notify:jobs", "notify:jobs:saved")
+        self.r.cmd("SET", "notify:jobs", "not a stream")  # XADD: WRONGTYPE
+        try:
+            c, _ = err(self.share(targets, uid))
+            self.assertEqual(c, "internal")
+        finally:
+            self.r.cmd("DEL", "notify:jobs")
+            if saved:
+                self.r.cmd("RENAME", "notify:jobs:saved", "notify:jobs")
+        self.assertTrue(self.held("location:mri", uid))
+        h = ok(self.call("share.history", {"user": "alice", "worklist": "location:ct",
+                                           "study_uid": uid}))["shares"]
+        self.assertEqual(sorted(x["status"] for x in h), ["delivered", "invited"])
+        entries = [json.loads(a["detail"]) for a in self.audit() if a["object"] == uid]
+        self.assertEqual(sorted((d["status"], d["changed"]) for d in entries),
+                         [("delivered", True), ("invited", False)])
+        # The retry mails the invitation (a fresh link) and records again.
+        b = ok(self.share(targets, uid))
+        self.assertEqual([x["status"] for x in b["shares"]], ["delivered", "invited"])
+        self.assertTrue([j for j in self.jobs() if j["template"] == "share.invitation"
+                         and j["to"] == "gp-fail@outside.example"])
+        self.assertEqual(len([a for a in self.audit() if a["object"] == uid]), 4)
 
     def test_addr_reaches_the_audit(self):
         uid = self.arrive()

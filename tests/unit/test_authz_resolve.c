@@ -215,7 +215,7 @@ test_every_kind(void **state)
 	         "share_code not_found\n"
 	         "email ok user:bob\n"
 	         "email invite new@else.example\n"
-	         "email invite gone@a.example\n"
+	         "email not_found\n"
 	         "email bad_request\n");
 }
 
