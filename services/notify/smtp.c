@@ -416,18 +416,57 @@ say(struct slot *sl, struct mail *m, enum mail_state st, const char *a,
 
 /* ---- replies ------------------------------------------------------------ */
 
-/* Notes the first refusal of a mail: its code and the server's words. */
+/* The server's words with every address they quote ("<pat@example.org>:
+ * Recipient address rejected") replaced by "address": they go to logs
+ * and dead letters, which never name a recipient. */
+static void
+scrub(char *out, size_t cap, const char *text, size_t n)
+{
+	static const char delim[] = " <>,;:\"'()[]\t";
+	size_t o = 0, i = 0;
+
+	while (i < n && o + 1 < cap) {
+		size_t j = i;
+
+		while (j < n &&
+		       memchr(delim, text[j], sizeof delim - 1) == NULL)
+			j++;
+		if (j == i) {
+			out[o++] = text[i++];
+			continue;
+		}
+		if (memchr(text + i, '@', j - i) != NULL) {
+			o += (size_t)snprintf(out + o, cap - o, "address");
+			o = o < cap ? o : cap - 1;
+		} else {
+			while (i < j && o + 1 < cap)
+				out[o++] = text[i++];
+		}
+		i = j;
+	}
+	out[o] = '\0';
+}
+
+/* Notes the first refusal of a mail: its code and the server's words.
+ * A 5xx is the mail's own end, except to MAIL FROM (our sender is the
+ * same for every mail: a relay that refuses it refuses them all) and a
+ * 530 (authentication required): those are about our setup, and are
+ * retried like a refused login. */
 static void
 note_refusal(struct mail *m, long code, const char *text, size_t n)
 {
+	char words[201];
+	bool setup = m->st == M_MAIL || code == 530;
+
 	if (m->fail_code != 0)
 		return;
 	while (n > 0 && (text[n - 1] == '\r' || text[n - 1] == '\n'))
 		n--;
 	m->fail_code = code;
-	m->outcome = code >= 500 && code <= 599 ? NT_PERMFAIL : NT_TEMPFAIL;
-	snprintf(m->why, sizeof m->why, "smtp %ld: %.*s", code,
-	         (int)(n < 200 ? n : 200), text);
+	m->outcome =
+	    code >= 500 && code <= 599 && !setup ? NT_PERMFAIL : NT_TEMPFAIL;
+	scrub(words, sizeof words, text, n);
+	snprintf(m->why, sizeof m->why, "smtp %ld: %s", code, words);
 }
 
 /* The message of the front mail, and the next mail's first commands

@@ -722,6 +722,7 @@ class SmtpServer:
         self.refuse, self.idle_close = set(refuse), idle_close
         self.refuse_data = set(refuse_data)
         self.drop_second_mail = drop_second_mail
+        self.refuse_sender = None  # a reply to MAIL FROM; may change
         self.ctx = None
         if tls:
             self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -857,6 +858,9 @@ class _SmtpSession(asyncio.Protocol):
             if srv.auth and not self.authed:
                 self.say("530 5.7.0 authentication required")
                 return True
+            if srv.refuse_sender:
+                self.say(srv.refuse_sender)
+                return True
             srv.pipelined += any(r.upper().startswith(b"RCPT") for r in rest)
             self.sender = cmd[10:]
             self.say("250 2.1.0 ok")
@@ -865,7 +869,8 @@ class _SmtpSession(asyncio.Protocol):
             if self.sender is None:
                 self.say("503 5.5.1 MAIL first")
             elif addr in srv.refuse:
-                self.say("550 5.1.1 no such user here")
+                # as Postfix does, quoting the address
+                self.say("550 5.1.1 <%s>: no such user here" % addr)
                 if srv.hang_up_after_refusal:
                     self.t.close()
                     return False
@@ -960,7 +965,7 @@ class Sessions(NotifyCase):
         # session reset (RSET) and used for the next mail.
         bad = self.push("guestlink.locked", "nobody@example.org", v)
         d = self.wait_dead(bad)
-        self.assertIn("smtp 550: 550 5.1.1 no such user here", d["error"].decode())
+        self.assertIn("smtp 550: 550 5.1.1 <address>: no such user here", d["error"].decode())
         for i in range(1, 4):
             self.push("guestlink.locked", "pipe%d@example.org" % i, v)
         for i in range(1, 4):
@@ -994,6 +999,47 @@ class Sessions(NotifyCase):
         self.assertTrue(any(e["event"] == "notify.retry" and e.get("request_id") == jid
                             for e in self.w.log_events()))
 
+    def test_the_server_quoting_the_address_never_puts_it_in_logs_or_redis(self):
+        self.serve(refuse={"patient.x@example.org"})
+        self.worker(concurrency=1)
+        bad = self.push("guestlink.locked", "patient.x@example.org",
+                        TEMPLATE_VARS["guestlink.locked"])
+        d = self.wait_dead(bad)
+        self.assertIn("<address>", d["error"].decode())
+        self.wait_settled()
+        self.assertNotIn("patient.x", d["error"].decode())
+        self.assertNotIn("patient.x", self.w.logs())
+
+    def test_a_refused_sender_or_missing_login_is_retried_not_dead(self):
+        # A 5xx to MAIL FROM (a relay that does not take our --from) and a
+        # 530 (authentication required) are about our setup, the same for
+        # every mail: retried, and the mail goes out once it is fixed.
+        for refusal, fix in [("550 5.7.1 relay denied for this sender", "refuse_sender"),
+                             (None, "auth")]:
+            with self.subTest(refusal=refusal or "530"):
+                self.serve(auth=("u", "p") if fix == "auth" else None)
+                self.srv.refuse_sender = refusal
+                self.worker(concurrency=1)
+                try:
+                    jid = self.push("guestlink.locked", "setup@example.org",
+                                    TEMPLATE_VARS["guestlink.locked"])
+                    mine = lambda: [d for d in self.dead()  # noqa: E731
+                                    if d["id"].decode() == jid]
+                    wait_for(lambda: any(e["event"] == "notify.retry"
+                                         and e.get("request_id") == jid
+                                         for e in self.w.log_events()),
+                             timeout=15 * SLOW, what="a retry")
+                    self.assertEqual(mine(), [])
+                    setattr(self.srv, fix, None)
+                    self.assertEqual(len(self.wait_to("setup@example.org")), 1)
+                    self.wait_settled()
+                    self.assertEqual(mine(), [])
+                finally:
+                    self.assertEqual(self.w.stop(), 0)
+                    self.w = None
+                    self.srv.close()
+                    self.srv = None
+
     def test_a_refusal_then_a_hang_up_is_still_a_dead_letter(self):
         # 550 to RCPT TO, then the server closes: permanent, at once, with
         # the 550's words (not a dropped session to retry for an hour).
@@ -1002,7 +1048,7 @@ class Sessions(NotifyCase):
         v = TEMPLATE_VARS["guestlink.locked"]
         bad = self.push("guestlink.locked", "gone@example.org", v)
         d = self.wait_dead(bad)
-        self.assertIn("smtp 550: 550 5.1.1 no such user here", d["error"].decode())
+        self.assertIn("smtp 550: 550 5.1.1 <address>: no such user here", d["error"].decode())
         self.assertEqual(d["tries"], b"1")
         self.push("guestlink.locked", "after@example.org", v)
         self.assertEqual(len(self.wait_to("after@example.org")), 1)
