@@ -175,6 +175,19 @@ nt_smtp_check(const nt_settings *cfg, char *why, size_t whylen)
 		         "--smtp-starttls: must be none, try or required");
 		goto done;
 	}
+	/* "try" goes on in clear when the server offers no STARTTLS, which
+	 * anyone on the path can arrange by striking it from the EHLO
+	 * reply: with a login, that hands them the password. */
+	if (strcmp(scheme, "smtp") == 0 && cfg->smtp_user != NULL &&
+	    cfg->smtp_user[0] != '\0' &&
+	    strcmp(cfg->smtp_starttls, "try") == 0) {
+		snprintf(why, whylen,
+		         "--smtp-user: with --smtp-starttls try the password "
+		         "would go in clear to a server that offers no "
+		         "STARTTLS; set --smtp-starttls required (or none to "
+		         "send it in clear knowingly), or use smtps://");
+		goto done;
+	}
 	rv = 0;
 done:
 	curl_free(scheme);

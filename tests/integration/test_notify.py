@@ -1253,6 +1253,8 @@ class Config(unittest.TestCase):
             (["--consumer-idle", "500ms"], "--consumer-idle"),
             (["--templates", "/nonexistent"], "--templates"),
             (["--concurrency", "0"], "--concurrency"),
+            # a login that a stripped STARTTLS would send in clear
+            (["--smtp-user", "mailer", "--smtp-starttls", "try"], "--smtp-user"),
         ]
         for args, name in cases:
             with self.subTest(args=args):
