@@ -275,6 +275,7 @@ struct nt_task {
 
 /* The tasks of one script call, in the order of its keys and reply. */
 struct nt_batch {
+	nt_worker *w;
 	int n;
 	nt_task *t[];
 };
@@ -294,8 +295,9 @@ struct nt_worker {
 	enum rd_state rd;
 	bool group_ok;
 	bool claim_due;
-	bool backlog; /* the last read got all it asked for */
-	int rd_count; /* what the outstanding read asked for */
+	bool backlog;           /* the last read got all it asked for */
+	int64_t check_pause_ms; /* after CHECKs that failed in a row; 0 */
+	int rd_count;           /* what the outstanding read asked for */
 	char cursor[NT_ENTRY_MAX];
 	bool stopping;
 	bool farewell;  /* the stop-time consumer cleanup is under way */
@@ -484,6 +486,7 @@ batch_new(int n, int nargs, const char ***argv)
 		free(*argv);
 		return NULL;
 	}
+	b->w = NULL;
 	b->n = n;
 	return b;
 }
@@ -915,6 +918,23 @@ on_check(int err, redisReply *rep, void *arg)
 			                                        : "bad reply");
 		err = SS_EINTERNAL;
 	}
+	/* The entries stay pending under this consumer until --claim-idle:
+	 * reading on while CHECK fails (Redis at maxmemory, say) would take
+	 * the whole backlog from the other workers.  So the reader waits,
+	 * longer after each failure in a row. */
+	if (err != 0) {
+		nt_worker *w = b->w;
+		int64_t ms = w->check_pause_ms * 2;
+
+		if (ms < NT_PAUSE_MS)
+			ms = NT_PAUSE_MS;
+		if (ms > w->cfg->claim_idle_ms)
+			ms = w->cfg->claim_idle_ms;
+		w->check_pause_ms = ms;
+		arm_ms(w->pause, ms);
+	} else {
+		b->w->check_pause_ms = 0;
+	}
 	for (int i = 0; i < b->n; i++) {
 		size_t k = (size_t)i * 3;
 
@@ -943,6 +963,7 @@ check_batch(nt_worker *w, nt_task **ts, int n)
 			task_end(ts[n]); /* left pending */
 		return;
 	}
+	b->w = w;
 	argv[argc++] = SS_MAILQ_STREAM;
 	for (int i = 0; i < n; i++) {
 		b->t[i] = ts[i];
@@ -1147,6 +1168,11 @@ rd_step(nt_worker *w)
 		rv = ss_redis_cmd(w->r, on_group, w,
 		                  "XGROUP CREATE %s %s 0 MKSTREAM",
 		                  SS_MAILQ_STREAM, NT_GROUP);
+	} else if (!ss_redis_ready(w->r)) {
+		/* Entries read now could not be checked (CHECK goes on this
+		 * connection): they would wait out --claim-idle here. */
+		arm_ms(w->pause, NT_PAUSE_MS);
+		return;
 	} else if (room <= 0 || (w->backlog && room < (cap + 1) / 2) ||
 	           w->active - w->unsent >= cap) {
 		/* With a backlog, read for half the tasks at a time: fewer,

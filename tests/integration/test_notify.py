@@ -613,6 +613,37 @@ class RedisOutage(NotifyCase):
         self.wait_settled()
 
 
+    def test_a_failing_check_does_not_pull_the_backlog(self):
+        # CHECK (a script on the command connection) refused while reads
+        # work: the worker must not read the whole queue into its own
+        # pending list, where the other workers cannot take it before
+        # --claim-idle.  Once Redis takes scripts again, every mail goes.
+        n = 80
+        self.r.cmd("ACL", "SETUSER", "default", "-eval", "-evalsha")
+        try:
+            for i in range(n):
+                self.push("share.notice", "held%d@example.org" % i, TEMPLATE_VARS["share.notice"])
+            wait_for(lambda: self.pending() > 0, timeout=10 * SLOW, what="a read")
+            # Reads of 4 × 3 tasks at 0, 0.5 and 1.5 s (the pause doubles
+            # after each failed CHECK), not the whole queue at once.
+            time.sleep(3)
+            self.assertLessEqual(self.pending(), 3 * 12)
+            self.assertTrue(any(e["event"] == "notify.redis_failed"
+                                for e in self.worker.log_events()))
+        finally:
+            self.r.cmd("ACL", "SETUSER", "default", "+eval", "+evalsha")
+        def held():
+            out = set()
+            for path in self.catcher.files():
+                with open(path, "rb") as f:
+                    m = re.search(rb"^To: (held\d+@example\.org)\r?$", f.read(4096), re.M)
+                if m:
+                    out.add(m.group(1))
+            return out
+        wait_for(lambda: len(held()) == n, timeout=30 * SLOW, what="every held mail")
+        self.wait_settled()
+
+
 # ---- many workers, one killed ------------------------------------------------------
 
 class ThreeWorkers(NotifyCase):
