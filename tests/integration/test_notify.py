@@ -1101,11 +1101,14 @@ class Sessions(NotifyCase):
         # it; a refusal at the end of one message leaves the next alone.
         v = TEMPLATE_VARS["share.notice"]
         self.serve(refuse_data={"refused@example.org"})
-        self.worker(concurrency=1)
         burst = ["b2b0@example.org", "refused@example.org", "b2b1@example.org",
                  "b2b2@example.org"]
         jids = [job("share.notice", to, v) for to in burst]
+        # Queued before the worker starts: its first read takes them
+        # together (a blocked read could return with the first alone,
+        # which then goes out with nothing behind it).
         mail_push(self.redis, [m for _, m in jids])
+        self.worker(concurrency=1)
         d = self.wait_dead(jids[1][0])
         self.assertIn("smtp 550: 550 5.7.1 message refused", d["error"].decode())
         for to in burst[0:1] + burst[2:]:
