@@ -4,9 +4,15 @@
  * Appends never fail loudly: a failed allocation sets oom and later appends
  * do nothing, so a builder makes all its appends and checks once, with
  * nt_buf_finish(), which also NUL-terminates for C string users.
+ *
+ * The buffers hold mails (tokens, names, addresses): a buffer is wiped
+ * before it is freed, and growing copies into a new block and wipes the
+ * old one instead of leaving it to realloc().
  */
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "proto/errors.h"
 #include "services/notify/notify.h"
@@ -14,6 +20,8 @@
 void
 nt_buf_free(nt_buf *b)
 {
+	if (b->p != NULL)
+		sodium_memzero(b->p, b->cap);
 	free(b->p);
 	memset(b, 0, sizeof(*b));
 }
@@ -39,8 +47,13 @@ nt_buf_reserve(nt_buf *b, size_t extra)
 		cap *= 2;
 	if (cap == b->cap)
 		return true;
-	if ((p = realloc(b->p, cap)) == NULL)
+	if ((p = malloc(cap)) == NULL)
 		goto oom;
+	if (b->p != NULL) {
+		memcpy(p, b->p, b->n);
+		sodium_memzero(b->p, b->cap);
+		free(b->p);
+	}
 	b->p = p;
 	b->cap = cap;
 	return true;
