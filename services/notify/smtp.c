@@ -435,7 +435,9 @@ say(struct slot *sl, struct mail *m, enum mail_state st, const char *a,
 static void
 scrub(char *out, size_t cap, const char *text, size_t n)
 {
-	static const char delim[] = " <>,;:\"'()[]\t";
+	/* Only what cannot be inside an address ends a token: quotes,
+	 * apostrophes and parentheses can ("o'brien@..."). */
+	static const char delim[] = " <>,;\t";
 	size_t o = 0, i = 0;
 
 	while (i < n && o + 1 < cap) {

@@ -295,9 +295,10 @@ struct nt_worker {
 	enum rd_state rd;
 	bool group_ok;
 	bool claim_due;
-	bool backlog;           /* the last read got all it asked for */
-	int64_t check_pause_ms; /* after CHECKs that failed in a row; 0 */
-	int rd_count;           /* what the outstanding read asked for */
+	bool backlog;            /* the last read got all it asked for */
+	int64_t check_pause_ms;  /* after CHECKs that failed in a row; 0 */
+	int64_t check_failed_at; /* monotonic ms of the last one */
+	int rd_count;            /* what the outstanding read asked for */
 	char cursor[NT_ENTRY_MAX];
 	bool stopping;
 	bool farewell;  /* the stop-time consumer cleanup is under way */
@@ -924,13 +925,18 @@ on_check(int err, redisReply *rep, void *arg)
 	 * longer after each failure in a row. */
 	if (err != 0) {
 		nt_worker *w = b->w;
-		int64_t ms = w->check_pause_ms * 2;
+		int64_t now = now_ms();
+		/* Failures long apart start again at the shortest pause. */
+		int64_t ms = now - w->check_failed_at > w->cfg->claim_idle_ms
+		                 ? 0
+		                 : w->check_pause_ms * 2;
 
 		if (ms < NT_PAUSE_MS)
 			ms = NT_PAUSE_MS;
 		if (ms > w->cfg->claim_idle_ms)
 			ms = w->cfg->claim_idle_ms;
 		w->check_pause_ms = ms;
+		w->check_failed_at = now;
 		arm_ms(w->pause, ms);
 	} else {
 		b->w->check_pause_ms = 0;
@@ -1029,10 +1035,16 @@ start_entries(nt_worker *w, const redisReply *list)
 	}
 	check_batch(w, ts, n);
 }
+/* A read that failed waits ms, or the pause of recent failed CHECKs if
+ * that is longer (both say Redis is in trouble). */
 static void
 rd_pause(nt_worker *w, int64_t ms)
 {
+	bool recent = now_ms() - w->check_failed_at <= w->cfg->claim_idle_ms;
+
 	w->rd = RD_IDLE;
+	if (recent && w->check_pause_ms > ms)
+		ms = w->check_pause_ms;
 	arm_ms(w->pause, ms);
 }
 

@@ -873,14 +873,18 @@ run(sc_op *op)
 		}
 		if (op->fan.err != 0 ||
 		    (op->err != 0 && op->step == SC_RECORD)) {
-			int err = op->fan.err != 0 ? op->fan.err : op->err;
+			/* The first failure is the answer; one of the
+			 * records after it is logged on its own. */
+			int err = op->err != 0 ? op->err : op->fan.err;
 			const char *msg =
-			    op->fan.err != 0 ? op->fan.errmsg : op->errmsg;
+			    op->err != 0 ? op->errmsg : op->fan.errmsg;
 
 			if (op->step > SC_STUDY && op->fan.err != 0)
-				ss_warn("share.failed", ss_call_id(op->c),
-				        "study_uid", op->uid, "error",
-				        ss_err_word(err), NULL);
+				ss_warn(op->err != 0 ? "share.record_failed"
+				                     : "share.failed",
+				        ss_call_id(op->c), "study_uid", op->uid,
+				        "error", ss_err_word(op->fan.err),
+				        NULL);
 			fail(op, err, msg[0] ? msg : NULL);
 			return;
 		}

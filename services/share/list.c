@@ -138,10 +138,13 @@ reply_study(ls_op *op, const redisReply *r)
 {
 	ss_pack *p = ss_call_reply_ok(op->c);
 
-	if (sh_pack_lookup(p, op->s, op->uid, op->blob, op->bloblen, r) != 0) {
-		ss_error("study.corrupt", ss_call_id(op->c), "study_uid",
-		         op->uid, NULL);
-		fail(op, SS_EINTERNAL, NULL);
+	int rv = sh_pack_lookup(p, op->s, op->uid, op->blob, op->bloblen, r);
+
+	if (rv != 0) {
+		if (rv != SS_ENOMEM)
+			ss_error("study.corrupt", ss_call_id(op->c),
+			         "study_uid", op->uid, NULL);
+		fail(op, rv == SS_ENOMEM ? SS_ENOMEM : SS_EINTERNAL, NULL);
 		return;
 	}
 	ss_call_reply_end(op->c);

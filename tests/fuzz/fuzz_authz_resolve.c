@@ -90,7 +90,7 @@ static void
 check_ok(const msgpack_object *m)
 {
 	const msgpack_object *inv = get(m, "invite");
-	char s[AZ_MAX_WL_LEN + 1];
+	char s[AZ_MAX_EMAIL_LEN + 1]; /* a worklist id or an address */
 
 	if (inv->type != MSGPACK_OBJECT_BOOLEAN || m->via.map.size != 4)
 		abort();

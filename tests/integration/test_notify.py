@@ -621,12 +621,13 @@ class RedisOutage(NotifyCase):
         n = 80
         self.r.cmd("ACL", "SETUSER", "default", "-eval", "-evalsha")
         try:
-            for i in range(n):
-                self.push("share.notice", "held%d@example.org" % i, TEMPLATE_VARS["share.notice"])
+            mail_push(self.redis, [job("share.notice", "held%d@example.org" % i,
+                                       TEMPLATE_VARS["share.notice"])[1] for i in range(n)])
             wait_for(lambda: self.pending() > 0, timeout=10 * SLOW, what="a read")
             # Reads of 4 × 3 tasks at 0, 0.5 and 1.5 s (the pause doubles
-            # after each failed CHECK), not the whole queue at once.
-            time.sleep(3)
+            # after each failed CHECK; the next read is at 3.5 s), not the
+            # whole queue at once.
+            time.sleep(2)
             self.assertLessEqual(self.pending(), 3 * 12)
             self.assertTrue(any(e["event"] == "notify.redis_failed"
                                 for e in self.worker.log_events()))
