@@ -879,12 +879,15 @@ run(sc_op *op)
 			const char *msg =
 			    op->err != 0 ? op->errmsg : op->fan.errmsg;
 
-			if (op->step > SC_STUDY && op->fan.err != 0)
-				ss_warn(op->err != 0 ? "share.record_failed"
-				                     : "share.failed",
+			if (op->err != 0 && op->fan.err != 0)
+				ss_warn("share.record_failed",
 				        ss_call_id(op->c), "study_uid", op->uid,
 				        "error", ss_err_word(op->fan.err),
 				        NULL);
+			else if (op->step > SC_STUDY && op->fan.err != 0)
+				ss_warn("share.failed", ss_call_id(op->c),
+				        "study_uid", op->uid, "error",
+				        ss_err_word(op->fan.err), NULL);
 			fail(op, err, msg[0] ? msg : NULL);
 			return;
 		}
