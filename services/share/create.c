@@ -370,8 +370,8 @@ send_invite(sc_op *op, int i)
 	    (rv = ss_token_hash(cfg->token_key, strlen(cfg->token_key),
 	                        SH_TOKEN_PURPOSE, t->token, SS_TOKEN_LEN,
 	                        t->token_hash)) != 0 ||
-	    sh_key_mail(k1, t->email, "inv") != 0 ||
-	    sh_key_mail(k2, t->email, "pending") != 0)
+	    sh_key_mail(k1, op->s->patient_key, t->email, "inv") != 0 ||
+	    sh_key_mail(k2, op->s->patient_key, t->email, "pending") != 0)
 		return rv != 0 ? rv : SS_EINTERNAL;
 	/* What registration needs to deliver it later. */
 	ss_pack_init(&rec);

@@ -126,7 +126,7 @@ release(rg_op *op)
 	const char *argv[2];
 
 	if (!op->claimed || op->step >= RG_FETCH ||
-	    sh_key_mail(k, op->email, "inv") != 0)
+	    sh_key_mail(k, op->s->patient_key, op->email, "inv") != 0)
 		return;
 	argv[0] = k;
 	argv[1] = op->claim;
@@ -331,8 +331,8 @@ send_claim(rg_op *op)
 	int64_t now = sh_now_ms();
 	int rv;
 
-	if (sh_key_mail(k1, op->email, "inv") != 0 ||
-	    sh_key_mail(k2, op->email, "pending") != 0)
+	if (sh_key_mail(k1, op->s->patient_key, op->email, "inv") != 0 ||
+	    sh_key_mail(k2, op->s->patient_key, op->email, "pending") != 0)
 		return SS_EINTERNAL;
 	sh_share_id(op->claim);
 	ss_argv_init(&a);
@@ -409,8 +409,8 @@ start_finish(rg_op *op)
 	ss_argv a;
 	int rv;
 
-	if (sh_key_mail(k1, op->email, "inv") != 0 ||
-	    sh_key_mail(k2, op->email, "pending") != 0) {
+	if (sh_key_mail(k1, op->s->patient_key, op->email, "inv") != 0 ||
+	    sh_key_mail(k2, op->s->patient_key, op->email, "pending") != 0) {
 		sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		return;
 	}
@@ -698,7 +698,8 @@ on_iv(int err, redisReply *r, void *arg)
 		memcpy(op->email, r->str, r->len);
 		op->have_email = true;
 		snprintf(field, sizeof field, "t:%s", op->token_hash);
-		if ((rv = sh_key_mail(k, op->email, "inv")) == 0)
+		if ((rv = sh_key_mail(k, op->s->patient_key, op->email,
+		                      "inv")) == 0)
 			rv = ss_redis_cmd(op->s->redis, on_iv, op,
 			                  "HMGET %s %s state", k, field);
 		if (rv != 0)

@@ -450,17 +450,6 @@ sh_index_member(const sh_study *st, int64_t added_ms,
 	return n > 0 ? (size_t)n : 0;
 }
 
-/* Hex of an unkeyed 128-bit hash: keeps an address out of key names,
- * with a fixed length. */
-static void
-hash_hex(const char *s, size_t n, char out[SH_PHASH_LEN + 1])
-{
-	unsigned char h[SH_PHASH_LEN / 2];
-
-	crypto_generichash(h, sizeof h, (const unsigned char *)s, n, NULL, 0);
-	sodium_bin2hex(out, SH_PHASH_LEN + 1, h, sizeof h);
-}
-
 #define PKEY_DOMAIN "studyshare.share.patient-id"
 
 void
@@ -542,13 +531,19 @@ sh_key_study(char out[SH_KEY_MAX], const char *uid, const char *suffix)
 }
 
 int
-sh_key_mail(char out[SH_KEY_MAX], const char *email, const char *suffix)
+sh_key_mail(char out[SH_KEY_MAX], const unsigned char pkey[SH_PKEY_LEN],
+            const char *email, const char *suffix)
 {
-	char lower[SH_EMAIL_KEY_MAX + 1], h[SH_PHASH_LEN + 1];
+	char lower[sizeof "mail:" + SH_EMAIL_KEY_MAX], h[SH_PHASH_LEN + 1];
 
-	if (sh_email_key(email, strlen(email), lower, sizeof lower) != 0)
+	/* "mail:" keeps the address's hash apart from a patient id's under
+	 * the same key (their keys differ anyway: {mail:} and :pri:). */
+	memcpy(lower, "mail:", 5);
+	if (sh_email_key(email, strlen(email), lower + 5, sizeof lower - 5) !=
+	    0)
 		return SS_EINTERNAL;
-	hash_hex(lower, strlen(lower), h);
+	patient_hash(pkey, lower, h);
+	sodium_memzero(lower, sizeof lower);
 	return key(out, "mail", h, suffix);
 }
 

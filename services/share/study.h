@@ -149,9 +149,11 @@ int64_t sh_index_added(const char *m, size_t n);
  * name would not fit (callers pass validated ids, so never). */
 int sh_key_wl(char out[SH_KEY_MAX], const char *wl, const char *suffix);
 int sh_key_study(char out[SH_KEY_MAX], const char *uid, const char *suffix);
-/* Invitations are keyed by a hash of the lower-cased address, so no
- * address appears in a key name. */
-int sh_key_mail(char out[SH_KEY_MAX], const char *email, const char *suffix);
+/* Invitations are keyed by a keyed hash (pkey, as the priors sets) of the
+ * lower-cased address: no address appears in a key name, and nobody with
+ * a copy of Redis but not the key can test whether one was invited. */
+int sh_key_mail(char out[SH_KEY_MAX], const unsigned char pkey[SH_PKEY_LEN],
+                const char *email, const char *suffix);
 int sh_key_token(char out[SH_KEY_MAX], const char *token_hash);
 
 /* Wall clock in ms; RFC 3339 UTC with seconds ("...T09:15:00Z"). */

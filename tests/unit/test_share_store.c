@@ -529,8 +529,8 @@ test_invitation_life_cycle(void **state)
 	redisReply *r;
 
 	(void)state;
-	sh_key_mail(k1, "gp@outside.example", "inv");
-	sh_key_mail(k2, "gp@outside.example", "pending");
+	sh_key_mail(k1, srv.patient_key, "gp@outside.example", "inv");
+	sh_key_mail(k2, srv.patient_key, "gp@outside.example", "pending");
 	snprintf(now, sizeof now, "%lld", (long long)sh_now_ms());
 	snprintf(far, sizeof far, "%lld", (long long)sh_now_ms() + 3600000);
 	snprintf(soon, sizeof soon, "%lld", (long long)sh_now_ms() + 60000);

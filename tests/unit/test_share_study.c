@@ -509,19 +509,37 @@ test_keys(void **state)
 	assert_string_equal(k, "share:{study:1.2.3}:shares");
 	assert_int_equal(sh_key_token(k, "ab12"), 0);
 	assert_string_equal(k, "share:{tok:ab12}");
-	/* Addresses: case-insensitive, and never in clear in a key. */
-	assert_int_equal(sh_key_mail(k, "GP@Outside.example", "inv"), 0);
-	assert_int_equal(sh_key_mail(k2, "gp@outside.example", "inv"), 0);
-	assert_string_equal(k, k2);
-	assert_null(strstr(k, "outside"));
-	assert_int_equal(strncmp(k, "share:{mail:", 12), 0);
-	assert_int_equal(sh_key_mail(k2, "gp@outside.example", "pending"), 0);
-	/* Same hash tag, so one script may touch both. */
-	assert_memory_equal(k, k2, 12 + SH_PHASH_LEN + 1);
-	assert_int_not_equal(sh_key_mail(k, "not-an-address", "inv"), 0);
-	/* The longest address authz takes (254) has a key of the usual
-	 * length: only its hash is in it. */
+	/* Addresses: case-insensitive, never in clear in a key, and keyed:
+	 * another key gives another name, and the name is no plain hash of
+	 * the address anyone could compute. */
 	{
+		unsigned char pk[SH_PKEY_LEN], pk2[SH_PKEY_LEN];
+		unsigned char plain[SH_PHASH_LEN / 2];
+		char hex[SH_PHASH_LEN + 1];
+		const char *a = "gp@outside.example";
+
+		memset(pk, 1, sizeof pk);
+		memset(pk2, 2, sizeof pk2);
+		assert_int_equal(
+		    sh_key_mail(k, pk, "GP@Outside.example", "inv"), 0);
+		assert_int_equal(sh_key_mail(k2, pk, a, "inv"), 0);
+		assert_string_equal(k, k2);
+		assert_null(strstr(k, "outside"));
+		assert_int_equal(strncmp(k, "share:{mail:", 12), 0);
+		crypto_generichash(plain, sizeof plain,
+		                   (const unsigned char *)a, strlen(a), NULL,
+		                   0);
+		sodium_bin2hex(hex, sizeof hex, plain, sizeof plain);
+		assert_null(strstr(k, hex));
+		assert_int_equal(sh_key_mail(k2, pk2, a, "inv"), 0);
+		assert_string_not_equal(k, k2);
+		assert_int_equal(sh_key_mail(k2, pk, a, "pending"), 0);
+		/* Same hash tag, so one script may touch both. */
+		assert_memory_equal(k, k2, 12 + SH_PHASH_LEN + 1);
+		assert_int_not_equal(
+		    sh_key_mail(k, pk, "not-an-address", "inv"), 0);
+		/* The longest address authz takes (254) has a key of the
+		 * usual length: only its hash is in it. */
 		char mail[SH_EMAIL_KEY_MAX + 1];
 
 		memset(mail, 'a', sizeof mail - 1);
@@ -529,7 +547,7 @@ test_keys(void **state)
 		for (size_t i = 128; i < SH_EMAIL_KEY_MAX; i += 63)
 			mail[i] = '.';
 		mail[SH_EMAIL_KEY_MAX] = '\0';
-		assert_int_equal(sh_key_mail(k2, mail, "inv"), 0);
+		assert_int_equal(sh_key_mail(k2, pk, mail, "inv"), 0);
 		assert_int_equal(strlen(k2), strlen(k));
 	}
 	memset(long_wl, 'x', sizeof long_wl - 1);
