@@ -33,9 +33,9 @@
  * safe: deliveries are idempotent and a repeated invitation replaces the
  * pending share (and mails a fresh link).  A failure once deliveries have
  * begun still goes through SC_RECORD first, for the targets whose
- * delivery (or invitation) was made: a study never sits in a worklist
- * without the audit entry and the history record that say who put it
- * there.
+ * delivery (or invitation) was seen to succeed, so that what was put in
+ * a worklist has its audit entry and history record (a lost answer or a
+ * crash between the steps leaves that to the retry).
  */
 #include <stdio.h>
 #include <stdlib.h>

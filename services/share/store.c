@@ -270,10 +270,7 @@ fail:
 }
 
 /* A prior of the lookup's answer: its blob opens under its uid, and it
- * is of the same patient.  The priors set is keyed by patient id alone,
- * and an id can be shared by two people (an outside CD's "0" or "ANON",
- * another organisation's numbering): a birth date that both studies have
- * and that differs says it is someone else's study. */
+ * may be the same patient's (sh_study_prior_fits). */
 static bool
 is_prior(const sh_server *s, const sh_study *st, const redisReply *b,
          const redisReply *u)
@@ -284,8 +281,7 @@ is_prior(const sh_server *s, const sh_study *st, const redisReply *b,
 	if (b->type != REDIS_REPLY_STRING || u->type != REDIS_REPLY_STRING ||
 	    sh_study_open(&s->seal, u->str, b->str, b->len, &ps) != 0)
 		return false;
-	ok = st->birth_date[0] == '\0' || ps.birth_date[0] == '\0' ||
-	     strcmp(st->birth_date, ps.birth_date) == 0;
+	ok = sh_study_prior_fits(st, &ps);
 	sodium_memzero(&ps, sizeof ps);
 	return ok;
 }

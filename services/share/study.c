@@ -403,6 +403,13 @@ sh_study_open(const ss_seal_key *key, const char *uid, const char *blob,
 }
 
 bool
+sh_study_prior_fits(const sh_study *st, const sh_study *p)
+{
+	return st->birth_date[0] == '\0' || p->birth_date[0] == '\0' ||
+	       strcmp(st->birth_date, p->birth_date) == 0;
+}
+
+bool
 sh_study_same_patient(const sh_study *a, const sh_study *b)
 {
 	return strcmp(a->patient_id, b->patient_id) == 0 &&

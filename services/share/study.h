@@ -101,6 +101,11 @@ int sh_study_parse(const msgpack_object *body, sh_study *st, char *wl,
 /* Whether a and b name the same patient (id, name and birth date). */
 bool sh_study_same_patient(const sh_study *a, const sh_study *b);
 
+/* Whether p, found under st's patient id, may be st's patient's: not when
+ * both have a birth date and the dates differ (an id can be two people's:
+ * an outside CD's "0" or "ANON", another organisation's numbering). */
+bool sh_study_prior_fits(const sh_study *st, const sh_study *p);
+
 /* Packs the plain form of st (one map) into p. */
 void sh_study_pack(const sh_study *st, ss_pack *p);
 

@@ -495,6 +495,25 @@ test_priors_keys(void **state)
 	                        SH_PHASH_LEN);
 }
 
+/* A prior found by patient id is kept unless both birth dates are known
+ * and differ. */
+static void
+test_prior_fits(void **state)
+{
+	sh_study a = {0}, b = {0};
+
+	(void)state;
+	assert_true(sh_study_prior_fits(&a, &b));
+	strcpy(a.birth_date, "19800131");
+	assert_true(sh_study_prior_fits(&a, &b));
+	assert_true(sh_study_prior_fits(&b, &a));
+	strcpy(b.birth_date, "19800131");
+	assert_true(sh_study_prior_fits(&a, &b));
+	strcpy(b.birth_date, "19550505");
+	assert_false(sh_study_prior_fits(&a, &b));
+	assert_false(sh_study_prior_fits(&b, &a));
+}
+
 static void
 test_keys(void **state)
 {
@@ -584,6 +603,7 @@ main(void)
 	    cmocka_unit_test(test_diff),
 	    cmocka_unit_test(test_members),
 	    cmocka_unit_test(test_priors_keys),
+	    cmocka_unit_test(test_prior_fits),
 	    cmocka_unit_test(test_keys),
 	    cmocka_unit_test(test_time_format),
 	};
