@@ -12,9 +12,12 @@
  *                a lease (SH_CLAIM_MS) so a crash cannot lock it for good;
  *                returns the pending shares
  *   RG_REGISTER  authz.register with the invitation's address
- *   RG_WHO       only when authz says the id or address is taken: if the
- *                id is an account registered with this address (an
- *                earlier attempt died after authz), carry on delivering
+ *   RG_WHO       only when authz says the id or address is taken: is the
+ *                id an account registered with this address (an earlier
+ *                attempt failed after authz made it)?
+ *   RG_VERIFY    then authz.login with the password given: only the one
+ *                who made the account carries on delivering, and the
+ *                answer's account is one they can log in to
  *   RG_FETCH     the stored form of each pending study
  *   RG_DELIVER   the deliver script into user:<user> (idempotent)
  *   RG_FINISH    finish script: the address is registered (every token of
@@ -23,9 +26,12 @@
  *                RG_FETCH once more
  *   RG_RECORD    history records, audit entries; the token key is deleted
  *
- * A claim that fails before RG_FETCH (authz refused, say) is released, so
- * the invitee can try again with another user id.  Unknown, expired and
- * used invitations get the same not_found.
+ * A registration that fails gives its claim back (deliveries are
+ * idempotent and the finish script spends the invitation only for the
+ * claim it names), so the invitee can try again at once: with another
+ * user id when authz refused, with the same id and password when the
+ * account was made.  Unknown, expired and used invitations get the same
+ * not_found.
  *
  * share.invitation.get {invite} -> {"email", "expires_at"} lets the
  * registration page show which address is being registered.
@@ -50,12 +56,14 @@
 #define MAX_ROUNDS  3
 
 static const char gone_msg[] = "invitation unknown, expired or already used";
+static const char taken_msg[] = "that user id or email is already taken";
 
 typedef enum rg_step {
 	RG_TOKEN,
 	RG_CLAIM,
 	RG_REGISTER,
 	RG_WHO,
+	RG_VERIFY,
 	RG_FETCH,
 	RG_DELIVER,
 	RG_FINISH,
@@ -118,14 +126,15 @@ on_released(int err, redisReply *r, void *arg)
 	(void)arg;
 }
 
-/* Gives the claim back when nothing was delivered yet. */
+/* Gives the claim back: a no-op once the finish script has spent the
+ * invitation (its state names the user then, not the claim). */
 static void
 release(rg_op *op)
 {
 	char k[SH_KEY_MAX];
 	const char *argv[2];
 
-	if (!op->claimed || op->step >= RG_FETCH ||
+	if (!op->claimed ||
 	    sh_key_mail(k, op->s->patient_key, op->email, "inv") != 0)
 		return;
 	argv[0] = k;
@@ -305,6 +314,16 @@ on_authz(int err, const ss_msg *reply, void *arg)
 		answered(op);
 		return;
 	}
+	if (op->step == RG_VERIFY) {
+		/* The account's password, or the same answer as a taken id:
+		 * no hint that this id holds the address. */
+		if (rv == SS_EUNAUTH)
+			sh_fan_err(&op->fan, SS_ECONFLICT, taken_msg);
+		else if (rv != 0)
+			sh_fan_err(&op->fan, rv, NULL);
+		answered(op);
+		return;
+	}
 	/* RG_WHO: an account of this address made by an earlier attempt. */
 	reg = rv == 0 ? ss_map_get(reply->body, "registered") : NULL;
 	email[0] = '\0';
@@ -313,13 +332,11 @@ on_authz(int err, const ss_msg *reply, void *arg)
 		if (e == NULL || ss_obj_strcpy(e, email, sizeof email) != 0)
 			email[0] = '\0';
 	}
-	if (rv != 0 && rv != SS_ENOTFOUND) {
+	if (rv != 0 && rv != SS_ENOTFOUND)
 		sh_fan_err(&op->fan, rv, NULL);
-	} else if (reg == NULL || reg->type != MSGPACK_OBJECT_BOOLEAN ||
-	           !reg->via.boolean || strcasecmp(email, op->email) != 0) {
-		sh_fan_err(&op->fan, SS_ECONFLICT,
-		           "that user id or email is already taken");
-	}
+	else if (reg == NULL || reg->type != MSGPACK_OBJECT_BOOLEAN ||
+	         !reg->via.boolean || strcasecmp(email, op->email) != 0)
+		sh_fan_err(&op->fan, SS_ECONFLICT, taken_msg);
 	answered(op);
 }
 
@@ -370,6 +387,21 @@ send_who(rg_op *op)
 	msgpack_pack_map(&p->pk, 1);
 	ss_pack_kv_cstr(p, "user", op->user);
 	return sh_authz_send(op->s, on_authz, op);
+}
+
+/* A failed password counts against the account's login limits, as a
+ * failed login would. */
+static int
+send_verify(rg_op *op)
+{
+	ss_pack *p = sh_authz_begin(op->s, "authz.login", ss_call_id(op->c));
+
+	msgpack_pack_map(&p->pk, op->addr[0] != '\0' ? 3 : 2);
+	ss_pack_kv_cstr(p, "user", op->user);
+	ss_pack_kv_cstr(p, "password", op->password);
+	if (op->addr[0] != '\0')
+		ss_pack_kv_cstr(p, "addr", op->addr);
+	return sh_authz_send_alone(op->s, on_authz, op);
 }
 
 static void
@@ -558,8 +590,14 @@ step(rg_op *op)
 				break;
 			}
 			/* authz created the account */
-			/* fall through */
+			op->step = RG_FETCH;
+			start_fetch(op);
+			break;
 		case RG_WHO:
+			op->step = RG_VERIFY;
+			sh_fan_sent(&op->fan, send_verify(op));
+			break;
+		case RG_VERIFY:
 			op->step = RG_FETCH;
 			start_fetch(op);
 			break;

@@ -526,9 +526,15 @@ try {
     const resp = await g.goto(url);
     assert(resp.status() === 200, "register page status " + resp.status());
     assert((await g.textContent("#invite-email")).includes(email), "address shown");
-    await g.fill("#reg-user", "invitee" + Date.now());
+    // a taken id: the page says so, and how to finish an interrupted try
+    await g.fill("#reg-user", "alice");
     await g.fill("#reg-name", "Ivy Invitee");
     await g.fill("#reg-password", "invitee-password");
+    await g.click("#register-button");
+    await g.waitForFunction(() => document.getElementById("register-message").textContent.includes("taken"));
+    assert((await g.textContent("#register-message")).includes("the user name and password you gave then"),
+           "interrupted try explained");
+    await g.fill("#reg-user", "invitee" + Date.now());
     await screenshot(g, "register");
     await g.click("#register-button");
     await g.waitForSelector("#registered:not([hidden])");

@@ -1018,6 +1018,29 @@ class Invitations(ShareCase):
             c, _ = err(self.register(t, "gp-two-x"))
             self.assertEqual(c, "not_found")
 
+    def test_a_registration_that_failed_after_the_account_is_finished_by_its_maker(self):
+        uid, token, _ = self.invite("gp-five@outside.example")
+        # the delivery fails (the new worklist's key holds a string): authz
+        # has made the account by then
+        broken = "share:{wl:user:gp-five}:studies"
+        self.r.cmd("SET", broken, "not a hash")
+        c, _ = err(self.register(token, "gp-five"))
+        self.assertEqual(c, "internal")
+        user = ok(self.authz("authz.user.get", {"user": "gp-five"}))
+        self.assertEqual((user["registered"], user["email"]), (True, "gp-five@outside.example"))
+        self.r.cmd("DEL", broken)
+        # at once (the claim was given back), but only with that account's
+        # id and password: anything else is a taken id, the invitation stays
+        for uid_, pw in [("gp-five", "another-password"), ("gp-five-b", "gp-password-1")]:
+            c, msg = err(self.register(token, uid_, password=pw))
+            self.assertEqual((c, msg), ("conflict", "that user id or email is already taken"))
+        self.assertFalse(self.held("user:gp-five", uid))
+        b = ok(self.register(token, "gp-five"))
+        self.assertEqual((b["user"]["id"], b["delivered"]), ("gp-five", [uid]))
+        self.assertTrue(self.held("user:gp-five", uid))
+        c, _ = err(self.register(token, "gp-five"))
+        self.assertEqual(c, "not_found")
+
     def test_concurrent_registrations_deliver_once(self):
         import threading
         uid, token, _ = self.invite("gp-three@outside.example")

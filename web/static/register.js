@@ -32,11 +32,15 @@
 		case 404:
 			return "This invitation can no longer be used.";
 		case 409:
-			return "That user name (or this email address) is taken. Please choose another user name.";
+			if (/under way/.test(msg))
+				return "A registration with this invitation is under way. Please wait a minute and try again.";
+			return "That user name (or this email address) is taken. Please choose another user name; " +
+			       "if an earlier try was interrupted, enter the user name and password you gave then.";
 		case 429:
 			return "Too many attempts. Please wait a minute and try again.";
 		case 503:
-			return "The service is unavailable. Please try again shortly.";
+			/* The account may have been made before the failure. */
+			return "The service is unavailable. Please try again shortly with the same user name and password.";
 		default:
 			return msg || "The account could not be created.";
 		}
