@@ -49,15 +49,16 @@
 
 /* Shared by redeem and settle.  KEYS: link, res, new session;
  * ARGV[1] now ms, ARGV[2] session ttl ms.  use() takes a use and makes
- * the session, given the view and the info already read. */
+ * the session, given the view and the info already read; the session
+ * ends with the link (exp), so its expires_at and cookie do too. */
 #define LUA_COMMON                                                             \
 	"local function info()\n"                                              \
 	"  return redis.call('HMGET', KEYS[1], 'view', 'study', 'wl', "        \
 	"'notify', 'by_email', 'email')\n"                                     \
 	"end\n"                                                                \
-	"local function use(purge, now, i)\n"                                  \
+	"local function use(exp, now, i)\n"                                    \
 	"  local uses = redis.call('HINCRBY', KEYS[1], 'uses', 1)\n"           \
-	"  local ttl = math.min(tonumber(ARGV[2]), purge - now)\n"             \
+	"  local ttl = math.min(tonumber(ARGV[2]), exp - now)\n"               \
 	"  redis.call('SET', KEYS[3], '1', 'PX', string.format('%d', ttl))\n"  \
 	"  return {1, i[1], ttl, 1, uses, i[2], i[3], i[4], i[5], i[6]}\n"     \
 	"end\n"                                                                \
@@ -143,7 +144,7 @@ ss_script gl_script_redeem = {
     "  local p = redis.call('HMGET', KEYS[1], 'pw', 'dob')\n"
     "  return {3, p[1], p[2], n, fail, i[2], i[3], i[4], i[5], i[6]}\n"
     "end\n"
-    "return use(tonumber(f[8]), now, i)\n",
+    "return use(tonumber(f[3]), now, i)\n",
 };
 
 /* KEYS: link, res, new session  ARGV: now, session ttl, reservation id,
@@ -153,7 +154,7 @@ ss_script gl_script_settle = {
     .src = LUA_COMMON
     "if redis.call('ZREM', KEYS[2], ARGV[3]) == 0 then return {0} end\n"
     "local f = redis.call('HMGET', KEYS[1], 'state', 'exp', 'max', "
-    "'uses', 'maxpw', 'purge')\n"
+    "'uses', 'maxpw')\n"
     "if not f[1] or f[1] == 'deleted' or tonumber(f[2]) <= now then\n"
     "  return {0}\n"
     "end\n"
@@ -161,7 +162,7 @@ ss_script gl_script_settle = {
     "  if f[1] == 'locked' then return {0} end\n"
     "  local max = tonumber(f[3])\n"
     "  if max > 0 and tonumber(f[4]) >= max then return {0} end\n"
-    "  return use(tonumber(f[6]), now, info())\n"
+    "  return use(tonumber(f[2]), now, info())\n"
     "end\n"
     "local maxpw = tonumber(f[5])\n"
     "local fail = redis.call('HINCRBY', KEYS[1], 'fail', 1)\n"

@@ -432,6 +432,21 @@ class Create(Case):
 
 
 class Redeem(Case):
+    def test_a_session_ends_with_its_link(self):
+        # --session-ttl is 30 min; the links expire in 2 min, and so do
+        # their sessions (the cookie's end), with or without a password
+        uid = self.publish()
+        for pw in [None, "open-sesame-9"]:
+            body = self.link(uid, expires_in=120, **({"password": pw} if pw else {}))
+            got = ok(self.redeem(token_of(body), password=pw))
+            exp = calendar.timegm(time.strptime(got["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
+            self.assertLessEqual(exp, calendar.timegm(time.strptime(
+                body["expires_at"], "%Y-%m-%dT%H:%M:%SZ")), (pw, got["expires_at"]))
+            self.assertGreater(exp, time.time() + 60)
+            sess = [k for k in self.r.cmd("KEYS", "link:{%s}:s:*" % body["id"])]
+            self.assertEqual(len(sess), 1)
+            self.assertLessEqual(self.r.cmd("PTTL", sess[0]), 120 * 1000)
+
     def test_use_and_session(self):
         prior = self.publish(patient={"id": "PR1"}, study_date="20200101")
         uid = self.publish(patient={"id": "PR1", "name": "REDEEM^PAT", "birth_date": "19610203"},
