@@ -221,6 +221,20 @@ req_free(gw_req *r)
 	s->nspare++;
 }
 
+/* A HEAD answer: the length a GET would have, and no body.  evhttp
+ * (2.1) leaves the length out but writes the body, which a client on a
+ * kept-alive connection would read as the start of its next answer. */
+static void
+head_only(struct evkeyvalq *h, struct evbuffer *body)
+{
+	char n[24];
+
+	snprintf(n, sizeof n, "%zu", evbuffer_get_length(body));
+	evhttp_remove_header(h, "Content-Length");
+	evhttp_add_header(h, "Content-Length", n);
+	evbuffer_drain(body, evbuffer_get_length(body));
+}
+
 static void
 finish(gw_req *r, int status, const char *ctype, const char *cache,
        struct evbuffer *body)
@@ -248,6 +262,9 @@ finish(gw_req *r, int status, const char *ctype, const char *cache,
 	if (s->d->stopping)
 		evhttp_add_header(h, "Connection", "close");
 	wipe_input(r);
+	if (body != NULL &&
+	    evhttp_request_get_command(r->er) == EVHTTP_REQ_HEAD)
+		head_only(h, body);
 	evhttp_send_reply(r->er, status, reason(status), body);
 	r->step = GW_STEP_DONE;
 

@@ -1124,6 +1124,31 @@ class Http(GatewayCase):
         r = self.req("HEAD", "/static/app.css")
         self.assertEqual((r.status, r.body), (200, b""))
 
+    def test_head_answers_have_a_length_and_no_body(self):
+        # Pipelined on one kept-alive connection: after each HEAD's headers
+        # comes the next answer, not the body a GET would have had.
+        css = self.req("GET", "/static/app.css").body
+        probes = [("/static/app.css", 200, len(css)), ("/api/v1/sessions", 405, None),
+                  ("/api/v1/nothing", 404, None)]
+        wire = b"".join(b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode() for p, _, _ in probes)
+        with socket.create_connection(("127.0.0.1", self.stack.gateway.port), timeout=10) as c:
+            c.sendall(wire + b"GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            got = b""
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        answers = got.split(b"\r\n\r\n")
+        for (path, status, length), head in zip(probes, answers):
+            self.assertTrue(head.startswith(b"HTTP/1.1 %d " % status), (path, head[:200]))
+            m = re.search(rb"(?im)^Content-Length: *(\d+)", head)
+            self.assertIsNotNone(m, path)
+            if length is not None:
+                self.assertEqual(int(m.group(1)), length)
+        # the GET's answer follows the three heads directly
+        self.assertTrue(answers[3].startswith(b"HTTP/1.1 404 "), answers[3][:200])
+
     def test_pages_use_no_inline_script(self):
         for path in ("/",):
             r = self.req("GET", path)
