@@ -13,7 +13,8 @@
  * Every one needs links.upload.manage on the worklist.  An upload link is
  * a link record like a guest link's (README.md "Redis keys"), with
  * kind "upload", no study, and as its sealed view the pairs the upload
- * page needs ("upload": {id, worklist, message}).  Tokens, passwords,
+ * page needs ("upload": {id, worklist, message}; sealed again when the
+ * message is edited).  Tokens, passwords,
  * attempts, sessions, expiry, deletion and the grace period are the guest
  * links' own (crypto.c, scripts.c), with one difference: the lookup hash
  * of an upload token has its own purpose (GL_UP_PURPOSE), so a guest
@@ -46,9 +47,10 @@
 #define PERM   "links.upload.manage"
 #define NEEDED "links.upload.manage is needed on that worklist"
 
-/* KEYS: link  ARGV: now, then field/value pairs to set (any of max, exp,
- * purge, msg, notify) -> 0 no such upload link, 1 updated, 2 ended (a
- * deleted or expired link is not edited). */
+/* KEYS: link, res  ARGV: now, then field/value pairs to set (any of max,
+ * exp, purge, msg with view, notify) -> 0 no such upload link, 1 updated,
+ * 2 ended (a deleted or expired link is not edited).  A new message comes
+ * with the sealed view the upload page shows, so both change at once. */
 ss_script gl_script_upload_update = {
     .name = "guestlink_upload_update",
     .src = "local f = redis.call('HMGET', KEYS[1], 'kind', 'state', 'exp')\n"
@@ -556,6 +558,24 @@ reindex(up_op *op)
 	                     1, 3, argv, NULL);
 }
 
+/* An edited message goes with a new view: the upload page shows the
+ * sealed view (make_view), not the field msg. */
+static int
+push_msg(up_op *op, ss_argv *a)
+{
+	unsigned char *sealed;
+	size_t n;
+	int rv;
+
+	if ((rv = make_view(op, &sealed, &n)) != 0)
+		return rv;
+	gl_argv_kv(a, "msg", op->message);
+	ss_argv_pushs(a, "view");
+	ss_argv_push(a, (const char *)sealed, n);
+	free(sealed);
+	return 0;
+}
+
 static int
 write_link(up_op *op)
 {
@@ -585,13 +605,14 @@ write_link(up_op *op)
 		gl_argv_ki(&a, "exp", op->exp_ms);
 		gl_argv_ki(&a, "purge", op->exp_ms + op->s->cfg->grace_ms);
 	}
-	if (op->set_msg)
-		gl_argv_kv(&a, "msg", op->message);
+	if (op->set_msg && (rv = push_msg(op, &a)) != 0)
+		goto fail;
 	if (op->set_notify)
 		gl_argv_kv(&a, "notify", op->notify ? "1" : "0");
 	if ((rv = ss_argv_status(&a)) == 0)
 		rv = ss_redis_eval(op->s->redis, &gl_script_upload_update,
 		                   on_redis, op, 2, a.n, a.v, a.lens);
+fail:
 	ss_argv_free(&a);
 	return rv;
 }

@@ -276,6 +276,10 @@ def token_of(link):
     return link["url"].rsplit("/g/", 1)[1]
 
 
+def upload_token(link):
+    return link["url"].rsplit("/u/", 1)[1]
+
+
 def next_event(sub, wait):
     """The next message on a SUB connection, or None when none came
     within wait seconds.  Waits for the first byte with select, so a
@@ -789,6 +793,39 @@ class Redeem(Case):
             code, msg = err(self.call("guestlink.redeem", body))
             self.assertEqual(code, "bad_request")
             self.assertIn(field, msg)
+
+
+class UploadLinks(Case):
+    def upload_create(self, **kw):
+        body = {"user": "alice", "worklist": "location:ct"}
+        body.update(kw)
+        link = ok(self.call("guestlink.upload.create", body))
+        SECRETS["token"].add(upload_token(link))
+        return link
+
+    def upload_page(self, link):
+        got = ok(self.call("guestlink.upload.redeem",
+                           {"token": upload_token(link), "addr": "192.0.2.7",
+                            "user_agent": "TestAgent/1.0"}))
+        SECRETS["session"].add(got["session"])
+        return got["upload"]
+
+    def update(self, link, **kw):
+        body = {"user": "alice", "id": link["id"]}
+        body.update(kw)
+        return ok(self.call("guestlink.upload.update", body))
+
+    def test_an_edited_message_reaches_the_upload_page(self):
+        link = self.upload_create(message="first message")
+        self.assertEqual(self.upload_page(link)["message"], "first message")
+        self.assertEqual(self.update(link, message="SECOND message")["message"], "SECOND message")
+        self.assertEqual(self.upload_page(link),
+                         {"id": link["id"], "worklist": "location:ct", "message": "SECOND message"})
+        # other edits leave the page as it is; an empty message is none
+        self.update(link, notify_on_upload=True)
+        self.assertEqual(self.upload_page(link)["message"], "SECOND message")
+        self.assertIsNone(self.update(link, message="")["message"])
+        self.assertIsNone(self.upload_page(link)["message"])
 
 
 class Unusable(Case):
