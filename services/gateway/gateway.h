@@ -28,6 +28,7 @@
 #ifndef SS_GATEWAY_GATEWAY_H
 #define SS_GATEWAY_GATEWAY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -317,6 +318,8 @@ typedef struct gw_server {
 	bool op_enabled;
 	struct ss_work_pool *work; /* uploads: spool, STOW, ingest */
 	struct ss_ingest *ingest;  /* share's ingest endpoint */
+	atomic_bool closing;       /* the drain is over: upload jobs stop
+	                              before their next file (upload.c) */
 	bool log_debug;            /* each answer is logged (http.c) */
 } gw_server;
 

@@ -276,7 +276,14 @@ main(int argc, char **argv)
 	ss_info("gateway.web_root", NULL, "path", s.web_root, NULL);
 	rv = ss_daemon_run(&d);
 fail:
-	gw_http_stop(&s);
+	/* Requests still waiting past the drain are answered by the
+	 * callbacks these closes run, so evhttp goes last.  Each close may
+	 * start work on those after it (a rate limit's answer calls a
+	 * daemon, a finished upload calls guestlink), never on those
+	 * before it. */
+	atomic_store(&s.closing, true);
+	if (s.redis != NULL)
+		ss_redis_close(s.redis);
 	if (s.work != NULL)
 		ss_work_close(s.work);
 	if (s.ingest != NULL)
@@ -287,8 +294,7 @@ fail:
 		ss_req_close(s.share);
 	if (s.authz != NULL)
 		ss_req_close(s.authz);
-	if (s.redis != NULL)
-		ss_redis_close(s.redis);
+	gw_http_stop(&s);
 	ss_daemon_fini(&d);
 fail_cfg:
 	for (int i = 0; i < GW_NTMPL; i++)

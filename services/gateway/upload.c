@@ -252,7 +252,9 @@ work_file(gw_req *r, up_file *f)
 }
 
 /* Thread: worker.  Every file in order; the first failure stops (what
- * went before is kept and announced: sending it all again is safe). */
+ * went before is kept and announced: sending it all again is safe).  So
+ * does the end of the drain: a slow archive would otherwise hold the exit
+ * for --stow-timeout per file left. */
 static void
 work(void *arg)
 {
@@ -260,8 +262,15 @@ work(void *arg)
 	struct gw_upload *u = r->up;
 
 	u->rv = 0;
-	for (size_t i = 0; i < u->n && u->rv == 0; i++)
+	for (size_t i = 0; i < u->n && u->rv == 0; i++) {
+		if (atomic_load(&r->s->closing)) {
+			snprintf(u->why, sizeof u->why,
+			         "the gateway is shutting down; retry later");
+			u->rv = SS_EUNAVAIL;
+			break;
+		}
 		u->rv = work_file(r, &u->files[i]);
+	}
 }
 
 static json_t *

@@ -594,6 +594,65 @@ class UploadTest(unittest.TestCase):
         self.assertNotIn(uid, self.studies())
         self.assertNotIn(b"VICTIM", r.body)
 
+    def test_z_a_stop_ends_an_upload_between_files(self):
+        # An archive that takes 1.5 s a file; the gateway drains for 1 s.
+        # At the end of the drain the job stops before its next file (a
+        # slow archive held the exit for a STOW timeout per file left),
+        # and the requests still open are answered before evhttp goes
+        # (they were answered after it: a use after free under ASan).
+        import http.server
+        import threading
+        seen = []
+
+        class Slow(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                seen.append(self.path)
+                time.sleep(1.5)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        gw = self.st.gateway
+        saved = dict(gw.env)
+        gw.stop()
+        gw.env.update({"STUDYSHARE_STOW_URL": "http://127.0.0.1:%d/studies" % srv.server_port,
+                       "STUDYSHARE_DRAIN": "1s"})
+        gw.start()
+        try:
+            link = self.create()
+            path, cookie = self.open_session(link["url"])
+            b = "ss-test-boundary-stop"
+            body = b"".join(b"--" + b.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" +
+                            self.files[n] + b"\r\n" for n in ("ct_explicit", "sc", "ct_implicit"))
+            body += b"--" + b.encode() + b"--\r\n"
+            answers = []
+
+            def upload():
+                try:
+                    answers.append(self.send(path, body, cookie, ctype=(
+                        'multipart/related; type="application/dicom"; boundary=' + b)).status)
+                except OSError as e:
+                    answers.append(e)
+            t = threading.Thread(target=upload)
+            t.start()
+            wait_for(lambda: seen, timeout=10, what="the first file at the archive")
+            rc = gw.stop(timeout=30)
+            t.join(30)
+            self.assertEqual(rc, 0, gw.logs()[-3000:])
+            self.assertEqual(len(seen), 1, seen)
+            self.assertEqual(len(answers), 1)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+            gw.env.clear()
+            gw.env.update(saved)
+            gw.start()
+
 
 if __name__ == "__main__":
     unittest.main()
