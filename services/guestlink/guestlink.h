@@ -236,7 +236,7 @@ enum gl_outcome {
 	GL_VIEW = 1,     /* {1, view, ttl ms, used, uses, info...} */
 	GL_PWREQ = 2,    /* {2} */
 	GL_CHECK = 3,    /* {3, hash, dob, abandoned, attempts, info...} */
-	GL_LOCKED = 4,   /* {4, attempts, info...} */
+	GL_LOCKED = 4,   /* {4, attempts, info..., abandoned} */
 	GL_WRONG = 5,    /* {5, attempts left, attempts, info...} */
 	GL_OUTCOMES = 6, /* count */
 };

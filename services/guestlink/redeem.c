@@ -275,13 +275,14 @@ failed_pw(rd_op *op, const redisReply *r, size_t off, int64_t attempts,
 /* Attempts whose guestlink died between reserving and settling count as
  * wrong passwords once their lease runs out; the attempt that finds them
  * audits them (abandoned: how many), so every counted attempt is in the
- * audit stream. */
+ * audit stream, those that lock the link too. */
 static void
-abandoned(rd_op *op, const redisReply *r, int64_t n, int64_t attempts)
+abandoned(rd_op *op, const redisReply *r, size_t off, int64_t n,
+          int64_t attempts)
 {
 	info_c i;
 
-	info_copy(r, 5, &i);
+	info_copy(r, off, &i);
 	audit_failed(op, &i, attempts, "abandoned", n);
 }
 
@@ -470,7 +471,7 @@ opened(rd_op *op, const redisReply *r)
 		    r->element[1]->type != REDIS_REPLY_STRING)
 			return SS_EINTERNAL;
 		if (int_at(r, 3) > 0)
-			abandoned(op, r, int_at(r, 3), int_at(r, 4));
+			abandoned(op, r, 5, int_at(r, 3), int_at(r, 4));
 		if ((op->pwhash = strdup(r->element[1]->str)) == NULL)
 			return SS_ENOMEM;
 		/* A birth date is taken as people write it, year first. */
@@ -483,7 +484,10 @@ opened(rd_op *op, const redisReply *r)
 		           : SS_EUNAVAIL;
 	case GL_LOCKED:
 		/* Attempts whose guestlink died were counted as wrong, and
-		 * that reached the limit: lock, and this call is refused. */
+		 * that reached the limit: audit them, lock, and this call is
+		 * refused.  None counted: a lock's notice sent again. */
+		if (int_at(r, 7) > 0)
+			abandoned(op, r, 2, int_at(r, 7), int_at(r, 1));
 		locked(op, r, 2, int_at(r, 1));
 		reply_gone(op);
 		return 0;

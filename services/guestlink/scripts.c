@@ -26,7 +26,8 @@
  * deleting the field "lockmail", which the locking script set to a lease
  * end.  Should that answer be lost (a Redis timeout, guestlink dying), the
  * first redemption after the lease finds the field, takes a new lease and
- * gets {4} instead of {0}: the notice goes out late, never not at all.
+ * gets {4} instead of {0}: the notice goes out late, never not at all
+ * (abandoned 0 then: the attempts it counted were answered before).
  *
  * Answers of redeem and settle (guestlink.h enum gl_outcome):
  *   {0}                                        gone: not usable, whatever why
@@ -40,7 +41,9 @@
  *                                              dob "1": the birth date;
  *                                              abandoned: attempts whose
  *                                              lease ran out, counted now
- *   {4, attempts, <info>}                      locked by this attempt
+ *   {4, attempts, <info>, abandoned}           locked by this attempt;
+ *                                              abandoned: as for 3 (redeem,
+ *                                              when they made the lock), else 0
  *   {5, attempts left, attempts, <info>}       wrong password
  * <info> is study, wl, notify, by_email, email: what the audit entry and
  * the notifications need, so that no second round trip is made for them.
@@ -119,7 +122,7 @@ ss_script gl_script_redeem = {
     "  local m = redis.call('HGET', KEYS[1], 'lockmail')\n"
     "  if m and tonumber(m) <= now then\n"
     "    redis.call('HSET', KEYS[1], 'lockmail', ARGV[7])\n"
-    "    return {4, tonumber(f[7]), i[2], i[3], i[4], i[5], i[6]}\n"
+    "    return {4, tonumber(f[7]), i[2], i[3], i[4], i[5], i[6], 0}\n"
     "  end\n"
     "  return {0}\n"
     "end\n"
@@ -135,7 +138,7 @@ ss_script gl_script_redeem = {
     "    if fail >= maxpw then\n"
     "      redis.call('HSET', KEYS[1], 'state', 'locked', 'lockmail', "
     "ARGV[7])\n"
-    "      return {4, fail, i[2], i[3], i[4], i[5], i[6]}\n"
+    "      return {4, fail, i[2], i[3], i[4], i[5], i[6], n}\n"
     "    end\n"
     "  end\n"
     "  if fail + redis.call('ZCARD', KEYS[2]) >= maxpw then return {0} end\n"
@@ -169,7 +172,7 @@ ss_script gl_script_settle = {
     "local i = info()\n"
     "if fail >= maxpw and f[1] ~= 'locked' then\n"
     "  redis.call('HSET', KEYS[1], 'state', 'locked', 'lockmail', ARGV[5])\n"
-    "  return {4, fail, i[2], i[3], i[4], i[5], i[6]}\n"
+    "  return {4, fail, i[2], i[3], i[4], i[5], i[6], 0}\n"
     "end\n"
     "local left = maxpw - fail\n"
     "if left < 0 then left = 0 end\n"

@@ -605,6 +605,26 @@ class Redeem(Case):
         self.assertEqual((detail["abandoned"], detail["attempts"]), (1, 1))
         self.assertEqual(detail["study_uid"], uid)
 
+    def test_abandoned_attempts_that_lock_are_audited(self):
+        # Two reservations whose guestlink died: the next attempt counts
+        # them, which reaches the limit and locks.  Each counted attempt
+        # is in the audit stream, then the lock.
+        uid = self.publish()
+        body = self.link(uid, password="tulip-lantern", max_password_attempts=2)
+        key = "link:{%s}" % body["id"]
+        self.r.cmd("ZADD", key + ":res", "1000", "fakeA", "1000", "fakeB")
+        self.assertEqual(err(self.redeem(token_of(body), password="any-guess"))[0], "not_found")
+        self.assertEqual(self.r.cmd("HGET", key, "state"), b"locked")
+        audited = [e for e in self.audit(body["id"])
+                   if e["action"] in ("guestlink.password_failed", "guestlink.lock")]
+        self.assertEqual([e["action"] for e in audited],
+                         ["guestlink.password_failed", "guestlink.lock"])
+        self.assertEqual(json.loads(audited[0]["detail"]),
+                         {"study_uid": uid, "attempts": 2, "abandoned": 2})
+        self.assertEqual(json.loads(audited[1]["detail"]), {"study_uid": uid, "attempts": 2})
+        locks = [j for j in self.jobs("guestlink.locked") if j["vars"]["link_id"] == body["id"]]
+        self.assertEqual(len(locks), 1)
+
     def test_dob_password(self):
         uid = self.publish(patient={"id": "PD1", "name": "DOB^PAT", "birth_date": "19800131"})
         body = self.link(uid, password_is_dob=True)
