@@ -573,8 +573,24 @@ gw_xff_client(const char *xff, char out[GW_ADDR_MAX + 1])
 	return 0;
 }
 
+/* The last header of that name.  A proxy may add its own
+ * X-Forwarded-For line after the client's instead of extending it (HAProxy
+ * does): the first line, evhttp_find_header's, is then the client's. */
+static const char *
+last_header(gw_req *r, const char *name)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(r->er);
+	const char *v = NULL;
+
+	for (struct evkeyval *kv = h->tqh_first; kv != NULL;
+	     kv = kv->next.tqe_next)
+		if (strcasecmp(kv->key, name) == 0)
+			v = kv->value;
+	return v;
+}
+
 /* The client's address: the peer's, or behind a trusted proxy the last
- * entry of X-Forwarded-For (the one the proxy itself appended). */
+ * entry of the last X-Forwarded-For (the one the proxy itself appended). */
 static void
 client_addr(gw_req *r)
 {
@@ -590,7 +606,7 @@ client_addr(gw_req *r)
 			snprintf(r->addr, sizeof r->addr, "%s", peer);
 	}
 	if (r->s->cfg->trust_proxy &&
-	    (xff = gw_header(r, "X-Forwarded-For")) != NULL)
+	    (xff = last_header(r, "X-Forwarded-For")) != NULL)
 		(void)gw_xff_client(xff, r->addr);
 }
 

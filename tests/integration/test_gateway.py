@@ -914,6 +914,28 @@ class GuestLinks(GatewayCase):
         other = "2001:db8:%x:%x::1" % (next(_uids) & 0xffff, secrets.randbits(16))
         self.assertEqual(self.redeem(tok, "POST", password="x", addr=other).status, 404)
 
+    def test_a_proxys_own_forwarded_for_line_counts_not_the_clients(self):
+        # A proxy that adds its own X-Forwarded-For line after the one the
+        # client wrote: the client's address is the last line's.
+        proxy_saw = fake_addr()
+        tok = secrets.token_urlsafe(32)[:43]
+
+        def post():
+            c = http.client.HTTPConnection("127.0.0.1", self.stack.gateway.port, timeout=30)
+            try:
+                c.putrequest("POST", "/g/" + tok)
+                c.putheader("Accept", "application/json")
+                c.putheader("Content-Type", "application/x-www-form-urlencoded")
+                c.putheader("Content-Length", "10")
+                c.putheader("X-Forwarded-For", fake_addr())
+                c.putheader("X-Forwarded-For", proxy_saw)
+                c.endheaders(b"password=x")
+                return c.getresponse().status
+            finally:
+                c.close()
+        self.assertEqual({post() for _ in range(60)}, {404})
+        self.assertEqual(post(), 429)
+
     def test_no_secret_reaches_the_gateway_log(self):
         uid = self.stack.arrive()
         made = self.create(uid, password="log-secret-pw")
