@@ -7,7 +7,8 @@
  *       notify_on_upload?, addr?}                          -> the link
  *   guestlink.upload.update {user, id, max_uses?, expires_at?, message?,
  *       notify_on_upload?, addr?}                          -> the link
- *   guestlink.upload.list   {user, worklist}       -> {"links": [...]}
+ *   guestlink.upload.list   {user, worklist}       -> {"links": [...]},
+ *                                                     newest first
  *   guestlink.upload.delete {user, id, addr?}      -> {"id", "status"}
  *
  * Every one needs links.upload.manage on the worklist.  An upload link is
@@ -88,6 +89,13 @@ typedef enum up_step {
 
 typedef enum up_kind { K_CREATE, K_UPDATE, K_DELETE, K_LIST } up_kind;
 
+/* A listed link, packed; bytes NULL when left out. */
+typedef struct up_item {
+	char *bytes;
+	size_t len;
+	int64_t at_ms; /* created: the list is newest first */
+} up_item;
+
 typedef struct up_op {
 	gl_server *s;
 	ss_call *c;
@@ -116,8 +124,7 @@ typedef struct up_op {
 	size_t tok_sealed_len;
 	int tries;
 	/* list */
-	char **packed;
-	size_t *plen;
+	up_item *items;
 	size_t n, pending;
 	int list_err;
 } up_op;
@@ -127,10 +134,9 @@ op_free(up_op *op)
 {
 	sodium_memzero(op->password, sizeof op->password);
 	sodium_memzero(op->token, sizeof op->token);
-	for (size_t i = 0; op->packed != NULL && i < op->n; i++)
-		free(op->packed[i]);
-	free(op->packed);
-	free(op->plen);
+	for (size_t i = 0; op->items != NULL && i < op->n; i++)
+		free(op->items[i].bytes);
+	free(op->items);
 	free(op);
 }
 
@@ -717,6 +723,16 @@ typedef struct up_slot {
 	char id[GL_ID_LEN + 1];
 } up_slot;
 
+static int
+newest_first(const void *a, const void *b)
+{
+	const up_item *x = a, *y = b;
+
+	return x->at_ms < y->at_ms ? 1 : x->at_ms > y->at_ms ? -1 : 0;
+}
+
+/* The index is in purge order, which an edited or longer expiry
+ * reorders: sorted by creation, as the guest links' list (list.c). */
 static void
 list_reply(up_op *op)
 {
@@ -727,16 +743,18 @@ list_reply(up_op *op)
 		fail(op, gl_err(op->list_err), NULL);
 		return;
 	}
+	if (op->n > 1)
+		qsort(op->items, op->n, sizeof *op->items, newest_first);
 	for (size_t i = 0; i < op->n; i++)
-		n += op->packed[i] != NULL;
+		n += op->items[i].bytes != NULL;
 	p = ss_call_reply_ok(op->c);
 	msgpack_pack_map(&p->pk, 1);
 	ss_pack_key(p, "links");
 	msgpack_pack_array(&p->pk, n);
 	for (size_t i = 0; i < op->n; i++)
-		if (op->packed[i] != NULL)
-			msgpack_sbuffer_write(&p->sb, op->packed[i],
-			                      op->plen[i]);
+		if (op->items[i].bytes != NULL)
+			msgpack_sbuffer_write(&p->sb, op->items[i].bytes,
+			                      op->items[i].len);
 	ss_call_reply_end(op->c);
 	op_free(op);
 }
@@ -751,9 +769,7 @@ list_links(up_op *op, const redisReply *r)
 		list_reply(op);
 		return 0;
 	}
-	op->packed = calloc(op->n, sizeof *op->packed);
-	op->plen = calloc(op->n, sizeof *op->plen);
-	if (op->packed == NULL || op->plen == NULL)
+	if ((op->items = calloc(op->n, sizeof *op->items)) == NULL)
 		return SS_ENOMEM;
 	op->step = UP_LIST_LINKS;
 	for (size_t i = 0; i < r->elements; i++) {
@@ -792,6 +808,7 @@ on_list_link(int err, redisReply *r, void *arg)
 {
 	up_slot *sl = arg;
 	up_op *op = sl->op;
+	up_item *it = &op->items[sl->i];
 	gl_link l;
 
 	if (err != 0)
@@ -800,9 +817,10 @@ on_list_link(int err, redisReply *r, void *arg)
 		ss_pack p;
 		ss_pack_init(&p);
 		gl_upload_pack(op->s, &p, &l, op->now, -1);
-		if ((op->packed[sl->i] = malloc(p.sb.size)) != NULL) {
-			memcpy(op->packed[sl->i], p.sb.data, p.sb.size);
-			op->plen[sl->i] = p.sb.size;
+		if ((it->bytes = malloc(p.sb.size)) != NULL) {
+			memcpy(it->bytes, p.sb.data, p.sb.size);
+			it->len = p.sb.size;
+			it->at_ms = l.at_ms;
 		}
 		ss_pack_free(&p);
 	}

@@ -847,6 +847,17 @@ class UploadLinks(Case):
         self.assertIsNone(self.update(link, message="")["message"])
         self.assertIsNone(self.upload_page(link)["message"])
 
+    def test_upload_links_are_listed_newest_first(self):
+        # The index is ordered by purge time: the older link purges later.
+        older = self.upload_create(expires_in=3000)
+        newer = self.upload_create(expires_in=700)
+        links = ok(self.call("guestlink.upload.list",
+                             {"user": "alice", "worklist": "location:ct"}))["links"]
+        ids = [l["id"] for l in links]
+        self.assertLess(ids.index(newer["id"]), ids.index(older["id"]))
+        made = [l["created_at"] for l in links]
+        self.assertEqual(made, sorted(made, reverse=True))
+
 
 class Unusable(Case):
     def raw(self, mtype, body):
