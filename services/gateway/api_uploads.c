@@ -17,6 +17,8 @@
  */
 #include <string.h>
 
+#include <sodium.h>
+
 #include "proto/errors.h"
 #include "services/gateway/gateway.h"
 
@@ -49,12 +51,14 @@ gw_api_upload_create(gw_req *r)
 	p = gw_peer_begin(r, "guestlink.upload.create");
 	if (gw_pack_object(p, r->body, 3) != 0) {
 		gw_fail(r, SS_EBADREQ, "body: cannot be passed on");
-		return;
+	} else {
+		ss_pack_kv_cstr(p, "user", r->user);
+		ss_pack_kv_cstr(p, "worklist", r->pm.v[0]);
+		ss_pack_kv_cstr(p, "addr", r->addr);
+		gw_peer_passthrough(r, r->s->guestlink, 201, NULL);
 	}
-	ss_pack_kv_cstr(p, "user", r->user);
-	ss_pack_kv_cstr(p, "worklist", r->pm.v[0]);
-	ss_pack_kv_cstr(p, "addr", r->addr);
-	gw_peer_passthrough(r, r->s->guestlink, 201, NULL);
+	/* Copied out (or refused): leave no link password in the scratch. */
+	sodium_memzero(p->sb.data, p->sb.size);
 }
 
 void
