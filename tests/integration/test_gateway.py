@@ -1010,6 +1010,8 @@ class Registration(GatewayCase):
         self.assertIn(email, r.text)
         self.assertNotIn(invite, r.text)
         self.assertIn('src="/static/register.js"', r.text)
+        # without the script, a submit must not put the password in an address
+        self.assertRegex(r.text, r'<form id="register-form" method="post"')
         self.assertSecurityHeaders(r)
         r = self.req("GET", "/register?invite=" + invite, headers={"Accept": "application/json"})
         self.assertEqual(r.json["email"], email)
