@@ -330,7 +330,8 @@ typedef struct gl_owner {
 } gl_owner;
 
 /* Parses {user, id, addr?} into o and starts the check; answers the call
- * itself (and returns non-zero) when the body is refused. */
+ * itself (and returns non-zero) when the body is refused (a malformed id:
+ * not_found, as an unknown one). */
 int gl_owner_start(gl_owner *o, gl_server *s, ss_call *c,
                    const msgpack_object *body, gl_owner_fn fn);
 

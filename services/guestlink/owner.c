@@ -7,8 +7,9 @@
  *   OW_READ   HMGET link:{<id>} wl study (none: not_found)
  *   OW_CHECK  authz.check links.guest.create on that worklist
  *
- * then the job's callback.  A link that is gone and one that never was
- * are the same not_found.
+ * then the job's callback.  A link that is gone, one that never was and
+ * an id that cannot be one are the same not_found (API.md: 404 for what
+ * the caller cannot see), as for upload links.
  */
 #include <string.h>
 
@@ -96,9 +97,8 @@ gl_owner_start(gl_owner *o, gl_server *s, ss_call *c,
 		return SS_EBADREQ;
 	v = ss_obj_str(f[1]);
 	if (!gl_valid_id(v.p, v.n)) {
-		ss_call_reply_err(c, SS_EBADREQ,
-		                  "field 'id': expected a guest link id");
-		return SS_EBADREQ;
+		ss_call_reply_err(c, SS_ENOTFOUND, GL_GONE_MSG);
+		return SS_ENOTFOUND;
 	}
 	if (f[2] != NULL) {
 		ss_str a = ss_obj_str(f[2]);

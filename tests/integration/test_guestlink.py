@@ -714,7 +714,17 @@ class Redeem(Case):
         self.assertEqual(err(self.call("guestlink.delete", {"user": "alice", "id": "0" * 20}))[0],
                          "not_found")
         self.assertEqual(err(self.call("guestlink.delete", {"user": "alice", "id": "nope"}))[0],
-                         "bad_request")
+                         "not_found")
+
+    def test_malformed_ids_are_not_found(self):
+        # Like an unknown id, and like a malformed upload link id: the
+        # caller learns nothing from the shape of what it sent.
+        for mtype in ("guestlink.delete", "guestlink.unlock"):
+            for bad in ("nope", "0" * 19, "0" * 21, "A" * 20, "g" * 20):
+                self.assertEqual(err(self.call(mtype, {"user": "alice", "id": bad})),
+                                 ("not_found", "no such guest link"), (mtype, bad))
+        self.assertEqual(err(self.call("guestlink.upload.delete", {"user": "alice", "id": "nope"}))[0],
+                         "not_found")
 
     def test_unlock(self):
         uid = self.publish()
