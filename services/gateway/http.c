@@ -696,6 +696,8 @@ authenticate(gw_req *r)
 	return sodium_memcmp(h, s->op_hash, sizeof h) == 0 ? 0 : SS_EUNAUTH;
 }
 
+static const char *const no_params[] = {NULL};
+
 static void
 dispatch(gw_req *r)
 {
@@ -744,6 +746,12 @@ dispatch(gw_req *r)
 		        : "missing, expired or invalid bearer token");
 		return;
 	}
+	/* The API's routes without GET take no query (the GET handlers
+	 * check their own parameters): one left there is a client's mistake,
+	 * said, not ignored. */
+	if (!r->route->page && (r->route->methods & GW_GET) == 0 &&
+	    gw_query_check(r, no_params) != 0)
+		return;
 	r->step = GW_STEP_ROUTE;
 	r->route->fn(r);
 }

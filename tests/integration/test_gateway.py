@@ -1107,6 +1107,16 @@ class Directory(GatewayCase):
 
 
 class Http(GatewayCase):
+    def test_a_query_on_a_route_that_takes_none_is_400(self):
+        r = self.req("POST", "/api/v1/sessions?evil=1",
+                     {"user": "alice", "password": "alice-password"})
+        self.assertError(r, 400, "bad_request", "evil")
+        r = self.req("DELETE", "/api/v1/guest-links/0123456789abcdef0123?x=1&x=2", token=self.alice)
+        self.assertError(r, 400, "bad_request", "'x'")
+        # the GET routes take theirs; pages ignore what mail services append
+        r = self.req("GET", "/api/v1/worklists/location:ct/studies?limit=1", token=self.alice)
+        self.assertEqual(r.status, 200, r.body)
+
     def test_unknown_paths_and_methods(self):
         r = self.req("GET", "/api/v1/nothing", token=self.alice)
         self.assertError(r, 404, "not_found")
