@@ -118,6 +118,11 @@ typedef struct gl_server {
 #define GL_KEY_MAX     192
 #define GL_TIME_LEN    20 /* "2026-11-29T09:15:00Z" */
 
+/* The longest id argument taken (delete, unlock, update): a shorter one
+ * that is not an id is not_found, like an unknown one; a longer one is a
+ * bad_request, as any field out of bounds. */
+#define GL_ID_ARG_MAX 64
+
 /* Purposes of the keyed hashes (runtime/token.h). */
 #define GL_PURPOSE_LOOKUP  "guestlink"
 #define GL_PURPOSE_ID      "guestlink.id"

@@ -85,7 +85,7 @@ gl_owner_start(gl_owner *o, gl_server *s, ss_call *c,
 {
 	static const ss_field_spec spec[] = {
 	    {"user", SS_F_STR, true, 1, GL_MAX_USER},
-	    {"id", SS_F_STR, true, 1, 64},
+	    {"id", SS_F_STR, true, 1, GL_ID_ARG_MAX},
 	    {"addr", SS_F_STR, false, 1, GL_MAX_ADDR},
 	};
 	const msgpack_object *f[3];

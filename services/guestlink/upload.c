@@ -284,7 +284,7 @@ static const ss_field_spec create_spec[F_N] = {
  * edited (password, attempts, email, expires_in) are unknown, so refused. */
 static const ss_field_spec update_spec[] = {
     {"user", SS_F_STR, true, 1, GL_MAX_USER},
-    {"id", SS_F_STR, true, 1, GL_ID_LEN},
+    {"id", SS_F_STR, true, 1, GL_ID_ARG_MAX},
     {"max_uses", SS_F_INT, false, 1, GL_MAX_USES},
     {"expires_at", SS_F_STR, false, 20, 40},
     {"message", SS_F_STR, false, 0, GL_MAX_MESSAGE},
@@ -1067,7 +1067,7 @@ gl_handle_upload_delete(ss_call *c, const msgpack_object *body, void *arg)
 {
 	static const ss_field_spec spec[] = {
 	    {"user", SS_F_STR, true, 1, GL_MAX_USER},
-	    {"id", SS_F_STR, true, 1, GL_ID_LEN},
+	    {"id", SS_F_STR, true, 1, GL_ID_ARG_MAX},
 	    {"addr", SS_F_STR, false, 1, GL_MAX_ADDR},
 	};
 	const msgpack_object *f[3];

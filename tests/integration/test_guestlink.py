@@ -723,8 +723,16 @@ class Redeem(Case):
             for bad in ("nope", "0" * 19, "0" * 21, "A" * 20, "g" * 20):
                 self.assertEqual(err(self.call(mtype, {"user": "alice", "id": bad})),
                                  ("not_found", "no such guest link"), (mtype, bad))
-        self.assertEqual(err(self.call("guestlink.upload.delete", {"user": "alice", "id": "nope"}))[0],
-                         "not_found")
+        for mtype, extra in (("guestlink.upload.delete", {}),
+                             ("guestlink.upload.update", {"max_uses": 1})):
+            for bad in ("nope", "0" * 21, "0" * 64):
+                body = dict(extra, user="alice", id=bad)
+                self.assertEqual(err(self.call(mtype, body)),
+                                 ("not_found", "no such upload link"), (mtype, bad))
+        # beyond any id's length: a field out of bounds, on both kinds
+        for mtype in ("guestlink.delete", "guestlink.upload.delete"):
+            self.assertEqual(err(self.call(mtype, {"user": "alice", "id": "0" * 65}))[0],
+                             "bad_request")
 
     def test_unlock(self):
         uid = self.publish()
