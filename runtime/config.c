@@ -51,7 +51,7 @@ typedef struct cfg_val {
 	src from;
 	char flag[NAME_MAX_LEN + 3];
 	char env[sizeof(ENV_PREFIX) + NAME_MAX_LEN + 5];
-	char envfile[sizeof(ENV_PREFIX) + NAME_MAX_LEN + 5];
+	char envfile[sizeof(ENV_PREFIX) + NAME_MAX_LEN + 5 + sizeof "_FILE"];
 } cfg_val;
 
 static const char *const type_arg[] = {
