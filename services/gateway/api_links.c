@@ -16,8 +16,6 @@
  */
 #include <string.h>
 
-#include <sodium.h>
-
 #include "proto/errors.h"
 #include "services/gateway/gateway.h"
 
@@ -38,21 +36,15 @@ static const gw_jfield spec[] = {
 void
 gw_api_link_create(gw_req *r)
 {
-	ss_pack *p;
+	gw_server *s = r->s; /* r is freed once answered */
 
 	if (gw_body_json(r, spec, sizeof spec / sizeof spec[0]) != 0)
 		return;
-	p = gw_peer_begin(r, "guestlink.create");
-	if (gw_pack_object(p, r->body, 3) != 0) {
-		gw_fail(r, SS_EBADREQ, "body: cannot be passed on");
-	} else {
-		ss_pack_kv_cstr(p, "user", r->user);
-		ss_pack_kv_cstr(p, "study_uid", r->pm.v[0]);
-		ss_pack_kv_cstr(p, "addr", r->addr);
-		gw_peer_passthrough(r, r->s->guestlink, 201, NULL);
+	if (gw_peer_body(r, "guestlink.create", "study_uid") != NULL) {
+		gw_peer_passthrough(r, s->guestlink, 201, NULL);
+		/* Copied out: leave no link password in the scratch. */
+		gw_peer_wipe(s);
 	}
-	/* Copied out (or refused): leave no link password in the scratch. */
-	sodium_memzero(p->sb.data, p->sb.size);
 }
 
 void

@@ -27,7 +27,6 @@ void
 gw_api_share_create(gw_req *r)
 {
 	char why[256];
-	ss_pack *p;
 	int rv;
 
 	if (gw_body_json(r, spec, 3) != 0)
@@ -37,17 +36,10 @@ gw_api_share_create(gw_req *r)
 		gw_fail(r, rv, why);
 		return;
 	}
-	p = gw_peer_begin(r, "share.create");
-	if (gw_pack_object(p, r->body, 3) != 0) {
-		gw_fail(r, SS_EBADREQ, "body: cannot be passed on");
-		return;
-	}
-	ss_pack_kv_cstr(p, "user", r->user);
-	ss_pack_kv_cstr(p, "study_uid", r->pm.v[0]);
-	ss_pack_kv_cstr(p, "addr", r->addr);
 	/* Answered within milliseconds (authz and Redis, no hashing), with
 	 * a small reply: concurrent shares go to share as one bus.batch. */
-	gw_peer_passthrough_queued(r, r->s->share, 201, NULL);
+	if (gw_peer_body(r, "share.create", "study_uid") != NULL)
+		gw_peer_passthrough_queued(r, r->s->share, 201, NULL);
 }
 
 void

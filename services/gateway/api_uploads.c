@@ -17,8 +17,6 @@
  */
 #include <string.h>
 
-#include <sodium.h>
-
 #include "proto/errors.h"
 #include "services/gateway/gateway.h"
 
@@ -43,22 +41,16 @@ static const gw_jfield update_spec[] = {
 void
 gw_api_upload_create(gw_req *r)
 {
-	ss_pack *p;
+	gw_server *s = r->s; /* r is freed once answered */
 
 	if (gw_body_json(r, create_spec,
 	                 sizeof create_spec / sizeof create_spec[0]) != 0)
 		return;
-	p = gw_peer_begin(r, "guestlink.upload.create");
-	if (gw_pack_object(p, r->body, 3) != 0) {
-		gw_fail(r, SS_EBADREQ, "body: cannot be passed on");
-	} else {
-		ss_pack_kv_cstr(p, "user", r->user);
-		ss_pack_kv_cstr(p, "worklist", r->pm.v[0]);
-		ss_pack_kv_cstr(p, "addr", r->addr);
-		gw_peer_passthrough(r, r->s->guestlink, 201, NULL);
+	if (gw_peer_body(r, "guestlink.upload.create", "worklist") != NULL) {
+		gw_peer_passthrough(r, s->guestlink, 201, NULL);
+		/* Copied out: leave no link password in the scratch. */
+		gw_peer_wipe(s);
 	}
-	/* Copied out (or refused): leave no link password in the scratch. */
-	sodium_memzero(p->sb.data, p->sb.size);
 }
 
 void
@@ -79,20 +71,11 @@ gw_api_upload_list(gw_req *r)
 void
 gw_api_upload_update(gw_req *r)
 {
-	ss_pack *p;
-
 	if (gw_body_json(r, update_spec,
 	                 sizeof update_spec / sizeof update_spec[0]) != 0)
 		return;
-	p = gw_peer_begin(r, "guestlink.upload.update");
-	if (gw_pack_object(p, r->body, 3) != 0) {
-		gw_fail(r, SS_EBADREQ, "body: cannot be passed on");
-		return;
-	}
-	ss_pack_kv_cstr(p, "user", r->user);
-	ss_pack_kv_cstr(p, "id", r->pm.v[0]);
-	ss_pack_kv_cstr(p, "addr", r->addr);
-	gw_peer_passthrough(r, r->s->guestlink, 200, NULL);
+	if (gw_peer_body(r, "guestlink.upload.update", "id") != NULL)
+		gw_peer_passthrough(r, r->s->guestlink, 200, NULL);
 }
 
 /* delete answers 204 without a body. */

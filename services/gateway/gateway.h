@@ -424,6 +424,12 @@ void gw_fail_retry(gw_req *r, int err, const char *msg, int retry_after);
 /* peer.c */
 /* Starts a request to a daemon in s->scratch: pack one body map next. */
 ss_pack *gw_peer_begin(gw_req *r, const char *type);
+/* A request whose body is the request's JSON body with what the gateway
+ * adds: user (the token's), key = the path's parameter, addr.  NULL when
+ * the body cannot be packed (then answered 400). */
+ss_pack *gw_peer_body(gw_req *r, const char *type, const char *key);
+/* Zeroes s->scratch: a request that carried a password was copied out. */
+void gw_peer_wipe(gw_server *s);
 /* Sends it; fn gets the reply.  Answers 503 itself when it cannot. */
 void gw_peer_send(gw_req *r, ss_req *peer, ss_reply_fn fn);
 /* The same for a call the daemon answers quickly with a small reply: it

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "proto/errors.h"
 #include "proto/mpjson.h"
 #include "runtime/log.h"
@@ -30,6 +32,28 @@ gw_peer_begin(gw_req *r, const char *type)
 	ss_pack_reset(p);
 	ss_pack_request(p, type, r->id);
 	return p;
+}
+
+ss_pack *
+gw_peer_body(gw_req *r, const char *type, const char *key)
+{
+	ss_pack *p = gw_peer_begin(r, type);
+
+	if (gw_pack_object(p, r->body, 3) != 0) {
+		gw_peer_wipe(r->s);
+		gw_fail(r, SS_EBADREQ, "body: cannot be passed on");
+		return NULL;
+	}
+	ss_pack_kv_cstr(p, "user", r->user);
+	ss_pack_kv_cstr(p, key, r->pm.v[0]);
+	ss_pack_kv_cstr(p, "addr", r->addr);
+	return p;
+}
+
+void
+gw_peer_wipe(gw_server *s)
+{
+	sodium_memzero(s->scratch.sb.data, s->scratch.sb.size);
 }
 
 static void

@@ -104,6 +104,16 @@ class Catcher:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def read_all(sock):
+    """Everything a socket sends until the peer closes it."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 class Response:
     def __init__(self, status, headers, body):
         self.status = status
@@ -565,12 +575,7 @@ class Shares(GatewayCase):
             for _, s, req in socks:
                 s.sendall(req)
             for uid, s, _ in socks:
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_all(s)
                 s.close()
                 answers[uid] = (int(data.split(b" ", 2)[1]), data.split(b"\r\n\r\n", 1)[1])
             if batches() > before:
@@ -1167,12 +1172,7 @@ class Http(GatewayCase):
         wire = b"".join(b"HEAD %s HTTP/1.1\r\nHost: x\r\n\r\n" % p.encode() for p, _, _ in probes)
         with socket.create_connection(("127.0.0.1", self.stack.gateway.port), timeout=10) as c:
             c.sendall(wire + b"GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            got = b""
-            while True:
-                chunk = c.recv(65536)
-                if not chunk:
-                    break
-                got += chunk
+            got = read_all(c)
         answers = got.split(b"\r\n\r\n")
         for (path, status, length), head in zip(probes, answers):
             self.assertTrue(head.startswith(b"HTTP/1.1 %d " % status), (path, head[:200]))
