@@ -422,6 +422,15 @@ rep_finish(ss_call *c, int err)
 		rep_maybe_free(r);
 		return;
 	}
+	/* Our clients take replies up to SS_BATCH_REPLY_MAX (and a little):
+	 * a larger one would close the connection under every request on
+	 * it.  The call did run; its caller is told so. */
+	if (c->pack.sb.size > SS_BATCH_REPLY_MAX) {
+		ss_warn("rep.reply_too_large", c->id, NULL);
+		ss_pack_reset(&c->pack);
+		ss_pack_reply_err(&c->pack, c->id, SS_EINTERNAL,
+		                  "reply too large");
+	}
 	nng_msg_clear(c->nm);
 	if ((rv = nng_msg_append(c->nm, c->pack.sb.data, c->pack.sb.size)) !=
 	    0) {

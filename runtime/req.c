@@ -29,6 +29,12 @@
  * send that fails calls every held request back with SS_EUNAVAIL.  Held
  * bytes are wiped once sent: requests may carry passwords.
  *
+ * A request larger than the peer takes (its --recv-max; the daemons share
+ * the setting, so ours stands for it) is refused at once with
+ * SS_ETOOLARGE: NNG would not drop it alone but close the connection,
+ * and with it every other request in flight.  A batch holds no more than
+ * fits under that size.
+ *
  * Callbacks may send new requests and may close the client; closing from
  * a callback defers the free until the dispatch in progress unwinds.
  */
@@ -65,6 +71,7 @@
 #define REQ_ID_BIT           0x80000000u
 #define REQ_QUEUE_BYTES      (256 * 1024) /* request bytes one batch holds */
 #define REQ_QUEUED_MAX       2 /* held sends awaiting replies, at most */
+#define REQ_BATCH_FRAMING    (SS_BATCH_MAX * 8 + 1024)
 
 /* A request of a batch: whom to call back. */
 typedef struct req_sub {
@@ -98,6 +105,8 @@ struct ss_req {
 	size_t heldoff[SS_BATCH_MAX + 1]; /* their bytes in heldbuf */
 	msgpack_sbuffer heldbuf;
 	ss_pack batch;     /* the bus.batch being sent */
+	size_t send_max;   /* a request's bytes, at most (the peer's cap) */
+	size_t held_max;   /* bytes held for one batch, at most */
 	int nqueued;       /* held sends awaiting replies */
 	double held_since; /* when the oldest held request was held */
 	double timeout;    /* seconds */
@@ -457,6 +466,11 @@ ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 	recv_max = REQ_RECV_MAX_DEFAULT;
 	if (d->common != NULL && d->common->recv_max > 0)
 		recv_max = (size_t)d->common->recv_max;
+	r->send_max = recv_max;
+	/* A batch's framing: its envelope and a bin header per call. */
+	r->held_max = recv_max > REQ_QUEUE_BYTES + REQ_BATCH_FRAMING
+	                  ? REQ_QUEUE_BYTES
+	                  : recv_max / 2;
 	/* Room for a batch reply (proto/batch.h) and its envelope. */
 	if (recv_max < SS_BATCH_REPLY_MAX + 4096)
 		recv_max = SS_BATCH_REPLY_MAX + 4096;
@@ -548,6 +562,8 @@ req_post(ss_req *r, const void *data, size_t len, req_pending *p, double start)
 		ss_metric_add(r->refused, 1);
 		return SS_EUNAVAIL;
 	}
+	if (len > r->send_max - sizeof(uint32_t))
+		return SS_ETOOLARGE;
 	if (req_grow(r) != 0 || nng_msg_alloc(&nm, 0) != 0)
 		return SS_ENOMEM;
 	p->id = req_next_id(r);
@@ -704,7 +720,7 @@ ss_req_queue(ss_req *r, ss_pack *pk, ss_reply_fn fn, void *arg)
 	}
 	/* A full batch: this one goes alone, now. */
 	if (r->nheld == SS_BATCH_MAX ||
-	    r->heldbuf.size + pk->sb.size > REQ_QUEUE_BYTES)
+	    r->heldbuf.size + pk->sb.size > r->held_max)
 		return ss_req_send(r, pk, fn, arg);
 	if (msgpack_sbuffer_write(&r->heldbuf, pk->sb.data, pk->sb.size) != 0)
 		return SS_ENOMEM;

@@ -32,7 +32,9 @@ void ss_req_close(ss_req *r);
 /*
  * Sends the request in p (built with ss_pack_request() and one body).
  * Returns 0 when the callback will be called, or an error (and then it will
- * not).  p may be reused as soon as this returns.
+ * not): SS_ETOOLARGE for a request over the daemon's --recv-max, which
+ * the peer would refuse by closing the connection.  p may be reused as
+ * soon as this returns.
  */
 int ss_req_send(ss_req *r, ss_pack *p, ss_reply_fn fn, void *arg);
 
@@ -44,8 +46,9 @@ int ss_req_send(ss_req *r, ss_pack *p, ss_reply_fn fn, void *arg);
  * runs from now all the same).  The peer answers a batch when its last
  * request is answered, so hold only requests it answers quickly and with
  * small replies (no password hashing, no large listings); send the
- * others alone.  SS_EUNAVAIL at once when no peer is connected; a batch
- * that cannot be sent calls each request back with SS_EUNAVAIL.
+ * others alone.  SS_EUNAVAIL at once when no peer is connected (and
+ * SS_ETOOLARGE as above); a batch that cannot be sent calls each request
+ * back with SS_EUNAVAIL (SS_ENOMEM when memory ran out).
  */
 int ss_req_queue(ss_req *r, ss_pack *p, ss_reply_fn fn, void *arg);
 

@@ -64,7 +64,12 @@ peer_send(gw_req *r, ss_req *peer, ss_reply_fn fn, bool batch)
 	r->step = GW_STEP_PEER;
 	rv = batch ? ss_req_queue(peer, &r->s->scratch, fn, r)
 	           : ss_req_send(peer, &r->s->scratch, fn, r);
-	if (rv != 0) {
+	if (rv == SS_ETOOLARGE) {
+		r->step = GW_STEP_ROUTE;
+		gw_fail(r, rv,
+		        "the request is larger than the services take "
+		        "(--recv-max)");
+	} else if (rv != 0) {
 		r->step = GW_STEP_ROUTE;
 		gw_fail(r, rv == SS_ENOMEM ? SS_ENOMEM : SS_EUNAVAIL,
 		        rv == SS_ENOMEM ? NULL

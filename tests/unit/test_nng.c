@@ -1030,6 +1030,60 @@ test_batch_reply_cap(void **state)
 	assert_true(s[2].ok);
 }
 
+/* A request over the peer's --recv-max is refused at once: sent, NNG
+ * would close the connection and every request in flight with it. */
+static void
+test_oversized_request_refused(void **state)
+{
+	fx *f = *state;
+	size_t big = RECV_MAX + 1024;
+	char *pad = calloc(1, big);
+	slot held, s;
+	ss_pack p;
+
+	assert_non_null(pad);
+	wait_connected(f, f->req);
+	assert_int_equal(send_req(f->req, "test.hold", 1, &held), 0);
+	assert_true(run_until(f, &f->nheld, 1, 5000));
+	ss_pack_init(&p);
+	ss_pack_request(&p, "test.echo", "big");
+	msgpack_pack_map(&p.pk, 1);
+	ss_pack_key(&p, "pad");
+	msgpack_pack_bin(&p.pk, big);
+	msgpack_pack_bin_body(&p.pk, pad, big);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(ss_req_send(f->req, &p, on_reply, &s), SS_ETOOLARGE);
+	assert_int_equal(ss_req_queue(f->req, &p, on_reply, &s), SS_ETOOLARGE);
+	ss_pack_free(&p);
+	free(pad);
+	pump(f, 50);
+	/* The request in flight is answered on the same connection. */
+	msgpack_pack_map(&ss_call_reply_ok(f->held[0])->pk, 0);
+	ss_call_reply_end(f->held[0]);
+	f->nheld = 0;
+	assert_true(run_until(f, &held.calls, 1, 5000));
+	assert_int_equal(held.err, 0);
+	assert_true(held.ok);
+	assert_int_equal(s.calls, 0);
+}
+
+/* A reply larger than the clients take becomes an internal error. */
+static void
+test_oversized_reply_is_an_error(void **state)
+{
+	fx *f = *state;
+	slot s;
+
+	wait_connected(f, f->req);
+	assert_int_equal(send_req(f->req, "test.big", SS_BATCH_REPLY_MAX, &s),
+	                 0);
+	assert_true(run_until(f, &s.calls, 1, 5000));
+	assert_int_equal(s.err, 0);
+	assert_false(s.ok);
+	assert_int_equal(s.rerr, SS_EINTERNAL);
+	assert_string_equal(s.msg, "reply too large");
+}
+
 /* Closing the client calls back held requests that never went out. */
 static void
 test_batch_close_held(void **state)
@@ -1399,6 +1453,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_echo_many_in_flight, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_oversized_request_refused,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_oversized_reply_is_an_error,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_handler_error, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_type, setup, teardown),
