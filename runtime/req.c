@@ -25,7 +25,8 @@
  * waits for one of them to be answered: batches grow with the load
  * instead of their number, and every message costs both daemons NNG's
  * thread hand-offs (bench/README.md, "gateway (HTTP)").  A held request's
- * deadline runs from when it was held, so waiting costs it no time.  A
+ * deadline runs from when it was held, so waiting costs it no time; held
+ * until less than a tenth of it is left, it is not sent but timed out.  A
  * send that fails calls every held request back with SS_EUNAVAIL.  Held
  * bytes are wiped once sent: requests may carry passwords.
  *
@@ -72,6 +73,7 @@
 #define REQ_QUEUE_BYTES      (256 * 1024) /* request bytes one batch holds */
 #define REQ_QUEUED_MAX       2 /* held sends awaiting replies, at most */
 #define REQ_BATCH_FRAMING    (SS_BATCH_MAX * 8 + 1024)
+#define REQ_MIN_BUDGET       0.1 /* of the timeout, left to send held */
 
 /* A request of a batch: whom to call back. */
 typedef struct req_sub {
@@ -700,12 +702,20 @@ req_flush(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (r->nqueued >= REQ_QUEUED_MAX)
 		return; /* sent once one of them is answered (req_unlink) */
-	if ((rv = req_send_held(r)) == 0) {
+	if (r->held_since + r->timeout * (1 - REQ_MIN_BUDGET) < ss_now()) {
+		/* Held behind a slow peer for nearly their whole timeout:
+		 * sent now, they would be answered after their callers gave
+		 * up, and the peer would do the work all the same. */
+		ss_metric_add(r->timeouts, r->nheld);
+		rv = SS_ETIMEDOUT;
+	} else if ((rv = req_send_held(r)) == 0) {
 		req_held_clear(r);
 		return;
+	} else if (rv != SS_ENOMEM) {
+		rv = SS_EUNAVAIL;
 	}
 	r->busy++;
-	req_fail_held(r, rv == SS_ENOMEM ? SS_ENOMEM : SS_EUNAVAIL);
+	req_fail_held(r, rv);
 	r->busy--;
 	if (r->closed && r->busy == 0)
 		req_free(r);
