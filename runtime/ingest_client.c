@@ -12,6 +12,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "proto/envelope.h"
 #include "proto/errors.h"
@@ -115,6 +116,7 @@ round_trip(ss_ingest *c, ss_pack *p, nng_msg **reply)
 {
 	nng_aio *aio = NULL;
 	nng_msg *m = NULL;
+	nng_time deadline, now;
 	nng_ctx ctx;
 	int rv;
 
@@ -125,6 +127,9 @@ round_trip(ss_ingest *c, ss_pack *p, nng_msg **reply)
 	    (rv = nng_msg_alloc(&m, 0)) != 0 ||
 	    (rv = nng_msg_append(m, p->sb.data, p->sb.size)) != 0)
 		goto fail;
+	/* One deadline for both halves: a send that waited for share to
+	 * connect leaves the reply only what is left. */
+	deadline = nng_clock() + (nng_time)c->timeout_ms;
 	nng_aio_set_timeout(aio, c->timeout_ms);
 	nng_aio_set_msg(aio, m);
 	nng_ctx_send(ctx, aio);
@@ -132,6 +137,12 @@ round_trip(ss_ingest *c, ss_pack *p, nng_msg **reply)
 	if ((rv = nng_aio_result(aio)) != 0)
 		goto fail; /* the message is still ours */
 	m = NULL;
+	now = nng_clock();
+	if (now >= deadline) {
+		rv = NNG_ETIMEDOUT;
+		goto fail;
+	}
+	nng_aio_set_timeout(aio, (nng_duration)(deadline - now));
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0)

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -31,6 +33,7 @@
 static nng_socket srv;
 static pthread_t thr;
 static char url[64];
+static char late_url[64];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static char last_type[SS_MAX_TYPE_LEN + 1];
 static char *last_body; /* JSON of the last request's body */
@@ -215,6 +218,52 @@ test_timeouts(void **state)
 	assert_null(c);
 }
 
+/* A share that starts listening late and never answers. */
+static void *
+late_listener(void *arg)
+{
+	nng_socket *s = arg;
+
+	usleep(500 * 1000);
+	if (nng_rep0_open(s) == 0)
+		(void)nng_listen(*s, late_url, NULL, 0);
+	return NULL;
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The send's wait (for share to connect) and the reply's share one
+ * timeout: the call ends near it, not near twice it. */
+static void
+test_one_timeout_for_send_and_reply(void **state)
+{
+	ss_study_event ev = {.study_uid = "9.3", .worklist = "location:ct"};
+	ss_ingest_result res;
+	nng_socket late;
+	pthread_t t;
+	ss_ingest *c;
+	double t0;
+
+	(void)state;
+	snprintf(late_url, sizeof late_url, "tcp://127.0.0.1:%d",
+	         ss_rfx_free_port());
+	assert_int_equal(ss_ingest_open(&c, late_url, 1000), 0);
+	assert_int_equal(pthread_create(&t, NULL, late_listener, &late), 0);
+	t0 = now_s();
+	assert_int_equal(ss_ingest_publish(c, &ev, &res), SS_ETIMEDOUT);
+	assert_true(now_s() - t0 < 1.45);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	ss_ingest_close(c);
+	nng_close(late);
+}
+
 static void *
 publisher(void *arg)
 {
@@ -254,6 +303,7 @@ main(void)
 	    cmocka_unit_test(test_publish_minimal_event),
 	    cmocka_unit_test(test_refusal_carries_code_and_message),
 	    cmocka_unit_test(test_timeouts),
+	    cmocka_unit_test(test_one_timeout_for_send_and_reply),
 	    cmocka_unit_test(test_threads_share_a_client),
 	};
 
