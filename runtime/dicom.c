@@ -195,8 +195,13 @@ put_text(reader *r, char *dst, size_t cap, const uint8_t *v, size_t n)
 static void
 put_text_cut(reader *r, char *dst, size_t cap, const uint8_t *v, size_t n)
 {
-	while (!put_text(r, dst, cap, v, n) && n > 0)
+	while (!put_text(r, dst, cap, v, n) && n > 0) {
 		n = n > cap ? cap : n - 1;
+		/* Not inside a UTF-8 character: its first bytes alone would
+		 * become a '?'. */
+		while (r->cs == CS_UTF8 && n > 0 && (v[n] & 0xC0) == 0x80)
+			n--;
+	}
 }
 
 static bool

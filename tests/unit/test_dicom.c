@@ -478,6 +478,19 @@ test_values(void **state)
 	assert_int_equal(rd(&f, &d, why), 0);
 	assert_int_equal(strlen(d.description), SS_DICOM_TEXT_MAX);
 	assert_string_equal(d.patient_id, "");
+	/* In UTF-8, the cut falls between characters: 100 euro signs (300
+	 * bytes) keep 85 of them (255 bytes), no partial one as a '?'. */
+	char euros[301];
+	for (int i = 0; i < 100; i++)
+		memcpy(euros + 3 * i, "\xE2\x82\xAC", 3);
+	euros[300] = '\0';
+	head(&f, EXPL);
+	ex_str(&f, 0x0008, 0x0005, "CS", "ISO_IR 192");
+	ex_str(&f, 0x0008, 0x1030, "LO", euros);
+	ex_str(&f, 0x0020, 0x000D, "UI", "1.2.3");
+	assert_int_equal(rd(&f, &d, why), 0);
+	assert_int_equal(strlen(d.description), 255);
+	assert_memory_equal(d.description, euros, 255);
 	/* An invalid Study Instance UID is no UID. */
 	head(&f, EXPL);
 	ex_str(&f, 0x0020, 0x000D, "UI", "1.02.3");
