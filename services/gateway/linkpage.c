@@ -52,10 +52,14 @@ gw_link_gone(const gw_link_kind *k, gw_req *r)
 		gw_reply_page(r, 404, GW_T_GONE, NULL);
 }
 
+/* The password page; locked: the message alone, without the form (no
+ * attempt is left to make). */
 static void
-password_form(const gw_link_kind *k, gw_req *r, int status, const char *message)
+password_form(const gw_link_kind *k, gw_req *r, int status, const char *message,
+              bool locked)
 {
-	const char *vars[] = {"message", message != NULL ? message : "", NULL};
+	const char *vars[] = {"message", message != NULL ? message : "",
+	                      "form_hidden", locked ? "hidden" : "", NULL};
 
 	gw_reply_page(r, status, k->t_password, vars);
 }
@@ -106,7 +110,7 @@ gw_link_redeemed(const gw_link_kind *k, gw_req *r, int err, const ss_msg *reply,
 			    r, r->up != NULL ? 401 : 200,
 			    json_pack("{s:b}", "password_required", 1));
 		else
-			password_form(k, r, 200, NULL);
+			password_form(k, r, 200, NULL, false);
 		return true;
 	}
 	if (ss_map_get(reply->body, "wrong_password") != NULL) {
@@ -125,10 +129,12 @@ gw_link_redeemed(const gw_link_kind *k, gw_req *r, int err, const ss_msg *reply,
 			         "Wrong password. %lld attempt%s left.",
 			         (long long)left, left == 1 ? "" : "s");
 		else
-			snprintf(msg, sizeof msg,
-			         "Wrong password. No attempts are left: the "
-			         "link is locked.");
-		password_form(k, r, 401, msg);
+			snprintf(
+			    msg, sizeof msg,
+			    "Wrong password. No attempts are left: the "
+			    "link is locked. Please ask the person who sent "
+			    "it to you for a new one.");
+		password_form(k, r, 401, msg, left == 0);
 		return true;
 	}
 	v = ss_map_get(reply->body, "expires_at");
@@ -266,7 +272,8 @@ gw_link_post(const gw_link_kind *k, gw_req *r, ss_reply_fn fn)
 		if (r->want_json || rv != SS_EBADREQ)
 			gw_fail(r, rv, why);
 		else
-			password_form(k, r, 400, "Please enter the password.");
+			password_form(k, r, 400, "Please enter the password.",
+			              false);
 		return;
 	}
 	r->has_pw = true;

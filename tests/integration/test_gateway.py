@@ -842,6 +842,7 @@ class GuestLinks(GatewayCase):
         r = self.redeem(tok, "POST", password="nope", json_=False)
         self.assertEqual(r.status, 401)
         self.assertIn("4 attempts left", r.text)
+        self.assertRegex(r.text, r'<form method="post" id="password-form" autocomplete="off" >')
         # Post/Redirect/Get: the form's answer is a redirect with the
         # session, so Back or Reload never sends the password again
         r = self.redeem(tok, "POST", password="pw-1234", json_=False)
@@ -884,6 +885,19 @@ class GuestLinks(GatewayCase):
             self.assertEqual(next(iter(bodies))[0], 404)
         post = self.redeem(toks["locked"], "POST", password="pw-pw")
         self.assertEqual(post.status, 404)
+
+    def test_the_attempt_that_locks_shows_no_form(self):
+        uid = self.stack.arrive()
+        tok = self.token_of(self.create(uid, password="pw-lock-1", max_password_attempts=2).json)
+        r = self.redeem(tok, "POST", password="nope", json_=False)
+        self.assertEqual(r.status, 401)
+        self.assertIn("1 attempt left", r.text)
+        self.assertNotRegex(r.text, r'id="password-form"[^>]*hidden')
+        r = self.redeem(tok, "POST", password="nope", json_=False)
+        self.assertEqual(r.status, 401)
+        self.assertIn("the link is locked", r.text)
+        # nothing left to try: the form is there but hidden
+        self.assertRegex(r.text, r'<form method="post" id="password-form" autocomplete="off" hidden>')
 
     def test_guest_password_posts_are_rate_limited_per_address(self):
         addr = fake_addr()
