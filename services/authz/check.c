@@ -6,6 +6,7 @@
  * "not allowed", and a non-member cannot see that a worklist exists.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto/errors.h"
@@ -215,10 +216,8 @@ az_handle_worklist_get(ss_call *c, const msgpack_object *body, void *arg)
 }
 
 typedef struct wl_list {
-	ss_pack *p;
-	const az_user *u;
+	const az_worklist **wl;
 	uint32_t n;
-	bool pack;
 } wl_list;
 
 static void
@@ -228,9 +227,21 @@ each_member(const char *key, void *val, void *arg)
 	wl_list *l = arg;
 
 	(void)key;
-	if (l->pack)
-		pack_worklist(l->p, m->wl, l->u, true);
-	l->n++;
+	l->wl[l->n++] = m->wl;
+}
+
+/* Kind order (organisation, location, group, user), then id: the same
+ * list on every replica and after every restart (the map's order is
+ * neither), so a client's first worklist stays the same. */
+static int
+by_kind_then_id(const void *a, const void *b)
+{
+	const az_worklist *x = *(const az_worklist *const *)a;
+	const az_worklist *y = *(const az_worklist *const *)b;
+
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return strcmp(x->id, y->id);
 }
 
 void
@@ -243,6 +254,7 @@ az_handle_worklists(ss_call *c, const msgpack_object *body, void *arg)
 	const az_dir *dir;
 	const az_user *u;
 	wl_list l = {0};
+	ss_pack *p;
 
 	if ((dir = one_field(c, body, arg, spec, user, sizeof user)) == NULL)
 		return;
@@ -250,15 +262,21 @@ az_handle_worklists(ss_call *c, const msgpack_object *body, void *arg)
 		ss_call_reply_err(c, SS_ENOTFOUND, "no such user");
 		return;
 	}
-	l.u = u;
+	if ((l.wl = calloc(ss_strmap_len(u->members) + 1, sizeof *l.wl)) ==
+	    NULL) {
+		ss_call_reply_err(c, SS_ENOMEM, NULL);
+		return;
+	}
 	ss_strmap_each(u->members, each_member, &l);
-	l.p = ss_call_reply_ok(c);
-	msgpack_pack_map(&l.p->pk, 1);
-	ss_pack_key(l.p, "worklists");
-	msgpack_pack_array(&l.p->pk, l.n);
-	l.pack = true;
-	ss_strmap_each(u->members, each_member, &l);
+	qsort(l.wl, l.n, sizeof *l.wl, by_kind_then_id);
+	p = ss_call_reply_ok(c);
+	msgpack_pack_map(&p->pk, 1);
+	ss_pack_key(p, "worklists");
+	msgpack_pack_array(&p->pk, l.n);
+	for (uint32_t i = 0; i < l.n; i++)
+		pack_worklist(p, l.wl[i], u, true);
 	ss_call_reply_end(c);
+	free(l.wl);
 }
 
 void
