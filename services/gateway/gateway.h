@@ -530,5 +530,9 @@ int64_t gw_now(void); /* unix seconds */
 void gw_time_fmt(int64_t t, char out[21]);
 /* RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac]Z" -> unix seconds; SS_EBADREQ. */
 int gw_time_parse(const char *s, int64_t *t);
+/* An RFC 3339 time as people read it, "7 December 2026, 13:50 UTC"
+ * (pages without a script cannot show the reader's own zone); the input
+ * itself when it does not parse. */
+void gw_time_human(const char *rfc3339, char out[GW_EXP_MAX]);
 
 #endif

@@ -104,7 +104,7 @@ view_page(gw_req *r, const json_t *view)
 	const json_t *st = json_object_get(view, "study");
 	const json_t *pt = json_object_get(st, "patient");
 	const json_t *priors = json_object_get(view, "priors");
-	char name[512], birth[16], date[16], n[16], exp[32];
+	char name[512], birth[16], date[16], n[16], exp[GW_EXP_MAX];
 	struct evbuffer *rows = evbuffer_new();
 	const char *rows_s;
 	size_t i;
@@ -124,7 +124,7 @@ view_page(gw_req *r, const json_t *view)
 	rows_s = (const char *)evbuffer_pullup(rows, -1);
 	fmt_name(json_object_get(pt, "name"), name, sizeof name);
 	snprintf(n, sizeof n, "%zu", json_array_size(priors));
-	snprintf(exp, sizeof exp, "%s", str_or(view, "expires_at"));
+	gw_time_human(str_or(view, "expires_at"), exp);
 	{
 		const char *vars[] = {
 		    "patient_name",
@@ -153,6 +153,8 @@ view_page(gw_req *r, const json_t *view)
 		           : "",
 		    "expires_at",
 		    exp,
+		    "expires_iso",
+		    str_or(view, "expires_at"),
 		    NULL,
 		};
 		gw_reply_page(r, 200, GW_T_GUEST_VIEW, vars);

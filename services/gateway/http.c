@@ -105,6 +105,19 @@ gw_time_parse(const char *s, int64_t *t)
 	return 0;
 }
 
+void
+gw_time_human(const char *rfc3339, char out[GW_EXP_MAX])
+{
+	struct tm tm;
+	int64_t t;
+	time_t tt;
+
+	if (gw_time_parse(rfc3339, &t) != 0 ||
+	    (tt = (time_t)t, gmtime_r(&tt, &tm)) == NULL ||
+	    strftime(out, GW_EXP_MAX, "%-d %B %Y, %H:%M UTC", &tm) == 0)
+		snprintf(out, GW_EXP_MAX, "%s", rfc3339);
+}
+
 /* --- replies ---------------------------------------------------------- */
 
 static const char *

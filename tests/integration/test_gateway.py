@@ -855,6 +855,9 @@ class GuestLinks(GatewayCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(self.listed_link(uid, link["id"])["uses"], uses)
         self.assertIn("ROE, RICHARD", r.text)
+        # the session's end as people read it, the exact time beside it
+        self.assertRegex(r.text, r'until <time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">'
+                                 r'\d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d UTC</time>')
         self.assertIn("CT &amp; CHEST", r.text)
         self.assertIn("MR &lt;KNEE&gt;", r.text)
         self.assertIn("2019-03-03", r.text)
