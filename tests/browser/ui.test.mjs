@@ -161,6 +161,22 @@ try {
     assert((await page.textContent("#share-history")).includes("user:bob"), "history shows the share");
     await screenshot(page, "shared");
     await page.click("#share-close");
+    // The next share (perhaps to someone else) does not send the same
+    // message again: it is emptied with the targets.
+    assert(await page.inputValue("#share-message") === "", "the message is emptied after the share");
+  });
+
+  await step("text typed in the share dialog without Add does not carry over", async () => {
+    const page = ctx.alicePage;
+    await page.locator(`tr[data-uid="${info.study}"] .share-button`).click();
+    await page.waitForSelector("#share-dialog[open]");
+    await page.fill("#target-value", "typed-not-added");
+    await page.click("#share-close");
+    await page.locator(`tr[data-uid="${info.email_study}"] .share-button`).click();
+    await page.waitForSelector("#share-dialog[open]");
+    const left = await page.inputValue("#target-value");
+    await page.click("#share-close");
+    assert(left === "", "the other study's dialog has the typed text: " + left);
   });
 
   await step("bob sees the study in his personal worklist", async () => {
@@ -552,9 +568,14 @@ try {
     const page = ctx.alicePage;
     await pickWorklist(page, "location:ct");
     await page.locator(`tr[data-uid="${info.study}"]`).waitFor();
+    await page.locator(`tr[data-uid="${info.study}"] .share-button`).click();
+    await page.waitForSelector("#share-dialog[open]");
+    await page.fill("#target-value", "typed-before-logout");
+    await page.click("#share-close");
     await page.click("#logout");
     await page.waitForSelector("#login-section:not([hidden])");
     assert(await page.locator("#studies tr").count() === 0, "rows gone at logout");
+    assert(await page.inputValue("#target-value") === "", "the share target typed by alice is cleared at logout");
     // nadia (the test directory): a member of location:ct without any
     // permission, so the only worklist she may view is her own, empty one.
     // Every user has a personal worklist; without it (left out of the

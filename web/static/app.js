@@ -231,7 +231,7 @@
 			$(id).textContent = "";
 		for (const id of ["link-form", "upload-form", "upload-edit-form"])
 			$(id).reset();
-		for (const id of ["share-message", "link-created-url", "upload-created-url"])
+		for (const id of ["target-value", "share-message", "link-created-url", "upload-created-url"])
 			$(id).value = "";
 		for (const id of ["link-created", "upload-created", "upload-edit-form"])
 			$(id).hidden = true;
@@ -410,6 +410,7 @@
 		$("share-result").textContent = "";
 		$("share-result").className = "message";
 		$("share-message").value = "";
+		$("target-value").value = ""; /* typed for another study, not added */
 		const sel = $("target-kind");
 		clear(sel);
 		for (const k of KINDS) {
@@ -485,7 +486,11 @@
 				(s.status === "invited" ? "invitation sent" : "delivered"));
 			out.className = "message ok";
 			out.textContent = "Shared: " + parts.join("; ");
+			/* The next share may go to someone else: neither the
+			 * targets nor the message (perhaps about the patient)
+			 * carry over to it. */
 			state.targets = [];
+			$("share-message").value = "";
 			renderTargets();
 			loadHistory();
 		} catch (e) {
