@@ -152,8 +152,22 @@ try {
     await page.fill("#target-value", "bob");
     await page.click("#target-add");
     await page.waitForSelector("#target-list li");
+    await page.fill("#target-value", "nosuchuser");
+    await page.click("#target-add");
     await page.fill("#share-message", "Please have a look");
     await screenshot(page, "share-dialog");
+    // A refused target is named as the user added it, not by its index
+    // in the request, and its chip is marked.
+    await page.click("#share-submit");
+    await page.waitForFunction(() => document.getElementById("share-result").textContent !== "");
+    const refused = await page.textContent("#share-result");
+    assert(refused === "Physician (user) nosuchuser: unknown user", "the refusal: " + refused);
+    const bad = page.locator("#target-list li.bad");
+    assert(await bad.count() === 1 && (await bad.textContent()).includes("nosuchuser"), "the refused chip marked");
+    assert(await page.locator("#target-list li").count() === 2, "both chips kept");
+    await screenshot(page, "share-refused");
+    await bad.locator("button").click();
+    assert(await page.locator("#target-list li.bad").count() === 0, "no mark once removed");
     await page.click("#share-submit");
     await page.waitForFunction(() => document.getElementById("share-result").textContent.startsWith("Shared"));
     assert((await page.textContent("#share-result")).includes("delivered"), "delivered");

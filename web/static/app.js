@@ -38,6 +38,7 @@
 		cursor: null,
 		study: null,
 		targets: [],
+		badTarget: null, /* the target the last share refused (marked) */
 		upload: null,
 		/* Each list's latest request: an answer to an older one is dropped. */
 		seq: {session: 0, studies: 0, history: 0, links: 0, uploads: 0},
@@ -219,6 +220,7 @@
 		state.cursor = null;
 		state.study = null;
 		state.targets = [];
+		state.badTarget = null;
 		state.upload = null;
 		for (const k of Object.keys(state.seq))
 			state.seq[k] += 1;
@@ -406,6 +408,7 @@
 	function openShare(st) {
 		state.study = st;
 		state.targets = [];
+		state.badTarget = null;
 		$("share-study").textContent = studyLabel(st);
 		$("share-result").textContent = "";
 		$("share-result").className = "message";
@@ -455,11 +458,31 @@
 		return (k ? k.label : t.kind) + ": " + (t.id || t.code || t.email);
 	}
 
+	/* A share refused for one target names it by its place in the
+	 * request ("targets[1]: unknown user \"bob\""): said in the user's
+	 * terms, "Physician (user) bob: unknown user", and its chip marked. */
+	function shareError(e, sent) {
+		const text = describe(e);
+		const m = /^targets\[(\d+)\]:\s*([\s\S]*)$/.exec(e.message || "");
+		const t = m && text === e.message ? sent[Number(m[1])] : null;
+		if (!t)
+			return text;
+		state.badTarget = t;
+		const k = KINDS.find((x) => x.kind === t.kind);
+		const v = t.id || t.code || t.email || "";
+		/* The value is said once, before the reason. */
+		let why = m[2].split("\"" + v + "\"").join("").replace(/\s+/g, " ").trim();
+		if (why.startsWith(t.kind + " "))
+			why = why.slice(t.kind.length + 1); /* "user belongs to ..." */
+		why = why.replace(/^is /, "");
+		return (k ? k.label : t.kind) + " " + v + ": " + (why || m[2]);
+	}
+
 	function renderTargets() {
 		const ul = $("target-list");
 		clear(ul);
 		state.targets.forEach((t, i) => {
-			const li = el("li", targetText(t) + " ");
+			const li = el("li", targetText(t) + " ", t === state.badTarget ? "bad" : null);
 			li.appendChild(button("×", "small secondary", () => {
 				state.targets.splice(i, 1);
 				renderTargets();
@@ -470,7 +493,8 @@
 	}
 
 	async function submitShare() {
-		const body = {worklist: state.worklist.id, targets: state.targets};
+		const sent = state.targets.slice(); /* the error names one by its index */
+		const body = {worklist: state.worklist.id, targets: sent};
 		const uid = state.study.study_uid;
 		const msg = $("share-message").value.trim();
 		if (msg)
@@ -490,6 +514,7 @@
 			 * targets nor the message (perhaps about the patient)
 			 * carry over to it. */
 			state.targets = [];
+			state.badTarget = null;
 			$("share-message").value = "";
 			renderTargets();
 			loadHistory();
@@ -497,8 +522,8 @@
 			if (!onStudy(uid, "share-dialog"))
 				return;
 			out.className = "message";
-			out.textContent = describe(e);
-			$("share-submit").disabled = false;
+			out.textContent = shareError(e, sent);
+			renderTargets(); /* marks the refused target, if one was */
 		}
 	}
 
