@@ -56,6 +56,13 @@ async function step(name, fn) {
   } catch (e) {
     results.push([name, false]);
     console.log("FAIL " + name + ": " + (e && e.stack ? e.stack : e));
+    // A dialog left open by the failure would block the next steps'
+    // clicks: each failure is then reported once, where it happened.
+    if (ctx.alicePage)
+      await ctx.alicePage.evaluate(() => {
+        for (const d of document.querySelectorAll("dialog[open]"))
+          d.close();
+      }).catch(() => {});
   }
 }
 
@@ -342,6 +349,26 @@ try {
     await page.click("#links-close");
   });
 
+  await step("a failed second attempt hides the guest link created before", async () => {
+    const page = ctx.alicePage;
+    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
+    await page.waitForSelector("#links-dialog[open]");
+    await page.check("#new-link-toggle");
+    await page.fill("#link-max-uses", "1");
+    await page.click("#link-create");
+    await page.waitForSelector("#link-created:not([hidden])");
+    // The second attempt fails (an expiry in the past): only its error
+    // is shown, not the first link's URL and Copy button beside it.
+    await page.fill("#link-expires", "2020-01-01T10:00");
+    await page.click("#link-create");
+    await page.waitForFunction(() => document.getElementById("link-result").textContent !== "");
+    assert(await page.isHidden("#link-created"), "the previous link is still shown beside: " +
+      await page.textContent("#link-result"));
+    assert(await page.inputValue("#link-created-url") === "", "the previous URL kept");
+    await screenshot(page, "guest-link-second-attempt-failed");
+    await page.click("#links-close");
+  });
+
   await step("an answer for a study left meanwhile does not fill the next study's dialog", async () => {
     const page = ctx.alicePage;
     // The answers for info.study wait until released; email_study has no
@@ -454,6 +481,14 @@ try {
     await row.locator(".copy-button").click();
     await page.waitForFunction(() => document.querySelector("#uploads .copy-button").textContent !== "Copy");
     await screenshot(page, "upload-link-created");
+    // A failed second attempt (an expiry in the past) does not show the
+    // first link beside its error.
+    await page.fill("#upload-expires", "2020-01-01T10:00");
+    await page.click("#upload-create");
+    await page.waitForFunction(() => document.getElementById("upload-result").textContent !== "");
+    assert(await page.isHidden("#upload-created"), "the previous upload link is still shown beside: " +
+      await page.textContent("#upload-result"));
+    await page.fill("#upload-expires", "");
     // Edit: max uses and message (PATCH).
     await row.locator(".edit-button").click();
     await page.waitForSelector("#upload-edit-form:not([hidden])");

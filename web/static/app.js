@@ -655,6 +655,10 @@
 	async function createLink(ev) {
 		ev.preventDefault();
 		$("link-result").textContent = "";
+		/* The previous link is not shown beside this attempt's outcome:
+		 * after a failure it could be sent in the belief it is new. */
+		$("link-created").hidden = true;
+		$("link-created-url").value = "";
 		let body;
 		try {
 			body = linkBody();
@@ -843,6 +847,8 @@
 	async function createUpload(ev) {
 		ev.preventDefault();
 		$("upload-result").textContent = "";
+		$("upload-created").hidden = true; /* as createLink */
+		$("upload-created-url").value = "";
 		let body;
 		try {
 			body = uploadBody();
