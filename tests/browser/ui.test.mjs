@@ -229,6 +229,8 @@ try {
     await page.waitForSelector("#link-created:not([hidden])");
     ctx.link = await page.inputValue("#link-created-url");
     assert(ctx.link.startsWith(URL + "/g/"), "link URL " + ctx.link);
+    const said = await page.textContent("#link-created-text");
+    assert(said === "Link created and sent to patient@example.org:", "the email's fate: " + said);
     const row = page.locator("#links tr").first();
     await row.waitFor();
     const text = await row.textContent();
@@ -357,6 +359,7 @@ try {
     await page.fill("#link-max-uses", "1");
     await page.click("#link-create");
     await page.waitForSelector("#link-created:not([hidden])");
+    assert(await page.textContent("#link-created-text") === "Link created:", "no email, nothing said of one");
     // The second attempt fails (an expiry in the past): only its error
     // is shown, not the first link's URL and Copy button beside it.
     await page.fill("#link-expires", "2020-01-01T10:00");
@@ -366,6 +369,27 @@ try {
       await page.textContent("#link-result"));
     assert(await page.inputValue("#link-created-url") === "", "the previous URL kept");
     await screenshot(page, "guest-link-second-attempt-failed");
+    // The recipient's email could not be queued (as when notify's queue
+    // is down): the creator is told to send the link.
+    const post = (url) => url.pathname === `/api/v1/studies/${info.study}/guest-links`;
+    await page.route(post, async (route) => {
+      if (route.request().method() !== "POST")
+        return route.continue();
+      const resp = await route.fetch();
+      const body = await resp.json();
+      body.email_queued = false;
+      await route.fulfill({ response: resp, json: body });
+    });
+    try {
+      await page.fill("#link-expires", "");
+      await page.fill("#link-email", "unqueued@example.org");
+      await page.click("#link-create");
+      await page.waitForSelector("#link-created:not([hidden])");
+      const said = await page.textContent("#link-created-text");
+      assert(said.includes("the email could not be queued: send the link yourself"), "not queued: " + said);
+    } finally {
+      await page.unroute(post);
+    }
     await page.click("#links-close");
   });
 

@@ -619,6 +619,16 @@
 		$("upload-max-attempts").disabled = $("upload-password").value === "";
 	}
 
+	/* What the answer to a create says of the link's email, if one was
+	 * asked for: queued (sent to ...) or not (send it yourself). */
+	function createdText(what, link) {
+		if (link.email_queued === false)
+			return what + " created (the email could not be queued: send the link yourself):";
+		if (link.email_queued)
+			return what + " created and sent to " + link.email + ":";
+		return what + " created:";
+	}
+
 	/* The body of POST .../guest-links from the form; FormError if a
 	 * field needs correcting. */
 	function linkBody() {
@@ -674,6 +684,7 @@
 			if (!onStudy(uid, "links-dialog"))
 				return;
 			$("link-created-url").value = link.url;
+			$("link-created-text").textContent = createdText("Link", link);
 			$("link-created").hidden = false;
 			$("link-form").reset();
 			linkFormChanged();
@@ -865,10 +876,7 @@
 			if (!here())
 				return;
 			$("upload-created-url").value = link.url;
-			$("upload-created-text").textContent = link.email_queued === false
-				? "Upload link created (the email could not be queued: send the link yourself):"
-				: link.email_queued ? "Upload link created and sent to " + link.email + ":"
-				: "Upload link created:";
+			$("upload-created-text").textContent = createdText("Upload link", link);
 			$("upload-created").hidden = false;
 			$("upload-form").reset();
 			uploadFormChanged();
