@@ -236,6 +236,9 @@ try {
     const text = await row.textContent();
     assert(text.includes("patient@example.org") && text.includes("active"), "listed: " + text);
     assert(await page.inputValue("#links tr .link-url") === ctx.link, "URL listed");
+    // Its id, as the notification mails name it, is in its row.
+    ctx.linkId = await row.getAttribute("data-id");
+    assert(ctx.linkId && (await row.locator(".link-id .mono").textContent()) === ctx.linkId, "the id shown");
     assert(await row.locator(".delete-button").count() === 1, "delete offered");
     assert(await row.locator(".copy-button").count() === 1, "copy offered");
     await ctx.alice.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL });
@@ -281,6 +284,7 @@ try {
     const note = await waitForMail((m) => m.to.includes("alice@stelsewhere.example") &&
       m.text.includes("patient@example.org"), "the creator's view notification");
     assert(!note.text.includes("guest-pass-1"), "no password in the notification");
+    assert(note.text.includes(ctx.linkId), "the notification names the link by the id shown in its row");
   });
 
   await step("alice deletes the link and the guest gets the 404 page", async () => {
@@ -501,6 +505,7 @@ try {
     const text = await row.textContent();
     assert(text.includes("active") && text.includes("0 / 2") && text.includes("notify on upload"), "listed: " + text);
     assert(await row.locator(".link-url").inputValue() === url, "URL listed");
+    assert((await row.locator(".link-id .mono").textContent()) === await row.getAttribute("data-id"), "the id shown");
     assert(await row.locator(".copy-button").count() === 1, "copy offered");
     await row.locator(".copy-button").click();
     await page.waitForFunction(() => document.querySelector("#uploads .copy-button").textContent !== "Copy");

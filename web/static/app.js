@@ -735,20 +735,29 @@
 		}
 	}
 
-	function linkRow(l) {
-		const tr = el("tr");
-		tr.dataset.id = l.id;
-		const url = el("td");
+	/* A link's URL (none once deleted) and its id: the notification
+	 * mails name a link by its id only. */
+	function linkCell(l) {
+		const td = el("td");
 		if (l.url) {
 			const i = el("input");
 			i.readOnly = true;
 			i.value = l.url;
 			i.className = "link-url";
-			url.appendChild(i);
+			td.appendChild(i);
 		} else {
-			url.appendChild(el("span", "—", "muted"));
+			td.appendChild(el("span", "—", "muted"));
 		}
-		tr.appendChild(url);
+		const id = el("div", "ID ", "link-id muted");
+		id.appendChild(el("span", l.id, "mono"));
+		td.appendChild(id);
+		return td;
+	}
+
+	function linkRow(l) {
+		const tr = el("tr");
+		tr.dataset.id = l.id;
+		tr.appendChild(linkCell(l));
 		tr.appendChild(el("td", when(l.created_at) + (l.created_by ? " by " + l.created_by : "")));
 		tr.appendChild(el("td", when(l.expires_at)));
 		tr.appendChild(el("td", l.uses + " / " + (l.max_uses === null || l.max_uses === undefined ? "∞" : l.max_uses)));
@@ -927,17 +936,7 @@
 	function uploadRow(l) {
 		const tr = el("tr");
 		tr.dataset.id = l.id;
-		const url = el("td");
-		if (l.url) {
-			const i = el("input");
-			i.readOnly = true;
-			i.value = l.url;
-			i.className = "link-url";
-			url.appendChild(i);
-		} else {
-			url.appendChild(el("span", "—", "muted"));
-		}
-		tr.appendChild(url);
+		tr.appendChild(linkCell(l));
 		tr.appendChild(el("td", when(l.created_at) + (l.created_by ? " by " + l.created_by : "")));
 		tr.appendChild(el("td", when(l.expires_at)));
 		tr.appendChild(el("td", l.uses + " / " + (l.max_uses === null || l.max_uses === undefined ? "∞" : l.max_uses)));
