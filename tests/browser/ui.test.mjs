@@ -529,6 +529,23 @@ try {
     await page.waitForFunction((u) => [...document.querySelectorAll("#uploads tr")].some(
       (tr) => tr.querySelector(".link-url") && tr.querySelector(".link-url").value === u &&
         tr.textContent.includes("0 / 5")), url);
+    // The API changes a limit or an expiry but cannot remove one: an
+    // emptied field is refused in the form, not closed as if saved.
+    await row.locator(".edit-button").click();
+    await page.waitForSelector("#upload-edit-form:not([hidden])");
+    for (const [field, said] of [["#upload-edit-max-uses", "Maximum uses cannot be removed"],
+                                 ["#upload-edit-expires", "The expiry cannot be removed"]]) {
+      const was = await page.inputValue(field);
+      await page.fill(field, "");
+      await page.click("#upload-edit-save");
+      await page.waitForFunction(() => document.getElementById("upload-edit-result").textContent !== "");
+      assert((await page.textContent("#upload-edit-result")).includes(said),
+        field + " emptied: " + await page.textContent("#upload-edit-result"));
+      assert(await page.isVisible("#upload-edit-form"), field + " emptied: the form closed as if saved");
+      await screenshot(page, "upload-link-edit-refused-" + field.slice(13));
+      await page.fill(field, was);
+    }
+    await page.click("#upload-edit-cancel");
     // The upload request reached the address, with the link and no password.
     const m = await waitForMail((x) => x.to.includes("referrer@example.org") && x.text.includes(url),
       "the upload request with the link");

@@ -961,7 +961,9 @@
 	function editUpload(l) {
 		state.upload = l;
 		$("upload-edit-id").textContent = l.id;
-		$("upload-edit-max-uses").value = l.max_uses === null || l.max_uses === undefined ? "" : l.max_uses;
+		const unlimited = l.max_uses === null || l.max_uses === undefined;
+		$("upload-edit-max-uses").value = unlimited ? "" : l.max_uses;
+		$("upload-edit-max-uses").placeholder = unlimited ? "unlimited" : "";
 		$("upload-edit-expires").value = localFromIso(l.expires_at);
 		$("upload-edit-message").value = l.message || "";
 		$("upload-edit-notify").checked = !!l.notify_on_upload;
@@ -970,33 +972,48 @@
 		$("upload-edit-max-uses").focus();
 	}
 
-	/* Sends only what changed: max_uses cannot go back to unlimited. */
-	async function saveUpload(ev) {
-		ev.preventDefault();
-		const l = state.upload;
+	/* The PATCH body: only what changed.  The API can change a limit
+	 * or an expiry but not remove one, so an emptied field is refused
+	 * (FormError), not sent as nothing and shown as saved. */
+	function uploadEditBody(l) {
 		const body = {};
-		let maxUses;
-		try {
-			maxUses = intOrNull("upload-edit-max-uses", "Maximum uses");
-		} catch (e) {
-			$("upload-edit-result").textContent = describe(e);
-			return;
-		}
+		const maxUses = intOrNull("upload-edit-max-uses", "Maximum uses");
+		const limited = l.max_uses !== null && l.max_uses !== undefined;
+		if (maxUses === null && limited)
+			throw new FormError("Maximum uses cannot be removed (a link with a limit cannot " +
+			                    "become unlimited): enter a number, or make a new link.");
 		if (maxUses !== null && maxUses !== l.max_uses)
 			body.max_uses = maxUses;
-		const exp = $("upload-edit-expires").value;
+		const input = $("upload-edit-expires");
+		const exp = input.value;
+		if (!exp && input.validity && input.validity.badInput)
+			throw new FormError("The expiry is not a complete date.");
+		if (!exp && l.expires_at)
+			throw new FormError("The expiry cannot be removed: choose a date.");
 		if (exp && exp !== localFromIso(l.expires_at)) {
 			body.expires_at = isoFromLocal(exp);
-			if (!body.expires_at) {
-				$("upload-edit-result").textContent = "The expiry is not a date.";
-				return;
-			}
+			if (!body.expires_at)
+				throw new FormError("The expiry is not a date.");
 		}
 		const msg = $("upload-edit-message").value.trim();
 		if (msg !== (l.message || ""))
 			body.message = msg;
 		if ($("upload-edit-notify").checked !== !!l.notify_on_upload)
 			body.notify_on_upload = $("upload-edit-notify").checked;
+		return body;
+	}
+
+	async function saveUpload(ev) {
+		ev.preventDefault();
+		const l = state.upload;
+		$("upload-edit-result").textContent = "";
+		let body;
+		try {
+			body = uploadEditBody(l);
+		} catch (e) {
+			$("upload-edit-result").textContent = describe(e);
+			return;
+		}
 		if (Object.keys(body).length === 0) {
 			$("upload-edit-form").hidden = true;
 			return;
