@@ -127,6 +127,11 @@ try {
     await page.fill("#login-password", "alice-password");
     await page.click("#login-button");
     await page.waitForSelector("#app-section:not([hidden])");
+    // The focus goes to the worklist picker, not back to <body>.
+    await page.waitForFunction(() => document.activeElement && document.activeElement.id === "worklist",
+      null, { timeout: 5000 }).catch(async () => {
+      throw new Error("focus after login on " + await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80)));
+    });
     await pickWorklist(page, "location:ct");
     const row = page.locator(`tr[data-uid="${info.study}"]`);
     await row.waitFor();
@@ -169,6 +174,9 @@ try {
     await page.waitForFunction(() => document.getElementById("share-result").textContent !== "");
     const refused = await page.textContent("#share-result");
     assert(refused === "Physician (user) nosuchuser: unknown user", "the refusal: " + refused);
+    const names = await page.$$eval("#target-list li button", (bs) => bs.map((b) => b.getAttribute("aria-label")));
+    assert(JSON.stringify(names) === JSON.stringify(["Remove Physician (user): bob",
+      "Remove Physician (user): nosuchuser"]), "the chips' remove buttons are named: " + JSON.stringify(names));
     const bad = page.locator("#target-list li.bad");
     assert(await bad.count() === 1 && (await bad.textContent()).includes("nosuchuser"), "the refused chip marked");
     assert(await page.locator("#target-list li").count() === 2, "both chips kept");
@@ -291,6 +299,10 @@ try {
     const page = ctx.alicePage;
     await page.locator("#links tr .delete-button").first().click();
     await page.waitForFunction(() => document.querySelector("#links tr .status").textContent.includes("deleted"));
+    // The row's buttons went with it: the focus is in the table, not on <body>.
+    const focus = await page.evaluate(() => document.activeElement.closest("#links-table") ? "table"
+      : document.activeElement.tagName);
+    assert(focus === "table", "focus after the delete on " + focus);
     await screenshot(page, "guest-link-deleted");
     const resp = await ctx.guestPage.reload();
     assert(resp.status() === 404, "deleted link status " + resp.status());
@@ -394,6 +406,51 @@ try {
     } finally {
       await page.unroute(post);
     }
+    await page.click("#links-close");
+  });
+
+  await step("after Unlock or Delete the focus stays in the links table", async () => {
+    const page = ctx.alicePage;
+    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
+    await page.waitForSelector("#links-dialog[open]");
+    await page.check("#new-link-toggle");
+    await page.fill("#link-password", "lock-me-1");
+    await page.fill("#link-max-attempts", "1");
+    await page.click("#link-create");
+    await page.waitForSelector("#link-created:not([hidden])");
+    const link = await page.inputValue("#link-created-url");
+    // One wrong password locks it.
+    const r = await ctx.alice.request.post(link, { form: { password: "wrong" },
+      headers: { Accept: "application/json" } });
+    assert(r.status() === 401, "wrong password: " + r.status());
+    await page.click("#links-close");
+    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
+    await page.waitForSelector("#links-dialog[open]");
+    const row = page.locator("#links tr", { has: page.locator(".unlock-button") }).first();
+    await row.waitFor();
+    assert(await row.locator(".link-url").inputValue() === link, "the locked link");
+    const id = await row.getAttribute("data-id");
+    const focused = () => page.evaluate(() => {
+      const a = document.activeElement;
+      const tr = a.closest("#links tr");
+      return { tag: a.tagName, id: a.id, row: tr ? tr.dataset.id : null, text: a.textContent,
+               index: tr ? [...tr.parentNode.children].indexOf(tr) : -1 };
+    });
+    await row.locator(".unlock-button").focus();
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((i) => document.querySelector(`#links tr[data-id="${i}"] .status`)
+      .textContent === "active", id);
+    let f = await focused();
+    assert(f.row === id && f.text === "Delete", "focus after Unlock: " + JSON.stringify(f));
+    // Delete (confirmed): the link's row keeps no button, so the next
+    // row's first button has the focus.
+    const index = await page.$$eval("#links tr", (trs, i) => trs.findIndex((t) => t.dataset.id === i), id);
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((i) => document.querySelector(`#links tr[data-id="${i}"] .status`)
+      .textContent === "deleted", id);
+    f = await focused();
+    assert(f.tag === "BUTTON" && f.row !== id && f.index > index, "focus after Delete: " + JSON.stringify(f));
+    await screenshot(page, "guest-link-focus-after-delete");
     await page.click("#links-close");
   });
 
@@ -529,6 +586,13 @@ try {
     await page.waitForFunction((u) => [...document.querySelectorAll("#uploads tr")].some(
       (tr) => tr.querySelector(".link-url") && tr.querySelector(".link-url").value === u &&
         tr.textContent.includes("0 / 5")), url);
+    // The focus is back on the row's Edit button (the form's Save is gone).
+    const onEdit = () => page.evaluate((u) => {
+      const a = document.activeElement;
+      const i = a.closest("tr") && a.closest("tr").querySelector(".link-url");
+      return a.classList.contains("edit-button") && !!i && i.value === u;
+    }, url);
+    assert(await onEdit(), "focus after Save on " + await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80)));
     // The API changes a limit or an expiry but cannot remove one: an
     // emptied field is refused in the form, not closed as if saved.
     await row.locator(".edit-button").click();
@@ -546,6 +610,7 @@ try {
       await page.fill(field, was);
     }
     await page.click("#upload-edit-cancel");
+    assert(await onEdit(), "focus after Cancel on " + await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80)));
     // The upload request reached the address, with the link and no password.
     const m = await waitForMail((x) => x.to.includes("referrer@example.org") && x.text.includes(url),
       "the upload request with the link");
@@ -558,6 +623,8 @@ try {
       const tr = document.querySelector(`#uploads tr[data-id="${i}"]`);
       return !tr || tr.textContent.includes("deleted");
     }, id);
+    assert(await page.evaluate(() => !!document.activeElement.closest("#uploads-table")),
+      "focus after the delete on " + await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80)));
     await screenshot(page, "upload-link-deleted");
     const resp = await page.request.get(url, { headers: { Accept: "application/json" } });
     assert(resp.status() === 404, "deleted upload link status " + resp.status());

@@ -40,6 +40,7 @@
 		targets: [],
 		badTarget: null, /* the target the last share refused (marked) */
 		upload: null,
+		uploadPlace: null, /* the row of the link being edited (focus) */
 		/* Each list's latest request: an answer to an older one is dropped. */
 		seq: {session: 0, studies: 0, history: 0, links: 0, uploads: 0},
 	};
@@ -222,6 +223,7 @@
 		state.targets = [];
 		state.badTarget = null;
 		state.upload = null;
+		state.uploadPlace = null;
 		for (const k of Object.keys(state.seq))
 			state.seq[k] += 1;
 		for (const d of document.querySelectorAll("dialog[open]"))
@@ -331,6 +333,7 @@
 			$("app-message").textContent = "You are not a member of any worklist.";
 			return;
 		}
+		sel.focus(); /* the login form's button is gone: the first choice */
 		await pickWorklist();
 	}
 
@@ -483,10 +486,12 @@
 		clear(ul);
 		state.targets.forEach((t, i) => {
 			const li = el("li", targetText(t) + " ", t === state.badTarget ? "bad" : null);
-			li.appendChild(button("×", "small secondary", () => {
+			const rm = button("×", "small secondary", () => {
 				state.targets.splice(i, 1);
 				renderTargets();
-			}));
+			});
+			rm.setAttribute("aria-label", "Remove " + targetText(t));
+			li.appendChild(rm);
 			ul.appendChild(li);
 		});
 		$("share-submit").disabled = state.targets.length === 0;
@@ -774,16 +779,60 @@
 		if (l.url)
 			act.appendChild(button("Copy", "small secondary copy-button", (ev) => copy(l.url, ev.target)));
 		if (l.can_delete && l.status === "locked")
-			act.appendChild(button("Unlock", "small secondary unlock-button", () => linkAction(l, "unlock")));
+			act.appendChild(button("Unlock", "small secondary unlock-button", (ev) => linkAction(l, "unlock", ev.currentTarget)));
 		if (l.can_delete && l.status !== "deleted")
-			act.appendChild(button("Delete", "small danger delete-button", () => linkAction(l, "delete")));
+			act.appendChild(button("Delete", "small danger delete-button", (ev) => linkAction(l, "delete", ev.currentTarget)));
 		tr.appendChild(act);
 		return tr;
 	}
 
-	async function linkAction(l, what) {
+	/* A links table was rebuilt after an action on link id, whose button
+	 * (at place pos among its row's buttons) went with the old rows:
+	 * focus moves to the button now at that place in the row, else to the
+	 * next row's first button (or the previous row's), else to the table;
+	 * not to <body>.  Unless the user has moved the focus elsewhere
+	 * (to something still shown). */
+	function refocus(tbody, table, id, index, pos) {
+		const a = document.activeElement;
+		if (a && a !== document.body && !$(table).contains(a) && a.getClientRects().length > 0)
+			return;
+		const rows = Array.from($(tbody).children);
+		const at = rows.findIndex((r) => r.dataset.id === id);
+		const buttons = (r) => Array.from(r.querySelectorAll("td:last-child button"));
+		if (at >= 0) {
+			const b = buttons(rows[at]);
+			if (b.length) {
+				b[Math.min(Math.max(pos, 0), b.length - 1)].focus();
+				return;
+			}
+		}
+		/* The rows after it (or after where it was), then those before. */
+		const next = at >= 0 ? at + 1 : Math.min(index, rows.length);
+		const order = rows.slice(next).concat(rows.slice(0, at >= 0 ? at : next).reverse());
+		for (const r of order) {
+			const b = buttons(r);
+			if (b.length) {
+				b[0].focus();
+				return;
+			}
+		}
+		$(table).focus();
+	}
+
+	/* Where an action's button is, for refocus: its row's link id, the
+	 * row's place in the table, the button's place in the row. */
+	function placeOf(btn) {
+		const tr = btn && btn.closest ? btn.closest("tr") : null;
+		if (!tr)
+			return null;
+		return {id: tr.dataset.id, index: Array.from(tr.parentNode.children).indexOf(tr),
+		        pos: Array.from(tr.querySelectorAll("td:last-child button")).indexOf(btn)};
+	}
+
+	async function linkAction(l, what, btn) {
 		if (what === "delete" && !window.confirm("Delete this guest link? It stops working at once."))
 			return;
+		const place = placeOf(btn);
 		const out = $("links-list-message");
 		out.textContent = "";
 		try {
@@ -795,7 +844,9 @@
 			out.textContent = (what === "delete" ? "The link could not be deleted: "
 			                                     : "The link could not be unlocked: ") + describe(e);
 		}
-		loadLinks();
+		await loadLinks();
+		if (place && $("links-dialog").open)
+			refocus("links", "links-table", place.id, place.index, place.pos);
 	}
 
 	/* ---- the Upload links dialog ------------------------------------ */
@@ -951,15 +1002,16 @@
 		if (l.url)
 			act.appendChild(button("Copy", "small secondary copy-button", (ev) => copy(l.url, ev.target)));
 		if (l.status === "active")
-			act.appendChild(button("Edit", "small secondary edit-button", () => editUpload(l)));
+			act.appendChild(button("Edit", "small secondary edit-button", (ev) => editUpload(l, ev.currentTarget)));
 		if (l.status !== "deleted")
-			act.appendChild(button("Delete", "small danger delete-button", () => deleteUpload(l)));
+			act.appendChild(button("Delete", "small danger delete-button", (ev) => deleteUpload(l, ev.currentTarget)));
 		tr.appendChild(act);
 		return tr;
 	}
 
-	function editUpload(l) {
+	function editUpload(l, btn) {
 		state.upload = l;
+		state.uploadPlace = placeOf(btn);
 		$("upload-edit-id").textContent = l.id;
 		const unlimited = l.max_uses === null || l.max_uses === undefined;
 		$("upload-edit-max-uses").value = unlimited ? "" : l.max_uses;
@@ -1015,14 +1067,15 @@
 			return;
 		}
 		if (Object.keys(body).length === 0) {
-			$("upload-edit-form").hidden = true;
+			closeUploadEdit();
 			return;
 		}
 		$("upload-edit-save").disabled = true;
 		try {
 			await api("PATCH", "/api/v1/upload-links/" + encodeURIComponent(l.id), body);
 			$("upload-edit-form").hidden = true;
-			loadUploads();
+			await loadUploads();
+			backToUploadRow();
 		} catch (e) {
 			$("upload-edit-result").textContent = describe(e);
 		} finally {
@@ -1030,9 +1083,22 @@
 		}
 	}
 
-	async function deleteUpload(l) {
+	/* The edit form closes: the focus goes back to the link's row. */
+	function closeUploadEdit() {
+		$("upload-edit-form").hidden = true;
+		backToUploadRow();
+	}
+
+	function backToUploadRow() {
+		const p = state.uploadPlace;
+		if (p && $("uploads-dialog").open)
+			refocus("uploads", "uploads-table", p.id, p.index, p.pos);
+	}
+
+	async function deleteUpload(l, btn) {
 		if (!window.confirm("Delete this upload link? It stops working at once."))
 			return;
+		const place = placeOf(btn);
 		const out = $("uploads-list-message");
 		out.textContent = "";
 		try {
@@ -1042,7 +1108,9 @@
 		} catch (e) {
 			out.textContent = "The link could not be deleted: " + describe(e);
 		}
-		loadUploads();
+		await loadUploads();
+		if (place && $("uploads-dialog").open)
+			refocus("uploads", "uploads-table", place.id, place.index, place.pos);
 	}
 
 	/* ---- wiring ------------------------------------------------------ */
@@ -1076,7 +1144,7 @@
 		$("upload-created-copy").addEventListener("click",
 			(ev) => copy($("upload-created-url").value, ev.target));
 		$("upload-edit-form").addEventListener("submit", saveUpload);
-		$("upload-edit-cancel").addEventListener("click", () => { $("upload-edit-form").hidden = true; });
+		$("upload-edit-cancel").addEventListener("click", closeUploadEdit);
 		$("uploads-close").addEventListener("click", () => $("uploads-dialog").close());
 		if (state.token)
 			start().catch(startFailed);
