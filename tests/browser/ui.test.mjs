@@ -726,6 +726,74 @@ try {
     await guest.close();
   });
 
+  await step("at 390x800 the studies' buttons and the dialogs' fields are on screen", async () => {
+    const W = 390;
+    const narrow = await browser.newContext({ viewport: { width: W, height: 800 } });
+    try {
+      const page = await narrow.newPage();
+      await login(page, "alice", "alice-password");
+      await pickWorklist(page, "location:ct");
+      const row = page.locator(`tr[data-uid="${info.study}"]`);
+      await row.waitFor();
+      const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert(pageWidth <= W, "the page is " + pageWidth + " px wide");
+      for (const b of [".share-button", ".links-button"]) {
+        const r = await row.locator(b).boundingBox();
+        assert(r && r.x >= 0 && r.x + r.width <= W, b + " off-screen: " + JSON.stringify(r));
+      }
+      await screenshot(page, "narrow-worklist");
+      // Each element of sels inside the open dialog (which clips what
+      // goes past its sides), the dialog inside the screen; the ones that
+      // are not, with their sides.
+      const outside = (dialog, sels) => page.evaluate(([dlg, ss, w]) => {
+        const d = document.querySelector(dlg).getBoundingClientRect();
+        const bad = [];
+        if (d.left < 0 || d.right > w)
+          bad.push(dlg + " " + d.left + ".." + d.right);
+        for (const s of ss)
+          for (const e of document.querySelectorAll(s)) {
+            const r = e.getBoundingClientRect();
+            if (r.left < d.left || r.right > d.right)
+              bad.push(s + " " + r.left + ".." + r.right + " in " + d.left + ".." + d.right);
+          }
+        return bad;
+      }, [dialog, sels, W]);
+      await row.locator(".share-button").click();
+      await page.waitForSelector("#share-dialog[open]");
+      await page.waitForSelector("#share-history tr");
+      // The history's last column can be brought into the dialog by
+      // scrolling what scrolls sideways (the dialog itself clips).
+      await page.evaluate(() => {
+        const dialog = document.getElementById("share-dialog");
+        for (let e = document.getElementById("share-history"); e && e !== dialog; e = e.parentElement) {
+          const o = getComputedStyle(e).overflowX;
+          if (o === "auto" || o === "scroll")
+            e.scrollLeft = e.scrollWidth;
+        }
+      });
+      let bad = await outside("#share-dialog", ["#target-value", "#share-submit",
+        "#share-history tr:first-child td:last-child"]);
+      assert(bad.length === 0, "share dialog: " + bad.join("; "));
+      await screenshot(page, "narrow-share");
+      await page.click("#share-close");
+      await row.locator(".links-button").click();
+      await page.waitForSelector("#links-dialog[open]");
+      await page.check("#new-link-toggle");
+      bad = await outside("#links-dialog", ["#link-form .grid2 input", "#link-form .grid2 label"]);
+      assert(bad.length === 0, "guest links form: " + bad.join("; "));
+      await screenshot(page, "narrow-guest-links");
+      await page.click("#links-close");
+      await page.click("#uploads-open");
+      await page.waitForSelector("#uploads-dialog[open]");
+      await page.check("#new-upload-toggle");
+      bad = await outside("#uploads-dialog", ["#upload-form .grid2 input", "#upload-form .grid2 label"]);
+      assert(bad.length === 0, "upload links form: " + bad.join("; "));
+      await screenshot(page, "narrow-upload-links");
+    } finally {
+      await narrow.close();
+    }
+  });
+
   await step("after alice logs out, the next user sees nothing of hers", async () => {
     const page = ctx.alicePage;
     await pickWorklist(page, "location:ct");

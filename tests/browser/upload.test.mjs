@@ -114,6 +114,27 @@ try {
     await guest.close();
   });
 
+  await step("at 390 px a refused file's outcome is readable, not a word per line", async () => {
+    const guest = await browser.newContext({ viewport: { width: 390, height: 800 } });
+    const page = await guest.newPage();
+    await page.goto(info.open_link);
+    await page.waitForSelector("#upload-form");
+    await page.setInputFiles("#files", [info.files[3]]);
+    await page.click("#send");
+    await page.waitForSelector("#progress li.refused", { timeout: 30000 });
+    const m = await page.$eval("#progress li.refused .state", (e) => {
+      const r = e.getBoundingClientRect();
+      const cs = getComputedStyle(e);
+      const lh = parseFloat(cs.lineHeight) || parseFloat(cs.fontSize) * 1.2;
+      return { width: r.width, lines: Math.round(r.height / lh),
+               text: e.textContent, page: document.documentElement.scrollWidth };
+    });
+    assert(m.page <= 390, "the page is " + m.page + " px wide");
+    assert(m.width >= 250 && m.lines <= 3, "the refusal squeezed: " + JSON.stringify(m));
+    await screenshot(page, "narrow-refused");
+    await guest.close();
+  });
+
   await step("the studies are in the link's worklist", async () => {
     const r = await fetch(info.url + "/api/v1/worklists/location:ct/studies?limit=500",
       { headers: { Authorization: "Bearer " + info.alice_token } });
