@@ -87,6 +87,13 @@ try {
     await page.waitForSelector("#upload-form");
     assert((await page.textContent("#link-message")).includes("Please send the CT"), "the link's message");
     await screenshot(page, "page");
+    // Send with nothing chosen says so.
+    await page.click("#send");
+    await page.waitForFunction(() => {
+      const m = document.getElementById("choose-message");
+      return m && m.textContent === "Choose at least one file.";
+    }, null, { timeout: 5000 });
+    await screenshot(page, "no-file");
     await page.setInputFiles("#files", info.files);
     await page.click("#send");
     await page.waitForFunction(() => {
@@ -100,6 +107,8 @@ try {
     for (const it of items) {
       if (it.name === "notes.txt") {
         assert(it.cls === "refused" && it.state.includes("not accepted as DICOM"), "text refused: " + it.state);
+        // Its bar is not the full bar of a received file.
+        assert(!it.done, "a refused file's bar is full: " + JSON.stringify(it));
       } else {
         assert(it.cls === "ok" && it.state === "received" && it.done, "accepted: " + JSON.stringify(it));
       }
@@ -110,6 +119,7 @@ try {
     assert(rows.some((r) => r.includes("ROE, RICHARD") && r.includes("PHOTO")), "photo row: " + rows);
     assert((await page.textContent("#summary-counts")).includes("2 studies and 3 files"), "counts");
     assert(errors.length === 1 && errors[0] === "415 /u/T/files", "only the text file refused: " + errors);
+    assert(await page.textContent("#choose-message") === "", "the no-file message stays after a send");
     await screenshot(page, "received");
     await guest.close();
   });

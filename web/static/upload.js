@@ -82,6 +82,15 @@
 		form.querySelector("button").disabled = true;
 	}
 
+	/* A file not received: its bar is emptied (nothing of it was kept;
+	 * a full bar is for a received file) and the reason said. */
+	function refuse(item, text) {
+		item.querySelector(".state").textContent = text;
+		item.querySelector("progress").value = 0;
+		item.className = "refused";
+		refused += 1;
+	}
+
 	function addStudy(res) {
 		var st = res.study || {};
 		var e = studies[res.study_uid];
@@ -136,21 +145,15 @@
 				addStudy(body);
 			} else if (xhr.status === 401 || xhr.status === 404) {
 				/* a 401 may be {"password_required": true}: no message */
-				state.textContent = "not received: the upload session has ended";
-				item.className = "refused";
-				refused += 1;
+				refuse(item, "not received: the upload session has ended");
 				sessionEnded();
 			} else {
-				state.textContent = "refused: " + (body && body.error ? body.error.message : "HTTP " + xhr.status);
-				item.className = "refused";
-				refused += 1;
+				refuse(item, "refused: " + (body && body.error ? body.error.message : "HTTP " + xhr.status));
 			}
 			done();
 		};
 		xhr.onerror = function () {
-			state.textContent = "failed: the connection was lost";
-			item.className = "refused";
-			refused += 1;
+			refuse(item, "failed: the connection was lost");
 			done();
 		};
 		xhr.send(file);
@@ -160,12 +163,6 @@
 		var a = fmtSize(size), b = fmtSize(fileMax);
 		if (a === b) { a = size + " bytes"; b = fileMax + " bytes"; }
 		return "skipped: too large (" + a + "; a file may have at most " + b + ")";
-	}
-
-	function skip(item, text) {
-		item.querySelector(".state").textContent = text;
-		item.className = "refused";
-		refused += 1;
 	}
 
 	function queue(files) {
@@ -188,7 +185,7 @@
 			while (!ended && i < files.length && running < (received ? PARALLEL : 1)) {
 				var k = i++;
 				if (fileMax > 0 && files[k].size > fileMax) {
-					skip(items[k], tooLarge(files[k].size));
+					refuse(items[k], tooLarge(files[k].size));
 					continue;
 				}
 				running += 1;
@@ -198,7 +195,7 @@
 				});
 			}
 			if (ended) {
-				for (; i < files.length; i++) skip(items[i], "not sent: the upload session has ended");
+				for (; i < files.length; i++) refuse(items[i], "not sent: the upload session has ended");
 				return;
 			}
 			if (running === 0 && i >= files.length) form.querySelector("button").disabled = false;
@@ -206,6 +203,12 @@
 		form.querySelector("button").disabled = true;
 		next();
 	}
+
+	/* Said under the Send button: a Send without a file. */
+	var choose = el("p", "", "message");
+	choose.id = "choose-message";
+	choose.setAttribute("role", "alert");
+	form.appendChild(choose);
 
 	form.addEventListener("submit", function (ev) {
 		ev.preventDefault();
@@ -215,6 +218,7 @@
 			for (var k = 0; k < input.files.length; k++) files.push(input.files[k]);
 			input.value = "";
 		});
+		choose.textContent = files.length || ended ? "" : "Choose at least one file.";
 		if (files.length && !ended) queue(files);
 	});
 })();
