@@ -303,6 +303,7 @@ try {
     const focus = await page.evaluate(() => document.activeElement.closest("#links-table") ? "table"
       : document.activeElement.tagName);
     assert(focus === "table", "focus after the delete on " + focus);
+    assert(await page.isHidden("#link-created"), "the deleted link is still offered as created");
     await screenshot(page, "guest-link-deleted");
     const resp = await ctx.guestPage.reload();
     assert(resp.status() === 404, "deleted link status " + resp.status());

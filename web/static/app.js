@@ -836,10 +836,14 @@
 		const out = $("links-list-message");
 		out.textContent = "";
 		try {
-			if (what === "delete")
+			if (what === "delete") {
 				await api("DELETE", "/api/v1/guest-links/" + encodeURIComponent(l.id));
-			else
+				/* Its URL no longer works: not offered to copy. */
+				if (l.url && $("link-created-url").value === l.url)
+					$("link-created").hidden = true;
+			} else {
 				await api("POST", "/api/v1/guest-links/" + encodeURIComponent(l.id) + "/unlock");
+			}
 		} catch (e) {
 			out.textContent = (what === "delete" ? "The link could not be deleted: "
 			                                     : "The link could not be unlocked: ") + describe(e);
@@ -1105,6 +1109,8 @@
 			await api("DELETE", "/api/v1/upload-links/" + encodeURIComponent(l.id));
 			if (state.upload && state.upload.id === l.id)
 				$("upload-edit-form").hidden = true;
+			if (l.url && $("upload-created-url").value === l.url)
+				$("upload-created").hidden = true; /* as a deleted guest link's */
 		} catch (e) {
 			out.textContent = "The link could not be deleted: " + describe(e);
 		}
