@@ -13,8 +13,15 @@
 // for a study whose dialog was left is not shown in the next study's.
 // Alice creates an upload link for location:ct with an email, sees it
 // listed, edits it, the upload request mail arrives, and she deletes it.
-// Failures (a rate limit, the worklists after a login, a link's delete) are
-// said where they are seen.  Then an invitation by email is followed to the
+// A share refused for one target names it and marks its chip; nothing
+// typed or written for one share (an un-added target, the message) carries
+// over to the next.  A failed second link attempt, a deleted link and the
+// email's fate are said in the "created" panel; each link row shows the id
+// the mails name it by; an upload link's limit or expiry cannot be emptied;
+// the keyboard focus stays in place after login, Unlock, Delete and an
+// edit.  At 390x800 the studies' buttons and the dialogs' fields are on
+// screen.  Failures (a rate limit, the worklists after a login, a link's
+// delete) are said where they are seen.  Then an invitation by email is followed to the
 // registration page, and after alice logs out the next user (with no
 // worklist, then with only her own) sees nothing of hers.  A screenshot of
 // every step is written to $ARTIFACTS.  Prints "N passed, N failed" last;

@@ -5,9 +5,10 @@
 //
 // Starts its own stack (upload_stack.py: uploads enabled, two upload links
 // of location:ct, DICOM files made by dcmtk), then: a guest opens the
-// link, picks three DICOM files in both transfer syntaxes and a text file,
-// sees a progress bar and an outcome per file (the text file refused) and
-// the studies received; the studies are in alice's worklist; a guest of
+// link, is told to choose a file when sending none, picks three DICOM files
+// in both transfer syntaxes and a text file, sees a progress bar and an
+// outcome per file (the text file refused, its bar not full) and the
+// studies received; at 390 px a refusal reads on a line of its own; the studies are in alice's worklist; a guest of
 // the password link gets the password form first, a wrong password says
 // how many tries remain, the right one opens the page; a file larger than
 // the page's limit is skipped, not sent; without a session cookie the first
