@@ -88,6 +88,24 @@ async function pickWorklist(page, id) {
 }
 
 // The mails in the catcher's directory: {to, subject, text} each.
+// Opens a study's Guest links dialog.
+async function openLinks(page, uid) {
+  await page.locator(`tr[data-uid="${uid}"] .links-button`).click();
+  await page.waitForSelector("#links-dialog[open]");
+}
+
+// Makes a guest link with the form's fields ({selector: value}) and
+// returns its URL.
+async function newLink(page, uid, fields) {
+  await openLinks(page, uid);
+  await page.check("#new-link-toggle");
+  for (const [sel, value] of Object.entries(fields))
+    await page.fill(sel, value);
+  await page.click("#link-create");
+  await page.waitForSelector("#link-created:not([hidden])");
+  return page.inputValue("#link-created-url");
+}
+
 function mails() {
   const out = [];
   for (const f of fs.readdirSync(info.mail_dir).sort()) {
@@ -227,8 +245,7 @@ try {
 
   await step("alice creates a guest link with a password and an email", async () => {
     const page = ctx.alicePage;
-    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
-    await page.waitForSelector("#links-dialog[open]");
+    await openLinks(page, info.study);
     assert(await page.isHidden("#link-form"), "form hidden until the toggle");
     await page.check("#new-link-toggle");
     await page.waitForSelector("#link-form:not([hidden])");
@@ -322,13 +339,7 @@ try {
 
   await step("a guest who comes from another site reloads without spending a use", async () => {
     const page = ctx.alicePage;
-    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
-    await page.waitForSelector("#links-dialog[open]");
-    await page.check("#new-link-toggle");
-    await page.fill("#link-max-uses", "2");
-    await page.click("#link-create");
-    await page.waitForSelector("#link-created:not([hidden])");
-    const link = await page.inputValue("#link-created-url");
+    const link = await newLink(page, info.study, { "#link-max-uses": "2" });
     await page.click("#links-close");
     // The page the guest comes from: another site (localhost, while the
     // gateway is 127.0.0.1), as a mail's web view would be.
@@ -363,8 +374,7 @@ try {
       other.close();
     }
     // One use of two, in alice's list of the study's links.
-    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
-    await page.waitForSelector("#links-dialog[open]");
+    await openLinks(page, info.study);
     await page.waitForFunction((u) => [...document.querySelectorAll("#links tr .link-url")].some((i) => i.value === u), link);
     const uses = await page.$$eval("#links tr", (trs, u) => trs.filter((tr) => {
       const i = tr.querySelector(".link-url");
@@ -377,12 +387,7 @@ try {
 
   await step("a failed second attempt hides the guest link created before", async () => {
     const page = ctx.alicePage;
-    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
-    await page.waitForSelector("#links-dialog[open]");
-    await page.check("#new-link-toggle");
-    await page.fill("#link-max-uses", "1");
-    await page.click("#link-create");
-    await page.waitForSelector("#link-created:not([hidden])");
+    await newLink(page, info.study, { "#link-max-uses": "1" });
     assert(await page.textContent("#link-created-text") === "Link created:", "no email, nothing said of one");
     // The second attempt fails (an expiry in the past): only its error
     // is shown, not the first link's URL and Copy button beside it.
@@ -419,21 +424,14 @@ try {
 
   await step("after Unlock or Delete the focus stays in the links table", async () => {
     const page = ctx.alicePage;
-    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
-    await page.waitForSelector("#links-dialog[open]");
-    await page.check("#new-link-toggle");
-    await page.fill("#link-password", "lock-me-1");
-    await page.fill("#link-max-attempts", "1");
-    await page.click("#link-create");
-    await page.waitForSelector("#link-created:not([hidden])");
-    const link = await page.inputValue("#link-created-url");
+    const link = await newLink(page, info.study,
+                               { "#link-password": "lock-me-1", "#link-max-attempts": "1" });
     // One wrong password locks it.
     const r = await ctx.alice.request.post(link, { form: { password: "wrong" },
       headers: { Accept: "application/json" } });
     assert(r.status() === 401, "wrong password: " + r.status());
     await page.click("#links-close");
-    await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
-    await page.waitForSelector("#links-dialog[open]");
+    await openLinks(page, info.study);
     const row = page.locator("#links tr", { has: page.locator(".unlock-button") }).first();
     await row.waitFor();
     assert(await row.locator(".link-url").inputValue() === link, "the locked link");
@@ -513,16 +511,14 @@ try {
       await route.continue();
     });
     try {
-      await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
-      await page.waitForSelector("#links-dialog[open]");
+      await openLinks(page, info.study);
       await page.check("#new-link-toggle");
       const asked = page.waitForRequest((r) => r.method() === "POST" &&
         new globalThis.URL(r.url()).pathname === post);
       await page.click("#link-create");
       await asked;
       await page.click("#links-close");
-      await page.locator(`tr[data-uid="${info.email_study}"] .links-button`).click();
-      await page.waitForSelector("#links-dialog[open]");
+      await openLinks(page, info.email_study);
       const late = page.waitForResponse((r) => r.request().method() === "POST" &&
         new globalThis.URL(r.url()).pathname === post);
       release();
@@ -677,8 +673,7 @@ try {
       await pickWorklist(page, "location:ct");
       // A guest link's delete fails: said above the list, with the
       // "New guest link" form closed.
-      await page.locator(`tr[data-uid="${info.study}"] .links-button`).click();
-      await page.waitForSelector("#links-dialog[open]");
+      await openLinks(page, info.study);
       await page.waitForSelector("#links tr .delete-button");
       await page.route("**/api/v1/guest-links/*", json(503, { error: { code: "unavailable", message: "down" } }));
       await page.locator("#links tr .delete-button").first().click();
