@@ -243,7 +243,8 @@ enum gl_outcome {
 	GL_CHECK = 3,    /* {3, hash, dob, abandoned, attempts, info...} */
 	GL_LOCKED = 4,   /* {4, attempts, info..., abandoned} */
 	GL_WRONG = 5,    /* {5, attempts left, attempts, info...} */
-	GL_OUTCOMES = 6, /* count */
+	GL_BUSY = 6,     /* {6}: the attempts left are all being checked */
+	GL_OUTCOMES = 7, /* count */
 };
 
 /* The "info" part of those answers: what audit and notifications need. */

@@ -8,6 +8,8 @@
  *      {"password_required": true}                       no use counted
  *      {"wrong_password": true, "attempts_left": N}      one attempt counted
  *      not_found "no such guest link"                    every unusable link
+ *      too_many_requests, retry_after 1                  every attempt left is
+ *                                                        being checked now
  *
  * The gateway maps these 1:1: the first two are 200, wrong_password is
  * 401 with {"error": {"code": "unauthenticated", "message": "wrong
@@ -482,6 +484,14 @@ opened(rd_op *op, const redisReply *r)
 		return ss_work_submit(op->s->work, verify, verified, op) == 0
 		           ? 1
 		           : SS_EUNAVAIL;
+	case GL_BUSY:
+		/* The attempts left are all being checked: the link is not
+		 * gone (one of them may be right), this one waits its turn. */
+		ss_call_reply_err_retry(op->c, SS_ETOOMANY,
+		                        "the link's password is being checked; "
+		                        "retry in a moment",
+		                        1);
+		return 0;
 	case GL_LOCKED:
 		/* Attempts whose guestlink died were counted as wrong, and
 		 * that reached the limit: audit them, lock, and this call is

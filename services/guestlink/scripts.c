@@ -45,6 +45,8 @@
  *                                              abandoned: as for 3 (redeem,
  *                                              when they made the lock), else 0
  *   {5, attempts left, attempts, <info>}       wrong password
+ *   {6}                                        busy: every attempt left is
+ *                                              being checked (reserved) now
  * <info> is study, wl, notify, by_email, email: what the audit entry and
  * the notifications need, so that no second round trip is made for them.
  */
@@ -141,7 +143,7 @@ ss_script gl_script_redeem = {
     "      return {4, fail, i[2], i[3], i[4], i[5], i[6], n}\n"
     "    end\n"
     "  end\n"
-    "  if fail + redis.call('ZCARD', KEYS[2]) >= maxpw then return {0} end\n"
+    "  if fail + redis.call('ZCARD', KEYS[2]) >= maxpw then return {6} end\n"
     "  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[6])\n"
     "  redis.call('PEXPIREAT', KEYS[2], f[8])\n"
     "  local p = redis.call('HMGET', KEYS[1], 'pw', 'dob')\n"

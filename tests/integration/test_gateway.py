@@ -902,6 +902,23 @@ class GuestLinks(GatewayCase):
         # nothing left to try: the form is there but hidden
         self.assertRegex(r.text, r'<form method="post" id="password-form" autocomplete="off" hidden>')
 
+    def test_an_attempt_while_the_last_is_checked_gets_the_form_again(self):
+        # A double-clicked last attempt: the second finds the first being
+        # checked (a reservation, forged here) and is asked to wait.
+        uid = self.stack.arrive()
+        made = self.create(uid, password="pw-busy-1", max_password_attempts=1).json
+        far = str(int(time.time() * 1000) + 60000)
+        self.stack.redis.cmd("ZADD", "link:{%s}:res" % made["id"], far, "in-flight")
+        tok = self.token_of(made)
+        r = self.redeem(tok, "POST", password="pw-busy-1", json_=False)
+        self.assertEqual(r.status, 429)
+        self.assertEqual(r.header("Retry-After"), "1")
+        self.assertIn("being checked", r.text)
+        self.assertRegex(r.text, r'<form method="post" id="password-form" autocomplete="off" >')
+        r = self.redeem(tok, "POST", password="pw-busy-1")
+        self.assertError(r, 429, "too_many_requests")
+        self.assertEqual(r.header("Retry-After"), "1")
+
     def test_guest_password_posts_are_rate_limited_per_address(self):
         addr = fake_addr()
         tok = secrets.token_urlsafe(32)[:43]
