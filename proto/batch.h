@@ -29,6 +29,11 @@
  * largest replies by internal errors.  A client that batches accepts
  * replies this large (NNG_OPT_RECVMAXSZ), whatever its own cap. */
 #define SS_BATCH_REPLY_MAX (4 * 1024 * 1024)
+/* What the daemons' clients take (runtime/req.c): room for a batch reply's
+ * framing.  A server never sends a reply body larger than
+ * SS_REPLY_MAX (the NNG header goes on top). */
+#define SS_REPLY_RECV_MAX (SS_BATCH_REPLY_MAX + 4096)
+#define SS_REPLY_MAX      (SS_REPLY_RECV_MAX - 64)
 
 /*
  * The items of a batch body: body must be a map holding exactly one key,

@@ -422,10 +422,11 @@ rep_finish(ss_call *c, int err)
 		rep_maybe_free(r);
 		return;
 	}
-	/* Our clients take replies up to SS_BATCH_REPLY_MAX (and a little):
+	/* Our clients take replies up to SS_REPLY_RECV_MAX (a batch's,
+	 * whose calls' replies fit in SS_BATCH_REPLY_MAX, with its framing):
 	 * a larger one would close the connection under every request on
 	 * it.  The call did run; its caller is told so. */
-	if (c->pack.sb.size > SS_BATCH_REPLY_MAX) {
+	if (c->pack.sb.size > SS_REPLY_MAX) {
 		ss_warn("rep.reply_too_large", c->id, NULL);
 		ss_pack_reset(&c->pack);
 		ss_pack_reply_err(&c->pack, c->id, SS_EINTERNAL,

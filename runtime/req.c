@@ -474,8 +474,8 @@ ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 	                  ? REQ_QUEUE_BYTES
 	                  : recv_max / 2;
 	/* Room for a batch reply (proto/batch.h) and its envelope. */
-	if (recv_max < SS_BATCH_REPLY_MAX + 4096)
-		recv_max = SS_BATCH_REPLY_MAX + 4096;
+	if (recv_max < SS_REPLY_RECV_MAX)
+		recv_max = SS_REPLY_RECV_MAX;
 	if ((rv = nng_req0_open_raw(&r->sock)) != 0)
 		goto nng_fail;
 	r->sock_open = true;
