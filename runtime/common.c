@@ -34,8 +34,10 @@ static const ss_cfg_opt common_opts[] = {
      "on SIGTERM, how long work in flight may take to finish before the "
      "daemon exits anyway"},
     {"recv-max", SS_CFG_INT, "1048576", 1024, 67108864, F(recv_max),
-     "largest NNG request accepted, in bytes (replies from peers: at "
-     "least 4 MiB, the size a batch reply may reach)"},
+     "largest NNG request accepted, in bytes, and sent: a request over "
+     "it is refused before it goes, as its peer would close the "
+     "connection (the daemons share this setting; replies from peers: "
+     "at least 4 MiB + 4 KiB, the size a batch reply may reach)"},
     {"log-level", SS_CFG_LEVEL, "info", 0, 0, F(log_level),
      "least severe log level written: debug, info, warn or error"},
 };

@@ -50,7 +50,7 @@ static const ss_cfg_opt opts[] = {
     OPT("directory-body-max", SS_CFG_INT, "1000000", 1024, 67108864,
         directory_max,
         "largest directory document PUT /api/v1/directory takes, in bytes "
-        "(keep it under authz's recv-max)"),
+        "(keep it under the gateway's and authz's recv-max, less 1 KiB)"),
     OPT("https", SS_CFG_BOOL, "false", 0, 0, https,
         "the gateway is reached over HTTPS (behind a TLS proxy): cookies "
         "get Secure, answers get Strict-Transport-Security"),
