@@ -95,7 +95,8 @@ typedef struct rg_op {
 	char addr[SH_MAX_ADDR + 1];
 	char claim[SH_SHARE_ID_LEN + 1];
 	bool claimed;
-	bool taken; /* authz.register: id or address taken */
+	bool taken;      /* authz.register: id or address taken */
+	int retry_after; /* authz.login's, for a too_many_requests */
 	int rounds;
 	rg_item *items;
 	int nitems;
@@ -147,7 +148,10 @@ static void
 fail(rg_op *op, int err, const char *msg)
 {
 	release(op);
-	ss_call_reply_err(op->c, err, msg);
+	if (op->retry_after > 0)
+		ss_call_reply_err_retry(op->c, err, msg, op->retry_after);
+	else
+		ss_call_reply_err(op->c, err, msg);
 	op_free(op);
 }
 
@@ -317,10 +321,17 @@ on_authz(int err, const ss_msg *reply, void *arg)
 	if (op->step == RG_VERIFY) {
 		/* The account's password, or the same answer as a taken id:
 		 * no hint that this id holds the address. */
-		if (rv == SS_EUNAUTH)
+		if (rv == SS_EUNAUTH) {
 			sh_fan_err(&op->fan, SS_ECONFLICT, taken_msg);
-		else if (rv != 0)
+		} else if (rv == SS_ETOOMANY && reply != NULL) {
+			/* authz's login limit: its words and its Retry-After */
+			snprintf(m, sizeof m, "%.*s", (int)reply->err_msg.n,
+			         reply->err_msg.p);
+			op->retry_after = reply->retry_after;
+			sh_fan_err(&op->fan, rv, m[0] ? m : NULL);
+		} else if (rv != 0) {
 			sh_fan_err(&op->fan, rv, NULL);
+		}
 		answered(op);
 		return;
 	}

@@ -1041,6 +1041,21 @@ class Invitations(ShareCase):
         c, _ = err(self.register(token, "gp-five"))
         self.assertEqual(c, "not_found")
 
+    def test_finishing_with_wrong_passwords_meets_the_login_limit(self):
+        # Each wrong password of a try that finishes an account counts as
+        # a failed login; past authz's limit the answer says when to retry.
+        uid, token, _ = self.invite("gp-six@outside.example")
+        broken = "share:{wl:user:gp-six}:studies"
+        self.r.cmd("SET", broken, "not a hash")
+        self.assertEqual(err(self.register(token, "gp-six"))[0], "internal")
+        self.r.cmd("DEL", broken)
+        for _ in range(40):
+            r = self.register(token, "gp-six", password="not-the-password")
+            if err(r)[0] != "conflict":
+                break
+        self.assertEqual(err(r)[0], "too_many_requests", r)
+        self.assertGreater(r["error"].get("retry_after", 0), 0)
+
     def test_concurrent_registrations_deliver_once(self):
         import threading
         uid, token, _ = self.invite("gp-three@outside.example")
