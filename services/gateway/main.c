@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/http.h>
 
 #include "proto/errors.h"
@@ -202,6 +203,21 @@ load_templates(gw_server *s)
 
 /* SIGTERM: no new connections; requests in flight finish (each holds the
  * daemon), and keep-alive connections get 503 with Connection: close. */
+#define GW_FLUSH_MS 200 /* at exit, for the last answers' bytes */
+
+/* The closes answered what the drain left (503 and the like) into
+ * evhttp's buffers, but the loop has stopped: a moment more of it writes
+ * them before evhttp closes the connections.  A request arriving meanwhile
+ * gets 503 from dispatch() (the daemon is stopping); no handler runs. */
+static void
+flush_answers(ss_daemon *d)
+{
+	struct timeval tv = {0, GW_FLUSH_MS * 1000};
+
+	if (event_base_loopexit(d->base, &tv) == 0)
+		(void)event_base_loop(d->base, 0);
+}
+
 static void
 on_stop(void *arg)
 {
@@ -221,6 +237,7 @@ main(int argc, char **argv)
 	gw_settings cfg;
 	gw_server s = {0};
 	ss_daemon d;
+	bool ran = false;
 	int rv = 1;
 
 	if ((rv = ss_config_main(tabs, 2, &cfg, argc, argv, "gateway")) >= 0)
@@ -275,6 +292,7 @@ main(int argc, char **argv)
 	}
 	ss_info("gateway.web_root", NULL, "path", s.web_root, NULL);
 	rv = ss_daemon_run(&d);
+	ran = true;
 fail:
 	/* Requests still waiting past the drain are answered by the
 	 * callbacks these closes run, so evhttp goes last.  Each close may
@@ -294,6 +312,8 @@ fail:
 		ss_req_close(s.share);
 	if (s.authz != NULL)
 		ss_req_close(s.authz);
+	if (ran)
+		flush_answers(&d);
 	gw_http_stop(&s);
 	ss_daemon_fini(&d);
 fail_cfg:
