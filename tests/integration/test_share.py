@@ -1018,17 +1018,21 @@ class Invitations(ShareCase):
             c, _ = err(self.register(t, "gp-two-x"))
             self.assertEqual(c, "not_found")
 
-    def test_a_registration_that_failed_after_the_account_is_finished_by_its_maker(self):
-        uid, token, _ = self.invite("gp-five@outside.example")
-        # the delivery fails (the new worklist's key holds a string): authz
-        # has made the account by then
-        broken = "share:{wl:user:gp-five}:studies"
+    def fail_after_the_account(self, user):
+        """An invitation to <user>@outside.example whose registration as
+        user fails after authz made the account (the delivery fails: the
+        new worklist's key holds a string): (study uid, token)."""
+        uid, token, _ = self.invite(user + "@outside.example")
+        broken = "share:{wl:user:%s}:studies" % user
         self.r.cmd("SET", broken, "not a hash")
-        c, _ = err(self.register(token, "gp-five"))
-        self.assertEqual(c, "internal")
-        user = ok(self.authz("authz.user.get", {"user": "gp-five"}))
-        self.assertEqual((user["registered"], user["email"]), (True, "gp-five@outside.example"))
+        self.assertEqual(err(self.register(token, user))[0], "internal")
         self.r.cmd("DEL", broken)
+        made = ok(self.authz("authz.user.get", {"user": user}))
+        self.assertEqual((made["registered"], made["email"]), (True, user + "@outside.example"))
+        return uid, token
+
+    def test_a_registration_that_failed_after_the_account_is_finished_by_its_maker(self):
+        uid, token = self.fail_after_the_account("gp-five")
         # at once (the claim was given back), but only with that account's
         # id and password: anything else is a taken id, the invitation stays
         for uid_, pw in [("gp-five", "another-password"), ("gp-five-b", "gp-password-1")]:
@@ -1044,11 +1048,7 @@ class Invitations(ShareCase):
     def test_finishing_with_wrong_passwords_meets_the_login_limit(self):
         # Each wrong password of a try that finishes an account counts as
         # a failed login; past authz's limit the answer says when to retry.
-        uid, token, _ = self.invite("gp-six@outside.example")
-        broken = "share:{wl:user:gp-six}:studies"
-        self.r.cmd("SET", broken, "not a hash")
-        self.assertEqual(err(self.register(token, "gp-six"))[0], "internal")
-        self.r.cmd("DEL", broken)
+        _, token = self.fail_after_the_account("gp-six")
         for _ in range(40):
             r = self.register(token, "gp-six", password="not-the-password")
             if err(r)[0] != "conflict":
