@@ -5,6 +5,7 @@ directory, so tests can run beside a local stack or another test run.
 SS_BUILD names the build directory whose daemons are tested (default
 "build"); the ASan run points it at "build-asan".
 """
+import http.client
 import json
 import os
 import shutil
@@ -215,6 +216,11 @@ class Daemon:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
+        except http.client.HTTPException:
+            # Not HTTP: another process took the admin port first (an NNG
+            # listener answers with its handshake); this daemon will exit
+            # and start() picks another port.
+            return 0, ""
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
