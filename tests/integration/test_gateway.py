@@ -144,6 +144,16 @@ class FullStack:
     authz_env are settings of those two daemons (over the defaults here)."""
 
     def __init__(self, doc=DOC, mail=False, gateway_env=None, authz_env=None):
+        self.redis = self.catcher = None
+        self.gateway = self.guestlink = self.notify = self.share = self.authz = None
+        try:
+            self._start(doc, mail, gateway_env, authz_env)
+        except BaseException:
+            # A failed setUpClass runs no tearDownClass: stop what started.
+            self.close()
+            raise
+
+    def _start(self, doc, mail, gateway_env, authz_env):
         self.redis = Redis().start()
         self.gateway = Daemon("gateway", self.redis)  # port known before start
         self.public_url = "http://127.0.0.1:%d" % self.gateway.port
@@ -240,7 +250,8 @@ class FullStack:
                 d.close()
         if self.catcher:
             self.catcher.close()
-        self.redis.close()
+        if self.redis:
+            self.redis.close()
         return rcs
 
 
