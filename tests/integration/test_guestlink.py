@@ -430,7 +430,9 @@ class Create(Case):
         b = self.link(uid, wl="user:alice")
         self.assertEqual([l["id"] for l in ok(self.list(uid))["links"]], [a["id"]])
         self.assertEqual([l["id"] for l in ok(self.list(uid, wl="user:alice"))["links"]], [b["id"]])
-        # newest first
+        # newest first (by creation's ms: links made in the same ms have
+        # no order between them)
+        time.sleep(0.002)
         c = self.link(uid)
         self.assertEqual([l["id"] for l in ok(self.list(uid))["links"]], [c["id"], a["id"]])
 
@@ -888,6 +890,7 @@ class UploadLinks(Case):
     def test_upload_links_are_listed_newest_first(self):
         # The index is ordered by purge time: the older link purges later.
         older = self.upload_create(expires_in=3000)
+        time.sleep(0.002)  # the list orders by creation's ms
         newer = self.upload_create(expires_in=700)
         links = ok(self.call("guestlink.upload.list",
                              {"user": "alice", "worklist": "location:ct"}))["links"]
