@@ -13,6 +13,10 @@ INFLIGHT=64              # bench_bus's requests in flight
 FIXTURE=tests/integration/fixtures/directory.json
 PEPPER=bench-pepper-0123456789abcdef
 HZ=$(getconf CLK_TCK)
+# Redis persists as deployed (DESIGN.md, deploy/k8s/redis.yaml): AOF on,
+# fsync every second.  "no" runs it without (bench/README.md's figures
+# were measured so unless they say AOF); "always" fsyncs each write.
+BENCH_REDIS_AOF=${BENCH_REDIS_AOF:-everysec}
 
 # need_bins HINT NAME...: exits unless every $BUILD/NAME is executable.
 need_bins() {
@@ -88,10 +92,26 @@ wait_until() {
 	exit 1
 }
 
+# redis_persistence: the redis-server options of $BENCH_REDIS_AOF.
+redis_persistence() {
+	case $BENCH_REDIS_AOF in
+	no) echo --appendonly no ;;
+	everysec | always) echo --appendonly yes --appendfsync "$BENCH_REDIS_AOF" ;;
+	*)
+		echo "$BENCH_NAME: BENCH_REDIS_AOF is no, everysec or always" >&2
+		return 2
+		;;
+	esac
+}
+
 # start_redis PORT: a throwaway redis-server in $TMP; sets REDIS_PID.
 start_redis() {
-	redis-server --port "$1" --bind 127.0.0.1 --save "" \
-		--appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+	local persist
+	persist=$(redis_persistence)
+	echo "$BENCH_NAME: Redis AOF: $BENCH_REDIS_AOF" >&2
+	# shellcheck disable=SC2086 # options, split on purpose
+	redis-server --port "$1" --bind 127.0.0.1 --save "" $persist \
+		--dir "$TMP" >"$TMP/redis.log" 2>&1 &
 	REDIS_PID=$!
 	PIDS+=("$REDIS_PID")
 	wait_until redis redis-cli -p "$1" ping

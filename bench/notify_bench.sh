@@ -137,8 +137,11 @@ CATCH_PORT=$(free_port)
 echo "notify-bench: $(nproc) cores, build $BUILD, $MAILS mails per run," \
 	"$SLOTS slots per worker" >&2
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" \
-	--appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+PERSIST=$(redis_persistence)
+echo "notify-bench: Redis AOF: $BENCH_REDIS_AOF" >&2
+# shellcheck disable=SC2086 # options, split on purpose
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" $PERSIST \
+	--dir "$TMP" >"$TMP/redis.log" 2>&1 &
 PIDS+=($!)
 wait_until redis python3 "$TMP/q.py" ping "$REDIS_PORT"
 
