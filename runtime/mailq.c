@@ -373,6 +373,27 @@ ss_mail_plain_free(unsigned char *plain, size_t len)
 	free(plain);
 }
 
+void
+ss_mail_time(int64_t unix_s, char out[SS_MAIL_TIME_MAX])
+{
+	/* Not strftime's %B: that follows the locale, and mails are English
+	 * whatever a daemon's environment says. */
+	static const char *const month[12] = {
+	    "January",   "February", "March",    "April",
+	    "May",       "June",     "July",     "August",
+	    "September", "October",  "November", "December"};
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || tm.tm_mon < 0 || tm.tm_mon > 11) {
+		snprintf(out, SS_MAIL_TIME_MAX, "%lld UTC", (long long)unix_s);
+		return;
+	}
+	snprintf(out, SS_MAIL_TIME_MAX, "%d %s %lld, %02d:%02d UTC", tm.tm_mday,
+	         month[tm.tm_mon], (long long)tm.tm_year + 1900, tm.tm_hour,
+	         tm.tm_min);
+}
+
 int
 ss_mailq_push(ss_redis *r, const ss_seal_key *key, const ss_mail *m,
               ss_redis_fn fn, void *arg, char id_out[SS_MAIL_ID_LEN + 1])

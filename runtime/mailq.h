@@ -41,6 +41,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto/envelope.h"
 #include "runtime/redis.h"
@@ -78,12 +79,19 @@
  *                       vars sharer_name, url, message, expires_at
  * "message", "study_description", "user_agent" and "recipient" may be empty
  * or left out; every other var is required (a job without it is refused by
- * notify and lands in the dead-letter stream).
+ * notify and lands in the dead-letter stream).  "time" and "expires_at" are
+ * written for people, by ss_mail_time(): the mails show them as they are.
  */
 #define SS_MAIL_TEMPLATES                                                      \
 	"share.invitation", "share.notice", "guestlink.recipient",             \
 	    "guestlink.viewed", "guestlink.locked", "upload.received",         \
 	    "upload.request"
+
+/* A time as mails and pages show it to people, in UTC to the minute:
+ * "7 December 2026, 16:09 UTC" (unix seconds in; the C locale's English
+ * month names, whatever the reader's locale). */
+#define SS_MAIL_TIME_MAX 40
+void ss_mail_time(int64_t unix_s, char out[SS_MAIL_TIME_MAX]);
 
 typedef struct ss_mail {
 	const char *template;

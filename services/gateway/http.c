@@ -39,7 +39,10 @@
 #include "proto/mpjson.h"
 #include "proto/utf8.h"
 #include "runtime/log.h"
+#include "runtime/mailq.h"
 #include "services/gateway/gateway.h"
+
+_Static_assert(GW_EXP_MAX >= SS_MAIL_TIME_MAX, "a human time fits GW_EXP_MAX");
 
 #define CSP                                                                    \
 	"default-src 'none'; script-src 'self'; style-src 'self'; "            \
@@ -108,14 +111,12 @@ gw_time_parse(const char *s, int64_t *t)
 void
 gw_time_human(const char *rfc3339, char out[GW_EXP_MAX])
 {
-	struct tm tm;
 	int64_t t;
-	time_t tt;
 
-	if (gw_time_parse(rfc3339, &t) != 0 ||
-	    (tt = (time_t)t, gmtime_r(&tt, &tm)) == NULL ||
-	    strftime(out, GW_EXP_MAX, "%-d %B %Y, %H:%M UTC", &tm) == 0)
+	if (gw_time_parse(rfc3339, &t) != 0)
 		snprintf(out, GW_EXP_MAX, "%s", rfc3339);
+	else
+		ss_mail_time(t, out);
 }
 
 /* --- replies ---------------------------------------------------------- */

@@ -428,7 +428,7 @@ static void reply(cr_op *op);
 static void
 mail(cr_op *op)
 {
-	char url[600], exp[GL_TIME_LEN + 1];
+	char url[600], exp[SS_MAIL_TIME_MAX];
 	const char *vars[] = {"sharer_name", op->by_name, "url",
 	                      url,           "message",   op->message,
 	                      "expires_at",  exp,         NULL};
@@ -437,7 +437,7 @@ mail(cr_op *op)
 
 	op->step = CR_MAIL;
 	snprintf(url, sizeof url, "%s/g/%s", op->s->cfg->public_url, op->token);
-	gl_time_fmt(op->exp_ms, exp);
+	ss_mail_time(op->exp_ms / 1000, exp);
 	if (gl_mail(op->s, ss_call_id(op->c), &m, on_redis, op) != 0)
 		reply(op);
 	sodium_memzero(url, sizeof url);

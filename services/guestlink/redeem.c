@@ -213,7 +213,7 @@ publish(rd_op *op, const info_c *i)
 static void
 used(rd_op *op, const redisReply *r)
 {
-	char t[GL_TIME_LEN + 1];
+	char t[SS_MAIL_TIME_MAX];
 	info_c i;
 	json_int_t uses = r->element[4]->type == REDIS_REPLY_INTEGER
 	                      ? r->element[4]->integer
@@ -240,7 +240,7 @@ used(rd_op *op, const redisReply *r)
 		ss_mail m = {.template = "guestlink.viewed",
 		             .to = i.by_email,
 		             .vars = vars};
-		gl_time_fmt(op->now, t);
+		ss_mail_time(op->now / 1000, t);
 		(void)gl_mail(op->s, ss_call_id(op->c), &m, NULL, NULL);
 	}
 	publish(op, &i);
@@ -318,7 +318,7 @@ notice_queued(int err, redisReply *rep, void *arg)
 static void
 locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 {
-	char t[GL_TIME_LEN + 1], n[24];
+	char t[SS_MAIL_TIME_MAX], n[24];
 	const char *vars[] = {"link_id", op->id,     "time", t,   "addr",
 	                      op->addr,  "attempts", n,      NULL};
 	ss_mail m = {.template = "guestlink.locked", .vars = vars};
@@ -326,7 +326,7 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 	info_c i;
 
 	info_copy(r, off, &i);
-	gl_time_fmt(op->now, t);
+	ss_mail_time(op->now / 1000, t);
 	snprintf(n, sizeof n, "%lld", (long long)attempts);
 	ss_metric_add(op->s->m_locked, 1);
 	ss_warn("link.locked", ss_call_id(op->c), "link", op->id, NULL);

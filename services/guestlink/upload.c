@@ -499,7 +499,7 @@ created(up_op *op)
 static void
 mail(up_op *op)
 {
-	char url[600], exp[GL_TIME_LEN + 1];
+	char url[600], exp[SS_MAIL_TIME_MAX];
 	const char *vars[] = {"sharer_name", op->by_name, "url",
 	                      url,           "message",   op->message,
 	                      "expires_at",  exp,         NULL};
@@ -508,7 +508,7 @@ mail(up_op *op)
 
 	op->step = UP_MAIL;
 	snprintf(url, sizeof url, "%s/u/%s", op->s->cfg->public_url, op->token);
-	gl_time_fmt(op->exp_ms, exp);
+	ss_mail_time(op->exp_ms / 1000, exp);
 	if (gl_mail(op->s, ss_call_id(op->c), &m, on_redis, op) != 0)
 		created(op);
 	sodium_memzero(url, sizeof url);

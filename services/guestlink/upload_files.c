@@ -106,12 +106,12 @@ str_at(const redisReply *r, size_t i)
 static void
 notify(uf_op *op, const char *to, int64_t studies, int64_t files)
 {
-	char t[GL_TIME_LEN + 1], ns[24], nf[24];
+	char t[SS_MAIL_TIME_MAX], ns[24], nf[24];
 	const char *vars[] = {"link_id", op->id,  "time", t,   "studies",
 	                      ns,        "files", nf,     NULL};
 	ss_mail m = {.template = "upload.received", .to = to, .vars = vars};
 
-	gl_time_fmt(gl_now_ms(), t);
+	ss_mail_time(gl_now_ms() / 1000, t);
 	snprintf(ns, sizeof ns, "%lld", (long long)studies);
 	snprintf(nf, sizeof nf, "%lld", (long long)files);
 	(void)gl_mail(op->s, ss_call_id(op->c), &m, NULL, NULL);

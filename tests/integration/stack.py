@@ -5,6 +5,7 @@ directory, so tests can run beside a local stack or another test run.
 SS_BUILD names the build directory whose daemons are tested (default
 "build"); the ASan run points it at "build-asan".
 """
+import calendar
 import http.client
 import json
 import os
@@ -274,6 +275,20 @@ def cli(*args, env=None, stdin=None):
                        env=e, input=stdin, capture_output=True, text=True,
                        timeout=30)
     return p.returncode, p.stdout, p.stderr
+
+
+MONTHS = ["January", "February", "March", "April", "May", "June", "July",
+          "August", "September", "October", "November", "December"]
+
+
+def mail_time(t):
+    """A time as the mails show it (runtime/mailq.h ss_mail_time()), from
+    unix seconds or an RFC 3339 "...Z" string: "7 December 2026, 16:29 UTC"."""
+    if isinstance(t, str):
+        t = calendar.timegm(time.strptime(t, "%Y-%m-%dT%H:%M:%SZ"))
+    g = time.gmtime(t)
+    return "%d %s %d, %02d:%02d UTC" % (g.tm_mday, MONTHS[g.tm_mon - 1], g.tm_year,
+                                        g.tm_hour, g.tm_min)
 
 
 def mail_jobs(redis, dead=False, key=MAIL_KEY):

@@ -46,16 +46,16 @@ TEMPLATE_VARS = {
     "share.notice": {"sharer_name": "Dr. Zoë Müller", "worklist_name": "CT suite",
                      "message": "see \"series 3\"", "study_description": "MR knee"},
     "guestlink.recipient": {"sharer_name": "Dr. Bob", "url": "https://studyshare.test/g/tok",
-                            "message": "line one\nline two", "expires_at": "2026-12-01 12:00 UTC"},
-    "guestlink.viewed": {"link_id": "gl-42", "time": "2026-11-29 10:00 UTC",
+                            "message": "line one\nline two", "expires_at": "1 December 2026, 12:00 UTC"},
+    "guestlink.viewed": {"link_id": "gl-42", "time": "29 November 2026, 10:00 UTC",
                          "addr": "203.0.113.9", "user_agent": "Mozilla/5.0 <x>",
                          "recipient": "gp@outside.example"},
-    "guestlink.locked": {"link_id": "gl-43", "time": "2026-11-29 10:05 UTC",
+    "guestlink.locked": {"link_id": "gl-43", "time": "29 November 2026, 10:05 UTC",
                          "addr": "203.0.113.10", "attempts": "5"},
-    "upload.received": {"link_id": "ul-7", "time": "2026-11-29 11:00 UTC",
+    "upload.received": {"link_id": "ul-7", "time": "29 November 2026, 11:00 UTC",
                         "studies": "2", "files": "314"},
     "upload.request": {"sharer_name": "Dr. Bob", "url": "https://studyshare.test/u/tok",
-                       "message": "the CT <from May>", "expires_at": "2026-12-01 12:00 UTC"},
+                       "message": "the CT <from May>", "expires_at": "1 December 2026, 12:00 UTC"},
 }
 
 

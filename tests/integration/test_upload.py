@@ -27,7 +27,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from stack import free_port, wait_for  # noqa: E402
+from stack import free_port, mail_time, wait_for  # noqa: E402
 from test_gateway import FullStack, error_of  # noqa: E402
 
 ORTHANC = "/usr/sbin/Orthanc"
@@ -326,6 +326,8 @@ class UploadTest(unittest.TestCase):
                  and j["vars"].get("link_id") == link["id"]]
         self.assertEqual(len(mails), 2, mails)
         self.assertEqual({m["to"] for m in mails}, {"alice@stelsewhere.example"})
+        for m in mails:  # as people read a time (ss_mail_time)
+            self.assertRegex(m["vars"]["time"], r"^\d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d UTC$")
 
     def test_2_refusals_keep_nothing(self):
         link = self.create()
@@ -491,7 +493,7 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(j["to"], "gp@outside.example")
         self.assertEqual(j["vars"]["message"], "the CT from May, please")
         self.assertTrue(j["vars"]["sharer_name"])
-        self.assertEqual(j["vars"]["expires_at"][:10], link["expires_at"][:10])
+        self.assertEqual(j["vars"]["expires_at"], mail_time(link["expires_at"]))
         self.assertNotIn("up-secret-9", json.dumps(j))
         self.assertIn("/u/", j["vars"]["url"])
         # Without an email nothing is queued and nothing is said of it.

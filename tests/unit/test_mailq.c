@@ -487,6 +487,23 @@ struct answer {
 	char entry[64];
 };
 
+/* Times in mails: day, month's name, year, UTC to the minute. */
+static void
+test_mail_time(void **state)
+{
+	char out[SS_MAIL_TIME_MAX];
+
+	(void)state;
+	ss_mail_time(0, out);
+	assert_string_equal(out, "1 January 1970, 00:00 UTC");
+	ss_mail_time(1796660997, out); /* 2026-12-07T16:29:57Z */
+	assert_string_equal(out, "7 December 2026, 16:29 UTC");
+	ss_mail_time(951782400, out); /* a leap day */
+	assert_string_equal(out, "29 February 2000, 00:00 UTC");
+	ss_mail_time(253402300799, out); /* the last second of 9999 */
+	assert_string_equal(out, "31 December 9999, 23:59 UTC");
+}
+
 static void
 on_xadd(int err, redisReply *rep, void *arg)
 {
@@ -600,6 +617,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_encode),
+	    cmocka_unit_test(test_mail_time),
 	    cmocka_unit_test(test_ids_unique),
 	    cmocka_unit_test(test_addresses),
 	    cmocka_unit_test(test_encode_refuses),
