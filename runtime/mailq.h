@@ -70,9 +70,9 @@
  *   guestlink.recipient a guest link for the recipient: vars sharer_name,
  *                       url, message, expires_at
  *   guestlink.viewed    a use of a link, to its creator: vars link_id, time,
- *                       addr, user_agent, recipient
+ *                       addr, user_agent, recipient, study_description
  *   guestlink.locked    a link locked by wrong passwords, to its creator:
- *                       vars link_id, time, addr, attempts
+ *                       vars link_id, time, addr, attempts, study_description
  *   upload.received     files arrived through an upload link, to its creator:
  *                       vars link_id, time, studies, files
  *   upload.request      an upload link for the address it was made for:

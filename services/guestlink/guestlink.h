@@ -97,6 +97,7 @@ typedef struct gl_server {
 #define GL_MAX_USER     64
 #define GL_WL_MAX       80 /* "organisation:" + 64 */
 #define GL_UID_MAX      64
+#define GL_DESC_MAX     256 /* a study description, as share stores it */
 #define GL_MAX_USES     1000000
 #define GL_MAX_ATTEMPTS 100
 #define GL_PW_MIN       4

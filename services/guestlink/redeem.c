@@ -188,6 +188,42 @@ info_copy(const redisReply *r, size_t off, info_c *c)
 	c->notify = i.notify.n == 1 && i.notify.p[0] == '1';
 }
 
+/* The study's description from a link's sealed view (create.c: the
+ * pairs "study", {...}, "priors", [...]), for the creator's mails, which
+ * otherwise name the link only by its id.  Empty when there is none or
+ * the view does not open (the mail goes without it). */
+static void
+view_description(rd_op *op, const redisReply *view, char out[GL_DESC_MAX + 1])
+{
+	unsigned char *plain = NULL;
+	msgpack_unpacked u;
+	size_t n = 0, off = 0;
+
+	out[0] = '\0';
+	if (!op->k->study || view == NULL || view->type != REDIS_REPLY_STRING ||
+	    gl_open_view(op->s, op->id, view->str, view->len, &plain, &n) != 0)
+		return;
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, (const char *)plain, n, &off) ==
+	        MSGPACK_UNPACK_SUCCESS &&
+	    ss_obj_streq(&u.data, "study") &&
+	    msgpack_unpack_next(&u, (const char *)plain, n, &off) ==
+	        MSGPACK_UNPACK_SUCCESS) {
+		const msgpack_object *d = ss_map_get(&u.data, "description");
+		ss_str v = ss_obj_str(d);
+		/* share stores at most GL_DESC_MAX bytes of valid UTF-8:
+		 * never cut, so never cut inside a character */
+		if (d != NULL && d->type == MSGPACK_OBJECT_STR &&
+		    v.n <= GL_DESC_MAX) {
+			memcpy(out, v.p, v.n);
+			out[v.n] = '\0';
+		}
+	}
+	msgpack_unpacked_destroy(&u);
+	sodium_memzero(plain, n);
+	free(plain);
+}
+
 static void
 publish(rd_op *op, const info_c *i)
 {
@@ -233,14 +269,25 @@ used(rd_op *op, const redisReply *r)
 	if (!op->k->study)
 		return;
 	if (i.notify && i.by_email[0] != '\0') {
-		const char *vars[] = {
-		    "link_id",   op->id,   "time",       t,
-		    "addr",      op->addr, "user_agent", op->ua,
-		    "recipient", i.email,  NULL};
+		char desc[GL_DESC_MAX + 1];
+		const char *vars[] = {"link_id",
+		                      op->id,
+		                      "time",
+		                      t,
+		                      "addr",
+		                      op->addr,
+		                      "user_agent",
+		                      op->ua,
+		                      "recipient",
+		                      i.email,
+		                      "study_description",
+		                      desc,
+		                      NULL};
 		ss_mail m = {.template = "guestlink.viewed",
 		             .to = i.by_email,
 		             .vars = vars};
 		ss_mail_time(op->now / 1000, t);
+		view_description(op, r->element[1], desc);
 		(void)gl_mail(op->s, ss_call_id(op->c), &m, NULL, NULL);
 	}
 	publish(op, &i);
@@ -318,9 +365,11 @@ notice_queued(int err, redisReply *rep, void *arg)
 static void
 locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 {
-	char t[SS_MAIL_TIME_MAX], n[24];
-	const char *vars[] = {"link_id", op->id,     "time", t,   "addr",
-	                      op->addr,  "attempts", n,      NULL};
+	char t[SS_MAIL_TIME_MAX], n[24], desc[GL_DESC_MAX + 1];
+	const char *vars[] = {"link_id",  op->id, "time",
+	                      t,          "addr", op->addr,
+	                      "attempts", n,      "study_description",
+	                      desc,       NULL};
 	ss_mail m = {.template = "guestlink.locked", .vars = vars};
 	lock_notice *note;
 	info_c i;
@@ -328,6 +377,9 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 	info_copy(r, off, &i);
 	ss_mail_time(op->now / 1000, t);
 	snprintf(n, sizeof n, "%lld", (long long)attempts);
+	/* the view follows the info and the count of abandoned attempts */
+	view_description(op, off + 6 < r->elements ? r->element[off + 6] : NULL,
+	                 desc);
 	ss_metric_add(op->s->m_locked, 1);
 	ss_warn("link.locked", ss_call_id(op->c), "link", op->id, NULL);
 	gl_audit(op->s, ss_call_id(op->c), NULL, op->k->a_lock, op->id, i.wl,

@@ -41,14 +41,14 @@
  *                                              dob "1": the birth date;
  *                                              abandoned: attempts whose
  *                                              lease ran out, counted now
- *   {4, attempts, <info>, abandoned}           locked by this attempt;
+ *   {4, attempts, <info>, abandoned, view}     locked by this attempt;
  *                                              abandoned: as for 3 (redeem,
- *                                              when they made the lock), else 0
- *   {5, attempts left, attempts, <info>}       wrong password
- *   {6}                                        busy: every attempt left is
- *                                              being checked (reserved) now
- * <info> is study, wl, notify, by_email, email: what the audit entry and
- * the notifications need, so that no second round trip is made for them.
+ *                                              when they made the lock), else
+ * 0; view: for the notice's study {5, attempts left, attempts, <info>} wrong
+ * password {6}                                        busy: every attempt left
+ * is being checked (reserved) now <info> is study, wl, notify, by_email, email:
+ * what the audit entry and the notifications need, so that no second round trip
+ * is made for them.
  */
 #include "services/guestlink/guestlink.h"
 
@@ -124,7 +124,8 @@ ss_script gl_script_redeem = {
     "  local m = redis.call('HGET', KEYS[1], 'lockmail')\n"
     "  if m and tonumber(m) <= now then\n"
     "    redis.call('HSET', KEYS[1], 'lockmail', ARGV[7])\n"
-    "    return {4, tonumber(f[7]), i[2], i[3], i[4], i[5], i[6], 0}\n"
+    "    return {4, tonumber(f[7]), i[2], i[3], i[4], i[5], i[6], 0, "
+    "i[1]}\n"
     "  end\n"
     "  return {0}\n"
     "end\n"
@@ -140,7 +141,7 @@ ss_script gl_script_redeem = {
     "    if fail >= maxpw then\n"
     "      redis.call('HSET', KEYS[1], 'state', 'locked', 'lockmail', "
     "ARGV[7])\n"
-    "      return {4, fail, i[2], i[3], i[4], i[5], i[6], n}\n"
+    "      return {4, fail, i[2], i[3], i[4], i[5], i[6], n, i[1]}\n"
     "    end\n"
     "  end\n"
     "  if fail + redis.call('ZCARD', KEYS[2]) >= maxpw then return {6} end\n"
@@ -174,7 +175,7 @@ ss_script gl_script_settle = {
     "local i = info()\n"
     "if fail >= maxpw and f[1] ~= 'locked' then\n"
     "  redis.call('HSET', KEYS[1], 'state', 'locked', 'lockmail', ARGV[5])\n"
-    "  return {4, fail, i[2], i[3], i[4], i[5], i[6], 0}\n"
+    "  return {4, fail, i[2], i[3], i[4], i[5], i[6], 0, i[1]}\n"
     "end\n"
     "local left = maxpw - fail\n"
     "if left < 0 then left = 0 end\n"

@@ -529,7 +529,7 @@ class Redeem(Case):
         self.assertRegex(uses[0]["addr"], r"^192\.0\.2\.\d+$")
 
     def test_50_concurrent_wrong_passwords_limit_5(self):
-        uid = self.publish()
+        uid = self.publish(description="CT HEAD lock test")
         body = self.link(uid, password="right-horse-battery", max_password_attempts=5)
         tok = token_of(body)
         SECRETS["password"].add("wrong-guess")
@@ -557,6 +557,8 @@ class Redeem(Case):
         self.assertEqual(locks[0]["to"], ALICE_EMAIL)
         self.assertEqual(locks[0]["vars"]["attempts"], "5")
         self.assertEqual(locks[0]["vars"]["addr"], "203.0.113.9")
+        # the study named, the link's being only an id
+        self.assertEqual(locks[0]["vars"]["study_description"], "CT HEAD lock test")
         actions = [e["action"] for e in self.audit(body["id"])]
         self.assertEqual(actions.count("guestlink.password_failed"), 5)
         self.assertEqual(actions.count("guestlink.lock"), 1)
@@ -575,6 +577,7 @@ class Redeem(Case):
         locks = [j for j in self.jobs("guestlink.locked") if j["vars"]["link_id"] == body["id"]]
         self.assertEqual(len(locks), 2)
         self.assertEqual(locks[1]["vars"]["attempts"], "5")
+        self.assertEqual(locks[1]["vars"]["study_description"], "CT HEAD lock test")
         actions = [e["action"] for e in self.audit(body["id"])]
         self.assertEqual(actions.count("guestlink.lock"), 2)
 
@@ -631,7 +634,7 @@ class Redeem(Case):
         # Two reservations whose guestlink died: the next attempt counts
         # them, which reaches the limit and locks.  Each counted attempt
         # is in the audit stream, then the lock.
-        uid = self.publish()
+        uid = self.publish(description="CT HEAD lock test")
         body = self.link(uid, password="tulip-lantern", max_password_attempts=2)
         key = "link:{%s}" % body["id"]
         self.r.cmd("ZADD", key + ":res", "1000", "fakeA", "1000", "fakeB")
@@ -646,6 +649,7 @@ class Redeem(Case):
         self.assertEqual(json.loads(audited[1]["detail"]), {"study_uid": uid, "attempts": 2})
         locks = [j for j in self.jobs("guestlink.locked") if j["vars"]["link_id"] == body["id"]]
         self.assertEqual(len(locks), 1)
+        self.assertEqual(locks[0]["vars"]["study_description"], "CT HEAD lock test")
 
     def test_dob_password(self):
         uid = self.publish(patient={"id": "PD1", "name": "DOB^PAT", "birth_date": "19800131"})
@@ -800,7 +804,7 @@ class Redeem(Case):
         self.assertEqual(fresh["priors"], [later, old])
 
     def test_view_notification(self):
-        uid = self.publish()
+        uid = self.publish(description="MR KNEE <left> é")
         body = self.link(uid, view_notification=True, email="viewer@example.org")
         quiet = self.link(uid)
         t0 = time.time()
@@ -814,6 +818,7 @@ class Redeem(Case):
         self.assertEqual(v["addr"], "198.51.100.77")
         self.assertEqual(v["user_agent"], "Mozilla/5.0 (X11)??Injected: 1")
         self.assertEqual(v["recipient"], "viewer@example.org")
+        self.assertEqual(v["study_description"], "MR KNEE <left> é")
         # the use's time as people read it (the minute it fell in)
         self.assertIn(v["time"], {stack.mail_time(t0), stack.mail_time(t1)})
         self.assertEqual([j for j in self.jobs("guestlink.viewed") if j["vars"]["link_id"] == quiet["id"]], [])

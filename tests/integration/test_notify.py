@@ -49,7 +49,7 @@ TEMPLATE_VARS = {
                             "message": "line one\nline two", "expires_at": "1 December 2026, 12:00 UTC"},
     "guestlink.viewed": {"link_id": "gl-42", "time": "29 November 2026, 10:00 UTC",
                          "addr": "203.0.113.9", "user_agent": "Mozilla/5.0 <x>",
-                         "recipient": "gp@outside.example"},
+                         "recipient": "gp@outside.example", "study_description": "CT HEAD"},
     "guestlink.locked": {"link_id": "gl-43", "time": "29 November 2026, 10:05 UTC",
                          "addr": "203.0.113.10", "attempts": "5"},
     "upload.received": {"link_id": "ul-7", "time": "29 November 2026, 11:00 UTC",

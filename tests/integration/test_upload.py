@@ -407,6 +407,10 @@ class UploadTest(unittest.TestCase):
                           if j["template"] == "guestlink.locked"
                           and j["vars"].get("link_id") == link["id"]]
                  == ["alice@stelsewhere.example"], what="the lock's mail to the creator")
+        # an upload link shows no study: the mail names none
+        self.assertEqual([j["vars"].get("study_description", "") for j in self.st.mail_jobs()
+                          if j["template"] == "guestlink.locked"
+                          and j["vars"].get("link_id") == link["id"]], [""])
         r = self.st.request("GET", "/api/v1/worklists/location:ct/upload-links",
                             token=self.alice)
         listed = [x for x in r.json["links"] if x["id"] == link["id"]]

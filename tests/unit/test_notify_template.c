@@ -260,7 +260,7 @@ test_mailtpl_subject_line(void **state)
 static const struct {
 	const char *name;
 	const char *required[6];
-	const char *optional[3];
+	const char *optional[4];
 } shipped[NT_NTEMPLATES] = {
     {"share.invitation",
      {"sharer_name", "organisation", "register_url"},
@@ -271,8 +271,10 @@ static const struct {
     {"guestlink.recipient", {"sharer_name", "url", "expires_at"}, {"message"}},
     {"guestlink.viewed",
      {"link_id", "time", "addr"},
-     {"user_agent", "recipient"}},
-    {"guestlink.locked", {"link_id", "time", "addr", "attempts"}, {NULL}},
+     {"user_agent", "recipient", "study_description"}},
+    {"guestlink.locked",
+     {"link_id", "time", "addr", "attempts"},
+     {"study_description"}},
     {"upload.received", {"link_id", "time", "studies", "files"}, {NULL}},
     {"upload.request", {"sharer_name", "url", "expires_at"}, {"message"}},
 };
