@@ -377,9 +377,6 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 	info_copy(r, off, &i);
 	ss_mail_time(op->now / 1000, t);
 	snprintf(n, sizeof n, "%lld", (long long)attempts);
-	/* the view follows the info and the count of abandoned attempts */
-	view_description(op, off + 6 < r->elements ? r->element[off + 6] : NULL,
-	                 desc);
 	ss_metric_add(op->s->m_locked, 1);
 	ss_warn("link.locked", ss_call_id(op->c), "link", op->id, NULL);
 	gl_audit(op->s, ss_call_id(op->c), NULL, op->k->a_lock, op->id, i.wl,
@@ -393,6 +390,9 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 		return;
 	}
 	m.to = i.by_email;
+	/* the view follows the info and the count of abandoned attempts */
+	view_description(op, off + 6 < r->elements ? r->element[off + 6] : NULL,
+	                 desc);
 	if ((note = malloc(sizeof *note)) == NULL)
 		return; /* sent again after the lease */
 	note->s = op->s;
