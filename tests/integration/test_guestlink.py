@@ -640,8 +640,13 @@ class Redeem(Case):
         self.r.cmd("ZADD", key + ":res", "1000", "fakeA", "1000", "fakeB")
         self.assertEqual(err(self.redeem(token_of(body), password="any-guess"))[0], "not_found")
         self.assertEqual(self.r.cmd("HGET", key, "state"), b"locked")
-        audited = [e for e in self.audit(body["id"])
-                   if e["action"] in ("guestlink.password_failed", "guestlink.lock")]
+
+        def audited_now():
+            return [e for e in self.audit(body["id"])
+                    if e["action"] in ("guestlink.password_failed", "guestlink.lock")]
+        # the audit entries are sent after the answer, not awaited by it
+        wait_for(lambda: len(audited_now()) >= 2, what="the lock audited")
+        audited = audited_now()
         self.assertEqual([e["action"] for e in audited],
                          ["guestlink.password_failed", "guestlink.lock"])
         self.assertEqual(json.loads(audited[0]["detail"]),
