@@ -105,22 +105,37 @@ reply_gone(rd_op *op)
 }
 
 /* The view is the packed pairs of the link's kind ("study" and "priors",
- * written by create.c; "upload", by upload.c), authenticated by the seal:
- * spliced in as they are, before "session" and "expires_at". */
+ * written by create.c; "upload", by upload.c), authenticated by the seal.
+ * Unsealed into *plain (NULL on failure), for close_view() to wipe. */
 static int
-reply_view(gl_server *s, ss_call *c, const char *id, const redisReply *view,
-           uint32_t view_pairs, const char *sess, int64_t ttl_ms)
+open_view(gl_server *s, const char *id, const redisReply *view,
+          unsigned char **plain, size_t *n)
+{
+	*plain = NULL;
+	*n = 0;
+	if (view == NULL || view->type != REDIS_REPLY_STRING)
+		return SS_EINTERNAL;
+	return gl_open_view(s, id, view->str, view->len, plain, n);
+}
+
+static void
+close_view(unsigned char *plain, size_t n)
+{
+	if (plain == NULL)
+		return;
+	sodium_memzero(plain, n);
+	free(plain);
+}
+
+/* The view's pairs spliced in as they are, before "session" and
+ * "expires_at". */
+static void
+reply_plain(ss_call *c, const unsigned char *plain, size_t n,
+            uint32_t view_pairs, const char *sess, int64_t ttl_ms)
 {
 	char exp[GL_TIME_LEN + 1];
-	unsigned char *plain;
-	size_t n;
 	ss_pack *p;
-	int rv;
 
-	if (view->type != REDIS_REPLY_STRING)
-		return SS_EINTERNAL;
-	if ((rv = gl_open_view(s, id, view->str, view->len, &plain, &n)) != 0)
-		return rv;
 	gl_time_fmt(gl_now_ms() + ttl_ms, exp);
 	p = ss_call_reply_ok(c);
 	msgpack_pack_map(&p->pk, view_pairs + 2);
@@ -128,16 +143,21 @@ reply_view(gl_server *s, ss_call *c, const char *id, const redisReply *view,
 	ss_pack_kv_cstr(p, "session", sess);
 	ss_pack_kv_cstr(p, "expires_at", exp);
 	ss_call_reply_end(c);
-	sodium_memzero(plain, n);
-	free(plain);
-	return 0;
 }
 
 int
 gl_reply_view(gl_server *s, ss_call *c, const char *id, const redisReply *view,
               const char *sess, int64_t ttl_ms)
 {
-	return reply_view(s, c, id, view, 2, sess, ttl_ms);
+	unsigned char *plain;
+	size_t n;
+	int rv;
+
+	if ((rv = open_view(s, id, view, &plain, &n)) != 0)
+		return rv;
+	reply_plain(c, plain, n, 2, sess, ttl_ms);
+	close_view(plain, n);
+	return 0;
 }
 
 /* ---- what a use or a lock sets off ----------------------------------- */
@@ -188,20 +208,18 @@ info_copy(const redisReply *r, size_t off, info_c *c)
 	c->notify = i.notify.n == 1 && i.notify.p[0] == '1';
 }
 
-/* The study's description from a link's sealed view (create.c: the
+/* The study's description from a link's unsealed view (create.c: the
  * pairs "study", {...}, "priors", [...]), for the creator's mails, which
- * otherwise name the link only by its id.  Empty when there is none or
- * the view does not open (the mail goes without it). */
+ * otherwise name the link only by its id.  Empty when there is none (an
+ * upload link's view, or a view that did not open). */
 static void
-view_description(rd_op *op, const redisReply *view, char out[GL_DESC_MAX + 1])
+description_of(const unsigned char *plain, size_t n, char out[GL_DESC_MAX + 1])
 {
-	unsigned char *plain = NULL;
 	msgpack_unpacked u;
-	size_t n = 0, off = 0;
+	size_t off = 0;
 
 	out[0] = '\0';
-	if (!op->k->study || view == NULL || view->type != REDIS_REPLY_STRING ||
-	    gl_open_view(op->s, op->id, view->str, view->len, &plain, &n) != 0)
+	if (plain == NULL)
 		return;
 	msgpack_unpacked_init(&u);
 	if (msgpack_unpack_next(&u, (const char *)plain, n, &off) ==
@@ -220,8 +238,6 @@ view_description(rd_op *op, const redisReply *view, char out[GL_DESC_MAX + 1])
 		}
 	}
 	msgpack_unpacked_destroy(&u);
-	sodium_memzero(plain, n);
-	free(plain);
 }
 
 static void
@@ -247,7 +263,7 @@ publish(rd_op *op, const info_c *i)
 }
 
 static void
-used(rd_op *op, const redisReply *r)
+used(rd_op *op, const redisReply *r, const unsigned char *plain, size_t n)
 {
 	char t[SS_MAIL_TIME_MAX];
 	info_c i;
@@ -287,7 +303,7 @@ used(rd_op *op, const redisReply *r)
 		             .to = i.by_email,
 		             .vars = vars};
 		ss_mail_time(op->now / 1000, t);
-		view_description(op, r->element[1], desc);
+		description_of(plain, n, desc);
 		(void)gl_mail(op->s, ss_call_id(op->c), &m, NULL, NULL);
 	}
 	publish(op, &i);
@@ -366,6 +382,8 @@ static void
 locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 {
 	char t[SS_MAIL_TIME_MAX], n[24], desc[GL_DESC_MAX + 1];
+	unsigned char *plain;
+	size_t len;
 	const char *vars[] = {"link_id",  op->id, "time",
 	                      t,          "addr", op->addr,
 	                      "attempts", n,      "study_description",
@@ -390,9 +408,15 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 		return;
 	}
 	m.to = i.by_email;
-	/* the view follows the info and the count of abandoned attempts */
-	view_description(op, off + 6 < r->elements ? r->element[off + 6] : NULL,
-	                 desc);
+	/* the view follows the info and the count of abandoned attempts;
+	 * an upload link's names no study */
+	plain = NULL;
+	len = 0;
+	if (op->k->study && off + 6 < r->elements)
+		(void)open_view(op->s, op->id, r->element[off + 6], &plain,
+		                &len);
+	description_of(plain, len, desc);
+	close_view(plain, len);
 	if ((note = malloc(sizeof *note)) == NULL)
 		return; /* sent again after the lease */
 	note->s = op->s;
@@ -439,21 +463,26 @@ viewable(rd_op *op, const redisReply *r)
 {
 	bool fresh = int_at(r, 3) == 1;
 	int64_t ttl = int_at(r, 2);
+	unsigned char *plain;
+	size_t n;
 	int rv;
 
 	if (r->elements != 10 || ttl <= 0)
 		return SS_EINTERNAL;
+	rv = open_view(op->s, op->id, r->element[1], &plain, &n);
 	/* Before the reply, which frees the call: the use is counted in
 	 * Redis already, so it is audited whatever the reply. */
 	if (fresh)
-		used(op, r);
+		used(op, r, plain, n);
 	else
 		ss_metric_add(op->s->m_session, 1);
-	rv = reply_view(op->s, op->c, op->id, r->element[1], op->k->view_pairs,
-	                fresh ? op->sess : op->old_sess, ttl);
-	if (rv != 0)
+	if (rv == 0)
+		reply_plain(op->c, plain, n, op->k->view_pairs,
+		            fresh ? op->sess : op->old_sess, ttl);
+	else
 		ss_error("link.view_unreadable", ss_call_id(op->c), "link",
 		         op->id, NULL);
+	close_view(plain, n);
 	return rv;
 }
 
