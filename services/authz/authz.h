@@ -31,6 +31,7 @@ typedef struct az_settings {
 	int64_t login_fail_addr;
 	int64_t login_window_ms;
 	int64_t workers;
+	int64_t checks_max;
 } az_settings;
 
 extern const struct ss_cfg_table az_settings_table;
@@ -43,6 +44,7 @@ struct az_server {
 	ss_daemon *d;
 	ss_redis *redis;
 	ss_work_pool *work;
+	int64_t checking; /* logins under way (--checks-max) */
 	ss_rep *rep;
 	az_dir *dir;         /* current snapshot; NULL until loaded */
 	int64_t version;     /* of the snapshot */

@@ -97,6 +97,7 @@ finish(lg_op *op, int err, const char *msg)
 		                        op->retry_after);
 	}
 	sodium_memzero(op->password, sizeof op->password);
+	op->s->checking--;
 	free(op->hash);
 	free(op);
 }
@@ -224,12 +225,22 @@ az_handle_login(ss_call *c, const msgpack_object *body, void *arg)
 
 	if (az_parse(c, body, spec, 3, f) != 0 || az_dir_or_reply(s, c) == NULL)
 		return;
+	/* Logins past --checks-max would only queue for the workers (a
+	 * flood from many addresses): refused before the limits count them. */
+	if (s->checking >= s->cfg->checks_max) {
+		ss_call_reply_err_retry(c, SS_ETOOMANY,
+		                        "too many logins are being checked; "
+		                        "retry in a moment",
+		                        1);
+		return;
+	}
 	if ((op = calloc(1, sizeof *op)) == NULL) {
 		ss_call_reply_err(c, SS_ENOMEM, NULL);
 		return;
 	}
 	op->s = s;
 	op->c = c;
+	s->checking++;
 	(void)ss_obj_strcpy(f[0], op->user, sizeof op->user);
 	if (f[2] != NULL)
 		(void)ss_obj_strcpy(f[2], addr, sizeof addr);

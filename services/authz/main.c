@@ -31,6 +31,10 @@ static const ss_cfg_opt opts[] = {
         "window of the failed-login limits"),
     OPT("workers", SS_CFG_INT, "2", 1, 64, workers,
         "threads hashing passwords (Argon2id) off the event loop"),
+    OPT("checks-max", SS_CFG_INT, "128", 1, 100000, checks_max,
+        "logins under way (most waiting for a worker's password check), "
+        "at most; past it a login is answered too_many_requests (retry in "
+        "1 s) before it counts against any limit"),
 };
 
 const struct ss_cfg_table az_settings_table = {opts,

@@ -59,6 +59,7 @@ typedef struct gl_settings {
 	int64_t session_ttl_ms;
 	int64_t default_attempts;
 	int64_t workers;
+	int64_t checks_max;
 } gl_settings;
 
 extern const struct ss_cfg_table gl_settings_table;
@@ -88,7 +89,8 @@ typedef struct gl_server {
 	/* --token-key with each purpose absorbed (gl_hashers_init). */
 	ss_token_hasher hashers[GL_NPURPOSES];
 	ss_metric *m_created, *m_deleted, *m_unlocked, *m_locked;
-	ss_metric *m_used, *m_pwreq, *m_wrong, *m_gone, *m_session;
+	ss_metric *m_used, *m_pwreq, *m_wrong, *m_gone, *m_session, *m_busy;
+	int64_t checking; /* redemptions with a password under way */
 	/* Records an action leaves behind that were lost (logged too). */
 	ss_metric *m_audit_failed, *m_mail_failed;
 } gl_server;

@@ -65,6 +65,10 @@ static const ss_cfg_opt opts[] = {
     OPT("workers", SS_CFG_INT, "2", 1, 64, workers,
         "threads hashing and checking passwords (Argon2id) off the event "
         "loop"),
+    OPT("checks-max", SS_CFG_INT, "128", 1, 100000, checks_max,
+        "redemptions with a password under way (most waiting for a "
+        "worker's password check), at most; past it one is answered "
+        "too_many_requests (retry in 1 s) before any attempt is counted"),
 };
 
 const struct ss_cfg_table gl_settings_table = {opts,
@@ -153,6 +157,8 @@ metrics(gl_server *s)
 	                        "result=\"wrong_password\"");
 	s->m_gone = ss_counter("guestlink_redemptions_total", rh,
 	                       "result=\"not_found\"");
+	s->m_busy =
+	    ss_counter("guestlink_redemptions_total", rh, "result=\"busy\"");
 	s->m_audit_failed = ss_counter(
 	    "guestlink_audit_failures_total",
 	    "audit entries of done actions that Redis did not take", NULL);

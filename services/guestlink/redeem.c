@@ -82,6 +82,8 @@ typedef struct rd_op {
 static void
 op_free(rd_op *op)
 {
+	if (op->pw_given)
+		op->s->checking--;
 	sodium_memzero(op->password, sizeof op->password);
 	sodium_memzero(op->sess, sizeof op->sess);
 	sodium_memzero(op->old_sess, sizeof op->old_sess);
@@ -568,6 +570,7 @@ opened(rd_op *op, const redisReply *r)
 	case GL_BUSY:
 		/* The attempts left are all being checked: the link is not
 		 * gone (one of them may be right), this one waits its turn. */
+		ss_metric_add(op->s->m_busy, 1);
 		ss_call_reply_err_retry(op->c, SS_ETOOMANY,
 		                        "the link's password is being checked; "
 		                        "retry in a moment",
@@ -712,6 +715,17 @@ gl_redeem(const gl_redeem_kind *k, gl_server *s, ss_call *c,
 
 	if (gl_parse(c, body, spec, 5, f) != 0)
 		return;
+	/* Checks past --checks-max would only queue for the workers (a
+	 * flood of guesses from many addresses): refused before an attempt
+	 * is reserved, so nothing is counted against the link. */
+	if (f[1] != NULL && s->checking >= s->cfg->checks_max) {
+		ss_metric_add(s->m_busy, 1);
+		ss_call_reply_err_retry(c, SS_ETOOMANY,
+		                        "too many passwords are being checked; "
+		                        "retry in a moment",
+		                        1);
+		return;
+	}
 	v = ss_obj_str(f[2]);
 	if (!gl_valid_addr(v.p, v.n)) {
 		ss_call_reply_err(c, SS_EBADREQ,
@@ -734,6 +748,7 @@ gl_redeem(const gl_redeem_kind *k, gl_server *s, ss_call *c,
 		memcpy(op->password, v.p, v.n);
 		op->pwlen = v.n;
 		op->pw_given = true;
+		s->checking++;
 	}
 	rv = prepare(op, f[0], f[4]);
 	if (rv == SS_ENOTFOUND) {

@@ -475,6 +475,44 @@ class Directory(AuthzCase):
         self.assertEqual(self.authz.http("/readyz")[0], 200)
 
 
+class LoginOverload(AuthzCase):
+    """One worker and --checks-max 2: logins past the bound are refused
+    before they count against the failed-login limits."""
+    doc = FIXTURE_DOC
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = Redis().start()
+        cls.authz = Daemon("authz", cls.redis, env={
+            "STUDYSHARE_WORKERS": "1", "STUDYSHARE_CHECKS_MAX": "2",
+            "STUDYSHARE_LOGIN_FAIL_USER": "1000", "STUDYSHARE_LOGIN_FAIL_ADDR": "1000"}).start()
+        cls.import_doc(cls.doc)
+
+    def test_logins_past_the_bound_are_refused_uncounted(self):
+        c = sp.Conn("127.0.0.1", self.authz.port, timeout=30)
+        rids = [c.send_raw(mp.pack({"v": 1, "type": "authz.login", "id": "flood-%d" % i,
+                                    "body": {"user": "alice", "password": "not-her-password",
+                                             "addr": "10.9.0.%d" % i}}))
+                for i in range(40)]
+        replies = dict(c.recv() for _ in rids)
+        c.close()
+        codes = [replies[r]["error"]["code"] for r in rids]
+        checked = codes.count("unauthenticated")
+        refused = [replies[r]["error"] for r in rids
+                   if replies[r]["error"]["code"] == "too_many_requests"]
+        self.assertEqual(checked + len(refused), 40, codes)
+        self.assertGreaterEqual(checked, 1)
+        self.assertGreater(len(refused), 0)
+        for e in refused:
+            self.assertEqual(e.get("retry_after"), 1, e)
+        # only the checked ones count against alice's limit
+        n = self.redis.cmd("INCRBY", "authz:{dir}:fail:u:alice", 0)  # ":N"
+        self.assertEqual(int(n[1:]), checked)
+        # and the flood over, her password works
+        self.assertEqual(body_of(self.call("authz.login", {
+            "user": "alice", "password": "alice-password"}))["user"]["id"], "alice")
+
+
 class Robustness(AuthzCase):
     doc = FIXTURE_DOC
 

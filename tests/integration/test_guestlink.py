@@ -917,6 +917,56 @@ class UploadLinks(Case):
         self.assertEqual(made, sorted(made, reverse=True))
 
 
+class Overload(Case):
+    """A guestlink with one worker and --checks-max 2, on the stack's Redis
+    and keys: password checks past the bound are refused before an
+    attempt is reserved."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        env = {k: ST.guestlink.env[k] for k in (
+            "STUDYSHARE_AUTHZ_URL", "STUDYSHARE_SHARE_URL", "STUDYSHARE_TOKEN_KEY",
+            "STUDYSHARE_SEAL_KEY", "STUDYSHARE_MAIL_KEY", "STUDYSHARE_PUBLIC_URL")}
+        env.update({"STUDYSHARE_WORKERS": "1", "STUDYSHARE_CHECKS_MAX": "2",
+                    "STUDYSHARE_PUB_LISTEN": "tcp://127.0.0.1:%d" % free_port()})
+        cls.small = Daemon("guestlink", ST.redis, env=env).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.small.stop()
+        cls.small.close()
+        super().tearDownClass()
+        assert rc == 0, rc
+
+    def test_checks_past_the_bound_are_refused_uncounted(self):
+        uid = self.publish()
+        body = self.link(uid, password="plum-anchor-7", max_password_attempts=100)
+        tok = token_of(body)
+        SECRETS["password"].add("flood-guess")
+        replies = burst(self.small.port, "guestlink.redeem",
+                        [{"token": tok, "password": "flood-guess", "addr": "203.0.113.%d" % i,
+                          "user_agent": "flood"} for i in range(40)])
+        wrong = [r for r in replies if r["ok"]]
+        busy = [r for r in replies if not r["ok"]]
+        self.assertTrue(all(r["body"].get("wrong_password") for r in wrong), wrong)
+        self.assertGreater(len(busy), 0)
+        self.assertGreaterEqual(len(wrong), 1)
+        for r in busy:
+            self.assertEqual(r["error"]["code"], "too_many_requests", r)
+            self.assertEqual(r["error"].get("retry_after"), 1, r)
+        # only the checked ones count against the link
+        self.assertEqual(self.listed(uid, body["id"])["password_attempts"], len(wrong))
+        self.assertEqual(self.r.cmd("ZCARD", "link:{%s}:res" % body["id"]), 0)
+        self.assertEqual(metric(self.small.http("/metrics")[1],
+                                'studyshare_guestlink_redemptions_total{result="busy"}'),
+                         len(busy))
+        # once the flood is over the right password opens the link
+        self.assertIn("study", ok(sp.call(self.small.port, "guestlink.redeem",
+                                          {"token": tok, "password": "plum-anchor-7",
+                                           "addr": "203.0.113.1", "user_agent": "ok"})))
+
+
 class Unusable(Case):
     def raw(self, mtype, body):
         c = sp.Conn("127.0.0.1", ST.guestlink.port)
