@@ -385,7 +385,8 @@ ss_mail_time(int64_t unix_s, char out[SS_MAIL_TIME_MAX])
 	time_t t = (time_t)unix_s;
 	struct tm tm;
 
-	if (gmtime_r(&t, &tm) == NULL || tm.tm_mon < 0 || tm.tm_mon > 11) {
+	/* a time_t narrower than the input, or a year gmtime cannot hold */
+	if ((int64_t)t != unix_s || gmtime_r(&t, &tm) == NULL) {
 		snprintf(out, SS_MAIL_TIME_MAX, "%lld UTC", (long long)unix_s);
 		return;
 	}

@@ -88,8 +88,8 @@
 	    "upload.request"
 
 /* A time as mails and pages show it to people, in UTC to the minute:
- * "7 December 2026, 16:09 UTC" (unix seconds in; the C locale's English
- * month names, whatever the reader's locale). */
+ * "7 December 2026, 16:09 UTC" (unix seconds in; English month names
+ * from a table, whatever the process's locale). */
 #define SS_MAIL_TIME_MAX 40
 void ss_mail_time(int64_t unix_s, char out[SS_MAIL_TIME_MAX]);
 

@@ -100,14 +100,15 @@ gw_link_redeemed(const gw_link_kind *k, gw_req *r, int err, const ss_msg *reply,
 		gw_link_gone(k, r);
 		return true;
 	}
-	/* Every attempt left is being checked (a double-clicked last one):
-	 * the form again, not the gone page, for one of them may be right. */
+	/* Every attempt left is being checked (a double-clicked last one),
+	 * or guestlink has as many checks under way as it takes: the form
+	 * again, not the gone page, for the link may well open. */
 	if (err == 0 && !reply->ok && reply->err == SS_ETOOMANY &&
 	    !r->want_json) {
 		gw_add_header(r, "Retry-After", "1");
 		password_form(k, r, 429,
-		              "Another attempt at this password is being "
-		              "checked. Please try again in a moment.",
+		              "Your password could not be checked just now. "
+		              "Please try again in a moment.",
 		              false);
 		return true;
 	}

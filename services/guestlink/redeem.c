@@ -9,7 +9,9 @@
  *      {"wrong_password": true, "attempts_left": N}      one attempt counted
  *      not_found "no such guest link"                    every unusable link
  *      too_many_requests, retry_after 1                  every attempt left is
- *                                                        being checked now
+ *                                                        being checked now, or
+ *                                                        --checks-max checks
+ *                                                        are under way
  *
  * The gateway maps these 1:1: the first two are 200, wrong_password is
  * 401 with {"error": {"code": "unauthenticated", "message": "wrong
@@ -229,12 +231,12 @@ description_of(const unsigned char *plain, size_t n, char out[GL_DESC_MAX + 1])
 	    ss_obj_streq(&u.data, "study") &&
 	    msgpack_unpack_next(&u, (const char *)plain, n, &off) ==
 	        MSGPACK_UNPACK_SUCCESS) {
-		const msgpack_object *d = ss_map_get(&u.data, "description");
-		ss_str v = ss_obj_str(d);
-		/* share stores at most GL_DESC_MAX bytes of valid UTF-8:
-		 * never cut, so never cut inside a character */
-		if (d != NULL && d->type == MSGPACK_OBJECT_STR &&
-		    v.n <= GL_DESC_MAX) {
+		ss_str v = ss_obj_str(ss_map_get(&u.data, "description"));
+		/* Whole or not at all (share stores at most GL_DESC_MAX bytes,
+		 * so a cut would be in a character), and only what a mail var
+		 * may hold: a value refused there would lose the whole mail. */
+		if (v.n > 0 && v.n <= GL_DESC_MAX &&
+		    ss_mail_value_ok(v.p, v.n)) {
 			memcpy(out, v.p, v.n);
 			out[v.n] = '\0';
 		}

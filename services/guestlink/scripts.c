@@ -43,12 +43,14 @@
  *                                              lease ran out, counted now
  *   {4, attempts, <info>, abandoned, view}     locked by this attempt;
  *                                              abandoned: as for 3 (redeem,
- *                                              when they made the lock), else
- * 0; view: for the notice's study {5, attempts left, attempts, <info>} wrong
- * password {6}                                        busy: every attempt left
- * is being checked (reserved) now <info> is study, wl, notify, by_email, email:
- * what the audit entry and the notifications need, so that no second round trip
- * is made for them.
+ *                                              when they made the lock),
+ *                                              else 0; view: the sealed
+ *                                              view, for the notice's study
+ *   {5, attempts left, attempts, <info>}       wrong password
+ *   {6}                                        busy: every attempt left
+ *                                              is being checked (reserved)
+ * <info> is study, wl, notify, by_email, email: what the audit entry and
+ * the notifications need, so that no second round trip is made for them.
  */
 #include "services/guestlink/guestlink.h"
 

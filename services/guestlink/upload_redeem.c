@@ -9,6 +9,7 @@
  *      {"password_required": true}                 no use counted
  *      {"wrong_password": true, "attempts_left": N}
  *      not_found "no such upload link"            every unusable link
+ *      too_many_requests, retry_after 1           as for a guest link
  *
  * The same rules, scripts and steps as a guest link's redemption, run by
  * redeem.c (RD_OPEN, RD_VERIFY, RD_SETTLE), with the upload token's own

@@ -924,7 +924,7 @@ class GuestLinks(GatewayCase):
         r = self.redeem(tok, "POST", password="pw-busy-1", json_=False)
         self.assertEqual(r.status, 429)
         self.assertEqual(r.header("Retry-After"), "1")
-        self.assertIn("being checked", r.text)
+        self.assertIn("could not be checked just now", r.text)
         self.assertRegex(r.text, r'<form method="post" id="password-form" autocomplete="off" >')
         r = self.redeem(tok, "POST", password="pw-busy-1")
         self.assertError(r, 429, "too_many_requests")

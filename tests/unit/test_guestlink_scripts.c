@@ -416,6 +416,10 @@ test_reservations_never_exceed_the_limit(void **state)
 	assert_int_equal(code(r), GL_LOCKED);
 	assert_int_equal(r->element[1]->integer, 3);
 	assert_string_equal(r->element[5]->str, "alice@x.example");
+	/* abandoned, then the view (for the notice's study) */
+	assert_int_equal(r->elements, 9);
+	assert_int_equal(r->element[7]->integer, 0);
+	assert_string_equal(r->element[8]->str, "sealed-view");
 	freeReplyObject(r);
 	r = redisCommand(rc, "HGET %s state", LINK);
 	assert_string_equal(r->str, "locked");
@@ -432,6 +436,8 @@ test_reservations_never_exceed_the_limit(void **state)
 	assert_int_equal(code(r), GL_LOCKED);
 	assert_int_equal(r->element[1]->integer, 3);
 	assert_string_equal(r->element[5]->str, "alice@x.example");
+	assert_int_equal(r->elements, 9);
+	assert_string_equal(r->element[8]->str, "sealed-view");
 	freeReplyObject(r);
 	r = redeem_at(NOW + GL_RESERVE_MS, TH, "pw", NULL, "r5");
 	assert_int_equal(code(r), GL_GONE);
@@ -511,6 +517,9 @@ test_lapsed_leases_count_as_wrong(void **state)
 	r = redeem_at(NOW + 2 * GL_RESERVE_MS + 2, TH, "pw", NULL, "c");
 	assert_int_equal(code(r), GL_LOCKED);
 	assert_int_equal(r->element[1]->integer, 2);
+	assert_int_equal(r->elements, 9);
+	assert_int_equal(r->element[7]->integer, 1);
+	assert_string_equal(r->element[8]->str, "sealed-view");
 	freeReplyObject(r);
 	/* The late settle of a lapsed lease finds nothing. */
 	r = settle("a", true);

@@ -297,7 +297,7 @@ all_vars(nt_var *vars, size_t i, char values[][64])
 
 	for (int k = 0; k < 6 && shipped[i].required[k] != NULL; k++, n++)
 		snprintf(values[n], 64, "<%s>", shipped[i].required[k]);
-	for (int k = 0; k < 3 && shipped[i].optional[k] != NULL; k++, n++)
+	for (int k = 0; k < 4 && shipped[i].optional[k] != NULL; k++, n++)
 		snprintf(values[n], 64, "<%s>", shipped[i].optional[k]);
 	n = 0;
 	for (int k = 0; k < 6 && shipped[i].required[k] != NULL; k++, n++) {
@@ -306,7 +306,7 @@ all_vars(nt_var *vars, size_t i, char values[][64])
 		vars[n].val = values[n];
 		vars[n].vlen = strlen(values[n]);
 	}
-	for (int k = 0; k < 3 && shipped[i].optional[k] != NULL; k++, n++) {
+	for (int k = 0; k < 4 && shipped[i].optional[k] != NULL; k++, n++) {
 		vars[n].name = shipped[i].optional[k];
 		vars[n].nlen = strlen(vars[n].name);
 		vars[n].val = values[n];
