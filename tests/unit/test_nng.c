@@ -836,6 +836,16 @@ calls_of(const slot *s, int n)
 	return sum;
 }
 
+/* Runs the loop until n slots were called back or ms pass; returns how
+ * many were. */
+static int
+pump_until_called(fx *f, const slot *s, int n, int ms)
+{
+	for (int w = 0; w < ms && calls_of(s, n) < n; w += 5)
+		pump(f, 5);
+	return calls_of(s, n);
+}
+
 /* Held requests go out as one bus.batch; each gets its own reply, in
  * whatever mix of answers; past SS_BATCH_MAX the rest go alone. */
 static void
@@ -856,8 +866,7 @@ test_batch_answers_each(void **state)
 		assert_int_equal(queue_req(f->req, types[i % 3], i, &s[i]), 0);
 	/* Nothing is sent before the loop turn ends. */
 	assert_int_equal(calls_of(s, N), 0);
-	for (int w = 0; w < 5000 && (total = calls_of(s, N)) < N; w += 5)
-		pump(f, 5);
+	total = pump_until_called(f, s, N, 5000);
 	assert_int_equal(total, N);
 	for (i = 0; i < N; i++) {
 		assert_int_equal(s[i].calls, 1);
@@ -911,8 +920,7 @@ test_batch_waits_for_all(void **state)
 	assert_true(run_until(f, &f->nheld, 1, 5000));
 	pump(f, 100);
 	assert_int_equal(calls_of(s, 3), 0);
-	for (int w = 0; w < TIMEOUT_MS + 2000 && calls_of(s, 3) < 3; w += 10)
-		pump(f, 10);
+	(void)pump_until_called(f, s, 3, TIMEOUT_MS + 2000);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(s[i].calls, 1);
 		assert_int_equal(s[i].err, SS_ETIMEDOUT);
@@ -962,8 +970,7 @@ test_batch_two_in_flight(void **state)
 	/* One answer: both go, as one batch, and are answered. */
 	answer_held(f->held[0]);
 	assert_true(run_until(f, &s[0].calls, 1, 5000));
-	for (int w = 0; w < 5000 && calls_of(s + 2, 2) < 2; w += 5)
-		pump(f, 5);
+	(void)pump_until_called(f, s + 2, 2, 5000);
 	for (int i = 2; i < 4; i++) {
 		assert_int_equal(s[i].calls, 1);
 		assert_int_equal(s[i].err, 0);
@@ -1017,8 +1024,7 @@ test_batch_reply_cap(void **state)
 	assert_int_equal(queue_req(f->req, "test.big", two_mib, &s[0]), 0);
 	assert_int_equal(queue_req(f->req, "test.big", two_mib, &s[1]), 0);
 	assert_int_equal(queue_req(f->req, "test.big", 16, &s[2]), 0);
-	for (int w = 0; w < 5000 && calls_of(s, 3) < 3; w += 5)
-		pump(f, 5);
+	(void)pump_until_called(f, s, 3, 5000);
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(s[i].calls, 1);
 		assert_int_equal(s[i].err, 0);
@@ -1082,8 +1088,7 @@ test_batch_reply_just_under_the_cap(void **state)
 	wait_connected(f, f->req);
 	assert_int_equal(queue_req(f->req, "test.big", n, &s[0]), 0);
 	assert_int_equal(queue_req(f->req, "test.big", n, &s[1]), 0);
-	for (int w = 0; w < 5000 && calls_of(s, 2) < 2; w += 5)
-		pump(f, 5);
+	(void)pump_until_called(f, s, 2, 5000);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(s[i].calls, 1);
 		assert_int_equal(s[i].err, 0);
@@ -1294,8 +1299,7 @@ test_batch_hostile_replies(void **state)
 		assert_int_equal(nng_msg_append(m, pk.sb.data, pk.sb.size), 0);
 		ss_pack_free(&pk);
 		assert_int_equal(nng_sendmsg(hs, m, 0), 0);
-		for (int w = 0; w < 5000 && calls_of(s, 2) < 2; w += 5)
-			pump(f, 5);
+		(void)pump_until_called(f, s, 2, 5000);
 		for (int i = 0; i < 2; i++) {
 			assert_int_equal(s[i].calls, 1);
 			assert_int_equal(s[i].err, SS_EINTERNAL);
