@@ -132,24 +132,33 @@ GL_PID=${PIDS[3]}
 # between windows that ran side by side.  The median round's ratio is the
 # result; every round's is printed.
 c_gw=0 c_gl=0 c_rd=0 n_redeem=0 RATIOS=() HELLO_TICKS=0 n_hello=0
+IDLE_H=0 ALL_H=0 IDLE_R=0 ALL_R=0
+# cpu_idle: the machine's idle (and iowait) ticks, then all its ticks
+cpu_idle() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print $5 + $6, t }' /proc/stat; }
 b0=$(gw_counter studyshare_rpc_batches_total)
 q0=$(gw_counter studyshare_rpc_batched_requests_total)
 for round in $(seq 1 "$ROUNDS"); do
 	echo "http-bench: round $round/$ROUNDS: evhttp hello, then GET /g/{token} (JSON, a use each)" >&2
 	c0=$(cpu_of "$HELLO_PID")
+	read -r i0 a0 < <(cpu_idle)
 	run_wrk "hello$round" "http://127.0.0.1:$HELLO_PORT/g/x" -H 'Accept: application/json'
 	HELLO_TICKS=$((HELLO_TICKS + $(cpu_of "$HELLO_PID") - c0))
+	read -r i1 a1 < <(cpu_idle)
+	IDLE_H=$((IDLE_H + i1 - i0)) ALL_H=$((ALL_H + a1 - a0))
 	n_hello=$((n_hello + $(reqs_of "hello$round")))
 	c0=$(cpu_of "$GW_PID")
 	g0=$(cpu_of "$GL_PID")
 	r0=$(cpu_of "$REDIS_PID")
+	read -r i0 a0 < <(cpu_idle)
 	if [ -n "${HTTP_BENCH_PERF:-}" ] && [ "$round" = 1 ]; then
-		perf record -q -g -a -o "$HTTP_BENCH_PERF" -- sleep "$SECS" 2>/dev/null &
+		perf record -q ${HTTP_BENCH_PERF_ARGS:--g} -a -o "$HTTP_BENCH_PERF" -- sleep "$SECS" 2>/dev/null &
 	fi
 	run_wrk "redeem$round" "$LINK" -H 'Accept: application/json'
 	c_gw=$((c_gw + $(cpu_of "$GW_PID") - c0))
 	c_gl=$((c_gl + $(cpu_of "$GL_PID") - g0))
 	c_rd=$((c_rd + $(cpu_of "$REDIS_PID") - r0))
+	read -r i1 a1 < <(cpu_idle)
+	IDLE_R=$((IDLE_R + i1 - i0)) ALL_R=$((ALL_R + a1 - a0))
 	n_redeem=$((n_redeem + $(reqs_of "redeem$round")))
 	RATIOS+=("$(calc "round($(rps_of "redeem$round") / $(rps_of "hello$round"), 3)") $round")
 done
@@ -186,6 +195,8 @@ printf '%-42s %10s %7s %9s %8s %11s   goal >= %s: %s\n' "guest-link redemption, 
 printf '%-42s %10s %7s %9s %8s %11s\n' "  guestlink's own CPU per redemption" "" "" "" "" "$REDEEM_GL_CPU"
 printf '%-42s %10s %7s %9s %8s %11s\n' "  Redis's CPU per redemption" "" "" "" "" "$REDEEM_REDIS_CPU"
 printf '%-42s %10s\n' "  redemptions per bus message (batching)" "$PER_MSG"
+printf '%-42s %10s %7s\n' "  machine idle: hello, redemptions (%)" \
+	"$(calc "round(100 * $IDLE_H / max(1, $ALL_H), 1)")" "$(calc "round(100 * $IDLE_R / max(1, $ALL_R), 1)")"
 printf '%-42s %s\n' "  each round's ratio (median above)" "$(printf '%s\n' "${RATIOS[@]}" | cut -d' ' -f1 | paste -sd' ')"
 printf '%-42s %10s %7s %9s %8s %11s\n' "share to a colleague (authz + share)" \
 	"$SHARE" "$S_RATIO" "$(p99_of share)" "$(non2xx_of share)" "$SHARE_CPU"

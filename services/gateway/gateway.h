@@ -221,16 +221,18 @@ typedef struct gw_route {
 typedef struct gw_params {
 	char v[GW_NPARAMS][GW_PARAM_MAX + 1];
 	size_t n;
+	bool bad; /* one did not decode (or was too long): left "" */
 } gw_params;
 
-#define GW_ROUTE_NONE    (-1) /* no route has this path */
-#define GW_ROUTE_BADPATH (-2) /* a parameter does not decode */
+#define GW_ROUTE_NONE (-1) /* no route has this path */
 
 /*
  * The index of the route for method and path (raw, still
- * percent-encoded), its parameters decoded into pm.  GW_ROUTE_NONE with
+ * percent-encoded), its parameters decoded into pm; one that does not
+ * decode is "" and sets pm->bad (the caller decides: an API route's
+ * malformed path, or a public page's own 404).  GW_ROUTE_NONE with
  * *allowed the methods of routes whose path matched (0: none: 404; else
- * 405), or GW_ROUTE_BADPATH.
+ * 405).
  */
 int gw_route_find(const gw_route *tab, size_t n, int method, const char *path,
                   gw_params *pm, int *allowed);

@@ -726,8 +726,12 @@ dispatch(gw_req *r)
 	r->want_json = accept != NULL && strstr(accept, "application/json");
 	i = gw_route_find(s->routes, s->nroutes, method, path, &r->pm,
 	                  &allowed);
-	if (i == GW_ROUTE_BADPATH) {
-		r->want_json = r->want_json || strncmp(path, "/api/", 5) == 0;
+	/* The public routes' parameters are link tokens and file names: one
+	 * that does not decode names nothing, and gets the route's own 404
+	 * (for a link, the one answer of every unusable link).  An API
+	 * route's is a malformed request. */
+	if (i >= 0 && r->pm.bad && s->routes[i].auth != GW_AUTH_NONE) {
+		r->want_json = true;
 		gw_fail(r, SS_EBADREQ, "malformed path");
 		return;
 	}

@@ -55,6 +55,7 @@ gw_route_find(const gw_route *tab, size_t n, int method, const char *path,
 
 	*allowed = 0;
 	pm->n = 0;
+	pm->bad = false;
 	for (i = 0; i < n; i++) {
 		if (!match(tab[i].pattern, path, seg, len, &nseg))
 			continue;
@@ -64,8 +65,10 @@ gw_route_find(const gw_route *tab, size_t n, int method, const char *path,
 		}
 		for (k = 0; k < nseg; k++) {
 			if (gw_pct_decode(seg[k], len[k], false, pm->v[k],
-			                  sizeof pm->v[k], NULL) != 0)
-				return GW_ROUTE_BADPATH;
+			                  sizeof pm->v[k], NULL) != 0) {
+				pm->v[k][0] = '\0';
+				pm->bad = true;
+			}
 		}
 		pm->n = nseg;
 		return (int)i;

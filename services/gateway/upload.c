@@ -204,6 +204,7 @@ work_file(gw_req *r, up_file *f)
 	const ss_dicom_info *d = &f->d;
 	ss_ingest_result res;
 	char why[192];
+	bool created;
 	int rv;
 
 #define OPT_S(s) ((s)[0] != '\0' ? (s) : NULL)
@@ -222,7 +223,8 @@ work_file(gw_req *r, up_file *f)
 	};
 #undef OPT_S
 
-	if ((rv = gw_spool_put(cfg->spool_dir, f->buf, f->len, f->sha)) != 0) {
+	if ((rv = gw_spool_put(cfg->spool_dir, f->buf, f->len, f->sha,
+	                       &created)) != 0) {
 		snprintf(u->why, sizeof u->why,
 		         "the file could not be stored; retry later");
 		return rv;
@@ -245,9 +247,17 @@ work_file(gw_req *r, up_file *f)
 		         "the worklist could not be reached; retry later");
 		return SS_EUNAVAIL;
 	}
-	if (rv != 0)
+	if (rv != 0) {
 		snprintf(u->why, sizeof u->why, "the study was refused: %s",
 		         res.message);
+		/* Refused for what the file is (another patient's UID, say):
+		 * sending it again gets the same answer, so nothing of it is
+		 * kept.  A copy that was there before is an earlier upload's;
+		 * a failure to reach share keeps it, for the guest's retry. */
+		if (created && gw_spool_drop(cfg->spool_dir, f->sha) != 0)
+			ss_warn("upload.unspool_failed", r->id, "sha256",
+			        f->sha, NULL);
+	}
 	return rv;
 }
 
@@ -300,6 +310,7 @@ on_received(int err, const ss_msg *reply, void *arg)
 	gw_req *r = arg;
 	struct gw_upload *u = r->up;
 	const msgpack_object *ns, *nf;
+	char n[24];
 	json_t *j;
 
 	if (gw_peer_failed(r, err, reply))
@@ -319,8 +330,8 @@ on_received(int err, const ss_msg *reply, void *arg)
 	                    json_integer(ns != NULL ? ss_obj_int(ns) : 0));
 	json_object_set_new(j, "files",
 	                    json_integer(nf != NULL ? ss_obj_int(nf) : 0));
-	ss_info("upload.accepted", r->id, "files", u->multipart ? "n" : "1",
-	        NULL);
+	snprintf(n, sizeof n, "%zu", u->n);
+	ss_info("upload.accepted", r->id, "files", n, NULL);
 	gw_reply_json(r, 201, j);
 }
 

@@ -17,6 +17,7 @@
 #ifndef SS_GATEWAY_UPLOAD_H
 #define SS_GATEWAY_UPLOAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,11 +26,20 @@
 /*
  * Stores buf in dir as "<sha256 hex>.dcm" and puts the hex digest in sha.
  * Storing the same bytes again changes nothing (the name is the content).
- * 0 once the file and its directory entry are on disk; SS_EUNAVAIL when
- * the disk refused (nothing is left behind but what was there before).
+ * 0 once the file and its directory entry are on disk, *created telling
+ * whether this call made it (false: an earlier upload had); SS_EUNAVAIL
+ * when the disk refused (nothing is left behind but what was there
+ * before).
  */
 int gw_spool_put(const char *dir, const uint8_t *buf, size_t len,
-                 char sha[GW_SHA256_HEX + 1]);
+                 char sha[GW_SHA256_HEX + 1], bool *created);
+
+/*
+ * Removes "<sha>.dcm" from dir: a file gw_spool_put() created for an
+ * upload that was then refused, so that nothing of it is kept.  0, or
+ * SS_EUNAVAIL when the disk refused (the file stays).
+ */
+int gw_spool_drop(const char *dir, const char sha[GW_SHA256_HEX + 1]);
 
 /*
  * POSTs buf as one application/dicom part of a multipart/related body to

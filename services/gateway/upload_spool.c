@@ -9,7 +9,9 @@
  * crash.  A reader therefore sees no file or the whole file.  The final
  * name is the SHA-256 of the bytes, so nothing from the upload (its file
  * name, a path) ever reaches the file system, and a second upload of the
- * same file is the same file.
+ * same file is the same file.  A file this upload created is dropped
+ * again when the upload is refused; one that was there before belongs to
+ * an earlier upload and stays.
  */
 #include "services/gateway/upload.h"
 
@@ -63,7 +65,7 @@ fsync_dir(const char *dir)
 
 int
 gw_spool_put(const char *dir, const uint8_t *buf, size_t len,
-             char sha[GW_SHA256_HEX + 1])
+             char sha[GW_SHA256_HEX + 1], bool *created)
 {
 	unsigned char d[crypto_hash_sha256_BYTES];
 	unsigned char rnd[8];
@@ -90,6 +92,7 @@ gw_spool_put(const char *dir, const uint8_t *buf, size_t len,
 	}
 	fd = -1;
 	/* Same bytes, same name: replacing an existing copy is harmless. */
+	*created = access(final, F_OK) != 0 && errno == ENOENT;
 	if (rename(tmp, final) != 0)
 		goto fail;
 	if (fsync_dir(dir) != 0)
@@ -101,4 +104,17 @@ fail:
 		close(fd);
 	unlink(tmp);
 	return SS_EUNAVAIL;
+}
+
+int
+gw_spool_drop(const char *dir, const char sha[GW_SHA256_HEX + 1])
+{
+	char final[4096];
+
+	if (snprintf(final, sizeof final, "%s/%s.dcm", dir, sha) >=
+	    (int)sizeof final)
+		return SS_EUNAVAIL;
+	if (unlink(final) != 0 && errno != ENOENT)
+		return SS_EUNAVAIL;
+	return fsync_dir(dir) == 0 ? 0 : SS_EUNAVAIL;
 }

@@ -970,6 +970,55 @@ class LiveImage(unittest.TestCase):
                          "metrics missing from docs/operations.md")
 
 
+class LocalStack(unittest.TestCase):
+    """deploy/local/stack, what `make run` starts: up, used, down."""
+
+    def test_up_serves_the_demo_privately_and_down_stops_it(self):
+        static_only()
+        tmp = tempfile.mkdtemp(prefix="ss-stack-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o755)
+        home = os.path.join(tmp, "home")
+        port = free_port()
+        env = dict(os.environ, STUDYSHARE_HOME=home, STUDYSHARE_HTTP_PORT=str(port),
+                   STUDYSHARE_BUILD=BUILD)
+        stack = os.path.join(ROOT, "deploy", "local", "stack")
+
+        def stack_cmd(*args):
+            return subprocess.run([stack] + list(args), env=env, capture_output=True,
+                                  text=True, timeout=120)
+        self.addCleanup(stack_cmd, "down")
+        p = stack_cmd("up")
+        logs = ""
+        for f in sorted(glob.glob(os.path.join(home, "logs", "*.log"))):
+            with open(f, errors="replace") as fh:
+                logs += "\n== %s\n%s" % (f, fh.read()[-1500:])
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr + logs)
+        link = re.search(r"Demo guest link .*: (http://\S+)", p.stdout)
+        self.assertIsNotNone(link, p.stdout)
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("POST", "/api/v1/sessions",
+                  body=json.dumps({"user": "alice", "password": "alice-demo-password"}),
+                  headers={"Content-Type": "application/json"})
+        self.assertEqual(c.getresponse().status, 200)
+        c.close()
+        # Nothing it wrote is readable by another user: the mail folder
+        # holds links and invitations, the logs and Redis the rest.
+        open_to_others = []
+        for top, dirs, files in os.walk(home):
+            for n in dirs + files:
+                path = os.path.join(top, n)
+                if os.lstat(path).st_mode & 0o077:
+                    open_to_others.append(os.path.relpath(path, home))
+        self.assertEqual(open_to_others, [])
+        self.assertEqual(os.stat(home).st_mode & 0o077, 0)
+        self.assertTrue(os.listdir(os.path.join(home, "logs")))
+        p = stack_cmd("down")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(glob.glob(os.path.join(home, "run", "*.pid")), [])
+
+
 class EntryDaemon(Daemon):
     """stack.Daemon, started through deploy/entrypoint.sh."""
 

@@ -516,6 +516,11 @@ class Worklists(GatewayCase):
             with self.subTest(q=q):
                 r = self.req("GET", "/api/v1/worklists/location:ct/studies" + q, token=self.alice)
                 self.assertError(r, 400, "bad_request", re.escape(msg))
+        # a path parameter that does not decode, or is too long
+        for wl in ("location%zz", "a" * 300):
+            with self.subTest(wl=wl[:12]):
+                r = self.req("GET", "/api/v1/worklists/%s/studies" % wl, token=self.alice)
+                self.assertError(r, 400, "bad_request", "malformed path")
         nadia = self.stack.login("nadia")
         r = self.req("GET", "/api/v1/worklists/location:ct/studies", token=nadia)
         self.assertError(r, 403, "forbidden")
@@ -896,6 +901,7 @@ class GuestLinks(GatewayCase):
         wait_for(lambda: self.listed_link(uid, expired["id"])["status"] == "expired",
                  timeout=5, what="the link to expire")
         toks = {"unknown": secrets.token_urlsafe(32)[:43], "malformed": "abc",
+                "too_long": "A" * 1000, "undecodable": "%zz",
                 "used_up": self.token_of(used), "deleted": self.token_of(deleted),
                 "locked": self.token_of(locked), "expired": self.token_of(expired)}
         for json_ in (True, False):

@@ -526,6 +526,10 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(r.status, 201, r.body)
         self.assertEqual([x["study_uid"] for x in r.json["received"]], [CT_UID, SC_UID])
         self.assertEqual(r.json["files"], 2)
+        # The log says how many files the request held.
+        rid = r.header("X-Request-Id")
+        self.assertIn("2", [e.get("files") for e in self.st.gateway.log_events()
+                            if e.get("event") == "upload.accepted" and e.get("request_id") == rid])
         # One bad file refuses the request, naming it; nothing is kept.
         before = self.spooled()
         bad = self.files["ct_implicit"][:-5]
@@ -595,10 +599,13 @@ class UploadTest(unittest.TestCase):
             data = fh.read()
         link = self.create()
         path, cookie = self.open_session(link["url"])
+        before = self.spooled()
         r = self.send(path, data, cookie)
         self.assertError(r, 409, "conflict", "another patient")
         self.assertNotIn(uid, self.studies())
         self.assertNotIn(b"VICTIM", r.body)
+        # Nothing of the refused file is kept.
+        self.assertEqual(self.spooled(), before)
 
     def test_z_a_stop_ends_an_upload_between_files(self):
         # An archive that takes 1.5 s a file; the gateway drains for 1 s.

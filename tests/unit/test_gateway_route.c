@@ -100,16 +100,26 @@ test_no_route_and_wrong_method(void **state)
 	    find(GW_PUT, "/api/v1/studies/1/shares", &pm, &allowed),
 	    GW_ROUTE_NONE);
 	assert_int_equal(allowed, GW_GET | GW_POST);
-	/* parameters that do not decode */
-	assert_int_equal(find(GW_GET, "/g/a%00b", &pm, &allowed),
-	                 GW_ROUTE_BADPATH);
-	assert_int_equal(find(GW_GET, "/g/%zz", &pm, &allowed),
-	                 GW_ROUTE_BADPATH);
+	/* parameters that do not decode: the route, the parameter "" */
+	assert_int_equal(find(GW_GET, "/g/a%00b", &pm, &allowed), 5);
+	assert_true(pm.bad);
+	assert_string_equal(pm.v[0], "");
+	assert_int_equal(find(GW_GET, "/g/%zz", &pm, &allowed), 5);
+	assert_true(pm.bad);
 	char longp[GW_PARAM_MAX + 16];
 	memcpy(longp, "/g/", 3);
 	memset(longp + 3, 'a', GW_PARAM_MAX + 1);
 	longp[3 + GW_PARAM_MAX + 1] = '\0';
-	assert_int_equal(find(GW_GET, longp, &pm, &allowed), GW_ROUTE_BADPATH);
+	assert_int_equal(find(GW_GET, longp, &pm, &allowed), 5);
+	assert_true(pm.bad);
+	assert_string_equal(pm.v[0], "");
+	assert_int_equal(
+	    find(GW_GET, "/api/v1/worklists/%zz/studies", &pm, &allowed), 2);
+	assert_true(pm.bad);
+	/* and one that does clears the flag */
+	assert_int_equal(find(GW_GET, "/g/abc", &pm, &allowed), 5);
+	assert_false(pm.bad);
+	assert_string_equal(pm.v[0], "abc");
 }
 
 static char *

@@ -52,12 +52,15 @@ test_spool(void **state)
 	char sha[GW_SHA256_HEX + 1], sha2[GW_SHA256_HEX + 1], hex[65];
 	char path[256];
 	uint8_t back[4000];
+	bool created = false;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	for (size_t i = 0; i < sizeof data; i++)
 		data[i] = (uint8_t)(i * 7);
-	assert_int_equal(gw_spool_put(dir, data, sizeof data, sha), 0);
+	assert_int_equal(gw_spool_put(dir, data, sizeof data, sha, &created),
+	                 0);
+	assert_true(created);
 	crypto_hash_sha256(d, data, sizeof data);
 	sodium_bin2hex(hex, sizeof hex, d, sizeof d);
 	assert_string_equal(sha, hex);
@@ -67,20 +70,30 @@ test_spool(void **state)
 	assert_int_equal(fread(back, 1, sizeof back, f), sizeof data);
 	fclose(f);
 	assert_memory_equal(back, data, sizeof data);
-	/* The same bytes again: the same single file, no temporary left. */
-	assert_int_equal(gw_spool_put(dir, data, sizeof data, sha2), 0);
+	/* The same bytes again: the same single file, no temporary left,
+	 * and not this call's to drop. */
+	assert_int_equal(gw_spool_put(dir, data, sizeof data, sha2, &created),
+	                 0);
+	assert_false(created);
 	assert_string_equal(sha, sha2);
 	assert_int_equal(count_entries(dir), 1);
 	/* Other bytes: another name. */
 	data[0] ^= 1;
-	assert_int_equal(gw_spool_put(dir, data, sizeof data, sha2), 0);
+	assert_int_equal(gw_spool_put(dir, data, sizeof data, sha2, &created),
+	                 0);
+	assert_true(created);
 	assert_string_not_equal(sha, sha2);
 	assert_int_equal(count_entries(dir), 2);
+	/* Dropped: the first file alone is left; dropping again is fine. */
+	assert_int_equal(gw_spool_drop(dir, sha2), 0);
+	assert_int_equal(count_entries(dir), 1);
+	assert_int_equal(gw_spool_drop(dir, sha2), 0);
+	assert_int_equal(count_entries(dir), 1);
 	/* A directory that is not there: refused, nothing made. */
 	snprintf(path, sizeof path, "%s/missing", dir);
-	assert_int_equal(gw_spool_put(path, data, sizeof data, sha2),
+	assert_int_equal(gw_spool_put(path, data, sizeof data, sha2, &created),
 	                 SS_EUNAVAIL);
-	assert_int_equal(count_entries(dir), 2);
+	assert_int_equal(count_entries(dir), 1);
 	snprintf(path, sizeof path, "rm -rf %s", dir);
 	assert_int_equal(system(path), 0);
 }
