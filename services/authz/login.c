@@ -164,7 +164,10 @@ begun(lg_op *op, redisReply *r, char *msg, size_t msglen)
 		                   : 1000;
 		op->retry_after = ms > 0 ? (int)((ms + 999) / 1000) : 1;
 		snprintf(msg, msglen, "too many failed logins");
-		ss_warn("login.rate_limited", ss_call_id(op->c), NULL);
+		/* The address, not the name typed: that may be a password
+		 * typed into the wrong field. */
+		ss_warn("login.rate_limited", ss_call_id(op->c), "addr",
+		        op->akey + strlen(AZ_K_FAIL_A), NULL);
 		return SS_ETOOMANY;
 	}
 	if (r->element[1]->type == REDIS_REPLY_STRING &&

@@ -336,6 +336,10 @@ class Directory(AuthzCase):
         r = self.login("bob", "bob-password", addr="10.1.1.1")
         self.assertEqual(r["error"]["code"], "too_many_requests")
         self.assertTrue(1 <= r["error"]["retry_after"] <= 60, r)
+        # The log names the address, never the name typed.
+        logged = [e for e in self.authz.log_events() if e["event"] == "login.rate_limited"]
+        self.assertIn("10.1.1.1", [e.get("addr") for e in logged])
+        self.assertNotIn("bob", json.dumps(logged))
 
     def test_login_rate_limit_concurrent(self):
         results = []
