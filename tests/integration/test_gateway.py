@@ -936,6 +936,27 @@ class GuestLinks(GatewayCase):
         self.assertError(r, 429, "too_many_requests")
         self.assertEqual(r.header("Retry-After"), "1")
 
+    def test_the_password_pages_example_is_no_demo_birth_date(self):
+        # deploy/local/stack prints a demo guest link whose password is
+        # the demo patient's birth date: the page must not show it.
+        uid = self.stack.arrive()
+        tok = self.token_of(self.create(uid, password="pw-example-1").json)
+        r = self.redeem(tok, json_=False)
+        self.assertEqual(r.status, 200)
+        example = re.search(r"year first: (\d{8}) or (\d{4}-\d\d-\d\d) for", r.text)
+        self.assertIsNotNone(example, r.text)
+        self.assertEqual(example.group(1), example.group(2).replace("-", ""))
+        demo = set()
+        for d in (os.path.join(ROOT, "deploy"), os.path.join(ROOT, "tests")):
+            for dirpath, dirs, files in os.walk(d):
+                dirs[:] = [x for x in dirs if x != "node_modules"]
+                for f in files:
+                    if f.endswith((".json", ".py", ".mjs")) or f == "stack":
+                        with open(os.path.join(dirpath, f), errors="replace") as fh:
+                            demo.update(re.findall(r"birth.date\W+(\d{8})", fh.read()))
+        self.assertIn("19800131", demo)  # the demo patient's, found
+        self.assertNotIn(example.group(1), demo)
+
     def test_guest_password_posts_are_rate_limited_per_address(self):
         addr = fake_addr()
         tok = secrets.token_urlsafe(32)[:43]
