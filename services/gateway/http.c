@@ -432,11 +432,29 @@ wants_page(gw_req *r)
 	return true;
 }
 
+/* What the error page tells its reader to do: only a refusal of the
+ * moment (a limit, a daemon down) is worth trying again. */
+static const char *
+advice(int status)
+{
+	if (status == 429)
+		return "Please wait, then try again.";
+	if (status >= 500)
+		return "Please try again in a moment.";
+	if (status == 413)
+		return "What was sent is too large, so sending it again will "
+		       "not help.";
+	return "The link or the request is not valid, so trying again will "
+	       "not help. If you followed a link, check that it is complete, "
+	       "or ask the person who sent it for a new one.";
+}
+
 void
 gw_fail(gw_req *r, int err, const char *msg)
 {
 	char status[8], text[GW_TEXT_MAX];
-	const char *vars[] = {"status", status, "message", NULL, NULL};
+	const char *vars[] = {"status", status, "message", NULL,
+	                      "advice", NULL,   NULL};
 
 	if (!wants_page(r)) {
 		gw_reply_error(r, err, msg);
@@ -449,6 +467,7 @@ gw_fail(gw_req *r, int err, const char *msg)
 	snprintf(status, sizeof status, "%d", ss_err_http(err));
 	vars[3] =
 	    gw_text(text, sizeof text, msg != NULL ? msg : ss_err_word(err));
+	vars[5] = advice(ss_err_http(err));
 	gw_reply_page(r, ss_err_http(err), GW_T_ERROR, vars);
 }
 

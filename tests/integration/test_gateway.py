@@ -936,6 +936,27 @@ class GuestLinks(GatewayCase):
         self.assertError(r, 429, "too_many_requests")
         self.assertEqual(r.header("Retry-After"), "1")
 
+    def test_error_pages_say_whether_trying_again_helps(self):
+        # A malformed link or an oversized form is refused whenever it is
+        # sent: its page does not ask the guest to try again.
+        tok = secrets.token_urlsafe(32)[:43]
+        big = b"password=" + b"x" * 70000
+        for name, r in [
+                ("malformed", self.req("GET", "/g/a%00b")),
+                ("too large", self.req("POST", "/g/" + tok, raw=big, headers={
+                    "Content-Type": "application/x-www-form-urlencoded"}))]:
+            with self.subTest(name):
+                self.assertIn(r.status, (400, 413))
+                self.assertIn('id="error-advice"', r.text)
+                self.assertIn("will not help", r.text)
+                self.assertNotIn("try again", r.text)
+        # a limit's refusal passes
+        addr = fake_addr()
+        for _ in range(61):
+            r = self.redeem(tok, "POST", password="x", addr=addr, json_=False)
+        self.assertEqual(r.status, 429)
+        self.assertIn("Please wait, then try again.", r.text)
+
     def test_the_password_pages_example_is_no_demo_birth_date(self):
         # deploy/local/stack prints a demo guest link whose password is
         # the demo patient's birth date: the page must not show it.
@@ -1289,6 +1310,10 @@ class StoppedPeer(GatewayCase):
             self.assertError(r, 503, "unavailable")
             r = self.req("GET", "/g/" + before, headers={"Accept": "application/json"})
             self.assertError(r, 503, "unavailable")
+            # the page: this one is worth another try
+            r = self.req("GET", "/g/" + before)
+            self.assertEqual(r.status, 503)
+            self.assertIn("Please try again in a moment.", r.text)
             r = self.req("GET", "/api/v1/worklists/location:ct/studies", token=self.alice)
             self.assertEqual(r.status, 200, r.body)
         finally:
