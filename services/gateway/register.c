@@ -47,7 +47,7 @@ on_invitation(int err, const ss_msg *reply, void *arg)
 {
 	gw_req *r = arg;
 	const msgpack_object *e;
-	char email[256] = "", exp[64] = "";
+	char email[256] = "", exp[GW_EXP_MAX] = "", when[GW_EXP_MAX];
 	json_t *j;
 
 	if (err == 0 && !reply->ok && reply->err == SS_ENOTFOUND) {
@@ -68,8 +68,14 @@ on_invitation(int err, const ss_msg *reply, void *arg)
 		(void)ss_obj_strcpy(e, email, sizeof email);
 	if ((e = ss_map_get(reply->body, "expires_at")) != NULL)
 		(void)ss_obj_strcpy(e, exp, sizeof exp);
+	/* Written for people, the exact time kept for the page's script
+	 * (web/static/localtime.js shows it in the reader's own time). */
+	gw_time_human(exp, when);
 	{
-		const char *vars[] = {"email", email, "expires_at", exp, NULL};
+		const char *vars[] = {
+		    "email",       email, "expires_at", when,
+		    "expires_iso", exp,   NULL,
+		};
 		gw_reply_page(r, 200, GW_T_REGISTER, vars);
 	}
 }

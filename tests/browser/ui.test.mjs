@@ -21,8 +21,9 @@
 // the keyboard focus stays in place after login, Unlock, Delete and an
 // edit.  At 390x800 the studies' buttons and the dialogs' fields are on
 // screen.  Failures (a rate limit, the worklists after a login, a link's
-// delete) are said where they are seen.  Then an invitation by email is followed to the
-// registration page, and after alice logs out the next user (with no
+// delete) are said where they are seen.  Then an invitation by email is
+// followed to the registration page (its end in the reader's time), and
+// after alice logs out the next user (with no
 // worklist, then with only her own) sees nothing of hers.  A screenshot of
 // every step is written to $ARTIFACTS.  Prints "N passed, N failed" last;
 // exits 1 on failure.
@@ -299,6 +300,10 @@ try {
     assert((await page.textContent("#description")).includes("CT HEAD BROWSER"), "study");
     assert((await page.textContent("#priors-table")).includes("CT HEAD PRIOR"), "prior shown");
     assert((await page.textContent("#priors-count")).trim() === "1", "one prior");
+    // the session's end in the guest's own time, the exact one as the tooltip
+    const until = page.locator("time[datetime]");
+    assert(await until.getAttribute("title") === await until.getAttribute("datetime") &&
+      !/UTC/.test(await until.textContent()), "the end in local time: " + await until.textContent());
     await screenshot(page, "guest-study");
     // a reload is not another use: the viewer session cookie
     resp = await page.reload();
@@ -707,6 +712,13 @@ try {
     const resp = await g.goto(url);
     assert(resp.status() === 200, "register page status " + resp.status());
     assert((await g.textContent("#invite-email")).includes(email), "address shown");
+    // Until when it can be used, in the reader's time (localtime.js),
+    // the exact UTC time as the tooltip.
+    const iso = await g.getAttribute("#invite-expires", "datetime");
+    const until = await g.textContent("#invite-expires");
+    assert(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(iso), "the exact end: " + iso);
+    assert(await g.getAttribute("#invite-expires", "title") === iso, "the exact end as the tooltip");
+    assert(until.length > 0 && !/\d{4}-\d\d-\d\dT|UTC/.test(until), "the end in local time: " + until);
     // a taken id: the page says so, and how to finish an interrupted try
     await g.fill("#reg-user", "alice");
     await g.fill("#reg-name", "Ivy Invitee");

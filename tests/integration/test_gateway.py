@@ -1108,6 +1108,11 @@ class Registration(GatewayCase):
         self.assertIn(email, r.text)
         self.assertNotIn(invite, r.text)
         self.assertIn('src="/static/register.js"', r.text)
+        # the invitation's end written for people, the exact time beside it
+        # for the script (localtime.js) to show in the reader's time
+        self.assertRegex(r.text, r'until <time id="invite-expires" datetime="\d{4}-\d\d-\d\dT'
+                                 r'\d\d:\d\d:\d\dZ">\d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d UTC</time>')
+        self.assertIn('src="/static/localtime.js"', r.text)
         # without the script, a submit must not put the password in an address
         self.assertRegex(r.text, r'<form id="register-form" method="post"')
         self.assertSecurityHeaders(r)

@@ -53,16 +53,10 @@
 
 	var totals = {studies: 0, files: 0};
 
-	/* The page comes with the session's end in UTC (ISO 8601) and the
-	 * limit in bytes: shown in the reader's own time and units, the
-	 * exact forms kept as tooltips. */
+	/* The page comes with the limit in bytes: shown in the reader's
+	 * units, the exact form kept as the tooltip (the session's end is
+	 * localtime.js's). */
 	(function () {
-		var exp = document.getElementById("expires");
-		var when = new Date(exp.getAttribute("datetime"));
-		if (!isNaN(when.getTime())) {
-			exp.title = exp.getAttribute("datetime");
-			exp.textContent = when.toLocaleString([], {dateStyle: "medium", timeStyle: "short"});
-		}
 		var max = document.getElementById("file-max");
 		if (fileMax > 0) {
 			max.title = fileMax + " bytes";
