@@ -18,12 +18,13 @@
 // over to the next.  A failed second link attempt, a deleted link and the
 // email's fate are said in the "created" panel; each link row shows the id
 // the mails name it by; an upload link's limit or expiry cannot be emptied;
-// the keyboard focus stays in place after login, Unlock, Delete and an
-// edit.  At 390x800 the studies' buttons and the dialogs' fields are on
-// screen.  Failures (a rate limit, the worklists after a login, a link's
-// delete) are said where they are seen.  Then an invitation by email is
-// followed to the registration page (its end in the reader's time), and
-// after alice logs out the next user (with no
+// the worklist shown first is the user's location, then the one they last
+// chose in that browser; the keyboard focus stays in place after login,
+// Unlock, Delete and an edit.  At 390x800 the studies' buttons and the
+// dialogs' fields are on screen.  Failures (a rate limit, the worklists
+// after a login, a link's delete) are said where they are seen.  Then an
+// invitation by email is followed to the registration page (its end in the
+// reader's time), and after alice logs out the next user (with no
 // worklist, then with only her own) sees nothing of hers.  A screenshot of
 // every step is written to $ARTIFACTS.  Prints "N passed, N failed" last;
 // exits 1 on failure.
@@ -158,7 +159,13 @@ try {
       null, { timeout: 5000 }).catch(async () => {
       throw new Error("focus after login on " + await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80)));
     });
-    await pickWorklist(page, "location:ct");
+    // Nothing chosen yet in this browser: her location's worklist comes
+    // first, not the organisation's incoming one listed before it.
+    const first = await page.$$eval("#worklist option", (os) => os.map((o) => o.value));
+    assert(first.indexOf("organisation:stelsewhere") < first.indexOf("location:ct"),
+      "the organisation listed first: " + first);
+    assert(await page.inputValue("#worklist") === "location:ct",
+      "location:ct shown first: " + await page.inputValue("#worklist"));
     const row = page.locator(`tr[data-uid="${info.study}"]`);
     await row.waitFor();
     assert((await row.textContent()).includes("CT HEAD BROWSER"), "study row");
@@ -232,6 +239,28 @@ try {
     const left = await page.inputValue("#target-value");
     await page.click("#share-close");
     assert(left === "", "the other study's dialog has the typed text: " + left);
+  });
+
+  await step("the worklist last chosen is shown first at the next login, per user", async () => {
+    const c = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await c.newPage();
+    await login(page, "alice", "alice-password");
+    await page.waitForFunction(() => document.getElementById("worklist").value === "location:ct");
+    await page.selectOption("#worklist", "group:neuro");
+    await page.waitForFunction(() => document.getElementById("worklist-info").textContent.includes("viewer"));
+    await page.click("#logout");
+    await page.waitForSelector("#login-section:not([hidden])");
+    // bob in the same browser: his own first choice, not alice's
+    await login(page, "bob", "bob-password");
+    await page.waitForFunction(() => document.getElementById("worklist-info").textContent !== "");
+    const bobs = await page.inputValue("#worklist");
+    assert(bobs.startsWith("location:"), "bob's first choice: " + bobs);
+    await page.click("#logout");
+    await page.waitForSelector("#login-section:not([hidden])");
+    await login(page, "alice", "alice-password");
+    await page.waitForFunction(() => document.getElementById("worklist-info").textContent.includes("viewer"));
+    assert(await page.inputValue("#worklist") === "group:neuro", "alice's last choice kept");
+    await c.close();
   });
 
   await step("bob sees the study in his personal worklist", async () => {

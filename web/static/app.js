@@ -4,7 +4,8 @@
  * upload links.  Plain JS, no build step.
  *
  * It talks to the JSON API of the gateway (API.md) with the bearer token
- * kept in sessionStorage.  What it offers follows the permissions authz
+ * kept in sessionStorage (the worklist last chosen, per user, in
+ * localStorage).  What it offers follows the permissions authz
  * reports per worklist (GET /api/v1/worklists); the daemons check them
  * again on every call.  Nothing from the server is ever put into the page
  * as HTML: text goes in with textContent.  A list shows only the answer to
@@ -249,7 +250,6 @@
 		state.token = null;
 		sessionStorage.removeItem("ss_token");
 		sessionStorage.removeItem("ss_name");
-		sessionStorage.removeItem("ss_worklist");
 		resetApp();
 		showLogin(message);
 	}
@@ -301,6 +301,25 @@
 		return (kinds[w.kind] || w.kind) + ": " + (w.name || w.id);
 	}
 
+	/* Where the user's choice of worklist is kept: in this browser, per
+	 * user, across logouts (an id they may see, not a secret). */
+	function lastWorklistKey() {
+		return "ss_worklist:" + jwtSub(state.token);
+	}
+
+	/* The worklist shown first: the one the user last chose in this
+	 * browser; otherwise the first where their own work arrives: a
+	 * location, then a group, then their personal worklist, and an
+	 * organisation's incoming worklist last (in the order listed). */
+	function firstWorklist(wls) {
+		const last = localStorage.getItem(lastWorklistKey());
+		if (last && wls.some((w) => w.id === last))
+			return last;
+		const order = ["location", "group", "user", "organisation"];
+		const rank = (w) => (order.indexOf(w.kind) < 0 ? order.length : order.indexOf(w.kind));
+		return wls.reduce((a, w) => (rank(w) < rank(a) ? w : a)).id;
+	}
+
 	async function start() {
 		resetApp();
 		$("login-section").hidden = true;
@@ -326,13 +345,11 @@
 			o.value = w.id;
 			sel.appendChild(o);
 		}
-		const last = sessionStorage.getItem("ss_worklist");
-		if (last && state.worklists.some((w) => w.id === last))
-			sel.value = last;
 		if (state.worklists.length === 0) {
 			$("app-message").textContent = "You are not a member of any worklist.";
 			return;
 		}
+		sel.value = firstWorklist(state.worklists);
 		sel.focus(); /* the login form's button is gone: the first choice */
 		await pickWorklist();
 	}
@@ -341,7 +358,7 @@
 		state.worklist = state.worklists.find((w) => w.id === $("worklist").value) || null;
 		if (!state.worklist)
 			return;
-		sessionStorage.setItem("ss_worklist", state.worklist.id);
+		localStorage.setItem(lastWorklistKey(), state.worklist.id);
 		$("worklist-info").textContent = "Share code " + (state.worklist.share_code || "-") +
 			(state.worklist.role ? " · role " + state.worklist.role : "");
 		clear($("studies"));
