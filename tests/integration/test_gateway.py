@@ -937,12 +937,12 @@ class GuestLinks(GatewayCase):
         self.assertEqual(r.header("Retry-After"), "1")
 
     def test_error_pages_say_whether_trying_again_helps(self):
-        # A malformed link or an oversized form is refused whenever it is
-        # sent: its page does not ask the guest to try again.
+        # A malformed request or an oversized form is refused whenever it
+        # is sent: its page does not ask the guest to try again.
         tok = secrets.token_urlsafe(32)[:43]
         big = b"password=" + b"x" * 70000
         for name, r in [
-                ("malformed", self.req("GET", "/g/a%00b")),
+                ("malformed", self.req("GET", "/register?invite=%zz")),
                 ("too large", self.req("POST", "/g/" + tok, raw=big, headers={
                     "Content-Type": "application/x-www-form-urlencoded"}))]:
             with self.subTest(name):
