@@ -102,6 +102,35 @@ gl_allowed(const ss_msg *reply)
 	return a != NULL && a->type == MSGPACK_OBJECT_BOOLEAN && a->via.boolean;
 }
 
+/* Who cannot see a link's worklist must not learn that the link exists
+ * (API.md: 404 for what the caller cannot see).  authz draws that line
+ * itself: a worklist exists for its members only (authz.worklist.get).
+ * Asked only once the permission was refused, so an allowed action costs
+ * nothing more. */
+int
+gl_authz_member(gl_server *s, const char *id, const char *user, const char *wl,
+                ss_reply_fn fn, void *arg)
+{
+	ss_pack *p = gl_peer_begin(s, "authz.worklist.get", id);
+
+	msgpack_pack_map(&p->pk, 2);
+	ss_pack_kv_cstr(p, "user", user);
+	ss_pack_kv_cstr(p, "worklist", wl);
+	return gl_peer_send(s, s->authz, fn, arg);
+}
+
+int
+gl_member_answer(int err, const ss_msg *reply)
+{
+	int rv = gl_peer_err(err, reply);
+
+	if (rv == 0)
+		return SS_EFORBIDDEN;
+	if (rv == SS_EBADREQ)
+		return SS_EINTERNAL; /* our request, not the caller's */
+	return rv;
+}
+
 bool
 gl_lost(ss_metric *m, const char *event, const char *tpl, int err,
         const redisReply *r)

@@ -275,6 +275,14 @@ int gl_authz_check(gl_server *s, const char *id, const char *user,
                    const char *perm, const char *wl, ss_reply_fn fn, void *arg);
 /* The "allowed" of an authz.check reply (false for anything else). */
 bool gl_allowed(const ss_msg *reply);
+/* After a refused check on a link's worklist: authz.worklist.get {user,
+ * worklist}, which answers members only; fn gets the reply, and
+ * gl_member_answer() reads it: SS_EFORBIDDEN for a member (told what they
+ * lack), SS_ENOTFOUND for anyone else (the worklist, and so the link, is
+ * not theirs to see), or the error of the call. */
+int gl_authz_member(gl_server *s, const char *id, const char *user,
+                    const char *wl, ss_reply_fn fn, void *arg);
+int gl_member_answer(int err, const ss_msg *reply);
 
 /* Appends an audit entry; detail is a JSON object (stolen: decref'd). */
 struct json_t;
@@ -320,7 +328,8 @@ void gl_time_fmt(int64_t ms, char out[GL_TIME_LEN + 1]);
  * delete and unlock need links.guest.create on the link's worklist.
  * gl_owner_check() reads the link's worklist and study (OW_READ), asks
  * authz (OW_CHECK), then calls fn: err 0 when allowed (wl and study are
- * set), SS_ENOTFOUND for no such link, SS_EFORBIDDEN, or the error of a
+ * set), SS_ENOTFOUND for no such link or one of a worklist the caller is
+ * no member of, SS_EFORBIDDEN, or the error of a
  * dependency.  Embed a gl_owner in the job's state.
  */
 struct gl_owner;

@@ -6,10 +6,13 @@
  *
  *   OW_READ   HMGET link:{<id>} wl study (none: not_found)
  *   OW_CHECK  authz.check links.guest.create on that worklist
+ *   OW_MEMBER refused: authz.worklist.get, is the caller a member there?
  *
- * then the job's callback.  A link that is gone, one that never was and
- * an id that cannot be one are the same not_found (API.md: 404 for what
- * the caller cannot see), as for upload links.
+ * then the job's callback.  A link that is gone, one that never was, an
+ * id that cannot be one and a link of a worklist the caller is no member
+ * of (another organisation's, say) are the same not_found (API.md: 404
+ * for what the caller cannot see), as for upload links; forbidden tells a
+ * member what they lack.
  */
 #include <string.h>
 
@@ -20,7 +23,16 @@
 enum {
 	OW_READ,
 	OW_CHECK,
+	OW_MEMBER,
 };
+
+static void
+on_member(int err, const ss_msg *reply, void *arg)
+{
+	gl_owner *o = arg;
+
+	o->fn(o, gl_member_answer(err, reply));
+}
 
 static void
 on_check(int err, const ss_msg *reply, void *arg)
@@ -30,8 +42,14 @@ on_check(int err, const ss_msg *reply, void *arg)
 
 	if (rv == SS_EBADREQ || rv == SS_ENOTFOUND)
 		rv = SS_EINTERNAL; /* our request, not the caller's */
-	if (rv == 0 && !gl_allowed(reply))
-		rv = SS_EFORBIDDEN;
+	if (rv == 0 && !gl_allowed(reply)) {
+		o->step = OW_MEMBER;
+		rv = gl_authz_member(o->s, ss_call_id(o->c), o->user, o->wl,
+		                     on_member, o);
+		if (rv == 0)
+			return;
+		rv = gl_err(rv);
+	}
 	o->fn(o, rv);
 }
 

@@ -29,7 +29,8 @@
  * (upload.request on notify:jobs, sealed under the mail key, when email
  * is given; never the password) -> reply.
  * Update and delete: UP_READ (the link's kind and worklist) -> UP_CHECK
- * -> UP_REINDEX (an update with a new expiry: the index entry first) ->
+ * (refused: UP_MEMBER, authz.worklist.get: not_found to a non-member) ->
+ * UP_REINDEX (an update with a new expiry: the index entry first) ->
  * UP_WRITE (one script) -> UP_REREAD (update: the link as it is now).
  */
 #include <stdio.h>
@@ -45,8 +46,9 @@
 #include "runtime/passwd.h"
 #include "services/guestlink/upload.h"
 
-#define PERM   "links.upload.manage"
-#define NEEDED "links.upload.manage is needed on that worklist"
+#define PERM        "links.upload.manage"
+#define NEEDED      "links.upload.manage is needed on that worklist"
+#define NEEDED_LINK "links.upload.manage is needed on the link's worklist"
 
 /* KEYS: link, res  ARGV: now, then field/value pairs to set (any of max,
  * exp, purge, msg with view, notify) -> 0 no such upload link, 1 updated,
@@ -74,6 +76,7 @@ ss_script gl_script_upload_update = {
 
 typedef enum up_step {
 	UP_CHECK,
+	UP_MEMBER,
 	UP_USER,
 	UP_HASH,
 	UP_INDEX,
@@ -904,18 +907,27 @@ on_peer(int err, const ss_msg *reply, void *arg)
 
 	if (rv == SS_EBADREQ)
 		rv = SS_EINTERNAL; /* our request, not the caller's */
-	if (rv == 0 && op->step == UP_CHECK) {
-		if (!gl_allowed(reply)) {
-			/* Update and delete say not_found: the link is not
-			 * the caller's to know about. */
-			if (op->kind == K_CREATE || op->kind == K_LIST)
-				fail(op, SS_EFORBIDDEN, NEEDED);
-			else
-				fail(op, SS_EFORBIDDEN,
-				     "links.upload.manage is needed on the "
-				     "link's worklist");
+	if (op->step == UP_MEMBER) {
+		/* Update and delete: a link of a worklist the caller is no
+		 * member of is not theirs to know about. */
+		rv = gl_member_answer(err, reply);
+		if (rv == SS_EFORBIDDEN)
+			fail(op, rv, NEEDED_LINK);
+		else if (rv == SS_ENOTFOUND)
+			fail(op, rv, "no such upload link");
+		else
+			fail(op, gl_err(rv), NULL);
+		return;
+	}
+	if (rv == 0 && op->step == UP_CHECK && !gl_allowed(reply)) {
+		if (op->kind == K_CREATE || op->kind == K_LIST) {
+			fail(op, SS_EFORBIDDEN, NEEDED);
 			return;
 		}
+		op->step = UP_MEMBER;
+		rv = gl_authz_member(op->s, ss_call_id(op->c), op->user, op->wl,
+		                     on_peer, op);
+	} else if (rv == 0 && op->step == UP_CHECK) {
 		switch (op->kind) {
 		case K_CREATE:
 			rv = ask_user(op);

@@ -427,6 +427,22 @@ class Create(Case):
                          "forbidden")
         self.assertEqual(self.listed(uid, body["id"])["status"], "active")
 
+    def test_links_of_worklists_the_caller_cannot_see_are_not_found(self):
+        # carol (another organisation) and an unknown user are no members
+        # of location:ct: the same answer as for an id that never was, so
+        # they cannot tell that the link exists.  bob is a member (a
+        # viewer) and is told what he lacks.
+        body = self.link(self.publish())
+        unknown = ("not_found", "no such guest link")
+        for mtype in ("guestlink.delete", "guestlink.unlock"):
+            self.assertEqual(err(self.call(mtype, {"user": "alice", "id": "0" * 20})), unknown)
+            for user in ("carol", "nobody"):
+                self.assertEqual(err(self.call(mtype, {"user": user, "id": body["id"]})),
+                                 unknown, (mtype, user))
+            self.assertEqual(err(self.call(mtype, {"user": "bob", "id": body["id"]}))[0],
+                             "forbidden", mtype)
+        self.assertEqual(self.listed(body["study_uid"], body["id"])["status"], "active")
+
     def test_study_not_in_worklist(self):
         uid = self.publish(wl="location:mri")
         code, msg = err(self.create(uid))
@@ -902,6 +918,19 @@ class UploadLinks(Case):
         self.update(link, notify_on_upload=True)
         self.assertEqual(self.upload_page(link)["message"], "SECOND message")
         self.assertIsNone(self.update(link, message="")["message"])
+        self.assertIsNone(self.upload_page(link)["message"])
+
+    def test_links_of_worklists_the_caller_cannot_see_are_not_found(self):
+        link = self.upload_create()
+        unknown = ("not_found", "no such upload link")
+        for mtype, extra in (("guestlink.upload.delete", {}),
+                             ("guestlink.upload.update", {"max_uses": 1})):
+            self.assertEqual(err(self.call(mtype, dict(extra, user="alice", id="0" * 20))), unknown)
+            for user in ("carol", "nobody"):
+                self.assertEqual(err(self.call(mtype, dict(extra, user=user, id=link["id"]))),
+                                 unknown, (mtype, user))
+            self.assertEqual(err(self.call(mtype, dict(extra, user="bob", id=link["id"])))[0],
+                             "forbidden", mtype)
         self.assertIsNone(self.upload_page(link)["message"])
 
     def test_upload_links_are_listed_newest_first(self):
