@@ -95,6 +95,7 @@ extern const struct ss_cfg_table gw_settings_table;
 #define GW_EXP_MAX     40   /* an RFC 3339 time, as guestlink writes it */
 #define GW_UA_MAX      2048 /* user agent passed on, cut beyond */
 #define GW_QUERY_MAX   512  /* a decoded query parameter */
+#define GW_TEXT_MAX    512  /* an error message answered (gw_text) */
 #define GW_COOKIE      "ss_guest"
 #define GW_UP_COOKIE   "ss_upload"
 
@@ -355,6 +356,9 @@ struct gw_req {
 	/* the passthrough of a daemon's reply (peer.c) */
 	int ok_status;
 	gw_shape_fn shape;
+	/* a refusal kept while authz says whether the user still exists */
+	int refused;
+	char refused_msg[GW_TEXT_MAX];
 	/* the rate limiter (limit.c): the limit, then what runs next */
 	int64_t limit;
 	gw_handler next;
@@ -398,7 +402,6 @@ int gw_query_need(gw_req *r, const char *name, char *out, size_t cap);
  * UTF-8 made '?', so that jansson takes it (an error message may quote a
  * client's bytes, or be cut by snprintf inside a character).  Returns dst. */
 const char *gw_text(char *dst, size_t cap, const char *msg);
-#define GW_TEXT_MAX 512
 
 /* Zeroes obj's string member field in place (a password), before the
  * tree is freed; anything else is left alone. */

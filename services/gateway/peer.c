@@ -13,6 +13,14 @@
  * form is an internal error. gw_peer_queue() lets a quick call travel with the
  * others of the same loop turn (ss_req_queue): one bus message for many HTTP
  * requests.
+ *
+ * A bearer token stays valid after its user is removed from the directory,
+ * and deny by default answers such a user as one without permissions
+ * (forbidden, or not_found for what they cannot see).  So a forbidden or
+ * not_found passed through for a bearer request first asks authz.user.get:
+ * a user authz does not know (or knows as inactive) is 401 unauthenticated,
+ * sent back to log in as for an invalid token; anyone else gets the refusal as
+ * it was.  Only refusals pay the extra call.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +28,7 @@
 #include <sodium.h>
 
 #include "proto/errors.h"
+#include "proto/fields.h"
 #include "proto/mpjson.h"
 #include "runtime/log.h"
 #include "services/gateway/gateway.h"
@@ -119,13 +128,69 @@ gw_peer_failed(gw_req *r, int err, const ss_msg *reply)
 	return true;
 }
 
+/* Removed from the directory, or made inactive (who can no longer log in
+ * either). */
+static bool
+user_gone(int err, const ss_msg *reply)
+{
+	const msgpack_object *a;
+
+	if (err != 0)
+		return false;
+	if (!reply->ok)
+		return reply->err == SS_ENOTFOUND;
+	a = ss_map_get(reply->body, "active");
+	return a != NULL && a->type == MSGPACK_OBJECT_BOOLEAN &&
+	       !a->via.boolean;
+}
+
+static void
+on_user(int err, const ss_msg *reply, void *arg)
+{
+	gw_req *r = arg;
+
+	if (user_gone(err, reply)) {
+		gw_add_header(r, "WWW-Authenticate",
+		              "Bearer realm=\"studyshare\"");
+		gw_reply_error(r, SS_EUNAUTH,
+		               "the session's user no longer exists; log in "
+		               "again");
+		return;
+	}
+	/* Known, or authz cannot say now: the refusal stands. */
+	gw_fail(r, r->refused,
+	        r->refused_msg[0] != '\0' ? r->refused_msg : NULL);
+}
+
+/* Returns true when the refusal waits for authz.user.get (on_user). */
+static bool
+ask_user(gw_req *r, int err, const ss_msg *reply)
+{
+	ss_pack *p;
+
+	if (err != 0 || reply->ok || reply->retry_after > 0 ||
+	    (reply->err != SS_EFORBIDDEN && reply->err != SS_ENOTFOUND) ||
+	    r->route == NULL || r->route->auth != GW_AUTH_BEARER ||
+	    r->user[0] == '\0')
+		return false;
+	r->refused = reply->err;
+	snprintf(r->refused_msg, sizeof r->refused_msg, "%.*s",
+	         (int)reply->err_msg.n,
+	         reply->err_msg.p != NULL ? reply->err_msg.p : "");
+	p = gw_peer_begin(r, "authz.user.get");
+	msgpack_pack_map(&p->pk, 1);
+	ss_pack_kv_cstr(p, "user", r->user);
+	gw_peer_send(r, r->s->authz, on_user);
+	return true;
+}
+
 void
 gw_peer_pass(int err, const ss_msg *reply, void *arg)
 {
 	gw_req *r = arg;
 	json_t *j, *out = NULL;
 
-	if (gw_peer_failed(r, err, reply))
+	if (ask_user(r, err, reply) || gw_peer_failed(r, err, reply))
 		return;
 	if (r->shape == NULL) {
 		gw_reply_mp(r, r->ok_status, reply->body);

@@ -423,6 +423,42 @@ class Sessions(GatewayCase):
         r = self.req("GET", "/api/v1/worklists", headers={"Authorization": "Basic abc"})
         self.assertError(r, 401, "unauthenticated")
 
+    def test_a_user_authz_does_not_know_is_unauthenticated(self):
+        # A validly signed token whose user was removed from the directory
+        # (or never was): sent back to log in, on every route, not told
+        # 404 "no such user" or 403.
+        rc, out, err = cli("token", "ghost", env={"STUDYSHARE_JWT_SECRET": JWT_SECRET})
+        self.assertEqual(rc, 0, err)
+        ghost = out.strip()
+        uid = self.stack.arrive()
+        link = self.req("POST", "/api/v1/studies/%s/guest-links" % uid,
+                        {"worklist": "location:ct"}, token=self.alice).json
+        for method, path, body in [
+                ("GET", "/api/v1/worklists", None),
+                ("GET", "/api/v1/worklists/location:ct", None),
+                ("GET", "/api/v1/worklists/location:ct/studies", None),
+                ("GET", "/api/v1/studies/%s/shares?worklist=location:ct" % uid, None),
+                ("POST", "/api/v1/studies/%s/shares" % uid,
+                 {"worklist": "location:ct", "targets": [{"kind": "user", "id": "bob"}]}),
+                ("POST", "/api/v1/studies/%s/guest-links" % uid, {"worklist": "location:ct"}),
+                ("DELETE", "/api/v1/guest-links/" + link["id"], None),
+                ("GET", "/api/v1/worklists/location:ct/upload-links", None)]:
+            with self.subTest(method=method, path=path):
+                r = self.req(method, path, body, token=ghost)
+                self.assertError(r, 401, "unauthenticated", "log in again")
+                self.assertIn("Bearer", r.header("WWW-Authenticate") or "")
+        # erin is in the directory but inactive: she can no longer log in
+        erin = make_jwt({"sub": "erin", "iss": "studyshare", "iat": int(time.time()),
+                         "exp": int(time.time()) + 600})
+        self.assertError(self.req("GET", "/api/v1/worklists/location:ct/studies", token=erin),
+                         401, "unauthenticated", "log in again")
+        # a user authz knows keeps the refusal it was given
+        self.assertError(self.req("GET", "/api/v1/worklists/location:nowhere", token=self.bob),
+                         404, "not_found", "no such worklist")
+        self.assertError(self.req("POST", "/api/v1/studies/%s/guest-links" % uid,
+                                  {"worklist": "location:ct"}, token=self.bob),
+                         403, "forbidden")
+
     def test_cli_token_is_accepted(self):
         rc, out, err = cli("token", "alice", env={"STUDYSHARE_JWT_SECRET": JWT_SECRET})
         self.assertEqual(rc, 0, err)
@@ -749,6 +785,16 @@ class GuestLinks(GatewayCase):
         self.assertError(r, 403, "forbidden")
         r = self.req("POST", "/api/v1/guest-links/0123456789abcdef0123/unlock", token=self.alice)
         self.assertError(r, 404, "not_found")
+        # carol is no member of location:ct: its link is as unknown to her
+        # as an id that never was (the same body), so she cannot tell it
+        # exists
+        carol = self.stack.login("carol")
+        for method, p in [("DELETE", "/api/v1/guest-links/%s"),
+                          ("POST", "/api/v1/guest-links/%s/unlock")]:
+            unknown = self.req(method, p % "0123456789abcdef0123", token=carol)
+            r = self.req(method, p % link["id"], token=carol)
+            self.assertError(r, 404, "not_found")
+            self.assertEqual(r.body, unknown.body)
         # a link that has ended otherwise is not unlocked
         self.assertEqual(self.req("DELETE", "/api/v1/guest-links/" + link["id"],
                                   token=self.alice).status, 204)
@@ -1079,6 +1125,12 @@ class UploadLinks(GatewayCase):
                                      "links.upload.manage")
         for method, p, body in [("GET", ul, None), ("PATCH", path, {"max_uses": 5})]:
             self.assertError(self.req(method, p, body), 401, "unauthenticated")
+        # carol is no member of location:ct: the link is as unknown to her
+        # as an id that never was
+        carol = self.stack.login("carol")
+        for method, body in [("PATCH", {"max_uses": 5}), ("DELETE", None)]:
+            self.assertError(self.req(method, path, body, token=carol), 404, "not_found",
+                             "no such upload link")
         unknown = "/api/v1/upload-links/0123456789abcdef0123"
         self.assertError(self.req("PATCH", unknown, {"max_uses": 5}, token=self.alice),
                          404, "not_found", "no such upload link")
