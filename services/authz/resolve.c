@@ -196,11 +196,17 @@ pack_verdict(ss_pack *p, const target_kind *k, const verdict *v)
 		ss_pack_kv_bool(p, "invite", true);
 		ss_pack_kv_cstr(p, "email", v->email);
 	} else {
-		msgpack_pack_map(&p->pk, 4);
+		/* A code is matched however it was typed (sharecode.h);
+		 * the sharer records the one form it has. */
+		bool code = k->perm == AZ_STUDIES_SHARE_CODE;
+
+		msgpack_pack_map(&p->pk, code ? 5 : 4);
 		ss_pack_kv_bool(p, "ok", true);
 		ss_pack_kv_cstr(p, "kind", k->name);
 		ss_pack_kv_bool(p, "invite", false);
 		ss_pack_kv_cstr(p, "worklist", v->wl->id);
+		if (code)
+			ss_pack_kv_cstr(p, "share_code", v->wl->code);
 	}
 }
 

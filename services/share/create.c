@@ -66,9 +66,17 @@ typedef enum sc_step {
 	SC_DONE,
 } sc_step;
 
+#define SC_CODE_MAX 32 /* a share code as authz answers it */
+
 typedef struct sc_target {
-	const msgpack_object *obj; /* as requested; lives with the call */
-	char wl[SH_WL_MAX + 1];    /* where it lands; "" for an invitation */
+	const msgpack_object *obj; /* as requested (lives with the call), or
+	                              canon */
+	/* a share code target in authz's canonical form: recorded and
+	 * answered as one code, however it was typed */
+	msgpack_object canon;
+	msgpack_object_kv canon_kv[2];
+	char code[SC_CODE_MAX + 1];
+	char wl[SH_WL_MAX + 1]; /* where it lands; "" for an invitation */
 	char email[SH_MAX_EMAIL + 1];
 	bool invite;
 	bool changed;
@@ -157,6 +165,35 @@ body_str(const ss_msg *reply, const char *k, char *dst, size_t len)
 /* --- SC_RESOLVE ----------------------------------------------------- */
 
 static void
+str_obj(msgpack_object *o, const char *s)
+{
+	o->type = MSGPACK_OBJECT_STR;
+	o->via.str.ptr = s;
+	o->via.str.size = (uint32_t)strlen(s);
+}
+
+/* A share code target becomes {"kind": "share_code", "code": <canonical>}
+ * (code: the verdict's share_code; none for other kinds). */
+static int
+canon_code(sc_target *t, const msgpack_object *code)
+{
+	if (code == NULL)
+		return 0;
+	if (ss_obj_strcpy(code, t->code, sizeof t->code) != 0 ||
+	    t->code[0] == '\0')
+		return SS_EINTERNAL;
+	str_obj(&t->canon_kv[0].key, "kind");
+	str_obj(&t->canon_kv[0].val, "share_code");
+	str_obj(&t->canon_kv[1].key, "code");
+	str_obj(&t->canon_kv[1].val, t->code);
+	t->canon.type = MSGPACK_OBJECT_MAP;
+	t->canon.via.map.size = 2;
+	t->canon.via.map.ptr = t->canon_kv;
+	t->obj = &t->canon;
+	return 0;
+}
+
+static void
 on_resolve(int err, const ss_msg *reply, void *arg)
 {
 	sc_op *op = ((sc_slot *)arg)->op;
@@ -228,7 +265,8 @@ on_resolve(int err, const ss_msg *reply, void *arg)
 			const msgpack_object *w = ss_map_get(v, "worklist");
 			if (w == NULL ||
 			    ss_obj_strcpy(w, t->wl, sizeof t->wl) != 0 ||
-			    !sh_valid_worklist(t->wl, strlen(t->wl)))
+			    !sh_valid_worklist(t->wl, strlen(t->wl)) ||
+			    canon_code(t, ss_map_get(v, "share_code")) != 0)
 				sh_fan_err(&op->fan, SS_EINTERNAL, NULL);
 		}
 	}

@@ -704,7 +704,8 @@ class Sharing(ShareCase):
             ("organisation:northclinic", "delivered"), ("location:mri", "delivered"),
             ("group:neuro", "delivered"), ("user:bob", "delivered"),
             ("location:north-ct", "delivered"), ("user:carol", "delivered")])
-        self.assertEqual(b["shares"][4]["target"], {"kind": "share_code", "code": code.lower()})
+        # matched as typed, answered in its one form
+        self.assertEqual(b["shares"][4]["target"], {"kind": "share_code", "code": code})
         for w in ["organisation:northclinic", "location:mri", "group:neuro", "user:bob",
                   "location:north-ct", "user:carol"]:
             self.assertTrue(self.held(w, uid), w)
@@ -719,6 +720,20 @@ class Sharing(ShareCase):
         # the recipients see it in their lists
         lst = ok(self.call("share.studies.list", {"user": "carol", "worklist": "location:north-ct"}))
         self.assertIn(uid, [s["study_uid"] for s in lst["studies"]])
+
+    def test_a_share_code_is_recorded_in_its_canonical_form(self):
+        # However the code was typed, the answer, the history, the audit
+        # and the event say the one code (authz's canonical form).
+        code = self.code_of("carol", "location:north-ct")
+        uid = self.arrive()
+        typed = [code.lower(), code[:4] + "-" + code[4:].lower(), code]
+        for t in typed:
+            b = ok(self.share([{"kind": "share_code", "code": t}], uid))
+            self.assertEqual(b["shares"][0]["target"], {"kind": "share_code", "code": code})
+        hist = ok(self.call("share.history", {"user": "alice", "worklist": "location:ct",
+                                              "study_uid": uid}))["shares"]
+        self.assertEqual([h["target"] for h in hist],
+                         [{"kind": "share_code", "code": code}] * len(typed))
 
     def test_each_kind_needs_its_permission(self):
         code = self.code_of("carol", "location:north-ct")
