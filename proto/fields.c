@@ -81,45 +81,68 @@ ss_in_bounds(int64_t v, const ss_field_spec *s)
 	return v >= s->min && (s->max == 0 || v <= s->max);
 }
 
-/* Returns NULL when o satisfies s, or what is wrong with it. */
+/* The bound v broke, so that the caller can fix the value without
+ * reading the docs: "at most 2000 bytes", "at least 1". */
 static const char *
-ss_field_check(const ss_field_spec *s, const msgpack_object *o)
+ss_bound_why(const ss_field_spec *s, int64_t v, const char *unit, char *buf,
+             size_t cap)
 {
+	int64_t b = v < s->min ? s->min : s->max;
+
+	snprintf(buf, cap, "at %s %lld%s%s", v < s->min ? "least" : "most",
+	         (long long)b, unit, unit[0] != '\0' && b != 1 ? "s" : "");
+	return buf;
+}
+
+/* Returns NULL when o satisfies s, or what is wrong with it (in buf, or a
+ * constant). */
+static const char *
+ss_field_check(const ss_field_spec *s, const msgpack_object *o, char *buf,
+               size_t cap)
+{
+	int64_t v;
+
 	switch (s->type) {
 	case SS_F_STR:
 		if (o->type != MSGPACK_OBJECT_STR)
 			return "expected string";
 		if (ss_has_nul(o))
 			return "contains a NUL byte";
-		if (!ss_in_bounds((int64_t)o->via.str.size, s))
-			return "length out of range";
-		return NULL;
+		v = (int64_t)o->via.str.size;
+		return ss_in_bounds(v, s)
+		           ? NULL
+		           : ss_bound_why(s, v, " byte", buf, cap);
 	case SS_F_INT:
 		if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-			if (o->via.u64 > INT64_MAX ||
-			    !ss_in_bounds((int64_t)o->via.u64, s))
-				return "out of range";
-			return NULL;
+			if (o->via.u64 > INT64_MAX)
+				return s->max != 0 ? ss_bound_why(s, INT64_MAX,
+				                                  "", buf, cap)
+				                   : "out of range";
+			v = (int64_t)o->via.u64;
+		} else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+			v = o->via.i64;
+		} else {
+			return "expected integer";
 		}
-		if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-			return ss_in_bounds(o->via.i64, s) ? NULL
-			                                   : "out of range";
-		return "expected integer";
+		return ss_in_bounds(v, s) ? NULL
+		                          : ss_bound_why(s, v, "", buf, cap);
 	case SS_F_BOOL:
 		return o->type == MSGPACK_OBJECT_BOOLEAN ? NULL
 		                                         : "expected bool";
 	case SS_F_MAP:
 		if (o->type != MSGPACK_OBJECT_MAP)
 			return "expected map";
-		if (!ss_in_bounds((int64_t)o->via.map.size, s))
-			return "size out of range";
-		return NULL;
+		v = (int64_t)o->via.map.size;
+		return ss_in_bounds(v, s)
+		           ? NULL
+		           : ss_bound_why(s, v, " field", buf, cap);
 	case SS_F_ARRAY:
 		if (o->type != MSGPACK_OBJECT_ARRAY)
 			return "expected array";
-		if (!ss_in_bounds((int64_t)o->via.array.size, s))
-			return "size out of range";
-		return NULL;
+		v = (int64_t)o->via.array.size;
+		return ss_in_bounds(v, s)
+		           ? NULL
+		           : ss_bound_why(s, v, " item", buf, cap);
 	case SS_F_ANY:
 		return NULL;
 	}
@@ -130,7 +153,7 @@ int
 ss_fields_parse(const msgpack_object *map, const ss_field_spec *spec, size_t n,
                 const msgpack_object **out, char *why, size_t whylen)
 {
-	char name[SS_FIELD_NAME_MAX + 4];
+	char name[SS_FIELD_NAME_MAX + 4], bound[48];
 	const char *what;
 	uint32_t k;
 	size_t i;
@@ -169,7 +192,8 @@ ss_fields_parse(const msgpack_object *map, const ss_field_spec *spec, size_t n,
 			ss_why(why, whylen, "missing field '%s'", spec[i].name);
 			goto fail;
 		}
-		if ((what = ss_field_check(&spec[i], out[i])) != NULL) {
+		if ((what = ss_field_check(&spec[i], out[i], bound,
+		                           sizeof bound)) != NULL) {
 			ss_why(why, whylen, "field '%s': %s", spec[i].name,
 			       what);
 			goto fail;

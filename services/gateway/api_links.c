@@ -22,7 +22,7 @@
 static const gw_jfield spec[] = {
     {"worklist", GW_J_STR, true, 1, 80},
     {"max_uses", GW_J_INT, false, 1, 1000000},
-    {"expires_at", GW_J_STR, false, 1, 64},
+    {"expires_at", GW_J_STR, false, 0, 64},
     {"expires_in", GW_J_INT, false, 1, 100LL * 365 * 86400},
     {"password", GW_J_STR, false, 1, 1024},
     {"max_password_attempts", GW_J_INT, false, 1, 100},

@@ -20,6 +20,27 @@
 
 #define NAME_SHOWN 64 /* bytes of an unknown field's name in a message */
 
+/* jansson names the key in its text, as it was written:
+ * duplicate object key near '"message"'.  The key is shown as unknown
+ * ones are (at most NAME_SHOWN bytes; gw_text mends a cut character). */
+static int
+dup_key(const json_error_t *e, char *why, size_t whylen)
+{
+	const char *k = strstr(e->text, "near '\"");
+	size_t n;
+
+	if (k == NULL)
+		return SS_EBADREQ;
+	k += strlen("near '\"");
+	n = strlen(k);
+	if (n < 2 || k[n - 1] != '\'' || k[n - 2] != '"')
+		return SS_EBADREQ;
+	n -= 2;
+	snprintf(why, whylen, "duplicate field '%.*s'",
+	         (int)(n < NAME_SHOWN ? n : NAME_SHOWN), k);
+	return 0;
+}
+
 int
 gw_json_parse(const char *buf, size_t len, size_t cap, json_t **out, char *why,
               size_t whylen)
@@ -37,10 +58,16 @@ gw_json_parse(const char *buf, size_t len, size_t cap, json_t **out, char *why,
 		snprintf(why, whylen, "empty body: expected a JSON object");
 		return SS_EBADREQ;
 	}
-	/* The position only: jansson's text may quote the input back. */
+	/* The position only: jansson's text may quote the input back.  A
+	 * duplicate key is named, as an unknown one is. */
 	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &e);
 	if (j == NULL) {
-		snprintf(why, whylen, "malformed JSON at byte %d", e.position);
+		if (json_error_code(&e) != json_error_duplicate_key)
+			snprintf(why, whylen, "malformed JSON at byte %d",
+			         e.position);
+		else if (dup_key(&e, why, whylen) != 0) /* cut by jansson */
+			snprintf(why, whylen, "duplicate field at byte %d",
+			         e.position);
 		return SS_EBADREQ;
 	}
 	if (!json_is_object(j)) {
@@ -66,6 +93,23 @@ type_word(gw_jtype t)
 		return "object";
 	default:
 		return "array";
+	}
+}
+
+/* What a bound counts (plural: + "s"): a string's bytes (UTF-8), an
+ * object's fields, an array's items. */
+static const char *
+unit_word(gw_jtype t)
+{
+	switch (t) {
+	case GW_J_STR:
+		return " byte";
+	case GW_J_OBJ:
+		return " field";
+	case GW_J_ARR:
+		return " item";
+	default:
+		return "";
 	}
 }
 
@@ -105,11 +149,15 @@ check_one(const json_t *v, const gw_jfield *f, const char *where, char *why,
 	}
 	if (f->type == GW_J_BOOL || (f->min == 0 && f->max == 0))
 		return 0;
+	/* The bound it broke, so that the client can fix the value without
+	 * reading the docs. */
 	if (n < f->min || (f->max != 0 && n > f->max)) {
-		snprintf(why, whylen, "field '%s%s': %s", where, f->name,
-		         f->type == GW_J_STR   ? "length out of range"
-		         : f->type == GW_J_INT ? "out of range"
-		                               : "size out of range");
+		int64_t b = n < f->min ? f->min : f->max;
+		const char *unit = unit_word(f->type);
+
+		snprintf(why, whylen, "field '%s%s': at %s %" PRId64 "%s%s",
+		         where, f->name, n < f->min ? "least" : "most", b, unit,
+		         unit[0] != '\0' && b != 1 ? "s" : "");
 		return SS_EBADREQ;
 	}
 	return 0;

@@ -120,6 +120,10 @@ typedef struct gl_server {
 #define GL_SESSION_LEN (GL_ID_LEN + 1 + SS_TOKEN_LEN) /* "<id>.<token>" */
 #define GL_KEY_MAX     192
 #define GL_TIME_LEN    20 /* "2026-11-29T09:15:00Z" */
+/* The longest expires_at taken, as the gateway's: any string up to it
+ * (even an empty one) reaches gl_time_parse(), whose refusal shows the
+ * expected form, instead of a length refusal that does not. */
+#define GL_TIME_ARG_MAX 64
 
 /* The longest id argument taken (delete, unlock, update): a shorter one
  * that is not an id is not_found, like an unknown one; a longer one is a

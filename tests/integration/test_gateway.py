@@ -364,7 +364,7 @@ class Sessions(GatewayCase):
             (b"not json", "malformed JSON"),
             (b"", "empty body"),
             (b"[1,2]", "expected a JSON object"),
-            (b'{"user":"alice","user":"bob","password":"x"}', "malformed JSON"),
+            (b'{"user":"alice","user":"bob","password":"x"}', "duplicate field 'user'"),
             (b'{"user":"alice","password":"x","extra":1}', "unknown field 'extra'"),
             (('{"%s\u00e9":1,"user":"alice","password":"x"}' % ("a" * 63)).encode(),
              "unknown field '%s?'" % ("a" * 63)),
@@ -660,7 +660,7 @@ class Shares(GatewayCase):
             ([{"kind": "user"}], "missing field 'targets[0].id'"),
             ([{"kind": "user", "id": "bob", "email": "x@y.z"}], "unknown field 'targets[0].email'"),
             ([{"kind": "user", "id": "bob"}, "bob"], "field 'targets[1]': expected object"),
-            ([], "field 'targets': size out of range"),
+            ([], "field 'targets': at least 1 item"),
         ]
         for targets, msg in cases:
             with self.subTest(msg):
@@ -729,6 +729,32 @@ class GuestLinks(GatewayCase):
     @staticmethod
     def token_of(link):
         return link["url"].rsplit("/g/", 1)[1]
+
+    def test_refusals_say_what_is_expected(self):
+        uid = self.stack.arrive()
+        rfc = "field 'expires_at': expected an RFC 3339 time (2026-12-31T00:00:00Z)"
+        for bad in ["2026-12-31", "2026-12-31 00:00:00Z", "", "x" * 64]:
+            with self.subTest(expires_at=bad):
+                self.assertError(self.create(uid, expires_at=bad), 400, "bad_request",
+                                 "^" + re.escape(rfc) + "$")
+        # the same on an upload link's edit
+        link = self.req("POST", "/api/v1/worklists/location:ct/upload-links", {},
+                        token=self.alice).json
+        r = self.req("PATCH", "/api/v1/upload-links/" + link["id"], {"expires_at": "2026-12-31"},
+                     token=self.alice)
+        self.assertError(r, 400, "bad_request", "^" + re.escape(rfc) + "$")
+        # a length refusal says the bound
+        self.assertError(self.create(uid, message="m" * 2001), 400, "bad_request",
+                         "^" + re.escape("field 'message': at most 2000 bytes") + "$")
+        self.assertError(self.create(uid, password="abc"), 400, "bad_request",
+                         "^" + re.escape("field 'password': at least 4 bytes") + "$")
+        self.assertError(self.create(uid, max_uses=0), 400, "bad_request",
+                         "^" + re.escape("field 'max_uses': at least 1") + "$")
+        # a duplicate key is named
+        r = self.req("POST", "/api/v1/studies/%s/guest-links" % uid,
+                     raw=b'{"worklist":"location:ct","message":"a","message":"b"}',
+                     headers={"Content-Type": "application/json"}, token=self.alice)
+        self.assertError(r, 400, "bad_request", "^duplicate field 'message'$")
 
     def test_create_list_and_delete(self):
         pid = "PG%d" % next(_uids)

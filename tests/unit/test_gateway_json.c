@@ -70,7 +70,7 @@ test_each_refusal_names_the_field(void **state)
 	    {"[1]", SS_EBADREQ, "body: expected a JSON object"},
 	    {"\"s\"", SS_EBADREQ, "body: expected a JSON object"},
 	    {"{\"worklist\":\"a\",\"worklist\":\"b\"}", SS_EBADREQ,
-	     "malformed JSON"},
+	     "duplicate field 'worklist'"},
 	    {"{\"worklist\":\"a\\u0000b\"}", SS_EBADREQ, "malformed JSON"},
 	    {"{\"worklist\":\"a\"} {}", SS_EBADREQ, "malformed JSON"},
 	    {"{}", SS_EBADREQ, "missing field 'worklist'"},
@@ -81,25 +81,25 @@ test_each_refusal_names_the_field(void **state)
 	    {"{\"worklist\":null}", SS_EBADREQ,
 	     "field 'worklist': expected string"},
 	    {"{\"worklist\":\"\"}", SS_EBADREQ,
-	     "field 'worklist': length out of range"},
+	     "field 'worklist': at least 1 byte"},
 	    {"{\"worklist\":\"12345678901\"}", SS_EBADREQ,
-	     "field 'worklist': length out of range"},
+	     "field 'worklist': at most 10 bytes"},
 	    {"{\"worklist\":\"w\",\"max_uses\":3.0}", SS_EBADREQ,
 	     "field 'max_uses': expected integer"},
 	    {"{\"worklist\":\"w\",\"max_uses\":\"3\"}", SS_EBADREQ,
 	     "field 'max_uses': expected integer"},
 	    {"{\"worklist\":\"w\",\"max_uses\":6}", SS_EBADREQ,
-	     "field 'max_uses': out of range"},
+	     "field 'max_uses': at most 5"},
 	    {"{\"worklist\":\"w\",\"max_uses\":0}", SS_EBADREQ,
-	     "field 'max_uses': out of range"},
+	     "field 'max_uses': at least 1"},
 	    {"{\"worklist\":\"w\",\"priors\":1}", SS_EBADREQ,
 	     "field 'priors': expected bool"},
 	    {"{\"worklist\":\"w\",\"targets\":[]}", SS_EBADREQ,
-	     "field 'targets': size out of range"},
+	     "field 'targets': at least 1 item"},
 	    {"{\"worklist\":\"w\",\"targets\":{}}", SS_EBADREQ,
 	     "field 'targets': expected array"},
 	    {"{\"worklist\":\"w\",\"opts\":{\"a\":1,\"b\":2}}", SS_EBADREQ,
-	     "field 'opts': size out of range"},
+	     "field 'opts': at most 1 field"},
 	};
 	char why[256], big[2048];
 
@@ -180,7 +180,7 @@ test_targets(void **state)
 	assert_int_equal(
 	    targets("[{\"kind\":\"user\",\"id\":\"\"}]", why, sizeof why),
 	    SS_EBADREQ);
-	assert_string_equal(why, "field 'targets[0].id': length out of range");
+	assert_string_equal(why, "field 'targets[0].id': at least 1 byte");
 }
 
 static void

@@ -238,7 +238,7 @@ test_dates_answer_with_the_rule(void **state)
 	long_date[sizeof long_date - 1] = '\0';
 	k[5] = long_date;
 	assert_int_equal(parse(k, &st, wl, why), SS_EBADREQ);
-	assert_string_equal(why, "field 'study_date': length out of range");
+	assert_string_equal(why, "field 'study_date': at most 32 bytes");
 }
 
 /* Each bad event is refused, and the message names the field. */
