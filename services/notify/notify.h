@@ -132,9 +132,10 @@ enum nt_esc {
 };
 
 /*
- * A template text: literal bytes, {{name}} placeholders and sections
+ * A template text: literal bytes, {{name}} placeholders, sections
  * {{#name}}...{{/name}} that render only when the var is present and not
- * empty.  Names are [a-z0-9_]; spaces inside the braces are allowed.
+ * empty, and inverted sections {{^name}}...{{/name}} that render only when
+ * it is not.  Names are [a-z0-9_]; spaces inside the braces are allowed.
  */
 int nt_tpl_parse(nt_tpl **out, const char *src, size_t len, char *why,
                  size_t whylen);

@@ -10,6 +10,9 @@
  *                        line breaks as <br>; verbatim in the .txt)
  *   {{#name}}..{{/name}} a section, rendered only when the var is present
  *                        and not empty (sections nest, 8 deep at most)
+ *   {{^name}}..{{/name}} an inverted section, rendered only when it is not:
+ *                        what a mail says without an optional var (a
+ *                        subject naming the link when there is no study)
  *
  * A placeholder outside a section that tests it is required: a job without
  * the var is refused (SS_EUNPROC, "missing var 'name'").  In the subject a
@@ -38,7 +41,8 @@ struct tk {
 	enum tk_kind kind;
 	const char *p; /* literal bytes or the var name, in t->src */
 	size_t n;
-	size_t end; /* TK_BEGIN: index of its TK_END */
+	size_t end;    /* TK_BEGIN: index of its TK_END */
+	bool inverted; /* TK_BEGIN: {{^name}}, rendered when the var is not */
 	unsigned line;
 };
 
@@ -88,6 +92,7 @@ tk_push(nt_tpl *t, enum tk_kind kind, const char *p, size_t n, unsigned line)
 	tk->p = p;
 	tk->n = n;
 	tk->end = 0;
+	tk->inverted = false;
 	tk->line = line;
 	return 0;
 }
@@ -102,12 +107,20 @@ count_lines(const char *p, size_t n)
 	return lines;
 }
 
-/* One placeholder's inside, spaces trimmed: [#/]?name. */
+/* The opening tag's sigil, for messages. */
+static char
+sigil(const struct tk *open)
+{
+	return open->inverted ? '^' : '#';
+}
+
+/* One placeholder's inside, spaces trimmed: [#^/]?name. */
 static int
 parse_tag(nt_tpl *t, const char *p, size_t n, unsigned line, size_t *stack,
           size_t *depth, char *why, size_t whylen)
 {
 	enum tk_kind kind = TK_VAR;
+	bool inverted = false;
 	int rv;
 
 	while (n > 0 && *p == ' ') {
@@ -116,15 +129,16 @@ parse_tag(nt_tpl *t, const char *p, size_t n, unsigned line, size_t *stack,
 	}
 	while (n > 0 && p[n - 1] == ' ')
 		n--;
-	if (n > 0 && (*p == '#' || *p == '/')) {
-		kind = *p == '#' ? TK_BEGIN : TK_END;
+	if (n > 0 && (*p == '#' || *p == '^' || *p == '/')) {
+		kind = *p == '/' ? TK_END : TK_BEGIN;
+		inverted = *p == '^';
 		p++;
 		n--;
 	}
 	if (!ss_mail_var_name_ok(p, n)) {
 		why_fmt(why, whylen,
-		        "line %u: a placeholder must be {{name}}, {{#name}} "
-		        "or {{/name}} with a name of [a-z0-9_]",
+		        "line %u: a placeholder must be {{name}}, {{#name}}, "
+		        "{{^name}} or {{/name}} with a name of [a-z0-9_]",
 		        line);
 		return SS_EBADREQ;
 	}
@@ -140,10 +154,10 @@ parse_tag(nt_tpl *t, const char *p, size_t n, unsigned line, size_t *stack,
 		open = &t->tk[stack[*depth - 1]];
 		if (open->n != n || memcmp(open->p, p, n) != 0) {
 			why_fmt(why, whylen,
-			        "line %u: {{/%.*s}} does not close {{#%.*s}} "
+			        "line %u: {{/%.*s}} does not close {{%c%.*s}} "
 			        "of line %u",
-			        line, (int)n, p, (int)open->n, open->p,
-			        open->line);
+			        line, (int)n, p, sigil(open), (int)open->n,
+			        open->p, open->line);
 			return SS_EBADREQ;
 		}
 	}
@@ -153,6 +167,7 @@ parse_tag(nt_tpl *t, const char *p, size_t n, unsigned line, size_t *stack,
 	}
 	if ((rv = tk_push(t, kind, p, n, line)) != 0)
 		return rv;
+	t->tk[t->ntk - 1].inverted = inverted;
 	if (kind == TK_BEGIN)
 		stack[(*depth)++] = t->ntk - 1;
 	else if (kind == TK_END)
@@ -199,8 +214,8 @@ parse(nt_tpl *t, size_t len, char *why, size_t whylen)
 	if (depth > 0) {
 		const struct tk *o = &t->tk[stack[depth - 1]];
 
-		why_fmt(why, whylen, "line %u: {{#%.*s}} is never closed",
-		        o->line, (int)o->n, o->p);
+		why_fmt(why, whylen, "line %u: {{%c%.*s}} is never closed",
+		        o->line, sigil(o), (int)o->n, o->p);
 		return SS_EBADREQ;
 	}
 	return 0;
@@ -317,7 +332,7 @@ nt_tpl_render(const nt_tpl *t, const nt_var *vars, size_t nvars,
 			break;
 		case TK_BEGIN:
 			v = lookup(vars, nvars, tk->p, tk->n);
-			if (v == NULL || v->vlen == 0)
+			if ((v != NULL && v->vlen > 0) == tk->inverted)
 				i = tk->end;
 			break;
 		case TK_END:

@@ -144,6 +144,31 @@ test_sections(void **state)
 }
 
 static void
+test_inverted_sections(void **state)
+{
+	static const char *const full[] = {"msg", "hi", "who", "Bo", NULL};
+	static const char *const empty[] = {"msg", "", "who", "Bo", NULL};
+	static const char *const absent[] = {"who", "Bo", NULL};
+	const char *src = "{{#msg}}[{{msg}}]{{/msg}}{{^msg}}<{{who}}>{{/msg}}";
+
+	(void)state;
+	/* What a mail says without the var: empty counts as absent. */
+	expect(src, full, NT_ESC_TEXT, "[hi]");
+	expect(src, empty, NT_ESC_TEXT, "<Bo>");
+	expect(src, absent, NT_ESC_TEXT, "<Bo>");
+	/* A var only inside a skipped inverted section is not needed... */
+	expect("{{^msg}}{{missing}}{{/msg}}ok", full, NT_ESC_TEXT, "ok");
+	/* ...but one inside a rendered one is. */
+	render_fails("{{^msg}}{{missing}}{{/msg}}", absent, NT_ESC_TEXT,
+	             "missing var 'missing'");
+	/* Nesting, both kinds; in a header too. */
+	expect("{{#who}}{{^msg}}no message from {{who}}{{/msg}}{{/who}}",
+	       absent, NT_ESC_TEXT, "no message from Bo");
+	expect("{{^who}}x{{#msg}}{{msg}}{{/msg}}{{/who}}y", full, NT_ESC_HEADER,
+	       "y");
+}
+
+static void
 test_escaping(void **state)
 {
 	static const char *const kv[] = {"x",
@@ -203,11 +228,15 @@ test_parse_errors(void **state)
 	parse_fails("{{}}", "placeholder must be");
 	parse_fails("{{na-me}}", "placeholder must be");
 	parse_fails("{{#}}", "placeholder must be");
+	parse_fails("{{^}}", "placeholder must be");
+	parse_fails("{{^^a}}", "placeholder must be");
 	parse_fails("{{na\nme}}", "spans lines");
 	parse_fails("{{#a}}x", "{{#a}} is never closed");
 	parse_fails("x\n{{/a}}", "line 2: {{/a}} closes nothing");
 	parse_fails("{{#a}}{{/b}}", "{{/b}} does not close {{#a}} of line 1");
 	parse_fails("{{#a}}{{#b}}{{/a}}{{/b}}", "does not close");
+	parse_fails("{{^a}}x", "{{^a}} is never closed");
+	parse_fails("{{^a}}{{/b}}", "{{/b}} does not close {{^a}} of line 1");
 	parse_fails("{{#a}}{{#a}}{{#a}}{{#a}}{{#a}}{{#a}}{{#a}}{{#a}}{{#a}}",
 	            "nest too deep");
 	parse_fails("caf\xc3", "not UTF-8");
@@ -431,6 +460,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_substitution),
 	    cmocka_unit_test(test_sections),
+	    cmocka_unit_test(test_inverted_sections),
 	    cmocka_unit_test(test_escaping),
 	    cmocka_unit_test(test_header_values),
 	    cmocka_unit_test(test_missing_var),
