@@ -64,28 +64,35 @@
  * The templates notify knows (services/notify/templates/<name>.{txt,html}):
  *   share.invitation    a study was shared to an address without an account:
  *                       vars sharer_name, organisation, message, register_url,
+ *                       expires_at (of the registration link),
  *                       study_description
- *   share.notice        a study was shared to a user's worklist: vars
- *                       sharer_name, worklist_name, message, study_description
+ *   share.notice        a study was shared to a user's personal worklist:
+ *                       vars sharer_name, message, study_description
  *   guestlink.recipient a guest link for the recipient: vars sharer_name,
  *                       url, message, expires_at
  *   guestlink.viewed    a use of a link, to its creator: vars link_id, time,
  *                       addr, user_agent, recipient, study_description
- *   guestlink.locked    a link locked by wrong passwords, to its creator:
- *                       vars link_id, time, addr, attempts, study_description
+ *   guestlink.locked    a guest link locked by wrong passwords, to its
+ *                       creator: vars link_id, time, addr, attempts,
+ *                       study_description
+ *   upload.locked       the same for an upload link: vars link_id, time,
+ *                       addr, attempts
  *   upload.received     files arrived through an upload link, to its creator:
- *                       vars link_id, time, studies, files
+ *                       vars link_id, time, studies, files, worklist_name
  *   upload.request      an upload link for the address it was made for:
  *                       vars sharer_name, url, message, expires_at
- * "message", "study_description", "user_agent" and "recipient" may be empty
- * or left out; every other var is required (a job without it is refused by
- * notify and lands in the dead-letter stream).  "time" and "expires_at" are
- * written for people, by ss_mail_time(): the mails show them as they are.
+ * "message", "study_description", "user_agent", "recipient" and
+ * "worklist_name" may be empty or left out, and so may share.invitation's
+ * "expires_at" (jobs queued by a share that did not send it yet still go
+ * out); every other var is required (a job without it is refused by
+ * notify and lands in the dead-letter stream).  "time" and "expires_at"
+ * are written for people, by ss_mail_time(): the mails show them as they
+ * are.
  */
 #define SS_MAIL_TEMPLATES                                                      \
 	"share.invitation", "share.notice", "guestlink.recipient",             \
-	    "guestlink.viewed", "guestlink.locked", "upload.received",         \
-	    "upload.request"
+	    "guestlink.viewed", "guestlink.locked", "upload.locked",           \
+	    "upload.received", "upload.request"
 
 /* A time as mails and pages show it to people, in UTC to the minute:
  * "7 December 2026, 16:09 UTC" (unix seconds in; English month names

@@ -423,7 +423,8 @@ typedef struct gl_new_link {
 	const unsigned char *tok, *view; /* sealed */
 	size_t tok_len, view_len;
 	const char *study, *wl, *by, *by_email, *email, *msg, *puids;
-	const char *pw; /* the password hash, NULL without one */
+	const char *wl_name; /* an upload link's "wlname"; NULL or "": none */
+	const char *pw;      /* the password hash, NULL without one */
 	int64_t at, exp_ms, max_uses, max_pw;
 	bool dob, notify, priors;
 } gl_new_link;
@@ -443,6 +444,9 @@ typedef struct gl_redeem_kind {
 	uint32_t view_pairs;
 	const char *ev_used;                   /* log event of a use */
 	const char *a_use, *a_failed, *a_lock; /* audit actions */
+	/* The creator's mail when wrong passwords lock the link: each kind
+	 * its own, as what a lock means and what to do next differ. */
+	const char *lock_mail;
 	/* The link shows a study: audit entries carry its study_uid, and a
 	 * use is mailed to the owner (if asked) and published. */
 	bool study;

@@ -164,6 +164,8 @@ gl_store_link(gl_server *s, const gl_new_link *n, ss_redis_fn fn, void *arg)
 	ss_argv_push(&a, (const char *)n->view, n->view_len);
 	gl_argv_kv(&a, "study", n->study);
 	gl_argv_kv(&a, "wl", n->wl);
+	if (n->wl_name != NULL && n->wl_name[0] != '\0')
+		gl_argv_kv(&a, "wlname", n->wl_name);
 	gl_argv_kv(&a, "by", n->by);
 	gl_argv_kv(&a, "by_email", n->by_email);
 	gl_argv_ki(&a, "at", n->at);

@@ -36,9 +36,9 @@
  *
  * Upload links (upload_redeem.c) are redeemed by the same steps and
  * scripts: gl_redeem() takes a gl_redeem_kind for what differs (the
- * token's lookup hash, the success answer, the audit actions, and whether
- * the link shows a study, which is what the view email and the
- * guestlink.accessed event are about).
+ * token's lookup hash, the success answer, the audit actions, the lock's
+ * mail template, and whether the link shows a study, which is what the
+ * view email and the guestlink.accessed event are about).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,6 +360,7 @@ abandoned(rd_op *op, const redisReply *r, size_t off, int64_t n,
  * again; not confirmed, it goes out again after the lease. */
 typedef struct lock_notice {
 	gl_server *s;
+	const char *template; /* the kind's, static */
 	char key[GL_KEY_MAX];
 } lock_notice;
 
@@ -376,8 +377,8 @@ notice_queued(int err, redisReply *rep, void *arg)
 
 	/* Unconfirmed when refused: the next redemption after the lease
 	 * sends it again (scripts.c), if there is one. */
-	if (!gl_lost(n->s->m_mail_failed, "mail.not_queued", "guestlink.locked",
-	             err, rep))
+	if (!gl_lost(n->s->m_mail_failed, "mail.not_queued", n->template, err,
+	             rep))
 		notice_confirm(n->s, n->key);
 	free(n);
 }
@@ -392,7 +393,7 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 	                      t,          "addr", op->addr,
 	                      "attempts", n,      "study_description",
 	                      desc,       NULL};
-	ss_mail m = {.template = "guestlink.locked", .vars = vars};
+	ss_mail m = {.template = op->k->lock_mail, .vars = vars};
 	lock_notice *note;
 	info_c i;
 
@@ -424,6 +425,7 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 	if ((note = malloc(sizeof *note)) == NULL)
 		return; /* sent again after the lease */
 	note->s = op->s;
+	note->template = m.template;
 	memcpy(note->key, op->k_link, sizeof note->key);
 	if (gl_mail(op->s, ss_call_id(op->c), &m, notice_queued, note) != 0)
 		free(note);
@@ -774,6 +776,7 @@ static const gl_redeem_kind guest = {
     .a_use = "guestlink.use",
     .a_failed = "guestlink.password_failed",
     .a_lock = "guestlink.lock",
+    .lock_mail = "guestlink.locked",
     .study = true,
 };
 

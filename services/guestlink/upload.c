@@ -24,7 +24,9 @@
  * worklist's upload links is link:{ix:<worklist>:upload}.
  *
  * Steps of create: UP_CHECK (authz.check) -> UP_USER (authz.user.get:
- * the creator's address for upload notices) -> UP_HASH (Argon2id on a
+ * the creator's address for upload notices) -> UP_NAME
+ * (authz.worklist.info: the worklist's name, kept in the link as wlname
+ * for the upload notices, which name it) -> UP_HASH (Argon2id on a
  * worker, when there is a password) -> UP_INDEX -> UP_STORE -> UP_MAIL
  * (upload.request on notify:jobs, sealed under the mail key, when email
  * is given; never the password) -> reply.
@@ -78,6 +80,7 @@ typedef enum up_step {
 	UP_CHECK,
 	UP_MEMBER,
 	UP_USER,
+	UP_NAME,
 	UP_HASH,
 	UP_INDEX,
 	UP_STORE,
@@ -112,6 +115,7 @@ typedef struct up_op {
 	char message[GL_MAX_MESSAGE + 1];
 	char by_email[GL_MAX_EMAIL + 1];
 	char by_name[GL_MAX_NAME + 1];
+	char wl_name[GL_MAX_NAME + 1]; /* "" when authz did not say */
 	char id[GL_ID_LEN + 1];
 	int64_t exp_ms, max_uses, max_pw;
 	bool notify, has_pw, mail_queued;
@@ -354,6 +358,18 @@ ask_user(up_op *op)
 	return gl_peer_send(op->s, op->s->authz, on_peer, op);
 }
 
+static int
+ask_worklist(up_op *op)
+{
+	ss_pack *p =
+	    gl_peer_begin(op->s, "authz.worklist.info", ss_call_id(op->c));
+
+	op->step = UP_NAME;
+	msgpack_pack_map(&p->pk, 1);
+	ss_pack_kv_cstr(p, "worklist", op->wl);
+	return gl_peer_send(op->s, op->s->authz, on_peer, op);
+}
+
 /* Thread: worker. */
 static void
 hash_pw(void *arg)
@@ -434,6 +450,7 @@ store(up_op *op)
 	                 .tok_len = op->tok_sealed_len,
 	                 .study = "",
 	                 .wl = op->wl,
+	                 .wl_name = op->wl_name,
 	                 .by = op->user,
 	                 .by_email = op->by_email,
 	                 .email = op->email,
@@ -899,6 +916,31 @@ on_redis(int err, redisReply *r, void *arg)
 		fail(op, gl_err(rv), NULL);
 }
 
+/* UP_NAME: the worklist's name, whole or not at all, and only what a
+ * mail var may hold.  A courtesy: without it (authz did not give it) the
+ * link is made all the same, and its notices say "the worklist the link
+ * delivers to" as they did before links kept the name. */
+static int
+named(up_op *op, int rv, const ss_msg *reply)
+{
+	ss_str v;
+
+	if (rv == 0) {
+		v = ss_obj_str(ss_map_get(reply->body, "name"));
+		if (v.n <= GL_MAX_NAME && ss_mail_value_ok(v.p, v.n)) {
+			memcpy(op->wl_name, v.p, v.n);
+			op->wl_name[v.n] = '\0';
+		}
+	} else {
+		ss_warn("upload_link.unnamed", ss_call_id(op->c), "worklist",
+		        op->wl, "reason", ss_err_word(rv), NULL);
+	}
+	if (!op->has_pw)
+		return store_begin(op);
+	op->step = UP_HASH;
+	return ss_work_submit(op->s->work, hash_pw, hashed, op);
+}
+
 static void
 on_peer(int err, const ss_msg *reply, void *arg)
 {
@@ -953,12 +995,9 @@ on_peer(int err, const ss_msg *reply, void *arg)
 		    ss_obj_strcpy(e, op->by_email, sizeof op->by_email) != 0 ||
 		    !ss_mail_addr_ok(op->by_email, strlen(op->by_email)))
 			op->by_email[0] = '\0';
-		if (op->has_pw) {
-			op->step = UP_HASH;
-			rv = ss_work_submit(op->s->work, hash_pw, hashed, op);
-		} else {
-			rv = store_begin(op);
-		}
+		rv = ask_worklist(op);
+	} else if (op->step == UP_NAME) {
+		rv = named(op, rv, reply);
 	} else if (rv == 0) {
 		rv = SS_EINTERNAL;
 	}

@@ -32,7 +32,7 @@
 /* Shared: the link must be a live upload link and the session live. */
 #define LUA_LIVE                                                               \
 	"local f = redis.call('HMGET', KEYS[1], 'kind', 'state', 'exp', "      \
-	"'wl', 'notify', 'by_email')\n"                                        \
+	"'wl', 'notify', 'by_email', 'wlname')\n"                              \
 	"if f[1] ~= 'upload' or f[2] == 'deleted' or "                         \
 	"tonumber(f[3]) <= tonumber(ARGV[1]) then return {0} end\n"            \
 	"local ttl = redis.call('PTTL', KEYS[2])\n"                            \
@@ -52,7 +52,8 @@ ss_script gl_script_upload_reserve = {
 };
 
 /* KEYS: link, session, studies, files  ARGV: now, study uid -> {0} gone,
- * {1, wl, new study 0|1, studies, files, notify, by_email}. */
+ * {1, wl, new study 0|1, studies, files, notify, by_email, wlname} (wlname
+ * '' for a link made before links kept their worklist's name). */
 ss_script gl_script_upload_received = {
     .name = "guestlink_upload_received",
     .src =
@@ -61,7 +62,7 @@ ss_script gl_script_upload_received = {
                  "redis.call('PEXPIRE', KEYS[3], ttl)\n"
                  "redis.call('PEXPIRE', KEYS[4], ttl)\n"
                  "return {1, f[4], new, redis.call('SCARD', KEYS[3]), files, "
-                 "f[5] or '0', f[6] or ''}\n",
+                 "f[5] or '0', f[6] or '', f[7] or ''}\n",
 };
 
 typedef struct uf_op {
@@ -103,14 +104,22 @@ str_at(const redisReply *r, size_t i)
 	           : "";
 }
 
+/* The worklist is named when the link kept its name (upload.c), and
+ * only as what a mail var may hold: a value refused there would lose the
+ * whole mail.  Without it the mail says where in other words. */
 static void
-notify(uf_op *op, const char *to, int64_t studies, int64_t files)
+notify(uf_op *op, const char *to, int64_t studies, int64_t files,
+       const char *wl_name)
 {
 	char t[SS_MAIL_TIME_MAX], ns[24], nf[24];
-	const char *vars[] = {"link_id", op->id,  "time", t,   "studies",
-	                      ns,        "files", nf,     NULL};
+	const char *vars[] = {"link_id",       op->id, "time",  t,
+	                      "studies",       ns,     "files", nf,
+	                      "worklist_name", "",     NULL};
 	ss_mail m = {.template = "upload.received", .to = to, .vars = vars};
 
+	if (strlen(wl_name) <= GL_MAX_NAME &&
+	    ss_mail_value_ok(wl_name, strlen(wl_name)))
+		vars[9] = wl_name;
 	ss_mail_time(gl_now_ms() / 1000, t);
 	snprintf(ns, sizeof ns, "%lld", (long long)studies);
 	snprintf(nf, sizeof nf, "%lld", (long long)files);
@@ -164,7 +173,8 @@ on_redis(int err, redisReply *r, void *arg)
 	         op->addr);
 	if (int_at(r, 2) == 1 && strcmp(str_at(r, 5), "1") == 0 &&
 	    str_at(r, 6)[0] != '\0')
-		notify(op, str_at(r, 6), int_at(r, 3), int_at(r, 4));
+		notify(op, str_at(r, 6), int_at(r, 3), int_at(r, 4),
+		       str_at(r, 7));
 	p = ss_call_reply_ok(op->c);
 	msgpack_pack_map(&p->pk, 2);
 	ss_pack_kv_int(p, "studies", int_at(r, 3));

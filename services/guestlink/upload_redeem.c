@@ -19,8 +19,9 @@
  */
 #include "services/guestlink/upload.h"
 
-/* An upload link shows no study: its audit entries name none, and a use
- * is neither mailed to the owner nor published as guestlink.accessed. */
+/* An upload link shows no study: its audit entries name none, a use is
+ * neither mailed to the owner nor published as guestlink.accessed, and a
+ * lock is mailed as upload.locked (it cannot be unlocked). */
 static const gl_redeem_kind upload = {
     .gone_msg = GL_UP_GONE_MSG,
     .token_ids = gl_upload_token_ids,
@@ -29,6 +30,7 @@ static const gl_redeem_kind upload = {
     .a_use = "upload_link.use",
     .a_failed = "upload_link.password_failed",
     .a_lock = "upload_link.lock",
+    .lock_mail = "upload.locked",
     .study = false,
 };
 

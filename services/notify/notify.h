@@ -38,7 +38,7 @@
 #define NT_JOB_PREFIX   "notify:" NT_KEY_TAG ":job:"
 #define NT_TRIES_PREFIX "notify:" NT_KEY_TAG ":tries:"
 #define NT_SENT_VALUE   "sent"
-#define NT_NTEMPLATES   7
+#define NT_NTEMPLATES   8
 #define NT_WHY_MAX      256
 
 typedef struct nt_settings {

@@ -643,8 +643,8 @@ static int
 send_mail(sc_op *op, int i)
 {
 	sc_target *t = &op->t[i];
-	char url[1024];
-	const char *vars[12];
+	char url[1024], exp[SS_MAIL_TIME_MAX];
+	const char *vars[14];
 	ss_mail m = {0};
 	int n;
 
@@ -666,19 +666,25 @@ send_mail(sc_op *op, int i)
 		vars[7] = url;
 		vars[8] = "study_description";
 		vars[9] = op->st.description;
-		vars[10] = NULL;
+		/* When the registration link ends (the token's TTL, set in
+		 * send_invite from the same now). */
+		ss_mail_time((op->now + op->s->cfg->invite_ttl_ms) / 1000, exp);
+		vars[10] = "expires_at";
+		vars[11] = exp;
+		vars[12] = NULL;
 		m.template = "share.invitation";
 		m.to = t->email;
 	} else {
+		/* A notice is only ever about the recipient's own personal
+		 * worklist (wants_notice), which the template says in words:
+		 * it has no name to show. */
 		vars[0] = "sharer_name";
 		vars[1] = op->sharer_name;
-		vars[2] = "worklist_name";
-		vars[3] = "your personal worklist";
-		vars[4] = "message";
-		vars[5] = op->message;
-		vars[6] = "study_description";
-		vars[7] = op->st.description;
-		vars[8] = NULL;
+		vars[2] = "message";
+		vars[3] = op->message;
+		vars[4] = "study_description";
+		vars[5] = op->st.description;
+		vars[6] = NULL;
 		m.template = "share.notice";
 		m.to = t->notice_to;
 	}

@@ -42,8 +42,9 @@ TEMPLATE_VARS = {
     "share.invitation": {"sharer_name": "Dr. Zoë Müller", "organisation": "St. Elsewhere",
                          "message": "Please review <urgent> & reply", "register_url":
                          "https://studyshare.test/register?t=abc&x=1",
-                         "study_description": "CT head"},
-    "share.notice": {"sharer_name": "Dr. Zoë Müller", "worklist_name": "CT suite",
+                         "study_description": "CT head",
+                         "expires_at": "29 December 2026, 10:00 UTC"},
+    "share.notice": {"sharer_name": "Dr. Zoë Müller",
                      "message": "see \"series 3\"", "study_description": "MR knee"},
     "guestlink.recipient": {"sharer_name": "Dr. Bob", "url": "https://studyshare.test/g/tok",
                             "message": "line one\nline two", "expires_at": "1 December 2026, 12:00 UTC"},
@@ -53,10 +54,24 @@ TEMPLATE_VARS = {
     "guestlink.locked": {"link_id": "gl-43", "time": "29 November 2026, 10:05 UTC",
                          "addr": "203.0.113.10", "attempts": "5",
                          "study_description": "MR KNEE"},
+    "upload.locked": {"link_id": "ul-8", "time": "29 November 2026, 10:10 UTC",
+                      "addr": "203.0.113.11", "attempts": "3"},
     "upload.received": {"link_id": "ul-7", "time": "29 November 2026, 11:00 UTC",
-                        "studies": "2", "files": "314"},
+                        "studies": "2", "files": "314", "worklist_name": "CT suite"},
     "upload.request": {"sharer_name": "Dr. Bob", "url": "https://studyshare.test/u/tok",
                        "message": "the CT <from May>", "expires_at": "1 December 2026, 12:00 UTC"},
+}
+# Their subjects: a creator's names the study or the worklist (a section
+# in the subject), not the link's id, when the job has it.
+SUBJECTS = {
+    "share.invitation": "Dr. Zoë Müller shared an imaging study with you",
+    "share.notice": "Dr. Zoë Müller shared an imaging study with you",
+    "guestlink.recipient": "Dr. Bob sent you a link to imaging studies",
+    "guestlink.viewed": "Your guest link for CT HEAD was opened",
+    "guestlink.locked": "Your guest link for MR KNEE was locked",
+    "upload.locked": "Your upload link ul-8 was locked",
+    "upload.received": "Studies received in CT suite",
+    "upload.request": "Dr. Bob asks you to send imaging studies",
 }
 
 
@@ -292,6 +307,7 @@ class Sending(NotifyCase):
         cls.worker = cls.start_notify(concurrency=4)
 
     def test_every_template_sends_and_parses(self):
+        self.assertEqual(set(SUBJECTS), set(TEMPLATE_VARS))
         sent = {}
         for tpl, vars_ in TEMPLATE_VARS.items():
             to = "%s@example.org" % tpl.replace(".", "-")
@@ -318,13 +334,7 @@ class Sending(NotifyCase):
             for p in parts:
                 self.assertEqual(p.get_content_charset(), "utf-8")
             text, html = parts[0].get_content(), parts[1].get_content()
-            # The subject is the template's first line with the vars in.
-            with open(os.path.join(ROOT, "services", "notify", "templates",
-                                   tpl + ".txt"), encoding="utf-8") as f:
-                subj = f.readline()[len("Subject:"):].strip()
-            for k, v in vars_.items():
-                subj = subj.replace("{{%s}}" % k, v)
-            self.assertEqual(str(m["Subject"]), subj)
+            self.assertEqual(str(m["Subject"]), SUBJECTS[tpl])
             for k, v in vars_.items():
                 self.assertIn(v, text, "%s: %s missing in text" % (tpl, k))
                 esc = (v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -343,12 +353,12 @@ class Sending(NotifyCase):
 
     def test_non_ascii_subject_is_rfc2047(self):
         jid = self.push("share.notice", "utf8@example.org",
-                        {"sharer_name": "Zoë 東京 \U0001F600", "worklist_name": "Ünïcode"})
+                        {"sharer_name": "Zoë 東京 \U0001F600"})
         m = self.wait_mails("utf8@example.org", 1)[0]
         raw = [data for data in map(read_bytes, self.catcher.files()) if jid.encode() in data][0]
         self.assertIn(b"Subject: =?UTF-8?B?", raw)
         self.assertTrue(all(b < 0x80 for b in raw), "8-bit bytes on the wire")
-        self.assertEqual(str(m["Subject"]), "Zoë 東京 \U0001F600 shared a study to Ünïcode")
+        self.assertEqual(str(m["Subject"]), "Zoë 東京 \U0001F600 shared an imaging study with you")
 
     def test_refused_jobs_are_dead_lettered_never_sent(self):
         v = TEMPLATE_VARS["share.notice"]
@@ -357,17 +367,19 @@ class Sending(NotifyCase):
             "to_lf": self.push("share.notice", "b@example.org\nBcc: eve@evil.example", v),
             "subject_crlf": self.push("share.notice", "c@example.org",
                                       dict(v, sharer_name="X\r\nBcc: eve@evil.example")),
-            "subject_lf": self.push("share.notice", "d@example.org",
-                                    dict(v, worklist_name="Y\nBcc: eve@evil.example")),
-            "missing_var": self.push("share.notice", "e@example.org", {"sharer_name": "Z"}),
+            # in a section of the subject, too
+            "subject_lf": self.push("guestlink.viewed", "d@example.org",
+                                    dict(TEMPLATE_VARS["guestlink.viewed"],
+                                         study_description="Y\nBcc: eve@evil.example")),
+            "missing_var": self.push("share.notice", "e@example.org", {"message": "Z"}),
             "bad_to": self.push("share.notice", "not-an-address", v),
         }
         reasons = {k: self.wait_dead(jid)["error"].decode() for k, jid in bad.items()}
         self.assertIn("field 'to': contains CR or LF", reasons["to_crlf"])
         self.assertIn("field 'to': contains CR or LF", reasons["to_lf"])
         self.assertIn("var 'sharer_name': CR, LF", reasons["subject_crlf"])
-        self.assertIn("var 'worklist_name': CR, LF", reasons["subject_lf"])
-        self.assertIn("missing var 'worklist_name'", reasons["missing_var"])
+        self.assertIn("var 'study_description': CR, LF", reasons["subject_lf"])
+        self.assertIn("missing var 'sharer_name'", reasons["missing_var"])
         self.assertIn("field 'to': not a mail address", reasons["bad_to"])
         # Bytes that are no job at all, and an entry without a job field.
         self.r.cmd("XADD", "notify:jobs", "*", "job", b"\xc1garbage")
@@ -426,7 +438,7 @@ class Sending(NotifyCase):
             self.assertIn(want, self.wait_dead(jid)["error"].decode())
         # A box opens under its own id only.  A job refused for its content
         # (a missing var) keeps its sealed bytes in the dead letter...
-        jid = self.push("share.notice", "moved@example.org", {"sharer_name": "Z"})
+        jid = self.push("share.notice", "moved@example.org", {"message": "Z"})
         raw = self.wait_dead(jid)["job"]
         self.assertNotIn(b"moved@example.org", raw)
         env = mp.unpack(raw)

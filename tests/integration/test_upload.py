@@ -328,6 +328,24 @@ class UploadTest(unittest.TestCase):
         self.assertEqual({m["to"] for m in mails}, {"alice@stelsewhere.example"})
         for m in mails:  # as people read a time (ss_mail_time)
             self.assertRegex(m["vars"]["time"], r"^\d{1,2} [A-Z][a-z]+ \d{4}, \d\d:\d\d UTC$")
+        # the worklist by its name, which the link kept from authz
+        self.assertEqual({m["vars"]["worklist_name"] for m in mails}, {"CT suite"})
+        self.assertEqual(self.redis_cli("HGET", "link:{%s}" % link["id"], "wlname"),
+                         "CT suite")
+
+    def test_1b_a_link_without_a_kept_name_mails_without_one(self):
+        # A link created before links kept their worklist's name.
+        link = self.create(notify_on_upload=True)
+        self.assertEqual(self.redis_cli("HDEL", "link:{%s}" % link["id"], "wlname"), "1")
+        path, cookie = self.open_session(link["url"])
+        r = self.send(path, self.files["ct_explicit"], cookie)
+        self.assertEqual(r.status, 201, r.body)
+        def mails():
+            return [j["vars"]["worklist_name"] for j in self.st.mail_jobs()
+                    if j["template"] == "upload.received" and j["vars"].get("link_id") == link["id"]]
+        wait_for(lambda: mails() != [], what="the upload.received mail")
+        # queued with the name empty: the template says it in other words
+        self.assertEqual(mails(), [""])
 
     def test_2_refusals_keep_nothing(self):
         link = self.create()
@@ -404,12 +422,15 @@ class UploadTest(unittest.TestCase):
         self.assertEqual([a for a in self.audit_actions(link["id"]) if a != "upload_link.create"],
                          ["upload_link.password_failed"] * 2 + ["upload_link.lock"])
         wait_for(lambda: [j["to"] for j in self.st.mail_jobs()
-                          if j["template"] == "guestlink.locked"
+                          if j["template"] == "upload.locked"
                           and j["vars"].get("link_id") == link["id"]]
                  == ["alice@stelsewhere.example"], what="the lock's mail to the creator")
-        # an upload link shows no study: the mail names none
+        # an upload link's own mail (it cannot be unlocked), not a guest
+        # link's; it shows no study: the mail names none
+        self.assertEqual([j for j in self.st.mail_jobs() if j["template"] == "guestlink.locked"
+                          and j["vars"].get("link_id") == link["id"]], [])
         self.assertEqual([j["vars"].get("study_description", "") for j in self.st.mail_jobs()
-                          if j["template"] == "guestlink.locked"
+                          if j["template"] == "upload.locked"
                           and j["vars"].get("link_id") == link["id"]], [""])
         r = self.st.request("GET", "/api/v1/worklists/location:ct/upload-links",
                             token=self.alice)

@@ -293,10 +293,8 @@ static const struct {
 } shipped[NT_NTEMPLATES] = {
     {"share.invitation",
      {"sharer_name", "organisation", "register_url"},
-     {"message", "study_description"}},
-    {"share.notice",
-     {"sharer_name", "worklist_name"},
-     {"message", "study_description"}},
+     {"message", "study_description", "expires_at"}},
+    {"share.notice", {"sharer_name"}, {"message", "study_description"}},
     {"guestlink.recipient", {"sharer_name", "url", "expires_at"}, {"message"}},
     {"guestlink.viewed",
      {"link_id", "time", "addr"},
@@ -304,7 +302,10 @@ static const struct {
     {"guestlink.locked",
      {"link_id", "time", "addr", "attempts"},
      {"study_description"}},
-    {"upload.received", {"link_id", "time", "studies", "files"}, {NULL}},
+    {"upload.locked", {"link_id", "time", "addr", "attempts"}, {NULL}},
+    {"upload.received",
+     {"link_id", "time", "studies", "files"},
+     {"worklist_name"}},
     {"upload.request", {"sharer_name", "url", "expires_at"}, {"message"}},
 };
 
@@ -406,6 +407,170 @@ test_shipped_templates(void **state)
 	nt_templates_free(&ts);
 }
 
+/* One shipped mail rendered with the vars kv (name, value, ..., NULL). */
+static void
+render_shipped(const nt_templates *ts, const char *name, const char *const *kv,
+               nt_rendered *r)
+{
+	const nt_mailtpl *m = nt_templates_get(ts, name);
+	char why[NT_WHY_MAX] = "";
+	nt_var vars[16];
+	size_t n = mkvars(vars, kv);
+
+	assert_non_null(m);
+	if (nt_mailtpl_render(m, vars, n, r, why, sizeof why) != 0)
+		fail_msg("%s: %s", name, why);
+}
+
+static void
+assert_contains(const char *name, const char *s, const char *want)
+{
+	if (strstr(s, want) == NULL)
+		fail_msg("%s: \"%s\" lacks \"%s\"", name, s, want);
+}
+
+static void
+assert_lacks(const char *name, const char *s, const char *unwanted)
+{
+	if (strstr(s, unwanted) != NULL)
+		fail_msg("%s: \"%s\" has \"%s\"", name, s, unwanted);
+}
+
+/* A creator's subject names the study (or the worklist) when the mail has
+ * it, and the link's id only when it has not. */
+static void
+test_shipped_subjects(void **state)
+{
+	static const char *const viewed[] = {
+	    "link_id", "73452098754f92777a3c", "time",     "t", "addr",
+	    "a",       "study_description",    "CT CHEST", NULL};
+	static const char *const locked[] = {"link_id",
+	                                     "73452098754f92777a3c",
+	                                     "time",
+	                                     "t",
+	                                     "addr",
+	                                     "a",
+	                                     "attempts",
+	                                     "5",
+	                                     "study_description",
+	                                     "CT CHEST",
+	                                     NULL};
+	static const char *const received[] = {
+	    "link_id", "a29b", "time",          "t",         "studies", "1",
+	    "files",   "2",    "worklist_name", "Radiology", NULL};
+	char dir[4096], why[NT_WHY_MAX] = "";
+	nt_rendered r = {0};
+	nt_templates ts;
+	const char *kv[16];
+
+	(void)state;
+	shipped_dir(dir, sizeof dir);
+	if (nt_templates_load(&ts, dir, why, sizeof why) != 0)
+		fail_msg("%s", why);
+	/* Each var list ends in the optional one: cut there, it is absent. */
+	memcpy(kv, viewed, sizeof viewed);
+	render_shipped(&ts, "guestlink.viewed", kv, &r);
+	assert_string_equal(r.subject.p,
+	                    "Your guest link for CT CHEST was opened");
+	kv[6] = NULL;
+	render_shipped(&ts, "guestlink.viewed", kv, &r);
+	assert_string_equal(r.subject.p,
+	                    "Your guest link 73452098754f92777a3c was opened");
+
+	memcpy(kv, locked, sizeof locked);
+	render_shipped(&ts, "guestlink.locked", kv, &r);
+	assert_string_equal(r.subject.p,
+	                    "Your guest link for CT CHEST was locked");
+	kv[8] = NULL;
+	render_shipped(&ts, "guestlink.locked", kv, &r);
+	assert_string_equal(r.subject.p,
+	                    "Your guest link 73452098754f92777a3c was locked");
+
+	memcpy(kv, received, sizeof received);
+	render_shipped(&ts, "upload.received", kv, &r);
+	assert_string_equal(r.subject.p, "Studies received in Radiology");
+	kv[8] = NULL; /* a link made before its worklist's name was kept */
+	render_shipped(&ts, "upload.received", kv, &r);
+	assert_string_equal(r.subject.p,
+	                    "Studies received through upload link a29b");
+	nt_rendered_free(&r);
+	nt_templates_free(&ts);
+}
+
+/* What the bodies say: a lock is told truthfully and for the link's kind,
+ * the worklist is named when known, the invitation says when its link
+ * ends, a notice says where the study is without quoting a non-name. */
+static void
+test_shipped_bodies(void **state)
+{
+	static const char *const lock[] = {
+	    "link_id", "l1", "time", "t", "addr", "a", "attempts", "5", NULL};
+	static const char *const received[] = {
+	    "link_id", "l2", "time",          "t",         "studies", "1",
+	    "files",   "2",  "worklist_name", "Radiology", NULL};
+	static const char *const invitation[] = {"sharer_name",
+	                                         "Al",
+	                                         "organisation",
+	                                         "O",
+	                                         "register_url",
+	                                         "u",
+	                                         "expires_at",
+	                                         "6 January 2027, 16:09 UTC",
+	                                         NULL};
+	static const char *const notice[] = {"sharer_name", "Al", NULL};
+	static const char *const fallback = "They are in the worklist the "
+	                                    "upload link delivers to.";
+	char dir[4096], why[NT_WHY_MAX] = "";
+	nt_rendered r = {0};
+	nt_templates ts;
+	const char *kv[16];
+
+	(void)state;
+	shipped_dir(dir, sizeof dir);
+	if (nt_templates_load(&ts, dir, why, sizeof why) != 0)
+		fail_msg("%s", why);
+	render_shipped(&ts, "guestlink.locked", lock, &r);
+	assert_contains("guestlink.locked", r.text.p,
+	                "a session\nalready open keeps working");
+	assert_lacks("guestlink.locked", r.text.p, "Nobody can open it");
+	assert_lacks("guestlink.locked", r.text.p, "upload link");
+	render_shipped(&ts, "upload.locked", lock, &r);
+	assert_string_equal(r.subject.p, "Your upload link l1 was locked");
+	assert_contains("upload.locked", r.text.p, "Your upload link l1");
+	assert_contains("upload.locked", r.html.p, "cannot be unlocked");
+	assert_lacks("upload.locked", r.text.p, "guest link");
+	assert_lacks("upload.locked", r.html.p, "guest link");
+
+	render_shipped(&ts, "upload.received", received, &r);
+	assert_contains("upload.received", r.text.p,
+	                "They are in the worklist \"Radiology\".");
+	assert_contains("upload.received", r.html.p,
+	                "<strong>Radiology</strong>");
+	assert_lacks("upload.received", r.text.p, fallback);
+	memcpy(kv, received, sizeof received);
+	kv[8] = NULL;
+	render_shipped(&ts, "upload.received", kv, &r);
+	assert_contains("upload.received", r.text.p, fallback);
+	assert_contains("upload.received", r.html.p, fallback);
+
+	render_shipped(&ts, "share.invitation", invitation, &r);
+	assert_contains("share.invitation", r.text.p,
+	                "The link works until 6 January 2027, 16:09 UTC.");
+	assert_contains("share.invitation", r.html.p,
+	                "The link works until 6 January 2027, 16:09 UTC.");
+	memcpy(kv, invitation, sizeof invitation);
+	kv[6] = NULL; /* queued by a share that did not send it */
+	render_shipped(&ts, "share.invitation", kv, &r);
+	assert_lacks("share.invitation", r.text.p, "works until");
+
+	render_shipped(&ts, "share.notice", notice, &r);
+	assert_string_equal(r.subject.p, "Al shared an imaging study with you");
+	assert_contains("share.notice", r.text.p, "your\npersonal worklist");
+	assert_lacks("share.notice", r.text.p, "\"");
+	nt_rendered_free(&r);
+	nt_templates_free(&ts);
+}
+
 static void
 write_file(const char *dir, const char *name, const char *content)
 {
@@ -467,6 +632,8 @@ main(void)
 	    cmocka_unit_test(test_parse_errors),
 	    cmocka_unit_test(test_mailtpl_subject_line),
 	    cmocka_unit_test(test_shipped_templates),
+	    cmocka_unit_test(test_shipped_subjects),
+	    cmocka_unit_test(test_shipped_bodies),
 	    cmocka_unit_test(test_load_errors),
 	};
 
