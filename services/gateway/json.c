@@ -20,9 +20,10 @@
 
 #define NAME_SHOWN 64 /* bytes of an unknown field's name in a message */
 
-/* jansson names the key in its text, as it was written:
- * duplicate object key near '"message"'.  The key is shown as unknown
- * ones are (at most NAME_SHOWN bytes; gw_text mends a cut character). */
+/* jansson names the key in its text, as it was written, when it is
+ * short (2.14: up to 18 bytes): duplicate object key near '"message"'.
+ * The key is shown as unknown ones are (at most NAME_SHOWN bytes;
+ * gw_text mends a cut character); without a name the caller says where. */
 static int
 dup_key(const json_error_t *e, char *why, size_t whylen)
 {

@@ -250,11 +250,13 @@ work_file(gw_req *r, up_file *f)
 	if (rv != 0) {
 		snprintf(u->why, sizeof u->why, "the study was refused: %s",
 		         res.message);
-		/* Refused for what the file is (another patient's UID, say):
-		 * sending it again gets the same answer, so nothing of it is
-		 * kept.  A copy that was there before is an earlier upload's;
-		 * a failure to reach share keeps it, for the guest's retry. */
-		if (created && gw_spool_drop(cfg->spool_dir, f->sha) != 0)
+		/* Refused for what the bytes are (their UID is another
+		 * patient's): every upload of them gets this answer, so none
+		 * can need the copy, and nothing of it is kept.  Any other
+		 * failure may be the link's or the moment's, and the same
+		 * bytes may be another request's accepted file: kept. */
+		if (rv == SS_ECONFLICT && created &&
+		    gw_spool_drop(cfg->spool_dir, f->sha) != 0)
 			ss_warn("upload.unspool_failed", r->id, "sha256",
 			        f->sha, NULL);
 	}

@@ -4,7 +4,7 @@
  *
  *   upload_spool.c  the file is kept durably in the spool directory under
  *                   the SHA-256 of its bytes: written to a temporary file,
- *                   fsynced, renamed into place, the directory fsynced.  A
+ *                   fsynced, linked into place, the directory fsynced.  A
  *                   name from the upload is never used.
  *   upload_stow.c   the file is sent to a DICOMweb STOW-RS URL (libcurl,
  *                   multipart/related; type="application/dicom").

@@ -4,14 +4,15 @@
  *
  * Contract in upload.h.  The order is what makes a file durable and
  * never half-present: write a temporary file (O_EXCL, mode 0600) in the
- * same directory, fsync it, rename it to its final name (atomic within a
- * file system), fsync the directory so the rename itself survives a
- * crash.  A reader therefore sees no file or the whole file.  The final
- * name is the SHA-256 of the bytes, so nothing from the upload (its file
- * name, a path) ever reaches the file system, and a second upload of the
- * same file is the same file.  A file this upload created is dropped
- * again when the upload is refused; one that was there before belongs to
- * an earlier upload and stays.
+ * same directory, fsync it, link it to its final name (atomic within a
+ * file system, and refused when the name exists), drop the temporary
+ * name, fsync the directory so the new name itself survives a crash.  A
+ * reader therefore sees no file or the whole file.  The final name is
+ * the SHA-256 of the bytes, so nothing from the upload (its file name, a
+ * path) ever reaches the file system, and a second upload of the same
+ * file is the same file.  A file this upload created is dropped again
+ * when every upload of its bytes is refused (upload.c); one that was
+ * there before belongs to another upload and stays.
  */
 #include "services/gateway/upload.h"
 
@@ -91,10 +92,20 @@ gw_spool_put(const char *dir, const uint8_t *buf, size_t len,
 		goto fail;
 	}
 	fd = -1;
-	/* Same bytes, same name: replacing an existing copy is harmless. */
-	*created = access(final, F_OK) != 0 && errno == ENOENT;
-	if (rename(tmp, final) != 0)
+	/* link() rather than rename(): it fails when the name exists, so
+	 * *created is exact even with two workers on the same bytes (same
+	 * bytes, same name: the copy already there is as good). */
+	*created = link(tmp, final) == 0;
+	if (!*created && (errno == EPERM || errno == EOPNOTSUPP)) {
+		/* A file system without hard links: rename, *created then
+		 * only as exact as a look just before. */
+		*created = access(final, F_OK) != 0;
+		if (rename(tmp, final) != 0)
+			goto fail;
+	} else if (!*created && errno != EEXIST) {
 		goto fail;
+	}
+	unlink(tmp);
 	if (fsync_dir(dir) != 0)
 		return SS_EUNAVAIL;
 	return 0;

@@ -358,16 +358,22 @@ ask_user(up_op *op)
 	return gl_peer_send(op->s, op->s->authz, on_peer, op);
 }
 
+static int named(up_op *op, int rv, const ss_msg *reply);
+
 static int
 ask_worklist(up_op *op)
 {
 	ss_pack *p =
 	    gl_peer_begin(op->s, "authz.worklist.info", ss_call_id(op->c));
+	int rv;
 
 	op->step = UP_NAME;
 	msgpack_pack_map(&p->pk, 1);
 	ss_pack_kv_cstr(p, "worklist", op->wl);
-	return gl_peer_send(op->s, op->s->authz, on_peer, op);
+	rv = gl_peer_send(op->s, op->s->authz, on_peer, op);
+	/* Not sent (authz not connected): as unanswered, the link is made
+	 * without the name. */
+	return rv == 0 ? 0 : named(op, rv, NULL);
 }
 
 /* Thread: worker. */

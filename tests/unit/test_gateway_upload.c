@@ -98,6 +98,56 @@ test_spool(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* Two workers spooling the same bytes at once: exactly one of them made
+ * the file (the other's copy is not its to drop), every round. */
+typedef struct put_arg {
+	const char *dir;
+	const uint8_t *data;
+	size_t len;
+	bool created;
+	int rv;
+} put_arg;
+
+static void *
+put_thread(void *p)
+{
+	put_arg *a = p;
+	char sha[GW_SHA256_HEX + 1];
+
+	a->rv = gw_spool_put(a->dir, a->data, a->len, sha, &a->created);
+	return NULL;
+}
+
+static void
+test_spool_same_bytes_at_once(void **state)
+{
+	char dir[] = "/tmp/ss-spool2-XXXXXX", cmd[64];
+	static uint8_t data[256 * 1024];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (int round = 0; round < 40; round++) {
+		pthread_t t[2];
+		put_arg a[2];
+
+		randombytes_buf(data, sizeof data);
+		for (int i = 0; i < 2; i++) {
+			a[i] = (put_arg){dir, data, sizeof data, false, -1};
+			assert_int_equal(
+			    pthread_create(&t[i], NULL, put_thread, &a[i]), 0);
+		}
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(a[0].rv, 0);
+		assert_int_equal(a[1].rv, 0);
+		assert_int_equal((int)a[0].created + (int)a[1].created, 1);
+	}
+	/* one file per round, no temporary left */
+	assert_int_equal(count_entries(dir), 40);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* A one-shot HTTP server: reads one request, answers with status. */
 typedef struct srv {
 	int fd;
@@ -311,6 +361,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_spool),
+	    cmocka_unit_test(test_spool_same_bytes_at_once),
 	    cmocka_unit_test(test_stow),
 	    cmocka_unit_test(test_multipart),
 	};
