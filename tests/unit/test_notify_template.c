@@ -120,12 +120,14 @@ test_substitution(void **state)
 	expect("{{n}}", kv, NT_ESC_TEXT, "3");
 }
 
+/* The vars of the section tests: "msg" there, empty, or absent. */
+static const char *const full[] = {"msg", "hi", "who", "Bo", NULL};
+static const char *const empty[] = {"msg", "", "who", "Bo", NULL};
+static const char *const absent[] = {"who", "Bo", NULL};
+
 static void
 test_sections(void **state)
 {
-	static const char *const full[] = {"msg", "hi", "who", "Bo", NULL};
-	static const char *const empty[] = {"msg", "", "who", "Bo", NULL};
-	static const char *const absent[] = {"who", "Bo", NULL};
 	const char *src = "A{{#msg}}[{{who}}: {{msg}}]{{/msg}}B";
 
 	(void)state;
@@ -146,9 +148,6 @@ test_sections(void **state)
 static void
 test_inverted_sections(void **state)
 {
-	static const char *const full[] = {"msg", "hi", "who", "Bo", NULL};
-	static const char *const empty[] = {"msg", "", "who", "Bo", NULL};
-	static const char *const absent[] = {"who", "Bo", NULL};
 	const char *src = "{{#msg}}[{{msg}}]{{/msg}}{{^msg}}<{{who}}>{{/msg}}";
 
 	(void)state;
