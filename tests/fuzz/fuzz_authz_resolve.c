@@ -12,6 +12,7 @@
  * with an email address, or refused with not_found, forbidden or
  * bad_request and a message.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,21 +87,33 @@ get(const msgpack_object *map, const char *key)
 	return v;
 }
 
+/* An ok verdict; a share code's also names the code in its one form,
+ * the worklist's. */
 static void
-check_ok(const msgpack_object *m)
+check_ok(const msgpack_object *m, bool code)
 {
 	const msgpack_object *inv = get(m, "invite");
 	char s[AZ_MAX_EMAIL_LEN + 1]; /* a worklist id or an address */
+	const az_worklist *wl;
+	ss_str c;
 
-	if (inv->type != MSGPACK_OBJECT_BOOLEAN || m->via.map.size != 4)
+	if (inv->type != MSGPACK_OBJECT_BOOLEAN)
 		abort();
 	if (inv->via.boolean) {
-		if (ss_obj_strcpy(get(m, "email"), s, sizeof s) != 0 ||
+		if (m->via.map.size != 4 ||
+		    ss_obj_strcpy(get(m, "email"), s, sizeof s) != 0 ||
 		    az_email_key(s, strlen(s), s) != 0)
 			abort();
-	} else if (ss_obj_strcpy(get(m, "worklist"), s, sizeof s) != 0 ||
-	           az_dir_worklist(dir, s) == NULL) {
+		return;
+	}
+	if (m->via.map.size != (code ? 5u : 4u) ||
+	    ss_obj_strcpy(get(m, "worklist"), s, sizeof s) != 0 ||
+	    (wl = az_dir_worklist(dir, s)) == NULL)
 		abort();
+	if (code) {
+		c = ss_obj_str(get(m, "share_code"));
+		if (c.n != strlen(wl->code) || memcmp(c.p, wl->code, c.n) != 0)
+			abort();
 	}
 }
 
@@ -153,7 +166,8 @@ check_reply(const ss_pack *p, const msgpack_object_array *ts)
 		if (ok->type != MSGPACK_OBJECT_BOOLEAN)
 			abort();
 		if (ok->via.boolean)
-			check_ok(m);
+			check_ok(m, got.n == 10 &&
+			                memcmp(got.p, "share_code", 10) == 0);
 		else
 			check_refused(m);
 	}
