@@ -155,6 +155,8 @@ view_page(gw_req *r, const json_t *view)
 		    exp,
 		    "expires_iso",
 		    str_or(view, "expires_at"),
+		    "message",
+		    str_or(view, "message"),
 		    NULL,
 		};
 		gw_reply_page(r, 200, GW_T_GUEST_VIEW, vars);

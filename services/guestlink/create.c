@@ -68,7 +68,7 @@ typedef struct cr_op {
 	size_t pwlen;
 	char pwhash[SS_PASSWD_HASH_LEN];
 	int hash_rv;
-	unsigned char *view; /* packed "study", {...}, "priors", [...] */
+	unsigned char *view; /* packed {"study", "priors", "message"?} */
 	size_t viewlen;
 	char *puids;
 	size_t npriors;
@@ -292,12 +292,20 @@ freeze(cr_op *op, const msgpack_object *body)
 	op->npriors = n;
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	/* A map of its pairs (redeem.c splices them into the answer):
+	 * the creator's message is shown with the study. */
+	msgpack_pack_map(&pk, op->message[0] != '\0' ? 3 : 2);
 	msgpack_pack_str_with_body(&pk, "study", 5);
 	msgpack_pack_object(&pk, *study);
 	msgpack_pack_str_with_body(&pk, "priors", 6);
 	msgpack_pack_array(&pk, n);
 	for (uint32_t i = 0; i < n; i++)
 		msgpack_pack_object(&pk, priors->via.array.ptr[i]);
+	if (op->message[0] != '\0') {
+		msgpack_pack_str_with_body(&pk, "message", 7);
+		msgpack_pack_str_with_body(&pk, op->message,
+		                           strlen(op->message));
+	}
 	op->viewlen = sb.size;
 	op->view = (unsigned char *)msgpack_sbuffer_release(&sb);
 	msgpack_sbuffer_destroy(&sb);

@@ -131,6 +131,15 @@ close_view(unsigned char *plain, size_t n)
 	free(plain);
 }
 
+/* A view is a map of at most 15 pairs (create.c since links carry
+ * their message), or, made before, its kind's pairs alone (view_pairs)
+ * without a map around them: a fixmap's byte never begins those. */
+static bool
+view_is_map(const unsigned char *plain, size_t n)
+{
+	return n > 0 && (plain[0] & 0xf0) == 0x80;
+}
+
 /* The view's pairs spliced in as they are, before "session" and
  * "expires_at". */
 static void
@@ -140,6 +149,11 @@ reply_plain(ss_call *c, const unsigned char *plain, size_t n,
 	char exp[GL_TIME_LEN + 1];
 	ss_pack *p;
 
+	if (view_is_map(plain, n)) {
+		view_pairs = plain[0] & 0x0f;
+		plain++;
+		n--;
+	}
 	gl_time_fmt(gl_now_ms() + ttl_ms, exp);
 	p = ss_call_reply_ok(c);
 	msgpack_pack_map(&p->pk, view_pairs + 2);
@@ -213,25 +227,34 @@ info_copy(const redisReply *r, size_t off, info_c *c)
 }
 
 /* The study's description from a link's unsealed view (create.c: the
- * pairs "study", {...}, "priors", [...]), for the creator's mails, which
- * otherwise name the link only by its id.  Empty when there is none (an
- * upload link's view, or a view that did not open). */
+ * map {"study": {...}, "priors": [...], ...}, or before it had a map its
+ * first pair "study", {...}), for the creator's mails, which otherwise
+ * name the link only by its id.  Empty when there is none (an upload
+ * link's view, or a view that did not open). */
 static void
 description_of(const unsigned char *plain, size_t n, char out[GL_DESC_MAX + 1])
 {
 	msgpack_unpacked u;
+	const msgpack_object *study = NULL;
 	size_t off = 0;
 
 	out[0] = '\0';
 	if (plain == NULL)
 		return;
 	msgpack_unpacked_init(&u);
-	if (msgpack_unpack_next(&u, (const char *)plain, n, &off) ==
-	        MSGPACK_UNPACK_SUCCESS &&
-	    ss_obj_streq(&u.data, "study") &&
-	    msgpack_unpack_next(&u, (const char *)plain, n, &off) ==
-	        MSGPACK_UNPACK_SUCCESS) {
-		ss_str v = ss_obj_str(ss_map_get(&u.data, "description"));
+	if (view_is_map(plain, n)) {
+		if (msgpack_unpack_next(&u, (const char *)plain, n, &off) ==
+		    MSGPACK_UNPACK_SUCCESS)
+			study = ss_map_get(&u.data, "study");
+	} else if (msgpack_unpack_next(&u, (const char *)plain, n, &off) ==
+	               MSGPACK_UNPACK_SUCCESS &&
+	           ss_obj_streq(&u.data, "study") &&
+	           msgpack_unpack_next(&u, (const char *)plain, n, &off) ==
+	               MSGPACK_UNPACK_SUCCESS) {
+		study = &u.data;
+	}
+	if (study != NULL) {
+		ss_str v = ss_obj_str(ss_map_get(study, "description"));
 		/* Whole or not at all (share stores at most GL_DESC_MAX bytes,
 		 * so a cut would be in a character), and only what a mail var
 		 * may hold: a value refused there would lose the whole mail. */

@@ -329,6 +329,8 @@ try {
     assert((await page.textContent("#description")).includes("CT HEAD BROWSER"), "study");
     assert((await page.textContent("#priors-table")).includes("CT HEAD PRIOR"), "prior shown");
     assert((await page.textContent("#priors-count")).trim() === "1", "one prior");
+    assert(await page.isVisible("#link-message") &&
+      (await page.textContent("#link-message")).includes("Your CT images"), "the creator's message");
     // the session's end in the guest's own time, the exact one as the tooltip
     const until = page.locator("time[datetime]");
     assert(await until.getAttribute("title") === await until.getAttribute("datetime") &&

@@ -927,11 +927,13 @@ class GuestLinks(GatewayCase):
                           modality="MR", description="MR <KNEE>")
         uid = self.stack.arrive(patient={"id": pid, "name": "ROE^RICHARD", "birth_date": "19700707"},
                                 study_date="20250505", modality="CT", description="CT & CHEST")
-        link = self.create(uid, password="pw-1234", include_priors=True).json
+        link = self.create(uid, password="pw-1234", include_priors=True,
+                           message="<b>For</b> the MDT\nFriday").json
         tok = self.token_of(link)
         r = self.redeem(tok, json_=False)
         self.assertEqual(r.status, 200)
         self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
+        self.assertNotIn("MDT", r.text)  # not before the password
         self.assertIn('<form method="post"', r.text)
         self.assertNotIn(tok, r.text)
         self.assertNotIn("<script>", r.text)
@@ -956,6 +958,9 @@ class GuestLinks(GatewayCase):
         self.assertIn("MR &lt;KNEE&gt;", r.text)
         self.assertIn("2019-03-03", r.text)
         self.assertIn("HttpOnly", r.header("Set-Cookie"))
+        # the creator's message with the study, escaped
+        self.assertIn('<p class="link-message" id="link-message">&lt;b&gt;For&lt;/b&gt; the MDT'
+                      '\nFriday</p>', r.text)
 
     def test_every_unusable_link_is_the_same_404(self):
         uid = self.stack.arrive()

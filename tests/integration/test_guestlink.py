@@ -522,6 +522,27 @@ class Redeem(Case):
         self.assertRegex(keys[0], rb"^link:\{[0-9a-f]{20}\}:s:[0-9a-f]{64}$")
         self.assertGreater(self.r.cmd("PTTL", keys[0]), 0)
 
+    def test_the_creators_message_comes_with_the_study(self):
+        # With the study on every way to it: a use, a reload, the session,
+        # a right password; a link without one has no "message" at all.
+        uid = self.publish(study_date="20240102", description="CT MSG")
+        note = "For the MDT on Friday.\nBest, A"
+        tok = token_of(self.link(uid, message=note))
+        got = ok(self.redeem(tok))
+        self.assertEqual(set(got), {"study", "priors", "message", "session", "expires_at"})
+        self.assertEqual(got["message"], note)
+        self.assertEqual(got["study"]["study_uid"], uid)
+        self.assertEqual(ok(self.redeem(tok, session=got["session"]))["message"], note)
+        self.assertEqual(ok(self.call("guestlink.session", {"session": got["session"]}))["message"], note)
+        pw = self.link(uid, message=note, password="msg-pw-1", view_notification=True)
+        got = ok(self.redeem(token_of(pw), password="msg-pw-1"))
+        self.assertEqual(got["message"], note)
+        # the creator's viewed notice still names the study
+        self.settled()
+        viewed = [j for j in self.jobs("guestlink.viewed") if j["vars"]["link_id"] == pw["id"]]
+        self.assertEqual([j["vars"].get("study_description") for j in viewed], ["CT MSG"])
+        self.assertNotIn("message", ok(self.redeem(token_of(self.link(uid)))))
+
     def scan(self, pattern):
         out, cursor = [], b"0"
         while True:
