@@ -81,17 +81,22 @@ ss_in_bounds(int64_t v, const ss_field_spec *s)
 	return v >= s->min && (s->max == 0 || v <= s->max);
 }
 
-/* The bound v broke, so that the caller can fix the value without
- * reading the docs: "at most 2000 bytes", "at least 1". */
+const char *
+ss_bound_text(int64_t v, int64_t min, int64_t max, const char *unit, char *buf,
+              size_t cap)
+{
+	int64_t b = v < min ? min : max;
+
+	snprintf(buf, cap, "at %s %lld%s%s", v < min ? "least" : "most",
+	         (long long)b, unit, unit[0] != '\0' && b != 1 ? "s" : "");
+	return buf;
+}
+
 static const char *
 ss_bound_why(const ss_field_spec *s, int64_t v, const char *unit, char *buf,
              size_t cap)
 {
-	int64_t b = v < s->min ? s->min : s->max;
-
-	snprintf(buf, cap, "at %s %lld%s%s", v < s->min ? "least" : "most",
-	         (long long)b, unit, unit[0] != '\0' && b != 1 ? "s" : "");
-	return buf;
+	return ss_bound_text(v, s->min, s->max, unit, buf, cap);
 }
 
 /* Returns NULL when o satisfies s, or what is wrong with it (in buf, or a

@@ -48,6 +48,12 @@ int ss_fields_parse(const msgpack_object *map, const ss_field_spec *spec,
                     size_t n, const msgpack_object **out, char *why,
                     size_t whylen);
 
+/* The bound v breaks of [min, max] (max 0: none), for a client to fix the
+ * value without reading the docs: "at most 2000 bytes", "at least 1
+ * item"; unit is " byte", " item"... (pluralised) or "".  Returns buf. */
+const char *ss_bound_text(int64_t v, int64_t min, int64_t max, const char *unit,
+                          char *buf, size_t cap);
+
 /* The value of a key in a map, or NULL. */
 const msgpack_object *ss_map_get(const msgpack_object *map, const char *key);
 

@@ -10,11 +10,11 @@
  * A body that passes has only the fields of its table, so a client can
  * never smuggle in a field the gateway sets itself ("user", "addr").
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "proto/errors.h"
+#include "proto/fields.h"
 #include "proto/mpjson.h"
 #include "services/gateway/gateway.h"
 
@@ -153,12 +153,11 @@ check_one(const json_t *v, const gw_jfield *f, const char *where, char *why,
 	/* The bound it broke, so that the client can fix the value without
 	 * reading the docs. */
 	if (n < f->min || (f->max != 0 && n > f->max)) {
-		int64_t b = n < f->min ? f->min : f->max;
-		const char *unit = unit_word(f->type);
+		char bound[48];
 
-		snprintf(why, whylen, "field '%s%s': at %s %" PRId64 "%s%s",
-		         where, f->name, n < f->min ? "least" : "most", b, unit,
-		         unit[0] != '\0' && b != 1 ? "s" : "");
+		snprintf(why, whylen, "field '%s%s': %s", where, f->name,
+		         ss_bound_text(n, f->min, f->max, unit_word(f->type),
+		                       bound, sizeof bound));
 		return SS_EBADREQ;
 	}
 	return 0;
