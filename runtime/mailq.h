@@ -76,7 +76,7 @@
  *                       creator: vars link_id, time, addr, attempts,
  *                       study_description
  *   upload.locked       the same for an upload link: vars link_id, time,
- *                       addr, attempts
+ *                       addr, attempts, worklist_name
  *   upload.received     files arrived through an upload link, to its creator:
  *                       vars link_id, time, studies, files, worklist_name
  *   upload.request      an upload link for the address it was made for:

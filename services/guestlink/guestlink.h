@@ -248,7 +248,7 @@ enum gl_outcome {
 	GL_VIEW = 1,     /* {1, view, ttl ms, used, uses, info...} */
 	GL_PWREQ = 2,    /* {2} */
 	GL_CHECK = 3,    /* {3, hash, dob, abandoned, attempts, info...} */
-	GL_LOCKED = 4,   /* {4, attempts, info..., abandoned, view} */
+	GL_LOCKED = 4,   /* {4, attempts, info..., abandoned, view, wlname} */
 	GL_WRONG = 5,    /* {5, attempts left, attempts, info...} */
 	GL_BUSY = 6,     /* {6}: the attempts left are all being checked */
 	GL_OUTCOMES = 7, /* count */

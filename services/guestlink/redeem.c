@@ -410,12 +410,22 @@ static void
 locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 {
 	char t[SS_MAIL_TIME_MAX], n[24], desc[GL_DESC_MAX + 1];
+	char wlname[GL_MAX_NAME + 1];
 	unsigned char *plain;
 	size_t len;
-	const char *vars[] = {"link_id",  op->id, "time",
-	                      t,          "addr", op->addr,
-	                      "attempts", n,      "study_description",
-	                      desc,       NULL};
+	const char *vars[] = {"link_id",
+	                      op->id,
+	                      "time",
+	                      t,
+	                      "addr",
+	                      op->addr,
+	                      "attempts",
+	                      n,
+	                      "study_description",
+	                      desc,
+	                      "worklist_name",
+	                      wlname,
+	                      NULL};
 	ss_mail m = {.template = op->k->lock_mail, .vars = vars};
 	lock_notice *note;
 	info_c i;
@@ -445,6 +455,17 @@ locked(rd_op *op, const redisReply *r, size_t off, int64_t attempts)
 		                &len);
 	description_of(plain, len, desc);
 	close_view(plain, len);
+	/* an upload link's worklist, as upload_files.c names it: only what
+	 * a mail var may hold, else the mail names the link instead */
+	wlname[0] = '\0';
+	if (off + 7 < r->elements &&
+	    r->element[off + 7]->type == REDIS_REPLY_STRING &&
+	    r->element[off + 7]->len <= GL_MAX_NAME &&
+	    ss_mail_value_ok(r->element[off + 7]->str,
+	                     r->element[off + 7]->len))
+		cstr((ss_str){r->element[off + 7]->str,
+		              r->element[off + 7]->len},
+		     wlname, sizeof wlname);
 	if ((note = malloc(sizeof *note)) == NULL)
 		return; /* sent again after the lease */
 	note->s = op->s;

@@ -41,11 +41,15 @@
  *                                              dob "1": the birth date;
  *                                              abandoned: attempts whose
  *                                              lease ran out, counted now
- *   {4, attempts, <info>, abandoned, view}     locked by this attempt;
+ *   {4, attempts, <info>, abandoned, view, wlname}
+ *                                              locked by this attempt;
  *                                              abandoned: as for 3 (redeem,
  *                                              when they made the lock),
  *                                              else 0; view: the sealed
- *                                              view, for the notice's study
+ *                                              view, for the notice's study;
+ *                                              wlname: an upload link's
+ *                                              worklist name (nil if none),
+ *                                              for its notice
  *   {5, attempts left, attempts, <info>}       wrong password
  *   {6}                                        busy: every attempt left
  *                                              is being checked (reserved)
@@ -68,6 +72,9 @@
 	"  local ttl = math.min(tonumber(ARGV[2]), exp - now)\n"               \
 	"  redis.call('SET', KEYS[3], '1', 'PX', string.format('%d', ttl))\n"  \
 	"  return {1, i[1], ttl, 1, uses, i[2], i[3], i[4], i[5], i[6]}\n"     \
+	"end\n"                                                                \
+	"local function wlname()\n"                                            \
+	"  return redis.call('HGET', KEYS[1], 'wlname')\n"                     \
 	"end\n"                                                                \
 	"local now = tonumber(ARGV[1])\n"
 
@@ -127,7 +134,7 @@ ss_script gl_script_redeem = {
     "  if m and tonumber(m) <= now then\n"
     "    redis.call('HSET', KEYS[1], 'lockmail', ARGV[7])\n"
     "    return {4, tonumber(f[7]), i[2], i[3], i[4], i[5], i[6], 0, "
-    "i[1]}\n"
+    "i[1], wlname()}\n"
     "  end\n"
     "  return {0}\n"
     "end\n"
@@ -143,7 +150,8 @@ ss_script gl_script_redeem = {
     "    if fail >= maxpw then\n"
     "      redis.call('HSET', KEYS[1], 'state', 'locked', 'lockmail', "
     "ARGV[7])\n"
-    "      return {4, fail, i[2], i[3], i[4], i[5], i[6], n, i[1]}\n"
+    "      return {4, fail, i[2], i[3], i[4], i[5], i[6], n, i[1], "
+    "wlname()}\n"
     "    end\n"
     "  end\n"
     "  if fail + redis.call('ZCARD', KEYS[2]) >= maxpw then return {6} end\n"
@@ -177,7 +185,7 @@ ss_script gl_script_settle = {
     "local i = info()\n"
     "if fail >= maxpw and f[1] ~= 'locked' then\n"
     "  redis.call('HSET', KEYS[1], 'state', 'locked', 'lockmail', ARGV[5])\n"
-    "  return {4, fail, i[2], i[3], i[4], i[5], i[6], 0, i[1]}\n"
+    "  return {4, fail, i[2], i[3], i[4], i[5], i[6], 0, i[1], wlname()}\n"
     "end\n"
     "local left = maxpw - fail\n"
     "if left < 0 then left = 0 end\n"

@@ -432,10 +432,28 @@ class UploadTest(unittest.TestCase):
         self.assertEqual([j["vars"].get("study_description", "") for j in self.st.mail_jobs()
                           if j["template"] == "upload.locked"
                           and j["vars"].get("link_id") == link["id"]], [""])
+        # but the worklist the link delivers to, as upload.received does
+        self.assertEqual([j["vars"].get("worklist_name") for j in self.st.mail_jobs()
+                          if j["template"] == "upload.locked"
+                          and j["vars"].get("link_id") == link["id"]], ["CT suite"])
         r = self.st.request("GET", "/api/v1/worklists/location:ct/upload-links",
                             token=self.alice)
         listed = [x for x in r.json["links"] if x["id"] == link["id"]]
         self.assertEqual(listed[0]["status"], "locked", listed)
+
+    def test_3b_a_lock_without_a_kept_name_mails_without_one(self):
+        link = self.create(password="up-secret-3", max_password_attempts=1)
+        self.assertEqual(self.redis_cli("HDEL", "link:{%s}" % link["id"], "wlname"), "1")
+        path = link["url"][link["url"].index("/u/"):]
+        r = self.st.request("POST", path, {"password": "wrong"},
+                            headers={"Accept": "application/json"})
+        self.assertError(r, 401, "unauthenticated", "^wrong password$")
+
+        def mails():
+            return [j["vars"].get("worklist_name") for j in self.st.mail_jobs()
+                    if j["template"] == "upload.locked" and j["vars"].get("link_id") == link["id"]]
+        wait_for(lambda: mails() != [], what="the upload.locked mail")
+        self.assertEqual(mails(), [""])
 
     def test_4_manage_links(self):
         link = self.create(max_uses=1)

@@ -301,7 +301,9 @@ static const struct {
     {"guestlink.locked",
      {"link_id", "time", "addr", "attempts"},
      {"study_description"}},
-    {"upload.locked", {"link_id", "time", "addr", "attempts"}, {NULL}},
+    {"upload.locked",
+     {"link_id", "time", "addr", "attempts"},
+     {"worklist_name"}},
     {"upload.received",
      {"link_id", "time", "studies", "files"},
      {"worklist_name"}},
@@ -492,6 +494,19 @@ test_shipped_subjects(void **state)
 	render_shipped(&ts, "upload.received", kv, &r);
 	assert_string_equal(r.subject.p,
 	                    "Studies received through upload link a29b");
+
+	memcpy(kv, locked, sizeof locked);
+	kv[8] = "worklist_name";
+	kv[9] = "Radiology";
+	render_shipped(&ts, "upload.locked", kv, &r);
+	assert_string_equal(r.subject.p,
+	                    "Your upload link for Radiology was locked");
+	assert_contains("upload.locked", r.text.p,
+	                "73452098754f92777a3c for Radiology\nhas been locked");
+	kv[8] = NULL;
+	render_shipped(&ts, "upload.locked", kv, &r);
+	assert_string_equal(r.subject.p,
+	                    "Your upload link 73452098754f92777a3c was locked");
 	nt_rendered_free(&r);
 	nt_templates_free(&ts);
 }
