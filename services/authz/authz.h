@@ -44,7 +44,8 @@ struct az_server {
 	ss_daemon *d;
 	ss_redis *redis;
 	ss_work_pool *work;
-	int64_t checking; /* logins under way (--checks-max) */
+	int64_t checking; /* logins and registration hashes under way
+	                     (--checks-max) */
 	ss_rep *rep;
 	az_dir *dir;         /* current snapshot; NULL until loaded */
 	int64_t version;     /* of the snapshot */

@@ -32,9 +32,10 @@ static const ss_cfg_opt opts[] = {
     OPT("workers", SS_CFG_INT, "2", 1, 64, workers,
         "threads hashing passwords (Argon2id) off the event loop"),
     OPT("checks-max", SS_CFG_INT, "128", 1, 100000, checks_max,
-        "logins under way (most waiting for a worker's password check), "
-        "at most; past it a login is answered too_many_requests (retry in "
-        "1 s) before it counts against any limit"),
+        "logins under way (most waiting for a worker's password check) "
+        "and registrations' password hashes, at most; past it a login or "
+        "a registration is answered too_many_requests (retry in 1 s), a "
+        "login before it counts against any limit"),
 };
 
 const struct ss_cfg_table az_settings_table = {opts,

@@ -86,6 +86,8 @@ finish(rg_op *op, int err, const char *msg)
 		ss_pack_kv_cstr(p, "email", op->email);
 		ss_pack_kv_cstr(p, "organisation", NULL);
 		ss_call_reply_end(op->c);
+	} else if (err == SS_ETOOMANY) {
+		ss_call_reply_err_retry(op->c, err, msg, 1);
 	} else {
 		ss_call_reply_err(op->c, err, msg);
 	}
@@ -111,6 +113,7 @@ hashed(void *arg)
 {
 	rg_op *op = arg;
 
+	op->s->checking--;
 	step(op, op->hash_err, NULL);
 }
 
@@ -277,7 +280,18 @@ az_handle_register(ss_call *c, const msgpack_object *body, void *arg)
 		finish(op, SS_ECONFLICT, "that email is already taken");
 		return;
 	}
+	/* The hash shares the workers with the logins' checks, under the
+	 * same --checks-max: past it a registration would only queue. */
+	if (s->checking >= s->cfg->checks_max) {
+		finish(op, SS_ETOOMANY,
+		       "too many passwords are being checked; retry in a "
+		       "moment");
+		return;
+	}
 	op->step = RG_HASH;
-	if ((rv = ss_work_submit(s->work, hash_password, hashed, op)) != 0)
+	s->checking++;
+	if ((rv = ss_work_submit(s->work, hash_password, hashed, op)) != 0) {
+		s->checking--;
 		finish(op, rv, NULL);
+	}
 }

@@ -95,7 +95,10 @@ op_free(cr_op *op)
 static void
 fail(cr_op *op, int err, const char *msg)
 {
-	ss_call_reply_err(op->c, err, msg);
+	if (err == SS_ETOOMANY)
+		gl_reply_busy(op->c); /* the workers are full: retry */
+	else
+		ss_call_reply_err(op->c, err, msg);
 	op_free(op);
 }
 
@@ -334,6 +337,7 @@ hashed(void *arg)
 	cr_op *op = arg;
 	int rv = op->hash_rv;
 
+	gl_hash_done(op->s);
 	if (rv == 0)
 		rv = store_begin(op);
 	if (rv != 0)
@@ -575,7 +579,7 @@ on_peer(int err, const ss_msg *reply, void *arg)
 			break;
 		if (op->has_pw) {
 			op->step = CR_HASH;
-			rv = ss_work_submit(op->s->work, hash_pw, hashed, op);
+			rv = gl_hash_submit(op->s, hash_pw, hashed, op);
 		} else {
 			rv = store_begin(op);
 		}

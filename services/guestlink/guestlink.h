@@ -90,7 +90,7 @@ typedef struct gl_server {
 	ss_token_hasher hashers[GL_NPURPOSES];
 	ss_metric *m_created, *m_deleted, *m_unlocked, *m_locked;
 	ss_metric *m_used, *m_pwreq, *m_wrong, *m_gone, *m_session, *m_busy;
-	int64_t checking; /* redemptions with a password under way */
+	int64_t checking; /* password checks and hashes under way */
 	/* Records an action leaves behind that were lost (logged too). */
 	ss_metric *m_audit_failed, *m_mail_failed;
 } gl_server;
@@ -399,6 +399,14 @@ int gl_parse_email(const msgpack_object *o, char *dst, char *why,
  * pepper); the password (its whole buffer) is wiped. */
 int gl_hash_password(gl_server *s, char password[GL_PW_MAX + 1], size_t n,
                      char hash[SS_PASSWD_HASH_LEN]);
+/* Queues fn (which calls gl_hash_password) on the workers, counted with
+ * the redemptions' password checks under --checks-max; done must call
+ * gl_hash_done() first.  SS_ETOOMANY past the bound (nothing queued): the
+ * caller answers it with gl_reply_busy(). */
+int gl_hash_submit(gl_server *s, ss_work_fn fn, ss_done_fn done, void *arg);
+void gl_hash_done(gl_server *s);
+/* Answers too_many_requests, retry in 1 s: the workers are full. */
+void gl_reply_busy(ss_call *c);
 /* A new link's token: made, hashed (by ids), sealed into these. */
 typedef struct gl_mint {
 	gl_token_ids_fn ids; /* the kind's lookup hash */

@@ -67,8 +67,10 @@ static const ss_cfg_opt opts[] = {
         "loop"),
     OPT("checks-max", SS_CFG_INT, "128", 1, 100000, checks_max,
         "redemptions with a password under way (most waiting for a "
-        "worker's password check), at most; past it one is answered "
-        "too_many_requests (retry in 1 s) before any attempt is counted"),
+        "worker's password check) and new links' password hashes, at "
+        "most; past it a redemption or a link with a password is answered "
+        "too_many_requests (retry in 1 s), a redemption before any attempt "
+        "is counted"),
 };
 
 const struct ss_cfg_table gl_settings_table = {opts,

@@ -119,6 +119,36 @@ gl_hash_password(gl_server *s, char password[GL_PW_MAX + 1], size_t n,
 }
 
 int
+gl_hash_submit(gl_server *s, ss_work_fn fn, ss_done_fn done, void *arg)
+{
+	int rv;
+
+	/* Hashes and checks share the workers: past --checks-max a new one
+	 * would only queue behind them. */
+	if (s->checking >= s->cfg->checks_max)
+		return SS_ETOOMANY;
+	s->checking++;
+	if ((rv = ss_work_submit(s->work, fn, done, arg)) != 0)
+		s->checking--;
+	return rv;
+}
+
+void
+gl_hash_done(gl_server *s)
+{
+	s->checking--;
+}
+
+void
+gl_reply_busy(ss_call *c)
+{
+	ss_call_reply_err_retry(c, SS_ETOOMANY,
+	                        "too many passwords are being checked; retry "
+	                        "in a moment",
+	                        1);
+}
+
+int
 gl_mint_token(gl_server *s, const gl_mint *m, ss_redis_fn fn, void *arg)
 {
 	char key[GL_KEY_MAX], purge[24];

@@ -768,10 +768,7 @@ gl_redeem(const gl_redeem_kind *k, gl_server *s, ss_call *c,
 	 * is reserved, so nothing is counted against the link. */
 	if (f[1] != NULL && s->checking >= s->cfg->checks_max) {
 		ss_metric_add(s->m_busy, 1);
-		ss_call_reply_err_retry(c, SS_ETOOMANY,
-		                        "too many passwords are being checked; "
-		                        "retry in a moment",
-		                        1);
+		gl_reply_busy(c);
 		return;
 	}
 	v = ss_obj_str(f[2]);

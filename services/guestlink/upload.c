@@ -150,7 +150,10 @@ op_free(up_op *op)
 static void
 fail(up_op *op, int err, const char *msg)
 {
-	ss_call_reply_err(op->c, err, msg);
+	if (err == SS_ETOOMANY)
+		gl_reply_busy(op->c); /* the workers are full: retry */
+	else
+		ss_call_reply_err(op->c, err, msg);
 	op_free(op);
 }
 
@@ -394,6 +397,7 @@ hashed(void *arg)
 	up_op *op = arg;
 	int rv = op->hash_rv;
 
+	gl_hash_done(op->s);
 	if (rv == 0)
 		rv = store_begin(op);
 	if (rv != 0)
@@ -944,7 +948,7 @@ named(up_op *op, int rv, const ss_msg *reply)
 	if (!op->has_pw)
 		return store_begin(op);
 	op->step = UP_HASH;
-	return ss_work_submit(op->s->work, hash_pw, hashed, op);
+	return gl_hash_submit(op->s, hash_pw, hashed, op);
 }
 
 static void

@@ -481,7 +481,8 @@ class Directory(AuthzCase):
 
 class LoginOverload(AuthzCase):
     """One worker and --checks-max 2: logins past the bound are refused
-    before they count against the failed-login limits."""
+    before they count against the failed-login limits, and registrations
+    (whose hashes share the workers) are refused too."""
     doc = FIXTURE_DOC
 
     @classmethod
@@ -515,6 +516,35 @@ class LoginOverload(AuthzCase):
         # and the flood over, her password works
         self.assertEqual(body_of(self.call("authz.login", {
             "user": "alice", "password": "alice-password"}))["user"]["id"], "alice")
+
+    def test_registrations_past_the_bound_are_refused(self):
+        # A registration hashes its password on the same workers: past
+        # the bound it is refused, retry in 1 s, and makes no account.
+        c = sp.Conn("127.0.0.1", self.authz.port, timeout=30)
+        rids = [c.send_raw(mp.pack({"v": 1, "type": "authz.register", "id": "reg-%d" % i,
+                                    "body": {"user": "flood%d" % i, "name": "Flood %d" % i,
+                                             "email": "flood%d@outside.example" % i,
+                                             "password": "flood-password-%d" % i}}))
+                for i in range(30)]
+        replies = dict(c.recv() for _ in rids)
+        c.close()
+        made = [i for i, r in enumerate(rids) if replies[r]["ok"]]
+        refused = [replies[r]["error"] for r in rids if not replies[r]["ok"]]
+        self.assertGreaterEqual(len(made), 1)
+        self.assertGreater(len(refused), 0)
+        self.assertEqual(len(made) + len(refused), 30)
+        for e in refused:
+            self.assertEqual((e["code"], e.get("retry_after")), ("too_many_requests", 1), e)
+            self.assertEqual(e["message"], "too many passwords are being checked; "
+                                           "retry in a moment")
+        for i in range(30):  # an account exactly for each registration made
+            self.assertEqual(self.check("flood%d" % i, "studies.view", "user:flood%d" % i),
+                             i in made, i)
+        # and the flood over, a refused one registers
+        i = next(i for i in range(30) if i not in made)
+        self.assertEqual(body_of(self.call("authz.register", {
+            "user": "flood%d" % i, "name": "Flood", "email": "flood%d@outside.example" % i,
+            "password": "flood-password"}))["user"]["id"], "flood%d" % i)
 
 
 class Robustness(AuthzCase):

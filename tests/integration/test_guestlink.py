@@ -1016,6 +1016,37 @@ class Overload(Case):
                                           {"token": tok, "password": "plum-anchor-7",
                                            "addr": "203.0.113.1", "user_agent": "ok"})))
 
+    def test_links_with_a_password_past_the_bound_are_refused(self):
+        # A new link's password is hashed on the same workers: past the
+        # bound the link is not made (retry in 1 s); one without a
+        # password is, whatever the load.
+        uid = self.publish()
+        SECRETS["password"].add("flood-link-pass")
+        guest = {"user": "alice", "worklist": "location:ct", "study_uid": uid,
+                 "password": "flood-link-pass"}
+        upload = {"user": "alice", "worklist": "location:ct", "password": "flood-link-pass"}
+        replies = (burst(self.small.port, "guestlink.create", [guest] * 20) +
+                   burst(self.small.port, "guestlink.upload.create", [upload] * 20))
+        for r in replies:
+            if r["ok"]:  # /g/<token> or /u/<token>
+                SECRETS["token"].add(r["body"]["url"].rsplit("/", 1)[1])
+        for kind, got in (("guest", replies[:20]), ("upload", replies[20:])):
+            made = [r for r in got if r["ok"]]
+            busy = [r["error"] for r in got if not r["ok"]]
+            self.assertGreaterEqual(len(made), 1, kind)
+            self.assertGreater(len(busy), 0, kind)
+            for e in busy:
+                self.assertEqual((e["code"], e.get("retry_after")), ("too_many_requests", 1), e)
+        # a refused link is not in the worklist's list
+        ids = {r["body"]["id"] for r in replies[:20] if r["ok"]}
+        listed = {l["id"] for l in ok(sp.call(self.small.port, "guestlink.list", {
+            "user": "alice", "worklist": "location:ct", "study_uid": uid}))["links"]}
+        self.assertEqual(listed, ids)
+        # the flood over, the counter is back: a link with a password is made
+        made = ok(sp.call(self.small.port, "guestlink.create", guest))
+        SECRETS["token"].add(token_of(made))
+        self.assertIn(made["id"], {l["id"] for l in ok(self.list(uid))["links"]})
+
 
 class Unusable(Case):
     def raw(self, mtype, body):
