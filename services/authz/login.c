@@ -1,10 +1,11 @@
 /*
  * services/authz/login.c - authz.login: checks a local account's password.
  *
- * Failed logins are limited per user and per client address.  The limit is
- * reserved before the password is checked, in the same script that reads
- * the hash, so N concurrent wrong guesses can never pass it; a right
- * password gives its reservation back.
+ * Failed logins are limited per user and per client address (an IPv6
+ * address by its /64, runtime/addr.h: a host cannot spread its guesses
+ * over its block).  The limit is reserved before the password is checked,
+ * in the same script that reads the hash, so N concurrent wrong guesses
+ * can never pass it; a right password gives its reservation back.
  *
  *   LG_BEGIN   script: refuse if over a limit, else count and read the hash
  *   LG_VERIFY  Argon2id on a worker thread (a dummy hash for unknown users,
@@ -19,6 +20,7 @@
 
 #include "proto/errors.h"
 #include "proto/fields.h"
+#include "runtime/addr.h"
 #include "runtime/argv.h"
 #include "runtime/log.h"
 #include "runtime/passwd.h"
@@ -221,7 +223,7 @@ az_handle_login(ss_call *c, const msgpack_object *body, void *arg)
 	};
 	const msgpack_object *f[3];
 	az_server *s = arg;
-	char addr[64] = "-";
+	char addr[64] = "-", client[SS_ADDR_CLIENT_MAX];
 	ss_str pw;
 	lg_op *op;
 	int rv;
@@ -251,7 +253,8 @@ az_handle_login(ss_call *c, const msgpack_object *body, void *arg)
 	memcpy(op->password, pw.p, pw.n);
 	op->pwlen = pw.n;
 	snprintf(op->ukey, sizeof op->ukey, "%s%s", AZ_K_FAIL_U, op->user);
-	snprintf(op->akey, sizeof op->akey, "%s%s", AZ_K_FAIL_A, addr);
+	ss_addr_client(addr, client, sizeof client);
+	snprintf(op->akey, sizeof op->akey, "%s%s", AZ_K_FAIL_A, client);
 	op->step = LG_BEGIN;
 	if ((rv = run_script(op, &az_script_login_begin, true)) != 0)
 		finish(op, rv, NULL);

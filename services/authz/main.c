@@ -26,7 +26,8 @@ static const ss_cfg_opt opts[] = {
     OPT("login-fail-user", SS_CFG_INT, "10", 1, 100000, login_fail_user,
         "failed logins allowed per user per window"),
     OPT("login-fail-addr", SS_CFG_INT, "30", 1, 1000000, login_fail_addr,
-        "failed logins allowed per client address per window"),
+        "failed logins allowed per client address (an IPv6 address's "
+        "/64) per window"),
     OPT("login-window", SS_CFG_MS, "60s", 1000, 86400000, login_window_ms,
         "window of the failed-login limits"),
     OPT("workers", SS_CFG_INT, "2", 1, 64, workers,

@@ -458,9 +458,6 @@ extern ss_script gw_script_limit;
 /* Counts this request against kind's limit for the client's address;
  * over it answers 429 with Retry-After, else runs next. */
 void gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next);
-/* Whom a limit counts for the client address addr: itself, an IPv6
- * address's /64 ("2001:db8:1:2::/64"), a v4-mapped address's IPv4. */
-void gw_limit_client(const char *addr, char *out, size_t cap);
 
 /* static.c */
 void gw_static_serve(gw_req *r, const char *name);

@@ -10,18 +10,17 @@
  * Retry-After (the seconds until the window ends, rounded up).  Redis down:
  * 503, like every other dependency.
  *
- * An IPv6 client is counted by its /64, the block one subscriber or host
- * gets: counting single addresses would let it pick a fresh one for every
- * request.  An IPv4-mapped address counts as its IPv4 address.
+ * An IPv6 client is counted by its /64 (runtime/addr.h), as authz counts
+ * failed logins per address.
  *
  * Keys: gateway:{rl:<kind>:<client>}, each its own slot (Redis Cluster).
  */
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "proto/errors.h"
+#include "runtime/addr.h"
 #include "runtime/log.h"
 #include "services/gateway/gateway.h"
 
@@ -73,34 +72,14 @@ on_count(int err, redisReply *rep, void *arg)
 }
 
 void
-gw_limit_client(const char *addr, char *out, size_t cap)
-{
-	unsigned char a[16];
-	char txt[INET6_ADDRSTRLEN];
-
-	if (inet_pton(AF_INET6, addr, a) != 1) {
-		snprintf(out, cap, "%s", addr);
-		return;
-	}
-	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) {
-		inet_ntop(AF_INET, a + 12, txt, sizeof txt);
-		snprintf(out, cap, "%s", txt);
-		return;
-	}
-	memset(a + 8, 0, 8);
-	inet_ntop(AF_INET6, a, txt, sizeof txt);
-	snprintf(out, cap, "%s/64", txt);
-}
-
-void
 gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next)
 {
-	char key[160], win[24], client[INET6_ADDRSTRLEN + 4];
+	char key[160], win[24], client[SS_ADDR_CLIENT_MAX];
 	const char *argv[2];
 	size_t lens[2];
 	int rv;
 
-	gw_limit_client(r->addr, client, sizeof client);
+	ss_addr_client(r->addr, client, sizeof client);
 	snprintf(key, sizeof key, "gateway:{rl:%s:%s}", kind, client);
 	snprintf(win, sizeof win, "%" PRId64, r->s->cfg->rate_window_ms);
 	argv[0] = key;

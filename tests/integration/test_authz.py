@@ -341,6 +341,19 @@ class Directory(AuthzCase):
         self.assertIn("10.1.1.1", [e.get("addr") for e in logged])
         self.assertNotIn("bob", json.dumps(logged))
 
+    def test_login_rate_limit_per_address_counts_an_ipv6_64(self):
+        # 30 failures per address (the default), each from a fresh address
+        # of one /64 and for another name: the /64 is one client.
+        codes = [self.login("ghost%d" % i, "wrong", addr="2001:db8:7:1::%x" % (i + 1))
+                 ["error"]["code"] for i in range(32)]
+        self.assertEqual(codes, ["unauthenticated"] * 30 + ["too_many_requests"] * 2)
+        # the next /64 is another client
+        self.assertEqual(self.login("ghost99", "wrong", addr="2001:db8:7:2::1")
+                         ["error"]["code"], "unauthenticated")
+        logged = [e.get("addr") for e in self.authz.log_events()
+                  if e["event"] == "login.rate_limited"]
+        self.assertIn("2001:db8:7:1::/64", logged)
+
     def test_login_rate_limit_concurrent(self):
         results = []
 

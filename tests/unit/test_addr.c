@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_gateway_limit.c - whom a per-address rate limit counts:
+ * tests/unit/test_addr.c - whom a per-address limit counts (runtime/addr.h):
  * an IPv4 address itself, an IPv6 address by its /64, a v4-mapped address
  * as its IPv4 address, anything else as given.
  */
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "services/gateway/gateway.h"
+#include "runtime/addr.h"
 
 static void
 test_clients(void **state)
@@ -31,14 +31,14 @@ test_clients(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		gw_limit_client(cases[i][0], out, sizeof out);
+		ss_addr_client(cases[i][0], out, sizeof out);
 		assert_string_equal(out, cases[i][1]);
 	}
 	/* Two addresses of one /64 share a count; the next /64 does not. */
 	char a[64], b[64], c[64];
-	gw_limit_client("2001:db8::1", a, sizeof a);
-	gw_limit_client("2001:db8::ffff:1", b, sizeof b);
-	gw_limit_client("2001:db8:0:1::1", c, sizeof c);
+	ss_addr_client("2001:db8::1", a, sizeof a);
+	ss_addr_client("2001:db8::ffff:1", b, sizeof b);
+	ss_addr_client("2001:db8:0:1::1", c, sizeof c);
 	assert_string_equal(a, b);
 	assert_string_not_equal(a, c);
 }
