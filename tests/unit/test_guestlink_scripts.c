@@ -416,10 +416,12 @@ test_reservations_never_exceed_the_limit(void **state)
 	assert_int_equal(code(r), GL_LOCKED);
 	assert_int_equal(r->element[1]->integer, 3);
 	assert_string_equal(r->element[5]->str, "alice@x.example");
-	/* abandoned, then the view (for the notice's study) */
-	assert_int_equal(r->elements, 9);
+	/* abandoned, then the view (for the notice's study), then the
+	 * worklist's name (none kept: nil) */
+	assert_int_equal(r->elements, 10);
 	assert_int_equal(r->element[7]->integer, 0);
 	assert_string_equal(r->element[8]->str, "sealed-view");
+	assert_int_equal(r->element[9]->type, REDIS_REPLY_NIL);
 	freeReplyObject(r);
 	r = redisCommand(rc, "HGET %s state", LINK);
 	assert_string_equal(r->str, "locked");
@@ -436,7 +438,7 @@ test_reservations_never_exceed_the_limit(void **state)
 	assert_int_equal(code(r), GL_LOCKED);
 	assert_int_equal(r->element[1]->integer, 3);
 	assert_string_equal(r->element[5]->str, "alice@x.example");
-	assert_int_equal(r->elements, 9);
+	assert_int_equal(r->elements, 10);
 	assert_string_equal(r->element[8]->str, "sealed-view");
 	freeReplyObject(r);
 	r = redeem_at(NOW + GL_RESERVE_MS, TH, "pw", NULL, "r5");
@@ -513,13 +515,17 @@ test_lapsed_leases_count_as_wrong(void **state)
 	assert_int_equal(code(r), GL_CHECK);
 	freeReplyObject(r);
 	assert_int_equal(hint(LINK, "fail"), 1);
-	/* b lapses too: that reaches the limit, which locks. */
+	/* b lapses too: that reaches the limit, which locks; the answer
+	 * ends with the name an upload link keeps of its worklist. */
+	freeReplyObject(
+	    redisCommand(rc, "HSET %s wlname %s", LINK, "CT suite"));
 	r = redeem_at(NOW + 2 * GL_RESERVE_MS + 2, TH, "pw", NULL, "c");
 	assert_int_equal(code(r), GL_LOCKED);
 	assert_int_equal(r->element[1]->integer, 2);
-	assert_int_equal(r->elements, 9);
+	assert_int_equal(r->elements, 10);
 	assert_int_equal(r->element[7]->integer, 1);
 	assert_string_equal(r->element[8]->str, "sealed-view");
+	assert_string_equal(r->element[9]->str, "CT suite");
 	freeReplyObject(r);
 	/* The late settle of a lapsed lease finds nothing. */
 	r = settle("a", true);
