@@ -92,7 +92,8 @@ pack_event(ss_pack *p, const ss_study_event *ev)
 		n += top[i] != NULL;
 	ss_req_new_id(id);
 	ss_pack_request(p, "study.arrived", id);
-	msgpack_pack_map(&p->pk, n + (np > 0) + ev->match_patient);
+	msgpack_pack_map(&p->pk,
+	                 n + (np > 0) + ev->match_patient + ev->check_only);
 	ss_pack_kv_cstr(p, "study_uid", ev->study_uid);
 	ss_pack_kv_cstr(p, "worklist", ev->worklist);
 	if (np > 0) {
@@ -108,6 +109,8 @@ pack_event(ss_pack *p, const ss_study_event *ev)
 	kv_opt(p, "description", ev->description);
 	if (ev->match_patient)
 		ss_pack_kv_bool(p, "match_patient", true);
+	if (ev->check_only)
+		ss_pack_kv_bool(p, "check_only", true);
 }
 
 /* One request on its own context: the reply, or an SS_E* error. */

@@ -47,6 +47,10 @@ typedef struct ss_study_event {
 	 * its patient (id, name, birth date) is this event's; otherwise
 	 * SS_ECONFLICT.  A study UID alone must not open another's study. */
 	bool match_patient;
+	/* With match_patient: nothing is stored, and the answer is the
+	 * SS_ECONFLICT the event would get, or 0 (created, added false).  The
+	 * upload path asks this before it forwards a file to the archive. */
+	bool check_only;
 } ss_study_event;
 
 typedef struct ss_ingest_result {

@@ -31,9 +31,11 @@
  *                file fits the per-session cap (413 otherwise); gives the
  *                link's worklist
  *   UP_WORK      on a worker thread, file by file: the spool (fsynced,
- *                named by the SHA-256), STOW-RS when --stow-url is set,
- *                then study.arrived to share's ingest endpoint (which
- *                answers once the study is stored)
+ *                named by the SHA-256), STOW-RS when --stow-url is set
+ *                (after share, asked with check_only, says it would not
+ *                refuse the file as another patient's), then study.arrived
+ *                to share's ingest endpoint (which answers once the study
+ *                is stored)
  *   UP_RECEIVED  guestlink.upload.received per file: audit, counts, the
  *                creator's email
  *
@@ -195,14 +197,46 @@ on_open(int err, const ss_msg *reply, void *arg)
 	reserve(r);
 }
 
-/* Thread: worker.  One file: spool, STOW, ingest. */
+/* Thread: worker.  study.arrived for f (or, check_only, whether it would
+ * be refused), its failure put in words. */
+static int
+ingest(gw_req *r, up_file *f, const ss_study_event *ev, bool created)
+{
+	struct gw_upload *u = r->up;
+	ss_ingest_result res;
+	int rv;
+
+	rv = ss_ingest_publish(r->s->ingest, ev, &res);
+	if (rv == SS_ETIMEDOUT || rv == SS_EUNAVAIL) {
+		snprintf(u->why, sizeof u->why,
+		         "the worklist could not be reached; retry later");
+		return SS_EUNAVAIL;
+	}
+	if (rv != 0) {
+		snprintf(u->why, sizeof u->why, "the study was refused: %s",
+		         res.message);
+		/* Refused for what the bytes are (their UID is another
+		 * patient's): every upload of them gets this answer, so none
+		 * can need the copy, and nothing of it is kept.  Any other
+		 * failure may be the link's or the moment's, and the same
+		 * bytes may be another request's accepted file: kept. */
+		if (rv == SS_ECONFLICT && created &&
+		    gw_spool_drop(r->s->cfg->spool_dir, f->sha) != 0)
+			ss_warn("upload.unspool_failed", r->id, "sha256",
+			        f->sha, NULL);
+	}
+	return rv;
+}
+
+/* Thread: worker.  One file: spool, STOW, ingest.  With an archive, share
+ * is asked first whether it would refuse the file (another patient's
+ * study UID): such a file must not reach the archive either. */
 static int
 work_file(gw_req *r, up_file *f)
 {
 	struct gw_upload *u = r->up;
 	const gw_settings *cfg = r->s->cfg;
 	const ss_dicom_info *d = &f->d;
-	ss_ingest_result res;
 	char why[192];
 	bool created;
 	int rv;
@@ -230,6 +264,10 @@ work_file(gw_req *r, up_file *f)
 		return rv;
 	}
 	if (cfg->stow_url[0] != '\0') {
+		ev.check_only = true;
+		if ((rv = ingest(r, f, &ev, created)) != 0)
+			return rv;
+		ev.check_only = false;
 		rv = gw_stow_send(cfg->stow_url, f->buf, f->len,
 		                  (long)cfg->stow_timeout_ms, why, sizeof why);
 		if (rv != 0) {
@@ -241,26 +279,7 @@ work_file(gw_req *r, up_file *f)
 		}
 		f->forwarded = true;
 	}
-	rv = ss_ingest_publish(r->s->ingest, &ev, &res);
-	if (rv == SS_ETIMEDOUT || rv == SS_EUNAVAIL) {
-		snprintf(u->why, sizeof u->why,
-		         "the worklist could not be reached; retry later");
-		return SS_EUNAVAIL;
-	}
-	if (rv != 0) {
-		snprintf(u->why, sizeof u->why, "the study was refused: %s",
-		         res.message);
-		/* Refused for what the bytes are (their UID is another
-		 * patient's): every upload of them gets this answer, so none
-		 * can need the copy, and nothing of it is kept.  Any other
-		 * failure may be the link's or the moment's, and the same
-		 * bytes may be another request's accepted file: kept. */
-		if (rv == SS_ECONFLICT && created &&
-		    gw_spool_drop(cfg->spool_dir, f->sha) != 0)
-			ss_warn("upload.unspool_failed", r->id, "sha256",
-			        f->sha, NULL);
-	}
-	return rv;
+	return ingest(r, f, &ev, created);
 }
 
 /* Thread: worker.  Every file in order; the first failure stops (what

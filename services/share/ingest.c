@@ -11,6 +11,11 @@
  *                joins the worklist's hash and listing, and its patient's
  *                priors set there
  *
+ * With check_only (and match_patient, the upload path asking before it
+ * forwards a file to the archive) IN_STUDY is a GET and nothing is
+ * written: the answer is the conflict the event would get, or success
+ * with created and added false.
+ *
  * The reply goes out only after both writes.  Both are idempotent, so an
  * event sent again (after a timeout, say) stores nothing new, and a retry
  * after a failure between the two writes completes the second.  The
@@ -52,6 +57,7 @@ typedef struct in_op {
 	bool created;
 	bool match; /* match_patient: the sender is not trusted with every
 	               study (the upload path) */
+	bool check; /* check_only: ask, store nothing */
 } in_op;
 
 static ss_metric *m_created, *m_added;
@@ -155,6 +161,8 @@ store_study(in_op *op)
 	if (sh_key_study(k, op->st.uid, NULL) != 0)
 		return SS_EINTERNAL;
 	op->step = IN_STUDY;
+	if (op->check)
+		return ss_redis_cmd(op->s->redis, on_redis, op, "GET %s", k);
 	argv[0] = "SET";
 	argv[1] = k;
 	argv[2] = (const char *)op->ev;
@@ -172,6 +180,10 @@ stored(in_op *op, redisReply *r)
 	sh_study ev;
 
 	if (r->type == REDIS_REPLY_NIL) {
+		if (op->check) { /* a new study: no patient to differ */
+			finish(op, 0, NULL, false);
+			return 0;
+		}
 		op->created = true;
 	} else if (r->type == REDIS_REPLY_STRING) {
 		if ((op->canon = malloc(r->len > 0 ? r->len : 1)) == NULL)
@@ -198,6 +210,11 @@ stored(in_op *op, redisReply *r)
 			       "a study with this study_uid is stored for "
 			       "another patient",
 			       false);
+			return 0;
+		}
+		if (op->check) {
+			sodium_memzero(&ev, sizeof ev);
+			finish(op, 0, NULL, false);
 			return 0;
 		}
 		if (sh_study_diff(&op->st, &ev, names) > 0)
@@ -290,7 +307,7 @@ sh_handle_arrived(ss_call *c, const msgpack_object *body, void *arg)
 	}
 	op->s = s;
 	op->c = c;
-	if (sh_study_parse(body, &op->st, op->wl, &op->match, why,
+	if (sh_study_parse(body, &op->st, op->wl, &op->match, &op->check, why,
 	                   sizeof why) != 0) {
 		finish(op, SS_EBADREQ, why, false);
 		return;

@@ -208,7 +208,7 @@ parse_patient(const msgpack_object *o, sh_study *st, char *why, size_t whylen)
 
 int
 sh_study_parse(const msgpack_object *body, sh_study *st, char *wl, bool *match,
-               char *why, size_t whylen)
+               bool *check, char *why, size_t whylen)
 {
 	static const ss_field_spec spec[] = {
 	    {"study_uid", SS_F_STR, true, 1, SH_UID_MAX},
@@ -219,16 +219,27 @@ sh_study_parse(const msgpack_object *body, sh_study *st, char *wl, bool *match,
 	    {"modality", SS_F_STR, false, 1, SH_MOD_MAX},
 	    {"description", SS_F_STR, false, 1, SH_DESC_MAX},
 	    {"match_patient", SS_F_BOOL, false, 0, 0},
+	    {"check_only", SS_F_BOOL, false, 0, 0},
 	};
-	const msgpack_object *f[8];
+	const msgpack_object *f[9];
+	bool m, k;
 	int rv;
 
 	memset(st, 0, sizeof *st);
 	wl[0] = '\0';
-	if ((rv = ss_fields_parse(body, spec, 8, f, why, whylen)) != 0)
+	if ((rv = ss_fields_parse(body, spec, 9, f, why, whylen)) != 0)
 		return rv;
+	m = f[7] != NULL && ss_obj_bool(f[7]);
+	k = f[8] != NULL && ss_obj_bool(f[8]);
+	if (k && !m) {
+		snprintf(why, whylen,
+		         "field 'check_only': only with match_patient");
+		return SS_EBADREQ;
+	}
 	if (match != NULL)
-		*match = f[7] != NULL && ss_obj_bool(f[7]);
+		*match = m;
+	if (check != NULL)
+		*check = k;
 	if ((rv = take(f[0], st->uid, sizeof st->uid, sh_valid_uid, "study_uid",
 	               UID_RULE, why, whylen)) ||
 	    (rv = take(f[1], wl, SH_WL_MAX + 1, sh_valid_worklist, "worklist",

@@ -91,12 +91,13 @@ bool sh_valid_cursor(const char *s, size_t n);
 
 /*
  * Parses a study.arrived body into st and wl (size SH_WL_MAX + 1), and
- * its match_patient flag (false when absent) into *match when match is
- * not NULL.  Returns 0, or SS_EBADREQ with a message naming the field in
- * why.
+ * its match_patient and check_only flags (false when absent) into *match
+ * and *check when those are not NULL.  check_only is only taken with
+ * match_patient.  Returns 0, or SS_EBADREQ with a message naming the
+ * field in why.
  */
 int sh_study_parse(const msgpack_object *body, sh_study *st, char *wl,
-                   bool *match, char *why, size_t whylen);
+                   bool *match, bool *check, char *why, size_t whylen);
 
 /* Whether a and b name the same patient (id, name and birth date). */
 bool sh_study_same_patient(const sh_study *a, const sh_study *b);

@@ -88,7 +88,8 @@ check_share(const ss_dicom_info *d)
 	msgpack_unpacked_init(&up);
 	if (msgpack_unpack_next(&up, sb.data, sb.size, NULL) !=
 	        MSGPACK_UNPACK_SUCCESS ||
-	    sh_study_parse(&up.data, &st, wl, NULL, why, sizeof why) != 0 ||
+	    sh_study_parse(&up.data, &st, wl, NULL, NULL, why, sizeof why) !=
+	        0 ||
 	    strcmp(st.uid, d->study_uid) != 0)
 		abort();
 	msgpack_unpacked_destroy(&up);

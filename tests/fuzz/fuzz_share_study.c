@@ -83,7 +83,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ready = 1;
 	}
 	if (ss_msg_decode(&m, data, size, false, &reason) == 0) {
-		if (sh_study_parse(m.body, &st, wl, NULL, why, sizeof why) == 0)
+		if (sh_study_parse(m.body, &st, wl, NULL, NULL, why,
+		                   sizeof why) == 0)
 			check_accepted(&st, wl);
 		else if (strstr(why, "field") == NULL)
 			abort();

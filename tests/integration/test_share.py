@@ -372,6 +372,36 @@ class Ingest(ShareCase):
         self.assertIn("match_patient", msg)
         self.assertIn("study.patient_differs", self.stack.share.logs())
 
+    def test_check_only_asks_and_stores_nothing(self):
+        # The upload path asks before it forwards a file to the archive:
+        # the answer is the refusal the event would get, and nothing is
+        # written either way.
+        pat = {"id": "CK1", "name": "CHECK^PAT", "birth_date": "19710101"}
+        uid = self.arrive(patient=pat)
+        code, msg = err(self.ingest(event(uid, "group:neuro", match_patient=True,
+                                          check_only=True,
+                                          patient={"id": "CK2", "name": "OTHER^CHECK",
+                                                   "birth_date": "19710101"})))
+        self.assertEqual(code, "conflict")
+        self.assertIn("another patient", msg)
+        b = ok(self.ingest(event(uid, "group:neuro", patient=dict(pat), match_patient=True,
+                                 check_only=True)))
+        self.assertEqual((b["created"], b["added"]), (False, False))
+        self.assertFalse(self.held("group:neuro", uid))
+        fresh = new_uid()
+        b = ok(self.ingest(event(fresh, "group:neuro", match_patient=True, check_only=True)))
+        self.assertEqual((b["created"], b["added"]), (False, False))
+        self.assertEqual(self.r.cmd("EXISTS", "share:{study:%s}" % fresh), 0)
+        self.assertFalse(self.held("group:neuro", fresh))
+        # an unknown worklist is refused as the event would be
+        code, msg = err(self.ingest(event(fresh, "location:nowhere", match_patient=True,
+                                          check_only=True)))
+        self.assertEqual(code, "not_found")
+        # only with match_patient: a trusted sender has nothing to ask
+        code, msg = err(self.ingest(event(fresh, "group:neuro", check_only=True)))
+        self.assertEqual((code, msg), ("bad_request",
+                                       "field 'check_only': only with match_patient"))
+
     def test_unknown_worklist_stores_nothing(self):
         uid = new_uid()
         code, msg = err(self.ingest(event(uid, "location:nowhere")))

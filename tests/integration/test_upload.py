@@ -643,8 +643,19 @@ class UploadTest(unittest.TestCase):
         self.assertError(r, 409, "conflict", "another patient")
         self.assertNotIn(uid, self.studies())
         self.assertNotIn(b"VICTIM", r.body)
-        # Nothing of the refused file is kept.
+        # Nothing of the refused file is kept, nor sent to the archive:
+        # share is asked before the file is forwarded.
         self.assertEqual(self.spooled(), before)
+        self.assertNotIn(uid, self.orthanc.study_uids())
+        # The same patient's file is taken and forwarded.
+        with open(dump, "w") as fh:
+            fh.write((CT_DUMP % {"uid": uid}).replace("UPLOAD^JANE", "VICTIM^VERA")
+                     .replace("UP-P1", "VICTIM1").replace("19800131", "19600101"))
+        run("dump2dcm", "+te", dump, dump + ".dcm")
+        with open(dump + ".dcm", "rb") as fh:
+            r = self.send(path, fh.read(), cookie)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertIn(uid, self.orthanc.study_uids())
 
     def test_z_a_stop_ends_an_upload_between_files(self):
         # An archive that takes 1.5 s a file; the gateway drains for 1 s.

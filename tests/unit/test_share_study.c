@@ -54,7 +54,7 @@ parse(const char *const *kv, sh_study *st, char *wl, char *why)
 
 	ss_pack_init(&p);
 	body(&p, &up, kv);
-	rv = sh_study_parse(&up.data, st, wl, NULL, why, 256);
+	rv = sh_study_parse(&up.data, st, wl, NULL, NULL, why, 256);
 	msgpack_unpacked_destroy(&up);
 	ss_pack_free(&p);
 	return rv;
@@ -167,7 +167,7 @@ test_parse_patient_map(void **state)
 	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, NULL),
 	                 MSGPACK_UNPACK_SUCCESS);
 	assert_int_equal(
-	    sh_study_parse(&up.data, &st, wl, NULL, why, sizeof why), 0);
+	    sh_study_parse(&up.data, &st, wl, NULL, NULL, why, sizeof why), 0);
 	assert_string_equal(st.patient_id, "P123");
 	assert_string_equal(st.patient_name, "DOE^JANE");
 	assert_string_equal(st.birth_date, "19800131");
@@ -185,7 +185,7 @@ test_parse_patient_map(void **state)
 	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, NULL),
 	                 MSGPACK_UNPACK_SUCCESS);
 	assert_int_equal(
-	    sh_study_parse(&up.data, &st, wl, NULL, why, sizeof why),
+	    sh_study_parse(&up.data, &st, wl, NULL, NULL, why, sizeof why),
 	    SS_EBADREQ);
 	assert_non_null(strstr(why, "'patient.birth_date'"));
 	assert_string_equal(wl, "");
@@ -203,7 +203,7 @@ test_parse_patient_map(void **state)
 	assert_int_equal(msgpack_unpack_next(&up, p.sb.data, p.sb.size, NULL),
 	                 MSGPACK_UNPACK_SUCCESS);
 	assert_int_equal(
-	    sh_study_parse(&up.data, &st, wl, NULL, why, sizeof why),
+	    sh_study_parse(&up.data, &st, wl, NULL, NULL, why, sizeof why),
 	    SS_EBADREQ);
 	assert_non_null(strstr(why, "patient"));
 	assert_non_null(strstr(why, "sex"));
