@@ -69,8 +69,9 @@ static const ss_cfg_opt opts[] = {
     OPT("rate-window", SS_CFG_MS, "60s", 1000, 86400000, rate_window_ms,
         "window of the gateway's per-address rate limits"),
     OPT("http-timeout", SS_CFG_MS, "30s", 1000, 600000, http_timeout_ms,
-        "how long an HTTP connection may sit idle or take to send a "
-        "request"),
+        "how long an HTTP connection may sit idle (nothing received or "
+        "sent); a client sending a byte at a time is not cut off by it: "
+        "a proxy in front buffers requests (deploy/k8s/README.md)"),
     OPT("static-max-age", SS_CFG_MS, "0s", 0, 86400000, static_max_age_ms,
         "Cache-Control max-age of the web UI's files; 0: no-cache "
         "(revalidated with their ETag every time)"),
