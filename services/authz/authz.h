@@ -30,6 +30,7 @@ typedef struct az_settings {
 	int64_t login_fail_user;
 	int64_t login_fail_addr;
 	int64_t login_window_ms;
+	int64_t login_known_ms;
 	int64_t workers;
 	int64_t checks_max;
 } az_settings;
@@ -75,6 +76,7 @@ int az_store_usable(const az_server *s);
 #define AZ_K_RETIRED "authz:{dir}:retired" /* ids removed from the document */
 #define AZ_K_FAIL_U  "authz:{dir}:fail:u:" /* + user: failed logins */
 #define AZ_K_FAIL_A  "authz:{dir}:fail:a:" /* + address */
+#define AZ_K_KNOWN   "authz:{dir}:known:" /* + user: addresses logged in from */
 
 extern ss_script az_script_load, az_script_import, az_script_register,
     az_script_login_begin, az_script_login_refund;

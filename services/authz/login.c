@@ -7,6 +7,11 @@
  * in the same script that reads the hash, so N concurrent wrong guesses
  * can never pass it; a right password gives its reservation back.
  *
+ * The per-user limit would let anyone lock a user out by guessing wrong
+ * from elsewhere, so an address the user logged in from within
+ * --login-known (a sorted set per user, the 16 latest) is not held by it:
+ * from there a login is checked under the address limit alone.
+ *
  *   LG_BEGIN   script: refuse if over a limit, else count and read the hash
  *   LG_VERIFY  Argon2id on a worker thread (a dummy hash for unknown users,
  *              so they take as long as wrong passwords)
@@ -17,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto/errors.h"
 #include "proto/fields.h"
@@ -26,15 +32,20 @@
 #include "runtime/passwd.h"
 #include "services/authz/authz.h"
 
-/* KEYS: fail:u:<user>, fail:a:<addr>, pw
- * ARGV: user, user limit, address limit, window ms
+/* KEYS: fail:u:<user>, fail:a:<addr>, pw, known:<user>
+ * ARGV: user, user limit, address limit, window ms, address, known since
+ * ms (0: none is)
  * -> {1, hash or false} or {0, retry after ms} */
 ss_script az_script_login_begin = {
     .name = "authz_login_begin",
     .src = "local u = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
            "local a = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
            "if u >= tonumber(ARGV[2]) then\n"
-           "  return {0, redis.call('PTTL', KEYS[1])}\n"
+           "  local k = redis.call('ZSCORE', KEYS[4], ARGV[5])\n"
+           "  if ARGV[6] == '0' or not k or tonumber(k) < tonumber(ARGV[6]) "
+           "then\n"
+           "    return {0, redis.call('PTTL', KEYS[1])}\n"
+           "  end\n"
            "end\n"
            "if a >= tonumber(ARGV[3]) then\n"
            "  return {0, redis.call('PTTL', KEYS[2])}\n"
@@ -46,13 +57,22 @@ ss_script az_script_login_begin = {
            "return {1, redis.call('HGET', KEYS[3], ARGV[1])}\n",
 };
 
-/* KEYS: fail:u:<user>, fail:a:<addr> */
+/* KEYS: fail:u:<user>, fail:a:<addr>, known:<user>
+ * ARGV: address ("" to record none), now ms, known ms */
 ss_script az_script_login_refund = {
     .name = "authz_login_refund",
     .src = "for i = 1, 2 do\n"
            "  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then\n"
            "    redis.call('DECR', KEYS[i])\n"
            "  end\n"
+           "end\n"
+           "if ARGV[1] ~= '' then\n"
+           "  local now = tonumber(ARGV[2])\n"
+           "  redis.call('ZADD', KEYS[3], now, ARGV[1])\n"
+           "  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', "
+           "now - tonumber(ARGV[3]))\n"
+           "  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -17)\n"
+           "  redis.call('PEXPIRE', KEYS[3], ARGV[3])\n"
            "end\n"
            "return 1\n",
 };
@@ -70,6 +90,7 @@ typedef struct lg_op {
 	char user[AZ_MAX_ID_LEN + 1];
 	char ukey[sizeof AZ_K_FAIL_U + AZ_MAX_ID_LEN];
 	char akey[sizeof AZ_K_FAIL_A + 64];
+	char kkey[sizeof AZ_K_KNOWN + AZ_MAX_ID_LEN];
 	char password[AZ_MAX_PASSWORD + 1];
 	size_t pwlen;
 	char *hash; /* NULL: no such account */
@@ -132,22 +153,39 @@ static int
 run_script(lg_op *op, ss_script *sc, bool full)
 {
 	const az_settings *cfg = op->s->cfg;
+	const char *addr = op->akey + strlen(AZ_K_FAIL_A);
+	/* an address the client did not give is nobody's known one */
+	bool known = cfg->login_known_ms > 0 && strcmp(addr, "-") != 0;
+	struct timespec ts;
+	int64_t now;
 	ss_argv a;
 	int rv;
 
+	/* wall-clock ms: the set outlives this process, and is every
+	 * replica's */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	ss_argv_init(&a);
 	ss_argv_pushs(&a, op->ukey);
 	ss_argv_pushs(&a, op->akey);
 	if (full) {
 		ss_argv_pushs(&a, AZ_K_PW);
+		ss_argv_pushs(&a, op->kkey);
 		ss_argv_pushs(&a, op->user);
 		ss_argv_pushi(&a, cfg->login_fail_user);
 		ss_argv_pushi(&a, cfg->login_fail_addr);
 		ss_argv_pushi(&a, cfg->login_window_ms);
+		ss_argv_pushs(&a, addr);
+		ss_argv_pushi(&a, known ? now - cfg->login_known_ms : 0);
+	} else {
+		ss_argv_pushs(&a, op->kkey);
+		ss_argv_pushs(&a, known ? addr : "");
+		ss_argv_pushi(&a, now);
+		ss_argv_pushi(&a, cfg->login_known_ms);
 	}
 	rv = ss_argv_status(&a);
 	if (rv == 0)
-		rv = ss_redis_eval(op->s->redis, sc, on_redis, op, full ? 3 : 2,
+		rv = ss_redis_eval(op->s->redis, sc, on_redis, op, full ? 4 : 3,
 		                   a.n, a.v, a.lens);
 	ss_argv_free(&a);
 	return rv;
@@ -255,6 +293,7 @@ az_handle_login(ss_call *c, const msgpack_object *body, void *arg)
 	snprintf(op->ukey, sizeof op->ukey, "%s%s", AZ_K_FAIL_U, op->user);
 	ss_addr_client(addr, client, sizeof client);
 	snprintf(op->akey, sizeof op->akey, "%s%s", AZ_K_FAIL_A, client);
+	snprintf(op->kkey, sizeof op->kkey, "%s%s", AZ_K_KNOWN, op->user);
 	op->step = LG_BEGIN;
 	if ((rv = run_script(op, &az_script_login_begin, true)) != 0)
 		finish(op, rv, NULL);

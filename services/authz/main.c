@@ -30,6 +30,11 @@ static const ss_cfg_opt opts[] = {
         "/64) per window"),
     OPT("login-window", SS_CFG_MS, "60s", 1000, 86400000, login_window_ms,
         "window of the failed-login limits"),
+    OPT("login-known", SS_CFG_MS, "30d", 0, 31536000000, login_known_ms,
+        "how long an address a user logged in from stays known: from it "
+        "the user's right password is taken even while --login-fail-user "
+        "holds the user (others' wrong guesses cannot lock them out); 0: "
+        "never"),
     OPT("workers", SS_CFG_INT, "2", 1, 64, workers,
         "threads hashing passwords (Argon2id) off the event loop"),
     OPT("checks-max", SS_CFG_INT, "128", 1, 100000, checks_max,

@@ -341,6 +341,35 @@ class Directory(AuthzCase):
         self.assertIn("10.1.1.1", [e.get("addr") for e in logged])
         self.assertNotIn("bob", json.dumps(logged))
 
+    def test_others_wrong_guesses_do_not_lock_a_user_out_of_a_known_address(self):
+        body_of(self.call("authz.register", {"user": "kira", "name": "Kira K",
+                                             "email": "kira@outside.example",
+                                             "password": "kira-password"}))
+        # kira logs in from her usual address (an IPv6 one: its /64 is
+        # what is known); then someone guesses wrong for her from
+        # elsewhere until the per-user limit holds her.
+        self.assertEqual(body_of(self.login("kira", "kira-password",
+                                            addr="2001:db8:e:1::10"))["user"]["id"], "kira")
+        codes = [self.login("kira", "wrong-%d" % i, addr="10.6.0.%d" % i)["error"]["code"]
+                 for i in range(11)]
+        self.assertEqual(codes, ["unauthenticated"] * 10 + ["too_many_requests"])
+        # from a new address she is held as the guessers are
+        r = self.login("kira", "kira-password", addr="10.6.1.1")
+        self.assertEqual(r["error"]["code"], "too_many_requests")
+        # from her known /64 her right password is taken, and a wrong one
+        # is still wrong (counted against that address)
+        r = self.login("kira", "not-kiras", addr="2001:db8:e:1::99")
+        self.assertEqual(r["error"]["code"], "unauthenticated")
+        self.assertEqual(body_of(self.login("kira", "kira-password",
+                                            addr="2001:db8:e:1::11"))["user"]["id"], "kira")
+        # a login without an address is nobody's known one
+        r = self.call("authz.login", {"user": "kira", "password": "kira-password"})
+        self.assertEqual(r["error"]["code"], "too_many_requests")
+        # what is known is the /64, once
+        self.assertEqual(self.redis.cmd("ZCARD", "authz:{dir}:known:kira"), ":1")
+        self.assertEqual(self.redis.cmd("ZRANK", "authz:{dir}:known:kira",
+                                        "2001:db8:e:1::/64"), ":0")
+
     def test_login_rate_limit_per_address_counts_an_ipv6_64(self):
         # 30 failures per address (the default), each from a fresh address
         # of one /64 and for another name: the /64 is one client.
