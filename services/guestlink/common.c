@@ -333,6 +333,41 @@ gl_clean_ua(const char *s, size_t n, char out[GL_UA_KEEP + 1])
 }
 
 void
+gl_ua_summary(const char *ua, char out[GL_UA_SUMMARY_MAX + 1])
+{
+	/* First match wins: Edge and Opera say Chrome too, Chrome says
+	 * Safari, Android says Linux, iOS says Mac OS X. */
+	static const char *const browsers[][2] = {
+	    {"Edg/", "Edge"},          {"OPR/", "Opera"},
+	    {"Firefox/", "Firefox"},   {"Chrome/", "Chrome"},
+	    {"Chromium/", "Chromium"}, {"Safari/", "Safari"},
+	    {"curl/", "curl"},         {"Wget/", "Wget"},
+	};
+	static const char *const systems[][2] = {
+	    {"Android", "Android"}, {"iPhone", "iOS"},     {"iPad", "iOS"},
+	    {"Windows", "Windows"}, {"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"},
+	    {"Linux", "Linux"},
+	};
+	const char *b = NULL, *os = NULL;
+
+	for (size_t i = 0; b == NULL && i < sizeof browsers / sizeof *browsers;
+	     i++)
+		if (strstr(ua, browsers[i][0]) != NULL)
+			b = browsers[i][1];
+	for (size_t i = 0; os == NULL && i < sizeof systems / sizeof *systems;
+	     i++)
+		if (strstr(ua, systems[i][0]) != NULL)
+			os = systems[i][1];
+	if (b != NULL && os != NULL)
+		snprintf(out, GL_UA_SUMMARY_MAX + 1, "%s on %s", b, os);
+	else
+		snprintf(out, GL_UA_SUMMARY_MAX + 1, "%s",
+		         b != NULL    ? b
+		         : os != NULL ? os
+		                      : "");
+}
+
+void
 gl_dob_typed(char *pw, size_t *n)
 {
 	size_t a = 0, b = *n;

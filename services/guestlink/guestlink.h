@@ -315,6 +315,13 @@ bool gl_valid_text(const char *s, size_t n, bool lines);
 /* Copies a user agent into out (GL_UA_KEEP + 1): control characters and
  * invalid UTF-8 become '?', cut at GL_UA_KEEP bytes on a boundary. */
 void gl_clean_ua(const char *s, size_t n, char out[GL_UA_KEEP + 1]);
+/* What the creator's mail says of a user agent: "Chrome on Windows",
+ * "Firefox", "curl", or "" when no name in the table is in it.  Words
+ * from a table only: the user agent is the guest's to write, and a mail
+ * from studyshare must not carry a guest's text (a made-up warning with
+ * a link) to the link's creator.  The audit keeps it whole. */
+#define GL_UA_SUMMARY_MAX 40
+void gl_ua_summary(const char *ua, char out[GL_UA_SUMMARY_MAX + 1]);
 /* A birth date as a guest types it, made the stored YYYYMMDD in place:
  * spaces around it dropped, and YYYY-MM-DD, YYYY/MM/DD or YYYY.MM.DD
  * joined.  Day-first and month-first forms are left as typed (which of

@@ -312,7 +312,7 @@ used(rd_op *op, const redisReply *r, const unsigned char *plain, size_t n)
 	if (!op->k->study)
 		return;
 	if (i.notify && i.by_email[0] != '\0') {
-		char desc[GL_DESC_MAX + 1];
+		char desc[GL_DESC_MAX + 1], ua[GL_UA_SUMMARY_MAX + 1];
 		const char *vars[] = {"link_id",
 		                      op->id,
 		                      "time",
@@ -320,7 +320,7 @@ used(rd_op *op, const redisReply *r, const unsigned char *plain, size_t n)
 		                      "addr",
 		                      op->addr,
 		                      "user_agent",
-		                      op->ua,
+		                      ua,
 		                      "recipient",
 		                      i.email,
 		                      "study_description",
@@ -331,6 +331,7 @@ used(rd_op *op, const redisReply *r, const unsigned char *plain, size_t n)
 		             .vars = vars};
 		ss_mail_time(op->now / 1000, t);
 		description_of(plain, n, desc);
+		gl_ua_summary(op->ua, ua);
 		(void)gl_mail(op->s, ss_call_id(op->c), &m, NULL, NULL);
 	}
 	publish(op, &i);

@@ -854,7 +854,9 @@ class Redeem(Case):
         body = self.link(uid, view_notification=True, email="viewer@example.org")
         quiet = self.link(uid)
         t0 = time.time()
-        ok(self.redeem(token_of(body), addr="198.51.100.77", ua="Mozilla/5.0 (X11)\r\nInjected: 1"))
+        ok(self.redeem(token_of(body), addr="198.51.100.77",
+                       ua="Mozilla/5.0 (X11; Linux x86_64) Firefox/121.0\r\n"
+                          "Flagged: confirm your password at https://phish.example"))
         t1 = time.time()
         ok(self.redeem(token_of(quiet)))
         jobs = [j for j in self.jobs("guestlink.viewed") if j["vars"]["link_id"] == body["id"]]
@@ -862,7 +864,9 @@ class Redeem(Case):
         v = jobs[0]["vars"]
         self.assertEqual(jobs[0]["to"], ALICE_EMAIL)
         self.assertEqual(v["addr"], "198.51.100.77")
-        self.assertEqual(v["user_agent"], "Mozilla/5.0 (X11)??Injected: 1")
+        # the browser named from a table: none of the guest's own words
+        self.assertEqual(v["user_agent"], "Firefox on Linux")
+        self.assertNotIn("phish", json.dumps(jobs))
         self.assertEqual(v["recipient"], "viewer@example.org")
         self.assertEqual(v["study_description"], "MR KNEE <left> é")
         # the use's time as people read it (the minute it fell in)

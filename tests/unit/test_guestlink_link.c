@@ -167,6 +167,48 @@ test_user_agent_cleaned(void **state)
 	assert_string_equal(out, "");
 }
 
+/* The creator's mail names the browser from a table, never with the
+ * guest's own words. */
+static void
+test_user_agent_summary(void **state)
+{
+	static const char *const cases[][2] = {
+	    {"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+	     "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+	     "Chrome on Windows"},
+	    {"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+	     "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0",
+	     "Edge on Windows"},
+	    {"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) "
+	     "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 "
+	     "Mobile/15E148 Safari/604.1",
+	     "Safari on iOS"},
+	    {"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
+	     "(KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36",
+	     "Chrome on Android"},
+	    {"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 "
+	     "Firefox/121.0",
+	     "Firefox on Linux"},
+	    {"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_1) "
+	     "AppleWebKit/605.1.15 "
+	     "(KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+	     "Safari on macOS"},
+	    {"curl/7.88.1", "curl"},
+	    {"IMPORTANT: this link was flagged; confirm your password at "
+	     "https://phish.example/login",
+	     ""},
+	    {"Windows", "Windows"},
+	    {"", ""},
+	};
+	char out[GL_UA_SUMMARY_MAX + 1];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		gl_ua_summary(cases[i][0], out);
+		assert_string_equal(out, cases[i][1]);
+	}
+}
+
 static void
 test_token_ids(void **state)
 {
@@ -434,6 +476,7 @@ main(void)
 	    cmocka_unit_test(test_time_parse),
 	    cmocka_unit_test(test_validation),
 	    cmocka_unit_test(test_user_agent_cleaned),
+	    cmocka_unit_test(test_user_agent_summary),
 	    cmocka_unit_test(test_dob_typed),
 	    cmocka_unit_test(test_token_ids),
 	    cmocka_unit_test(test_sessions),
