@@ -1,7 +1,8 @@
 /*
  * tests/fuzz/fuzz_guestlink_input.c - guestlink's parsers of untrusted
  * strings on arbitrary bytes: expires_at (gl_time_parse), the user agent
- * that goes into emails and the audit (gl_clean_ua), the text, worklist,
+ * that goes into the audit (gl_clean_ua) and its name from a table that
+ * goes into emails (gl_ua_summary), the text, worklist,
  * uid and address checks, presented tokens and sessions, and sealed
  * values read back from Redis.
  *
@@ -11,6 +12,7 @@
  * never break a key's hash tag; random bytes never open as a sealed
  * value.
  */
+#include <ctype.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,6 +58,12 @@ check_ua(const char *s, size_t n)
 		abort();
 	for (size_t i = 0; i < k; i++)
 		if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+			abort();
+	/* the mail's name of it: letters, spaces and "on" from the table */
+	char sum[GL_UA_SUMMARY_MAX + 1];
+	gl_ua_summary(out, sum);
+	for (size_t i = 0; sum[i] != '\0'; i++)
+		if (!(isalpha((unsigned char)sum[i]) || sum[i] == ' '))
 			abort();
 }
 
