@@ -661,8 +661,15 @@ ss_redis_probe(void *arg, const char **why)
 {
 	ss_redis *r = arg;
 
-	if (r->state == SS_R_READY)
+	if (r->state == SS_R_READY) {
+		/* Idle, a connection to a Redis that stopped answering (a
+		 * stopped process, a partition without a reset) still looks
+		 * ready: a PING gives it a deadline, so a probe after
+		 * --redis-timeout knows. */
+		if (TAILQ_EMPTY(&r->pending))
+			(void)ss_redis_cmd(r, NULL, NULL, "PING");
 		return true;
+	}
 	*why = r->why;
 	return false;
 }

@@ -43,6 +43,8 @@ typedef struct ss_script {
  * Connects to addr ("host:port") and keeps reconnecting.  name is used in
  * logs, metrics and the readiness probe it registers ("redis" or
  * "redis-blocking").  scripts (may be NULL) are SCRIPT LOADed on connect.
+ * The probe sends a PING when no command is pending, so a Redis that
+ * stopped answering makes a later probe unready within timeout_ms.
  */
 int ss_redis_open(ss_redis **out, ss_daemon *d, const char *name,
                   const char *addr, const char *password, int timeout_ms,

@@ -497,6 +497,25 @@ test_timeout_then_recovers(void **state)
 	assert_int_equal(ok.calls, 1);
 }
 
+/* An idle connection to a Redis that stopped answering: the probe's own
+ * PING finds it (a stopped process keeps its socket open). */
+static void
+test_probe_finds_a_silent_server(void **state)
+{
+	struct t *t = *state;
+	ss_redis *r = open_ready(t, "redis", 200, NULL, 0);
+	const char *why = NULL;
+
+	freeReplyObject(side(&fx, "CLIENT PAUSE 1500"));
+	assert_true(probe(&t->d, "redis", &why)); /* sends the PING */
+	run_for(&t->d, 400);
+	assert_false(ss_redis_ready(r)); /* dropped: "no answer within" */
+	assert_false(probe(&t->d, "redis", &why));
+	assert_non_null(why);
+	assert_true(run_until(&t->d, is_ready, r, 6000));
+	assert_true(probe(&t->d, "redis", &why));
+}
+
 static void
 test_killed_then_restarted(void **state)
 {
@@ -750,6 +769,8 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_timeout_then_recovers, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_finds_a_silent_server,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_killed_then_restarted, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_password, setup,
