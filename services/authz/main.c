@@ -7,6 +7,7 @@
 
 #include "runtime/config.h"
 #include "runtime/daemon.h"
+#include "runtime/keycheck.h"
 #include "runtime/log.h"
 #include "services/authz/authz.h"
 
@@ -81,11 +82,13 @@ main(int argc, char **argv)
 	const ss_cfg_table tabs[] = {ss_common_table, az_settings_table};
 	az_settings cfg;
 	az_server s = {0};
+	ss_keycheck *kc = NULL;
 	ss_daemon d;
 	int rv = 1;
 
 	if ((rv = ss_config_main(tabs, 2, &cfg, argc, argv, "authz")) >= 0)
 		return rv;
+	const char *const keys[] = {"pepper", "authz.pepper", cfg.pepper, NULL};
 	rv = 1;
 	s.cfg = &cfg;
 	s.d = &d;
@@ -95,6 +98,7 @@ main(int argc, char **argv)
 	                  cfg.common.redis_password,
 	                  (int)cfg.common.redis_timeout_ms, scripts,
 	                  sizeof scripts / sizeof scripts[0]) != 0 ||
+	    ss_keycheck_start(&kc, &d, s.redis, keys) != 0 ||
 	    ss_work_open(&s.work, &d, (int)cfg.workers) != 0 ||
 	    az_store_start(&s) != 0 ||
 	    ss_daemon_add_probe(&d, "directory", dir_ready, &s) != 0 ||
@@ -111,6 +115,7 @@ fail:
 	az_store_stop(&s);
 	if (s.work != NULL)
 		ss_work_close(s.work);
+	ss_keycheck_close(kc);
 	if (s.redis != NULL)
 		ss_redis_close(s.redis);
 	az_dir_free(s.dir);

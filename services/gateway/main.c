@@ -15,6 +15,7 @@
 #include "runtime/config.h"
 #include "runtime/daemon.h"
 #include "runtime/ingest_client.h"
+#include "runtime/keycheck.h"
 #include "runtime/log.h"
 #include "runtime/work.h"
 #include "services/gateway/gateway.h"
@@ -237,12 +238,16 @@ main(int argc, char **argv)
 	static ss_script *scripts[] = {&gw_script_limit};
 	gw_settings cfg;
 	gw_server s = {0};
+	ss_keycheck *kc = NULL;
 	ss_daemon d;
 	bool ran = false;
 	int rv = 1;
 
 	if ((rv = ss_config_main(tabs, 2, &cfg, argc, argv, "gateway")) >= 0)
 		return rv;
+	/* not data in Redis, but every replica must sign with one secret */
+	const char *const keys[] = {"jwt-secret", "gateway.jwt", cfg.jwt_secret,
+	                            NULL};
 	rv = 1;
 	s.cfg = &cfg;
 	s.d = &d;
@@ -285,6 +290,7 @@ main(int argc, char **argv)
 	    ss_work_open(&s.work, &d, (int)cfg.upload_workers) != 0 ||
 	    ss_ingest_open(&s.ingest, cfg.ingest_url,
 	                   (int)cfg.ingest_timeout_ms) != 0 ||
+	    ss_keycheck_start(&kc, &d, s.redis, keys) != 0 ||
 	    ss_daemon_on_stop(&d, on_stop, &s) != 0 ||
 	    gw_http_start(&s, routes, sizeof routes / sizeof routes[0]) != 0) {
 		ss_error("daemon.start_failed", NULL, "listen", cfg.listen,
@@ -301,6 +307,7 @@ fail:
 	 * daemon, a finished upload calls guestlink), never on those
 	 * before it. */
 	atomic_store(&s.closing, true);
+	ss_keycheck_close(kc);
 	if (s.redis != NULL)
 		ss_redis_close(s.redis);
 	if (s.work != NULL)

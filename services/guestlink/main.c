@@ -10,6 +10,7 @@
 #include "proto/errors.h"
 #include "runtime/config.h"
 #include "runtime/daemon.h"
+#include "runtime/keycheck.h"
 #include "runtime/log.h"
 #include "services/guestlink/upload.h"
 
@@ -175,6 +176,7 @@ main(int argc, char **argv)
 	const ss_cfg_table tabs[] = {ss_common_table, gl_settings_table};
 	gl_settings cfg;
 	gl_server s = {0};
+	ss_keycheck *kc = NULL;
 	ss_daemon d;
 	int rv = 1;
 
@@ -186,6 +188,19 @@ main(int argc, char **argv)
 	randombytes_set_implementation(&randombytes_internal_implementation);
 	if ((rv = ss_config_main(tabs, 2, &cfg, argc, argv, "guestlink")) >= 0)
 		return rv;
+	const char *const keys[] = {"seal-key",
+	                            "guestlink.seal",
+	                            cfg.seal_key,
+	                            "token-key",
+	                            "guestlink.token",
+	                            cfg.token_key,
+	                            "mail-key",
+	                            "mail",
+	                            cfg.mail_key,
+	                            "pepper",
+	                            "guestlink.pepper",
+	                            cfg.pepper,
+	                            NULL};
 	rv = 1;
 	s.cfg = &cfg;
 	if (check_settings(&cfg) != 0 || gl_hashers_init(&s) != 0 ||
@@ -207,6 +222,7 @@ main(int argc, char **argv)
 	                  cfg.common.redis_password,
 	                  (int)cfg.common.redis_timeout_ms, scripts,
 	                  sizeof scripts / sizeof scripts[0]) != 0 ||
+	    ss_keycheck_start(&kc, &d, s.redis, keys) != 0 ||
 	    ss_req_dial(&s.authz, &d, cfg.authz_url,
 	                (int)cfg.authz_timeout_ms) != 0 ||
 	    ss_req_dial(&s.share, &d, cfg.share_url,
@@ -229,6 +245,7 @@ fail:
 		ss_req_close(s.share);
 	if (s.authz != NULL)
 		ss_req_close(s.authz);
+	ss_keycheck_close(kc);
 	if (s.redis != NULL)
 		ss_redis_close(s.redis);
 	if (s.pub != NULL)

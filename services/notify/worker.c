@@ -84,6 +84,7 @@
 #include <sodium.h>
 
 #include "proto/errors.h"
+#include "runtime/keycheck.h"
 #include "runtime/log.h"
 #include "runtime/metrics.h"
 #include "services/notify/notify.h"
@@ -291,6 +292,7 @@ struct nt_worker {
 	nt_smtp *smtp;
 	ss_redis *r;
 	ss_redis *rb;
+	ss_keycheck *kc; /* --mail-key against the producers' */
 	char consumer[128];
 	enum rd_state rd;
 	bool group_ok;
@@ -1185,6 +1187,12 @@ rd_step(nt_worker *w)
 		 * connection): they would wait out --claim-idle here. */
 		arm_ms(w->pause, NT_PAUSE_MS);
 		return;
+	} else if (!ss_keycheck_ok(w->kc)) {
+		/* A --mail-key that is not the producers' would open no job
+		 * and dead-letter every one: leave them to workers whose key
+		 * is (runtime/keycheck.h). */
+		arm_ms(w->pause, NT_PAUSE_MS);
+		return;
 	} else if (room <= 0 || (w->backlog && room < (cap + 1) / 2) ||
 	           w->active - w->unsent >= cap) {
 		/* With a backlog, read for half the tasks at a time: fewer,
@@ -1343,6 +1351,7 @@ nt_worker_start(nt_worker **out, ss_daemon *d, const nt_settings *cfg,
                 const ss_seal_key *key, const nt_templates *tpl,
                 const nt_from *from, nt_smtp *smtp)
 {
+	const char *const keys[] = {"mail-key", "mail", cfg->mail_key, NULL};
 	nt_worker *w;
 	char host[64] = "notify";
 	int rv = SS_ENOMEM;
@@ -1406,6 +1415,7 @@ nt_worker_start(nt_worker **out, ss_daemon *d, const nt_settings *cfg,
 	         cfg->common.redis_password,
 	         (int)(cfg->common.redis_timeout_ms + cfg->block_ms), NULL,
 	         0)) != 0 ||
+	    (rv = ss_keycheck_start(&w->kc, d, w->r, keys)) != 0 ||
 	    (rv = ss_daemon_add_probe(d, "queue", probe, w)) != 0 ||
 	    (rv = ss_daemon_on_stop(d, on_stop, w)) != 0)
 		goto fail;
@@ -1439,6 +1449,7 @@ nt_worker_close(nt_worker *w)
 	w->farewell = false;
 	if (w->rb != NULL)
 		ss_redis_close(w->rb);
+	ss_keycheck_close(w->kc);
 	if (w->r != NULL)
 		ss_redis_close(w->r);
 	while ((t = TAILQ_FIRST(&w->tasks)) != NULL) {

@@ -10,6 +10,7 @@
 #include "proto/errors.h"
 #include "runtime/config.h"
 #include "runtime/daemon.h"
+#include "runtime/keycheck.h"
 #include "runtime/log.h"
 #include "runtime/token.h"
 #include "services/share/share.h"
@@ -114,11 +115,16 @@ main(int argc, char **argv)
 	const ss_cfg_table tabs[] = {ss_common_table, sh_settings_table};
 	sh_settings cfg;
 	sh_server s = {0};
+	ss_keycheck *kc = NULL;
 	ss_daemon d;
 	int rv = 1;
 
 	if ((rv = ss_config_main(tabs, 2, &cfg, argc, argv, "share")) >= 0)
 		return rv;
+	const char *const keys[] = {"seal-key",  "share.seal",  cfg.seal_key,
+	                            "token-key", "share.token", cfg.token_key,
+	                            "mail-key",  "mail",        cfg.mail_key,
+	                            NULL};
 	rv = 1;
 	if (check_settings(&cfg) != 0 ||
 	    ss_seal_key_init(&s.seal, cfg.seal_key, strlen(cfg.seal_key)) !=
@@ -139,6 +145,7 @@ main(int argc, char **argv)
 	                  cfg.common.redis_password,
 	                  (int)cfg.common.redis_timeout_ms, scripts,
 	                  sizeof scripts / sizeof scripts[0]) != 0 ||
+	    ss_keycheck_start(&kc, &d, s.redis, keys) != 0 ||
 	    ss_req_dial(&s.authz, &d, cfg.authz_url,
 	                (int)cfg.authz_timeout_ms) != 0 ||
 	    ss_pub_listen(&s.pub, cfg.pub_listen) != 0 ||
@@ -159,6 +166,7 @@ fail:
 		ss_rep_close(s.rep);
 	if (s.authz != NULL)
 		ss_req_close(s.authz);
+	ss_keycheck_close(kc);
 	if (s.redis != NULL)
 		ss_redis_close(s.redis);
 	if (s.pub != NULL)

@@ -707,6 +707,40 @@ class ThreeWorkers(NotifyCase):
             self.assertEqual(f["pending"], 0)
 
 
+class WrongKey(NotifyCase):
+    """A worker whose --mail-key is not the producers' (a rotation half
+    done): it is not ready and takes no job, which it could not open and
+    would dead-letter; the jobs wait for a worker with the right key."""
+
+    def test_a_worker_with_another_key_takes_no_job(self):
+        right = self.start_notify()
+        self.assertEqual(self.r.cmd("EXISTS", "keycheck:{k}:mail"), 1)
+        self.assertEqual(right.stop(), 0)
+        wrong = notify(self.redis, self.catcher,
+                       mail_key="another-mail-key-0123456789abcdef0123456")
+        self.daemons.append(wrong)
+        wrong.start(ready=False)
+        wait_for(lambda: "key.mismatch" in [e["event"] for e in wrong.log_events()],
+                 what="key.mismatch")
+        ev = [e for e in wrong.log_events() if e["event"] == "key.mismatch"][0]
+        self.assertEqual((ev["setting"], ev["record"]), ("mail-key", "keycheck:{k}:mail"))
+        self.assertNotIn("another-mail-key", wrong.logs())
+        status, text = wrong.http("/readyz")
+        self.assertEqual(status, 503)
+        self.assertIn("keys: --mail-key is not the key Redis's data was made with", text)
+        self.push("guestlink.viewed", "waiting@example.org",
+                  TEMPLATE_VARS["guestlink.viewed"])
+        time.sleep(2 * SLOW)  # four of its reader's pauses
+        self.assertEqual(self.dead(), [])
+        self.assertEqual(self.pending(), 0)  # not even read
+        self.assertEqual(self.catcher.messages("waiting@example.org"), [])
+        # the right key again: the job goes out
+        self.assertEqual(wrong.stop(), 0)
+        self.start_notify()
+        self.wait_mails("waiting@example.org", 1)
+        self.assertEqual(self.dead(), [])
+
+
 class DeadConsumers(NotifyCase):
     def consumers(self):
         """{consumer name: pending} of the group."""

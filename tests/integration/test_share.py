@@ -284,6 +284,32 @@ class ShareCase(unittest.TestCase):
         return out
 
 
+class Keys(ShareCase):
+    def test_a_share_with_another_seal_key_is_not_ready(self):
+        # Its studies would not open: every worklist would read as empty.
+        uid = self.arrive()
+        other = Daemon("share", self.stack.redis, env={
+            "STUDYSHARE_AUTHZ_URL": "tcp://127.0.0.1:%d" % self.stack.authz.port,
+            "STUDYSHARE_INGEST_LISTEN": "tcp://127.0.0.1:%d" % free_port(),
+            "STUDYSHARE_PUB_LISTEN": "tcp://127.0.0.1:%d" % free_port(),
+            "STUDYSHARE_TOKEN_KEY": TOKEN_KEY,
+            "STUDYSHARE_SEAL_KEY": "another-seal-key-0123456789abcdef0123456",
+            "STUDYSHARE_PUBLIC_URL": PUBLIC_URL})
+        try:
+            other.start(ready=False)
+            wait_for(lambda: "key.mismatch" in [e["event"] for e in other.log_events()],
+                     what="key.mismatch")
+            status, text = other.http("/readyz")
+            self.assertEqual(status, 503)
+            self.assertIn("keys: --seal-key is not the key", text)
+            # the record is the first key's, and the stack's share is ready
+            self.assertEqual(self.stack.share.http("/readyz")[0], 200)
+            self.assertTrue(self.held("location:ct", uid))
+        finally:
+            self.assertEqual(other.stop(), 0)
+            other.close()
+
+
 class Ingest(ShareCase):
     def test_stored_once_and_idempotent(self):
         uid = new_uid()
