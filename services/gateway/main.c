@@ -163,6 +163,39 @@ static const char *const tmpl_files[GW_NTMPL] = {
     [GW_T_UPLOAD] = "upload.html",
 };
 
+/* What the table's bounds cannot say: a URL's form, and one setting
+ * against another.  A mistake here would show only at the first upload
+ * or import. */
+static int
+check_settings(const gw_settings *cfg)
+{
+	const char *u = cfg->stow_url, *host;
+
+	if (u[0] != '\0') {
+		host = strncmp(u, "http://", 7) == 0    ? u + 7
+		       : strncmp(u, "https://", 8) == 0 ? u + 8
+		                                        : NULL;
+		if (host == NULL || host[0] == '\0' || host[0] == '/') {
+			fprintf(stderr, "studyshare-gateway: stow-url: "
+			                "expected http://host[:port]/... or "
+			                "https://host[:port]/...\n");
+			return SS_EBADREQ;
+		}
+	}
+	/* The document goes to authz in one NNG message of at most
+	 * --recv-max, with its envelope. */
+	if (cfg->directory_max > cfg->common.recv_max - 1024) {
+		fprintf(stderr,
+		        "studyshare-gateway: directory-body-max: %lld is over "
+		        "--recv-max (%lld) less 1024; raise --recv-max here "
+		        "and in authz\n",
+		        (long long)cfg->directory_max,
+		        (long long)cfg->common.recv_max);
+		return SS_EBADREQ;
+	}
+	return 0;
+}
+
 /* The web/ directory beside services/ in the tree this file was built
  * from (CMake passes absolute source paths). */
 static int
@@ -259,6 +292,10 @@ main(int argc, char **argv)
 		        "studyshare-gateway: spool-dir: %s is not a "
 		        "writable directory\n",
 		        cfg.spool_dir);
+		rv = 2;
+		goto fail_cfg;
+	}
+	if (check_settings(&cfg) != 0) {
 		rv = 2;
 		goto fail_cfg;
 	}

@@ -67,6 +67,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -159,13 +160,24 @@ nt_smtp_check(const nt_settings *cfg, char *why, size_t whylen)
 
 	if (u == NULL)
 		return SS_ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, cfg->smtp_url, 0) != CURLUE_OK ||
+	/* curl takes "smtp:/relay" for smtp://relay: a typo would pass. */
+	if ((strncmp(cfg->smtp_url, "smtp://", 7) != 0 &&
+	     strncmp(cfg->smtp_url, "smtps://", 8) != 0) ||
+	    curl_url_set(u, CURLUPART_URL, cfg->smtp_url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 	    (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0)) {
 		snprintf(why, whylen,
 		         "--smtp-url: expected smtp://host[:port] or "
 		         "smtps://host[:port]");
+		goto done;
+	}
+	/* Else every TLS handshake would fail, each mail retried for an
+	 * hour and more before anyone noticed. */
+	if (cfg->smtp_ca_file[0] != '\0' &&
+	    access(cfg->smtp_ca_file, R_OK) != 0) {
+		snprintf(why, whylen, "--smtp-ca-file: cannot read %s",
+		         cfg->smtp_ca_file);
 		goto done;
 	}
 	if (strcmp(cfg->smtp_starttls, "none") != 0 &&

@@ -1469,7 +1469,14 @@ class Unavailable(unittest.TestCase):
                           ({"STUDYSHARE_JWT_SECRET": JWT_SECRET,
                             "STUDYSHARE_OPERATOR_TOKEN": "short"}, "operator"),
                           ({"STUDYSHARE_JWT_SECRET": JWT_SECRET,
-                            "STUDYSHARE_WEB_ROOT": "/nonexistent"}, "web-root")]:
+                            "STUDYSHARE_WEB_ROOT": "/nonexistent"}, "web-root"),
+                          ({"STUDYSHARE_JWT_SECRET": JWT_SECRET,
+                            "STUDYSHARE_STOW_URL": "notaurl"}, "stow-url"),
+                          ({"STUDYSHARE_JWT_SECRET": JWT_SECRET,
+                            "STUDYSHARE_STOW_URL": "http:///studies"}, "stow-url"),
+                          ({"STUDYSHARE_JWT_SECRET": JWT_SECRET,
+                            "STUDYSHARE_DIRECTORY_BODY_MAX": "60000000"},
+                           "directory-body-max")]:
             with self.subTest(word):
                 e = dict(os.environ)
                 e.update(env)

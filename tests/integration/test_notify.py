@@ -1328,6 +1328,8 @@ class Config(unittest.TestCase):
     def test_bad_settings_stop_start_up_naming_them(self):
         cases = [
             (["--smtp-url", "http://mail.example.org"], "--smtp-url"),
+            (["--smtp-url", "smtp:/mail.example.org"], "--smtp-url"),
+            (["--smtp-ca-file", "/nonexistent/ca.pem"], "--smtp-ca-file"),
             (["--smtp-starttls", "maybe"], "--smtp-starttls"),
             (["--from", "Name <not-an-address>"], "--from"),
             (["--smtp-timeout", "30s", "--claim-idle", "20s"], "--claim-idle"),
