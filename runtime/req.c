@@ -418,6 +418,12 @@ req_readable(evutil_socket_t fd, short what, void *arg)
 		req_free(r);
 }
 
+const char *
+ss_req_url(const ss_req *r)
+{
+	return r->probe + 5; /* "peer <url>" */
+}
+
 int
 ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms)
 {

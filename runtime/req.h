@@ -26,6 +26,8 @@ typedef void (*ss_reply_fn)(int err, const ss_msg *reply, void *arg);
 
 /* timeout_ms <= 0 means 5 s.  Returns before the peer is reached. */
 int ss_req_dial(ss_req **out, ss_daemon *d, const char *url, int timeout_ms);
+/* The URL it dials, for logs. */
+const char *ss_req_url(const ss_req *r);
 /* Fails every pending request with SS_EUNAVAIL, then frees. */
 void ss_req_close(ss_req *r);
 

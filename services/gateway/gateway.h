@@ -353,6 +353,7 @@ struct gw_req {
 	double t0;
 	bool want_json; /* pages: the client asked for JSON */
 	json_t *body;   /* a parsed JSON body */
+	ss_req *peer;   /* the daemon last asked, for logs */
 	/* the passthrough of a daemon's reply (peer.c) */
 	int ok_status;
 	gw_shape_fn shape;

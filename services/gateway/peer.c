@@ -71,8 +71,13 @@ peer_send(gw_req *r, ss_req *peer, ss_reply_fn fn, bool batch)
 	int rv;
 
 	r->step = GW_STEP_PEER;
+	r->peer = peer;
 	rv = batch ? ss_req_queue(peer, &r->s->scratch, fn, r)
 	           : ss_req_send(peer, &r->s->scratch, fn, r);
+	if (rv != 0 && rv != SS_ETOOLARGE && rv != SS_ENOMEM)
+		ss_warn("http.peer_failed", r->id, "route", r->route->name,
+		        "peer", ss_req_url(peer), "error", ss_err_word(rv),
+		        NULL);
 	if (rv == SS_ETOOLARGE) {
 		r->step = GW_STEP_ROUTE;
 		gw_fail(r, rv,
@@ -106,6 +111,7 @@ gw_peer_failed(gw_req *r, int err, const ss_msg *reply)
 
 	if (err != 0) {
 		ss_warn("http.peer_failed", r->id, "route", r->route->name,
+		        "peer", r->peer != NULL ? ss_req_url(r->peer) : "-",
 		        "error", ss_err_word(err), NULL);
 		gw_fail(
 		    r,

@@ -1450,6 +1450,10 @@ class Unavailable(unittest.TestCase):
                     self.assertEqual(status, 503)
                     self.assertEqual(j["error"]["code"], "unavailable")
                     self.assertIsNotNone(csp)
+            # the log says which daemon it could not reach
+            failed = [e for e in gw.log_events() if e["event"] == "http.peer_failed"]
+            self.assertTrue(failed)
+            self.assertEqual({e["peer"] for e in failed}, {dead})
             redis.kill()  # the rate limiter's store is down too
             status, j, _ = req("POST", "/register-nothing", None)
             self.assertEqual(status, 404)
