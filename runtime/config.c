@@ -20,7 +20,8 @@
  * written (NULL or an allocated string) so ss_config_free() is always safe.
  *
  * --help and --help-markdown (anywhere in argv) print to stdout before
- * anything is checked, and never show the default of a secret.
+ * anything is checked, and never show the default of a secret; so does
+ * --version ("studyshare-<service> <version>").
  */
 #include <ctype.h>
 #include <errno.h>
@@ -689,6 +690,11 @@ ss_config_load(const ss_cfg_table *tabs, size_t ntabs, void *settings, int argc,
 		}
 		if (strcmp(argv[i], "--help-markdown") == 0) {
 			print_markdown(vals, n);
+			rv = 1;
+			goto done;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("studyshare-%s %s\n", service, SS_VERSION);
 			rv = 1;
 			goto done;
 		}

@@ -174,9 +174,16 @@ ss_daemon_init(ss_daemon *d, const char *service,
 		rv = SS_EINTERNAL;
 		goto fail;
 	}
-	if (inflight_gauge == NULL)
+	if (inflight_gauge == NULL) {
+		ss_metric *b = ss_gauge("build_info",
+		                        "1, labelled with the daemon's version",
+		                        "version=\"" SS_VERSION "\"");
+
+		if (b != NULL)
+			ss_metric_set(b, 1);
 		inflight_gauge = ss_gauge("inflight_requests",
 		                          "Units of work in flight.", NULL);
+	}
 	if (common->admin_addr != NULL && common->admin_addr[0] != '\0' &&
 	    (rv = ss_admin_start(&d->admin, d, common->admin_addr)) != 0)
 		goto fail;
@@ -256,8 +263,9 @@ ss_daemon_run(ss_daemon *d)
 	int rc;
 
 	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-	ss_info("daemon.start", NULL, "pid", pid, "admin_addr",
-	        d->admin != NULL ? d->common->admin_addr : "", NULL);
+	ss_info("daemon.start", NULL, "pid", pid, "version", SS_VERSION,
+	        "admin_addr", d->admin != NULL ? d->common->admin_addr : "",
+	        NULL);
 	rc = event_base_dispatch(d->base);
 	log_inflight(SS_LOG_INFO, "daemon.stopped", d, NULL);
 	return rc < 0 ? SS_EINTERNAL : 0;

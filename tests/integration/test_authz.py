@@ -1,6 +1,7 @@
 """Integration tests of the authz daemon against a real Redis over NNG."""
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -688,6 +689,15 @@ class Robustness(AuthzCase):
         self.assertEqual(status, 200)
         self.assertIn('studyshare_requests_total{type="authz.check"}', text)
         self.assertIn("studyshare_request_duration_seconds_bucket", text)
+        # which version runs: the metric, the start's log line, --version
+        version = re.search(r'^studyshare_build_info\{version="([0-9.]+)"\} 1$', text, re.M)
+        self.assertIsNotNone(version, text[:2000])
+        start = [e for e in self.authz.log_events() if e["event"] == "daemon.start"]
+        self.assertEqual(start[0]["version"], version.group(1))
+        out = subprocess.run([os.path.join(stack.BUILD, "studyshare-authz"), "--version"],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual((out.returncode, out.stdout),
+                         (0, "studyshare-authz %s\n" % version.group(1)))
         p = subprocess.run(["promtool", "check", "metrics"], input=text,
                            capture_output=True, text=True)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
