@@ -235,7 +235,10 @@ step(lg_op *op, int err, redisReply *r)
 	case LG_VERIFY:
 		u = op->s->dir ? az_dir_user(op->s->dir, op->user) : NULL;
 		if (!op->ok || u == NULL || !u->active) {
-			ss_info("login.failed", ss_call_id(op->c), NULL);
+			/* The address (an IPv6 /64), as login.rate_limited:
+			 * never the name typed, which may be a password. */
+			ss_info("login.failed", ss_call_id(op->c), "addr",
+			        op->akey + strlen(AZ_K_FAIL_A), NULL);
 			finish(op, SS_EUNAUTH, "wrong user or password");
 			return;
 		}

@@ -341,6 +341,9 @@ class Directory(AuthzCase):
         logged = [e for e in self.authz.log_events() if e["event"] == "login.rate_limited"]
         self.assertIn("10.1.1.1", [e.get("addr") for e in logged])
         self.assertNotIn("bob", json.dumps(logged))
+        failed = [e for e in self.authz.log_events() if e["event"] == "login.failed"]
+        self.assertIn("10.1.0.3", [e.get("addr") for e in failed])
+        self.assertNotIn("bob", json.dumps(failed))
 
     def test_others_wrong_guesses_do_not_lock_a_user_out_of_a_known_address(self):
         body_of(self.call("authz.register", {"user": "kira", "name": "Kira K",
