@@ -5,7 +5,7 @@
  * in rising priority, its default, the environment variable
  * STUDYSHARE_<NAME> (upper case, '-' -> '_'), for a secret the file named by
  * STUDYSHARE_<NAME>_FILE (trailing newlines stripped; setting both is an
- * error), and the flag --name value or --name=value (a bool flag alone means
+ * error; an empty one is not set), and the flag --name value or --name=value (a bool flag alone means
  * true).  Only the winning value is checked, so a bad environment value
  * overridden by a good flag is fine.  The first problem is printed as
  * "studyshare-<service>: <where>: <why>", where <where> is the flag, the
@@ -357,8 +357,10 @@ collect_env(cfg_val *v, const char *service)
 		v->val = env;
 		v->from = SRC_ENV;
 	}
+	/* An empty *_FILE is not set: what a compose file's ${VAR:-} gives
+	 * for a secret the operator did not configure. */
 	if (v->opt->type != SS_CFG_SECRET ||
-	    (file = getenv(v->envfile)) == NULL)
+	    (file = getenv(v->envfile)) == NULL || file[0] == '\0')
 		return 0;
 	if (env != NULL) {
 		snprintf(why, sizeof(why), "set only one of %s and %s", v->env,

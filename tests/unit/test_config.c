@@ -548,6 +548,15 @@ test_secret_file(void **state)
 	                         "must be at least 8 bytes long\n");
 	free(err);
 
+	/* An empty _FILE is not set (a compose file's ${VAR:-}): the
+	 * variable, or the default, holds. */
+	setenv("STUDYSHARE_TOKEN_FILE", "", 1);
+	setenv("STUDYSHARE_TOKEN", "token-from-env", 1);
+	assert_int_equal(load(&s, NULL, NULL), 0);
+	assert_string_equal(s.token, "token-from-env");
+	free_set(&s);
+	unsetenv("STUDYSHARE_TOKEN");
+
 	/* _FILE is for secrets only: a plain setting ignores it. */
 	setenv("STUDYSHARE_TOKEN_FILE", crlf, 1);
 	setenv("STUDYSHARE_NAME_FILE", crlf, 1);
