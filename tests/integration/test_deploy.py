@@ -362,8 +362,9 @@ class Kubernetes(unittest.TestCase):
                 for port in rule["ports"]:
                     allowed.setdefault((who, port["port"]), []).extend(rule["from"])
         for name, svc in self.of_kind("Service").items():
+            pods = svc["spec"]["selector"]["app.kubernetes.io/name"]
             for port in svc["spec"]["ports"]:
-                self.assertTrue((name, port["port"]) in allowed or ("*", port["port"]) in allowed,
+                self.assertTrue((pods, port["port"]) in allowed or ("*", port["port"]) in allowed,
                                 "no rule lets anyone reach %s:%s" % (name, port["port"]))
         # The NNG request ports take any message (a directory import on
         # authz's): studyshare's own daemons only, and only those that call.
