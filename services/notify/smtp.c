@@ -174,7 +174,7 @@ nt_smtp_check(const nt_settings *cfg, char *why, size_t whylen)
 	}
 	/* Else every TLS handshake would fail, each mail retried for an
 	 * hour and more before anyone noticed. */
-	if (cfg->smtp_ca_file[0] != '\0' &&
+	if (cfg->smtp_ca_file != NULL && cfg->smtp_ca_file[0] != '\0' &&
 	    access(cfg->smtp_ca_file, R_OK) != 0) {
 		snprintf(why, whylen, "--smtp-ca-file: cannot read %s",
 		         cfg->smtp_ca_file);
