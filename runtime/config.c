@@ -5,12 +5,12 @@
  * in rising priority, its default, the environment variable
  * STUDYSHARE_<NAME> (upper case, '-' -> '_'), for a secret the file named by
  * STUDYSHARE_<NAME>_FILE (trailing newlines stripped; setting both is an
- * error; an empty one is not set), and the flag --name value or --name=value (a bool flag alone means
- * true).  Only the winning value is checked, so a bad environment value
- * overridden by a good flag is fine.  The first problem is printed as
- * "studyshare-<service>: <where>: <why>", where <where> is the flag, the
- * variable or the file variable the bad value came from, and the load
- * fails with SS_EBADREQ having freed what it allocated.
+ * error; an empty one is not set), and the flag --name value or --name=value (a
+ * bool flag alone means true).  Only the winning value is checked, so a bad
+ * environment value overridden by a good flag is fine.  The first problem is
+ * printed as "studyshare-<service>: <where>: <why>", where <where> is the flag,
+ * the variable or the file variable the bad value came from, and the load fails
+ * with SS_EBADREQ having freed what it allocated.
  *
  * Bounds: strings (STR, SECRET, ADDR) are at least min bytes long and, when
  * max > 0, at most max; INT and MS values lie in min..max unless both are 0
@@ -377,6 +377,93 @@ collect_env(cfg_val *v, const char *service)
 	return 0;
 }
 
+/* Edit distance with adjacent transpositions (optimal string alignment),
+ * for names of at most NAME_MAX_LEN + 16 bytes; larger: "far". */
+static size_t
+name_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	enum { W = NAME_MAX_LEN + 24 };
+	size_t d[3][W + 1], i, j;
+
+	if (la > W || lb > W)
+		return (size_t)-1;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t *c = d[i % 3], *p = d[(i - 1) % 3], *pp = d[(i + 1) % 3];
+
+		c[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] != b[j - 1];
+			size_t best = p[j] + 1;
+
+			if (c[j - 1] + 1 < best)
+				best = c[j - 1] + 1;
+			if (p[j - 1] + cost < best)
+				best = p[j - 1] + cost;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && pp[j - 2] + 1 < best)
+				best = pp[j - 2] + 1;
+			c[j] = best;
+		}
+	}
+	return d[la % 3][lb];
+}
+
+/*
+ * A STUDYSHARE_ variable one edit (a letter wrong, missing, extra or two
+ * swapped) from one of this daemon's is a typo: ignored, the setting
+ * would keep its default unseen (STUDYSHARE_SMTP_STARTLS left STARTTLS
+ * at "try").  Refused, naming both.  Every other name is left alone: the
+ * other daemons' settings (no two daemons' names are one edit apart,
+ * tests/integration/test_docs.py) and the local stack's own variables.
+ */
+static int
+check_env_names(cfg_val *vals, size_t n, const char *service)
+{
+	extern char **environ;
+	char why[160];
+
+	for (char **e = environ; e != NULL && *e != NULL; e++) {
+		const char *eq = strchr(*e, '=');
+		size_t len = eq != NULL ? (size_t)(eq - *e) : strlen(*e);
+		const char *near = NULL;
+
+		if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0)
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			const cfg_val *v = &vals[k];
+			bool secret = v->opt->type == SS_CFG_SECRET;
+
+			if ((strlen(v->env) == len &&
+			     strncmp(v->env, *e, len) == 0) ||
+			    (secret && strlen(v->envfile) == len &&
+			     strncmp(v->envfile, *e, len) == 0)) {
+				near = NULL;
+				break;
+			}
+			if (near == NULL &&
+			    name_distance(*e, len, v->env, strlen(v->env)) == 1)
+				near = v->env;
+			if (near == NULL && secret &&
+			    name_distance(*e, len, v->envfile,
+			                  strlen(v->envfile)) == 1)
+				near = v->envfile;
+		}
+		if (near != NULL) {
+			char where[NAME_MAX_LEN + 32];
+
+			snprintf(where, sizeof where, "%.*s", (int)len, *e);
+			snprintf(why, sizeof why,
+			         "not a setting of %s; did you mean %s?",
+			         service, near);
+			fail_msg(service, where, why);
+			return SS_EBADREQ;
+		}
+	}
+	return 0;
+}
+
 static cfg_val *
 find_flag(cfg_val *vals, size_t n, const char *name, size_t len)
 {
@@ -705,6 +792,8 @@ ss_config_load(const ss_cfg_table *tabs, size_t ntabs, void *settings, int argc,
 	for (k = 0; k < n; k++)
 		if (collect_env(&vals[k], service) != 0)
 			goto fail;
+	if (check_env_names(vals, n, service) != 0)
+		goto fail;
 	if (collect_argv(vals, n, argc, argv, service) != 0)
 		goto fail;
 	for (k = 0; k < n; k++)

@@ -470,6 +470,46 @@ test_unknown_flag(void **state)
 	free(err);
 }
 
+/* A variable one edit from a setting's is a typo, refused; others (the
+ * other daemons', the local stack's) are not this daemon's business. */
+static void
+test_misspelt_env(void **state)
+{
+	static const char *const typos[][2] = {
+	    {"STUDYSHARE_SVX", "STUDYSHARE_SVC"},    /* a letter */
+	    {"STUDYSHARE_SV", "STUDYSHARE_SVC"},     /* one missing */
+	    {"STUDYSHARE_NAMEE", "STUDYSHARE_NAME"}, /* one extra */
+	    {"STUDYSHARE_TOKEN_FLIE", "STUDYSHARE_TOKEN_FILE"}, /* swapped */
+	};
+	char want[256];
+	tset s;
+	char *err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof typos / sizeof typos[0]; i++) {
+		setenv(typos[i][0], "x", 1);
+		assert_int_equal(load(&s, &err, NULL), SS_EBADREQ);
+		snprintf(want, sizeof want,
+		         "studyshare-test: %s: not a setting of test; did you "
+		         "mean %s?\n",
+		         typos[i][0], typos[i][1]);
+		assert_string_equal(err, want);
+		assert_all_freed(&s);
+		free(err);
+		unsetenv(typos[i][0]);
+	}
+	/* Far from every name, or exactly one: fine. */
+	setenv("STUDYSHARE_HOME", "/tmp", 1);
+	setenv("STUDYSHARE_HTTP_PORT", "8080", 1);
+	setenv("STUDYSHARE_NAME", "bob", 1);
+	assert_int_equal(load(&s, NULL, NULL), 0);
+	assert_string_equal(s.name, "bob");
+	free_set(&s);
+	unsetenv("STUDYSHARE_HOME");
+	unsetenv("STUDYSHARE_HTTP_PORT");
+	unsetenv("STUDYSHARE_NAME");
+}
+
 static void
 test_required_missing(void **state)
 {
@@ -697,6 +737,7 @@ main(void)
 	    cmocka_unit_test_setup(test_bad_values, clear_env),
 	    cmocka_unit_test_setup(test_good_addrs, clear_env),
 	    cmocka_unit_test_setup(test_unknown_flag, clear_env),
+	    cmocka_unit_test_setup(test_misspelt_env, clear_env),
 	    cmocka_unit_test_setup(test_required_missing, clear_env),
 	    cmocka_unit_test_setup(test_secret_file, clear_env),
 	    cmocka_unit_test_setup(test_help, clear_env),
