@@ -1,6 +1,12 @@
 /*
- * tools/cli_directory.c - studyshare directory import FILE
+ * tools/cli_directory.c - studyshare directory import [--dry-run] FILE
+ *
+ * The answer says what the document adds and removes against the
+ * directory authz holds (users, and organisation, location and group
+ * worklists); with --dry-run nothing is written and the answer lists the
+ * ids (the first 100 of each).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +16,8 @@
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: studyshare directory import FILE\n");
+	fprintf(stderr,
+	        "usage: studyshare directory import [--dry-run] FILE\n");
 	return CLI_USAGE;
 }
 
@@ -54,17 +61,25 @@ int
 cli_directory(const cli_opts *o, int argc, char **argv)
 {
 	json_t *body, *reply;
+	bool dry = false;
 	size_t len;
 	char *doc;
 	int rv;
 
+	if (argc == 3 && strcmp(argv[1], "--dry-run") == 0) {
+		dry = true;
+		argv[1] = argv[2];
+		argc = 2;
+	}
 	if (argc != 2 || strcmp(argv[0], "import") != 0)
 		return usage();
 	if ((doc = slurp(argv[1], &len)) == NULL) {
 		perror(argv[1]);
 		return CLI_USAGE;
 	}
-	body = json_pack("{s:s%}", "document", doc, len);
+	body =
+	    dry ? json_pack("{s:s%, s:b}", "document", doc, len, "dry_run", 1)
+	        : json_pack("{s:s%}", "document", doc, len);
 	free(doc);
 	if (body == NULL) {
 		fprintf(stderr, "studyshare: %s is not UTF-8 text\n", argv[1]);

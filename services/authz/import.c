@@ -15,6 +15,13 @@
  *
  * An initial password is only ever set for an account that has none, so a
  * re-import never resets a password and never rehashes.
+ *
+ * What the document changes against the snapshot (users and the
+ * organisation, location and group worklists added and removed; accounts
+ * made by registration are not the document's) is counted at IM_PARSE and
+ * answered.  With dry_run the op ends there: nothing is written, and the
+ * answer lists the first DRY_LIST ids of each, for an operator to look
+ * before importing a document that would remove half the directory.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +35,7 @@
 #include "services/authz/authz.h"
 
 #define MAX_RETRIES 5
+#define DRY_LIST    100 /* ids listed per kind in a dry run's answer */
 
 /* KEYS: doc, version, codes, codeix, pw, reg, regmail, docmail, retired
  * ARGV: doc, n, (worklist, code, fixed)*n, npw, (user, hash)*npw,
@@ -157,7 +165,61 @@ typedef struct im_op {
 	int tries;
 	bool changed;
 	int64_t version;
+	bool dry_run;
+	/* against the snapshot: [0] users, [1] worklists; added, removed */
+	size_t added[2], removed[2];
 } im_op;
+
+/* An organisation's, a location's or a group's worklist: the personal
+ * ones come and go with their users. */
+static bool
+doc_worklist(const az_worklist *w)
+{
+	return w->kind != AZ_WL_USER;
+}
+
+/* How many ids of kind (0 users, 1 worklists) a has and b has not; with
+ * p, also packs the first DRY_LIST of them as an array (a first pass
+ * counts them for its header). */
+static size_t
+only_in(const az_dir *a, const az_dir *b, int kind, ss_pack *p)
+{
+	size_t n = 0,
+	       total = kind == 0 ? az_dir_nusers(a) : az_dir_nworklists(a);
+
+	for (int pass = p != NULL ? 0 : 1; pass < 2; pass++) {
+		size_t listed = 0;
+
+		if (pass == 1 && p != NULL)
+			msgpack_pack_array(&p->pk, n < DRY_LIST ? n : DRY_LIST);
+		n = 0;
+		for (size_t i = 0; i < total; i++) {
+			const char *id;
+
+			if (kind == 0) {
+				const az_user *u = az_dir_user_at(a, i);
+				if (u->registered ||
+				    az_dir_user(b, u->id) != NULL)
+					continue;
+				id = u->id;
+			} else {
+				const az_worklist *w = az_dir_worklist_at(a, i);
+				const az_worklist *o =
+				    az_dir_worklist(b, w->id);
+				if (!doc_worklist(w) ||
+				    (o != NULL && doc_worklist(o)))
+					continue;
+				id = w->id;
+			}
+			n++;
+			if (pass == 1 && p != NULL && listed < DRY_LIST) {
+				ss_pack_cstr(p, id);
+				listed++;
+			}
+		}
+	}
+	return n;
+}
 
 static void step(im_op *op, int err, redisReply *r);
 
@@ -168,14 +230,34 @@ finish(im_op *op, int err, const char *msg)
 		ss_call_reply_err(op->c, err, msg);
 	} else {
 		ss_pack *p = ss_call_reply_ok(op->c);
-		msgpack_pack_map(&p->pk, 5);
-		ss_pack_kv_bool(p, "changed", op->changed);
-		ss_pack_kv_int(p, "version", op->version);
+		msgpack_pack_map(&p->pk, op->dry_run ? 12 : 9);
+		if (op->dry_run) {
+			ss_pack_kv_bool(p, "dry_run", true);
+		} else {
+			ss_pack_kv_bool(p, "changed", op->changed);
+			ss_pack_kv_int(p, "version", op->version);
+		}
 		ss_pack_kv_int(p, "organisations",
 		               (int64_t)az_dir_norgs(op->nd));
 		ss_pack_kv_int(p, "users", (int64_t)az_dir_nusers(op->nd));
 		ss_pack_kv_int(p, "worklists",
 		               (int64_t)az_dir_nworklists(op->nd));
+		ss_pack_kv_int(p, "users_added", (int64_t)op->added[0]);
+		ss_pack_kv_int(p, "users_removed", (int64_t)op->removed[0]);
+		ss_pack_kv_int(p, "worklists_added", (int64_t)op->added[1]);
+		ss_pack_kv_int(p, "worklists_removed", (int64_t)op->removed[1]);
+		if (op->dry_run) {
+			const az_dir *cur = op->s->dir;
+
+			ss_pack_key(p, "added_users");
+			(void)only_in(op->nd, cur, 0, p);
+			ss_pack_key(p, "removed_users");
+			(void)only_in(cur, op->nd, 0, p);
+			ss_pack_key(p, "added_worklists");
+			(void)only_in(op->nd, cur, 1, p);
+			ss_pack_key(p, "removed_worklists");
+			(void)only_in(cur, op->nd, 1, p);
+		}
 		ss_call_reply_end(op->c);
 	}
 	for (size_t i = 0; i < op->npw; i++)
@@ -422,15 +504,16 @@ az_handle_import(ss_call *c, const msgpack_object *body, void *arg)
 {
 	static const ss_field_spec spec[] = {
 	    {"document", SS_F_STR, true, 2, SS_MAX_STR_LEN},
+	    {"dry_run", SS_F_BOOL, false, 0, 0},
 	};
-	const msgpack_object *f[1];
+	const msgpack_object *f[2];
 	az_server *s = arg;
 	char why[512];
 	im_op *op;
 	ss_str doc;
 	int rv;
 
-	if (az_parse(c, body, spec, 1, f) != 0 || az_dir_or_reply(s, c) == NULL)
+	if (az_parse(c, body, spec, 2, f) != 0 || az_dir_or_reply(s, c) == NULL)
 		return;
 	if ((op = calloc(1, sizeof *op)) == NULL) {
 		ss_call_reply_err(c, SS_ENOMEM, NULL);
@@ -449,6 +532,15 @@ az_handle_import(ss_call *c, const msgpack_object *body, void *arg)
 		rv = SS_ENOMEM;
 	if (rv != 0) {
 		finish(op, rv, why);
+		return;
+	}
+	for (int k = 0; k < 2; k++) {
+		op->added[k] = only_in(op->nd, s->dir, k, NULL);
+		op->removed[k] = only_in(s->dir, op->nd, k, NULL);
+	}
+	op->dry_run = f[1] != NULL && ss_obj_bool(f[1]);
+	if (op->dry_run) {
+		finish(op, 0, NULL);
 		return;
 	}
 	for (size_t i = 0; i < az_dir_nusers(op->nd); i++) {

@@ -191,6 +191,36 @@ class Directory(AuthzCase):
         r = body_of(self.import_doc(self.doc))
         self.assertTrue(r["changed"])
         self.assertFalse(self.check("alice", "studies.view", "location:xray"))
+        # the answer says what the document added and removed
+        self.assertEqual((r["users_added"], r["users_removed"], r["worklists_added"],
+                          r["worklists_removed"]), (0, 0, 0, 1))
+
+    def test_dry_run_says_what_an_import_would_change_and_changes_nothing(self):
+        doc = json.loads(json.dumps(self.doc))
+        doc["users"] = [u for u in doc["users"] if u["id"] != "bob"]
+        doc["users"].append({"id": "nina", "organisation": "stelsewhere", "name": "Nina N",
+                             "email": "nina@stelsewhere.example", "memberships": []})
+        doc["locations"].append({"id": "xray", "organisation": "stelsewhere", "name": "X-ray"})
+        v = body_of(self.import_doc(self.doc))["version"]
+        r = body_of(self.call("authz.directory.import",
+                              {"document": json.dumps(doc), "dry_run": True}))
+        self.assertTrue(r["dry_run"])
+        self.assertNotIn("changed", r)
+        self.assertEqual((r["added_users"], r["removed_users"]), (["nina"], ["bob"]))
+        self.assertEqual((r["added_worklists"], r["removed_worklists"]), (["location:xray"], []))
+        self.assertEqual((r["users_added"], r["users_removed"]), (1, 1))
+        # nothing applied: bob still has his roles, the version stands
+        self.assertTrue(self.check("bob", "studies.view", "location:ct"))
+        self.assertEqual(body_of(self.import_doc(self.doc))["version"], v)
+        # the command line's --dry-run, on the demo document with
+        # registered accounts about: those are not the document's
+        path = os.path.join(self.authz.logdir, "dry.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        rc, out, err = cli("directory", "import", "--dry-run", path, env=self.env)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["removed_users"], ["bob"])
+        self.assertTrue(self.check("bob", "studies.view", "location:ct"))
 
     def refused(self, mutate, words):
         doc = json.loads(json.dumps(self.doc))
