@@ -4,6 +4,9 @@
  *
  *   Authorization: Bearer <operator token>, body: the document
  *   authz.directory.import {document} -> 200 {"changed", "version", ...}
+ *   ?dry_run=true: {document, dry_run} -> 200 {"dry_run": true, what it
+ *                  would add and remove}, nothing written (an addition
+ *                  to API.md's route, for a look before the import)
  *
  * The operator token is a separate secret (--operator-token), not a user's
  * JWT: importing the directory changes every account and permission, and
@@ -55,13 +58,22 @@ gw_operator_init(gw_server *s)
 void
 gw_api_directory(gw_req *r)
 {
-	char why[256];
+	static const char *const params[] = {"dry_run", NULL};
+	char why[256], dry[8];
 	const char *b;
 	json_t *doc;
 	size_t n;
 	ss_pack *p;
 	int rv;
 
+	if (gw_query_check(r, params) != 0 ||
+	    (rv = gw_query_get(r, "dry_run", dry, sizeof dry)) < 0)
+		return;
+	if (rv == 1 && strcmp(dry, "true") != 0 && strcmp(dry, "false") != 0) {
+		gw_fail(r, SS_EBADREQ,
+		        "parameter 'dry_run': expected true or false");
+		return;
+	}
 	b = gw_body(r, &n);
 	if ((rv = gw_json_parse(b, n, (size_t)r->s->cfg->directory_max, &doc,
 	                        why, sizeof why)) != 0) {
@@ -70,9 +82,12 @@ gw_api_directory(gw_req *r)
 	}
 	json_decref(doc);
 	p = gw_peer_begin(r, "authz.directory.import");
-	msgpack_pack_map(&p->pk, 1);
+	msgpack_pack_map(&p->pk, strcmp(dry, "true") == 0 ? 2 : 1);
 	ss_pack_kv_strn(p, "document", b, n);
-	ss_info("http.directory_import", r->id, "addr", r->addr, NULL);
+	if (strcmp(dry, "true") == 0)
+		ss_pack_kv_bool(p, "dry_run", true);
+	ss_info("http.directory_import", r->id, "addr", r->addr, "dry_run",
+	        strcmp(dry, "true") == 0 ? "true" : "false", NULL);
 	gw_peer_passthrough(r, r->s->authz, 200, NULL);
 	/* Copied out: leave no initial password in the scratch. */
 	sodium_memzero(p->sb.data, p->sb.size);

@@ -217,6 +217,9 @@ typedef struct gw_route {
 	gw_auth auth;
 	bool page; /* errors as HTML unless the client asks for JSON */
 	gw_handler fn;
+	/* A route without GET that checks its own query parameters (every
+	 * other one refuses any, http.c). */
+	bool own_query;
 } gw_route;
 
 typedef struct gw_params {

@@ -787,7 +787,7 @@ dispatch(gw_req *r)
 	 * check their own parameters): one left there is a client's mistake,
 	 * said, not ignored. */
 	if (!r->route->page && (r->route->methods & GW_GET) == 0 &&
-	    gw_query_check(r, no_params) != 0)
+	    !r->route->own_query && gw_query_check(r, no_params) != 0)
 		return;
 	r->step = GW_STEP_ROUTE;
 	r->route->fn(r);

@@ -24,12 +24,13 @@ h(gw_req *r)
 }
 
 static const gw_route tab[] = {
-    {"a", GW_POST, "/api/v1/sessions", GW_AUTH_NONE, false, h},
-    {"b", GW_GET, "/api/v1/worklists/*/studies", GW_AUTH_BEARER, false, h},
+    {"a", GW_POST, "/api/v1/sessions", GW_AUTH_NONE, false, h, false},
+    {"b", GW_GET, "/api/v1/worklists/*/studies", GW_AUTH_BEARER, false, h,
+     false},
     {"c", GW_GET | GW_POST, "/api/v1/studies/*/guest-links", GW_AUTH_BEARER,
-     false, h},
-    {"d", GW_GET | GW_POST, "/g/*", GW_AUTH_NONE, true, h},
-    {"e", GW_GET, "/static/*", GW_AUTH_NONE, true, h},
+     false, h, false},
+    {"d", GW_GET | GW_POST, "/g/*", GW_AUTH_NONE, true, h, false},
+    {"e", GW_GET, "/static/*", GW_AUTH_NONE, true, h, false},
 };
 
 static void

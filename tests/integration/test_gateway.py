@@ -1257,6 +1257,24 @@ class Directory(GatewayCase):
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(r.json["changed"], False)
 
+    def test_dry_run(self):
+        # A document without bob: the answer says so, and bob stays.
+        doc = copy.deepcopy(self.stack.doc)
+        doc["users"] = [u for u in doc["users"] if u["id"] != "bob"]
+        r = self.req("PUT", "/api/v1/directory?dry_run=true", raw=json.dumps(doc).encode(),
+                     token=OPERATOR_TOKEN)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertTrue(r.json["dry_run"])
+        self.assertEqual((r.json["removed_users"], r.json["users_removed"]), (["bob"], 1))
+        self.assertEqual(self.req("GET", "/api/v1/worklists", token=self.stack.login("bob")).status,
+                         200)
+        r = self.req("PUT", "/api/v1/directory?dry_run=maybe", raw=json.dumps(doc).encode(),
+                     token=OPERATOR_TOKEN)
+        self.assertError(r, 400, "bad_request", "dry_run")
+        r = self.req("PUT", "/api/v1/directory?dryrun=true", raw=json.dumps(doc).encode(),
+                     token=OPERATOR_TOKEN)
+        self.assertError(r, 400, "bad_request", "dryrun")
+
     def test_bad_documents(self):
         r = self.req("PUT", "/api/v1/directory", raw=b"{nope", token=OPERATOR_TOKEN)
         self.assertError(r, 400, "bad_request")

@@ -26,16 +26,17 @@ h_a(gw_req *r)
 }
 
 static const gw_route tab[] = {
-    {"sessions", GW_POST, "/api/v1/sessions", GW_AUTH_NONE, false, h_a},
-    {"wl.get", GW_GET, "/api/v1/worklists/*", GW_AUTH_BEARER, false, h_a},
+    {"sessions", GW_POST, "/api/v1/sessions", GW_AUTH_NONE, false, h_a, false},
+    {"wl.get", GW_GET, "/api/v1/worklists/*", GW_AUTH_BEARER, false, h_a,
+     false},
     {"wl.studies", GW_GET, "/api/v1/worklists/*/studies", GW_AUTH_BEARER, false,
-     h_a},
+     h_a, false},
     {"share.create", GW_POST, "/api/v1/studies/*/shares", GW_AUTH_BEARER, false,
-     h_a},
+     h_a, false},
     {"share.list", GW_GET, "/api/v1/studies/*/shares", GW_AUTH_BEARER, false,
-     h_a},
-    {"guest", GW_GET | GW_POST, "/g/*", GW_AUTH_NONE, true, h_a},
-    {"index", GW_GET | GW_HEAD, "/", GW_AUTH_NONE, true, h_a},
+     h_a, false},
+    {"guest", GW_GET | GW_POST, "/g/*", GW_AUTH_NONE, true, h_a, false},
+    {"index", GW_GET | GW_HEAD, "/", GW_AUTH_NONE, true, h_a, false},
 };
 #define NTAB (sizeof tab / sizeof tab[0])
 
