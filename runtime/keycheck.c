@@ -5,7 +5,7 @@
  *   KC_UNKNOWN   not asked yet, or Redis was not ready: the timer asks
  *                every second
  *   KC_SAME      every key is the recorded one: asked again every 10 s
- *   KC_DIFFERS   one is not (kc->bad names it): asked again every 10 s
+ *   KC_DIFFERS   one is not (kc->why names it): asked again every 10 s
  *
  * One script asks for every key at once: a record that is missing is
  * written (the first daemon with the key defines it), and each answer is
@@ -125,7 +125,7 @@ kc_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (kc->n == 0 || kc->asking)
+	if (kc->asking)
 		return;
 	if (!ss_redis_ready(kc->r)) {
 		kc_arm(kc, KC_SOON_MS);
@@ -210,7 +210,10 @@ ss_keycheck_start(ss_keycheck **out, ss_daemon *d, ss_redis *r,
 		kc_free(kc);
 		return SS_ENOMEM;
 	}
-	kc_arm(kc, 0);
+	if (kc->n == 0)
+		kc->state = KC_SAME; /* nothing to check */
+	else
+		kc_arm(kc, 0);
 	*out = kc;
 	return 0;
 }

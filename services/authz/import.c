@@ -178,45 +178,45 @@ doc_worklist(const az_worklist *w)
 	return w->kind != AZ_WL_USER;
 }
 
-/* How many ids of kind (0 users, 1 worklists) a has and b has not; with
- * p, also packs the first DRY_LIST of them as an array (a first pass
- * counts them for its header). */
+/* Whether entry i of kind (0 users, 1 worklists) of a is not in b, and
+ * its id. */
+static bool
+only_in_at(const az_dir *a, const az_dir *b, int kind, size_t i,
+           const char **id)
+{
+	if (kind == 0) {
+		const az_user *u = az_dir_user_at(a, i);
+
+		*id = u->id;
+		return !u->registered && az_dir_user(b, u->id) == NULL;
+	}
+	const az_worklist *w = az_dir_worklist_at(a, i);
+	const az_worklist *o = az_dir_worklist(b, w->id);
+
+	*id = w->id;
+	return doc_worklist(w) && (o == NULL || !doc_worklist(o));
+}
+
+/* How many ids of kind a has and b has not; with p, also packs the
+ * first DRY_LIST of them as an array. */
 static size_t
 only_in(const az_dir *a, const az_dir *b, int kind, ss_pack *p)
 {
-	size_t n = 0,
-	       total = kind == 0 ? az_dir_nusers(a) : az_dir_nworklists(a);
+	size_t total = kind == 0 ? az_dir_nusers(a) : az_dir_nworklists(a);
+	size_t n = 0;
+	const char *id;
 
-	for (int pass = p != NULL ? 0 : 1; pass < 2; pass++) {
-		size_t listed = 0;
+	if (p != NULL) {
+		size_t all = only_in(a, b, kind, NULL);
 
-		if (pass == 1 && p != NULL)
-			msgpack_pack_array(&p->pk, n < DRY_LIST ? n : DRY_LIST);
-		n = 0;
-		for (size_t i = 0; i < total; i++) {
-			const char *id;
-
-			if (kind == 0) {
-				const az_user *u = az_dir_user_at(a, i);
-				if (u->registered ||
-				    az_dir_user(b, u->id) != NULL)
-					continue;
-				id = u->id;
-			} else {
-				const az_worklist *w = az_dir_worklist_at(a, i);
-				const az_worklist *o =
-				    az_dir_worklist(b, w->id);
-				if (!doc_worklist(w) ||
-				    (o != NULL && doc_worklist(o)))
-					continue;
-				id = w->id;
-			}
-			n++;
-			if (pass == 1 && p != NULL && listed < DRY_LIST) {
-				ss_pack_cstr(p, id);
-				listed++;
-			}
-		}
+		msgpack_pack_array(&p->pk, all < DRY_LIST ? all : DRY_LIST);
+	}
+	for (size_t i = 0; i < total; i++) {
+		if (!only_in_at(a, b, kind, i, &id))
+			continue;
+		if (p != NULL && n < DRY_LIST)
+			ss_pack_cstr(p, id);
+		n++;
 	}
 	return n;
 }
