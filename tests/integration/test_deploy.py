@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -1021,6 +1022,50 @@ class LocalStack(unittest.TestCase):
         p = stack_cmd("down")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(glob.glob(os.path.join(home, "run", "*.pid")), [])
+
+    def test_ctrl_c_stops_run_in_order(self):
+        # A terminal's Ctrl-C goes to the whole foreground process group:
+        # the daemons must not get it (they exited before the script's
+        # trap, which took that for a crash and exited 1), the script
+        # stops them and exits 0.
+        static_only()
+        tmp = tempfile.mkdtemp(prefix="ss-stack-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        home = os.path.join(tmp, "home")
+        env = dict(os.environ, STUDYSHARE_HOME=home, STUDYSHARE_HTTP_PORT=str(free_port()),
+                   STUDYSHARE_BUILD=BUILD)
+        stack = os.path.join(ROOT, "deploy", "local", "stack")
+        self.addCleanup(subprocess.run, [stack, "down"], env=env, capture_output=True,
+                        timeout=120)
+        out = open(os.path.join(tmp, "run.out"), "w+")
+        self.addCleanup(out.close)
+        p = subprocess.Popen([stack, "run"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+
+        def said():
+            out.seek(0)
+            return out.read()
+        wait_for(lambda: "Press Ctrl-C" in said() or p.poll() is not None, timeout=120,
+                 what="stack run up")
+        self.assertIsNone(p.poll(), said())
+        pids = [int(open(f).read()) for f in glob.glob(os.path.join(home, "run", "*.pid"))]
+        self.assertTrue(pids)
+        os.killpg(p.pid, signal.SIGINT)
+        self.assertEqual(p.wait(timeout=60), 0, said())
+        self.assertNotIn("a daemon exited", said())
+        self.assertIn("studyshare is down", said())
+        # each daemon was stopped by the script (SIGTERM), not by the key
+        stops = []
+        for f in sorted(glob.glob(os.path.join(home, "logs", "*.log"))):
+            with open(f, errors="replace") as fh:
+                stops += [(os.path.basename(f), line.strip()) for line in fh
+                          if '"daemon.stopping"' in line]
+        self.assertEqual(len(stops), 5, stops)
+        for name, line in stops:
+            self.assertIn("SIGTERM", line, name)
+        for pid in pids:  # gone (an orphan is reaped by init a moment later)
+            wait_for(lambda: not os.path.exists("/proc/%d" % pid), timeout=10,
+                     what="process %d gone" % pid)
 
 
 class EntryDaemon(Daemon):
