@@ -80,7 +80,8 @@
  *   upload.received     files arrived through an upload link, to its creator:
  *                       vars link_id, time, studies, files, worklist_name
  *   upload.request      an upload link for the address it was made for:
- *                       vars sharer_name, url, message, expires_at
+ *                       vars sharer_name, url, message, expires_at,
+ *                       worklist_name (where the studies go)
  * "message", "study_description", "user_agent", "recipient" and
  * "worklist_name" may be empty or left out, and so may share.invitation's
  * "expires_at" (jobs queued by a share that did not send it yet still go

@@ -78,6 +78,8 @@ typedef struct gw_settings {
 	int64_t ingest_timeout_ms;
 	int64_t upload_file_max;
 	int64_t upload_session_max;
+	int64_t upload_refusal_limit;
+	int64_t upload_refusal_window_ms;
 	int64_t upload_workers;
 } gw_settings;
 
@@ -319,7 +321,9 @@ typedef struct gw_server {
 	size_t nspare;
 	ss_metric *m_limited;
 	ss_metric *m_upload_refused;
-	unsigned char op_key[32]; /* keys the operator token comparison */
+	unsigned char op_key[32];      /* keys the operator token comparison */
+	unsigned char refusal_key[16]; /* keys the names of refused uploads
+	                                * in Redis (upload.c) */
 	unsigned char op_hash[32];
 	bool op_enabled;
 	struct ss_work_pool *work; /* uploads: spool, STOW, ingest */
@@ -365,6 +369,7 @@ struct gw_req {
 	char refused_msg[GW_TEXT_MAX];
 	/* the rate limiter (limit.c): the limit, then what runs next */
 	int64_t limit;
+	const char *limit_what; /* a distinct limit's 429: "too many <what>" */
 	gw_handler next;
 	/* guest pages (guest.c): secrets, wiped when the request is freed */
 	bool has_pw;
@@ -462,6 +467,17 @@ extern ss_script gw_script_limit;
 /* Counts this request against kind's limit for the client's address;
  * over it answers 429 with Retry-After, else runs next. */
 void gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next);
+extern ss_script gw_script_distinct;
+/* Distinct limits: whether the client's address has been refused for
+ * limit different things (members) within window_ms: then 429 "too many
+ * <what>" with Retry-After, else next runs.  Redis down: 503. */
+void gw_limit_distinct_check(gw_req *r, const char *kind, int64_t limit,
+                             int64_t window_ms, const char *what,
+                             gw_handler next);
+/* Adds member (under limit members at most); next runs whatever happens
+ * (a failure to count is logged). */
+void gw_limit_distinct_add(gw_req *r, const char *kind, const char *member,
+                           int64_t limit, int64_t window_ms, gw_handler next);
 
 /* static.c */
 void gw_static_serve(gw_req *r, const char *name);

@@ -13,6 +13,12 @@
  * An IPv6 client is counted by its /64 (runtime/addr.h), as authz counts
  * failed logins per address.
  *
+ * A distinct limit counts things, not requests: a SET of what the client
+ * was refused for (gw_limit_distinct_add), read before its next try
+ * (gw_limit_distinct_check).  Sending the same refused thing again and
+ * again costs nothing; trying many different ones is what it bounds.  The
+ * SET stops growing at the limit, so it is small whatever a client sends.
+ *
  * Keys: gateway:{rl:<kind>:<client>}, each its own slot (Redis Cluster).
  */
 #include <inttypes.h>
@@ -36,39 +42,71 @@ ss_script gw_script_limit = {
     "",
 };
 
-static void
-on_count(int err, redisReply *rep, void *arg)
-{
-	gw_req *r = arg;
-	int64_t n, ttl;
-	char msg[64];
-	int secs;
+/* KEYS: the set  ARGV: window ms, limit, member ('' only reads)
+ * -> {members, ms left}.  The window starts at the first member. */
+ss_script gw_script_distinct = {
+    "gateway_distinct",
+    "if ARGV[3] ~= '' and "
+    "redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then\n"
+    "  redis.call('SADD', KEYS[1], ARGV[3])\n"
+    "  if redis.call('PTTL', KEYS[1]) < 0 then\n"
+    "    redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
+    "  end\n"
+    "end\n"
+    "return {redis.call('SCARD', KEYS[1]), redis.call('PTTL', KEYS[1])}\n",
+    "",
+};
 
+/* 429 with Retry-After: the seconds until the window ends, rounded up. */
+static void
+limited(gw_req *r, int64_t ttl, const char *what)
+{
+	char msg[96];
+	int secs = (int)((ttl + 999) / 1000);
+
+	ss_metric_add(r->s->m_limited, 1);
+	ss_info("http.rate_limited", r->id, "route", r->route->name, NULL);
+	secs = secs > 0 ? secs : 1;
+	snprintf(msg, sizeof msg, "too many %s; retry in %d seconds", what,
+	         secs);
+	gw_fail_retry(r, SS_ETOOMANY, msg, secs);
+}
+
+static void
+unavailable(gw_req *r)
+{
+	r->step = GW_STEP_ROUTE;
+	gw_fail(r, SS_EUNAVAIL, "the rate limiter is unavailable; retry later");
+}
+
+/* The answer {count, ms left} of both scripts: the request goes on
+ * while count is at most over, else 429. */
+static void
+judge(gw_req *r, int err, const redisReply *rep, int64_t over)
+{
 	if (err != 0 || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
 	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
 	    rep->element[1]->type != REDIS_REPLY_INTEGER) {
 		ss_warn("http.limit_failed", r->id, "error",
 		        err != 0 ? ss_err_word(err) : "bad reply", NULL);
-		gw_fail(r, SS_EUNAVAIL,
-		        "the rate limiter is unavailable; "
-		        "retry later");
+		unavailable(r);
 		return;
 	}
-	n = rep->element[0]->integer;
-	ttl = rep->element[1]->integer;
 	r->step = GW_STEP_ROUTE;
-	if (n > r->limit) {
-		secs = (int)((ttl + 999) / 1000);
-		ss_metric_add(r->s->m_limited, 1);
-		ss_info("http.rate_limited", r->id, "route", r->route->name,
-		        NULL);
-		secs = secs > 0 ? secs : 1;
-		snprintf(msg, sizeof msg,
-		         "too many requests; retry in %d seconds", secs);
-		gw_fail_retry(r, SS_ETOOMANY, msg, secs);
+	if (rep->element[0]->integer > over) {
+		limited(r, rep->element[1]->integer, r->limit_what);
 		return;
 	}
 	r->next(r);
+}
+
+/* A counter counts this request too: the limit-th is still let through. */
+static void
+on_count(int err, redisReply *rep, void *arg)
+{
+	gw_req *r = arg;
+
+	judge(r, err, rep, r->limit);
 }
 
 void
@@ -87,13 +125,83 @@ gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next)
 	lens[0] = strlen(key);
 	lens[1] = strlen(win);
 	r->limit = limit;
+	r->limit_what = "requests";
 	r->next = next;
 	r->step = GW_STEP_LIMIT;
 	if ((rv = ss_redis_eval(r->s->redis, &gw_script_limit, on_count, r, 1,
-	                        2, argv, lens)) != 0) {
+	                        2, argv, lens)) != 0)
+		unavailable(r);
+}
+
+/* --- distinct limits ------------------------------------------------- */
+
+/* A set only read: a full one holds the request. */
+static void
+on_distinct_check(int err, redisReply *rep, void *arg)
+{
+	gw_req *r = arg;
+
+	judge(r, err, rep, r->limit - 1);
+}
+
+/* A failure to count is logged, not the client's: its answer stands. */
+static void
+on_distinct_add(int err, redisReply *rep, void *arg)
+{
+	gw_req *r = arg;
+
+	(void)rep;
+	if (err != 0)
+		ss_warn("http.limit_failed", r->id, "error", ss_err_word(err),
+		        NULL);
+	r->step = GW_STEP_ROUTE;
+	r->next(r);
+}
+
+static int
+distinct_send(gw_req *r, const char *kind, const char *member,
+              int64_t window_ms, ss_redis_fn fn)
+{
+	char key[160], win[24], lim[24], client[SS_ADDR_CLIENT_MAX];
+	const char *argv[4];
+	size_t lens[4];
+
+	ss_addr_client(r->addr, client, sizeof client);
+	snprintf(key, sizeof key, "gateway:{rl:%s:%s}", kind, client);
+	snprintf(win, sizeof win, "%" PRId64, window_ms);
+	snprintf(lim, sizeof lim, "%" PRId64, r->limit);
+	argv[0] = key;
+	argv[1] = win;
+	argv[2] = lim;
+	argv[3] = member;
+	for (int i = 0; i < 4; i++)
+		lens[i] = strlen(argv[i]);
+	r->step = GW_STEP_LIMIT;
+	return ss_redis_eval(r->s->redis, &gw_script_distinct, fn, r, 1, 4,
+	                     argv, lens);
+}
+
+void
+gw_limit_distinct_check(gw_req *r, const char *kind, int64_t limit,
+                        int64_t window_ms, const char *what, gw_handler next)
+{
+	r->limit = limit;
+	r->limit_what = what;
+	r->next = next;
+	if (distinct_send(r, kind, "", window_ms, on_distinct_check) != 0)
+		unavailable(r);
+}
+
+void
+gw_limit_distinct_add(gw_req *r, const char *kind, const char *member,
+                      int64_t limit, int64_t window_ms, gw_handler next)
+{
+	r->limit = limit;
+	r->next = next;
+	if (distinct_send(r, kind, member, window_ms, on_distinct_add) != 0) {
+		ss_warn("http.limit_failed", r->id, "error", "unavailable",
+		        NULL);
 		r->step = GW_STEP_ROUTE;
-		gw_fail(r, SS_EUNAVAIL,
-		        "the rate limiter is unavailable; "
-		        "retry later");
+		next(r);
 	}
 }

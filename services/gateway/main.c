@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <sodium.h>
 
 #include "proto/errors.h"
 #include "runtime/config.h"
@@ -97,6 +98,15 @@ static const ss_cfg_opt opts[] = {
         upload_session_max,
         "bytes one upload session (one use of an upload link) may send in "
         "all (413 beyond)"),
+    OPT("upload-refusal-limit", SS_CFG_INT, "10", 1, 1000000,
+        upload_refusal_limit,
+        "different studies a client address may have refused as another "
+        "patient's per upload-refusal-window before its uploads get 429 "
+        "(bounds probing which patient a Study UID belongs to; sending "
+        "the files of one refused study again does not count)"),
+    OPT("upload-refusal-window", SS_CFG_MS, "1h", 1000, 86400000,
+        upload_refusal_window_ms,
+        "window of upload-refusal-limit, from the first refusal"),
     OPT("upload-workers", SS_CFG_INT, "2", 1, 64, upload_workers,
         "threads that spool, forward and announce uploaded files off the "
         "event loop"),
@@ -270,7 +280,7 @@ int
 main(int argc, char **argv)
 {
 	const ss_cfg_table tabs[] = {ss_common_table, gw_settings_table};
-	static ss_script *scripts[] = {&gw_script_limit};
+	static ss_script *scripts[] = {&gw_script_limit, &gw_script_distinct};
 	gw_settings cfg;
 	gw_server s = {0};
 	ss_keycheck *kc = NULL;
@@ -308,6 +318,7 @@ main(int argc, char **argv)
 	}
 	if (ss_daemon_init(&d, "gateway", &cfg.common) != 0)
 		goto fail_cfg;
+	randombytes_buf(s.refusal_key, sizeof s.refusal_key);
 	s.m_limited = ss_counter("studyshare_http_rate_limited_total",
 	                         "requests refused by a per-address rate "
 	                         "limit",

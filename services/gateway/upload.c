@@ -25,6 +25,10 @@
  *                transfer syntax, 422 truncated, malformed or without a
  *                Study Instance UID).  One refused file refuses the
  *                request (naming it), and nothing is kept.
+ *   UP_LIMIT     the client's address has not had upload-refusal-limit
+ *                different studies refused as another patient's within
+ *                the window (429 otherwise; limit.c): a Study UID tried
+ *                with patient after patient would tell whose it is
  *   UP_OPEN      no session cookie: guestlink.upload.redeem opens one
  *                (passwordless links; otherwise 401 password_required)
  *   UP_RESERVE   guestlink.upload.reserve: the session is live and the
@@ -39,6 +43,10 @@
  *   UP_RECEIVED  guestlink.upload.received per file: audit, counts, the
  *                creator's email
  *
+ * A file refused as another patient's is added to the address's count
+ * (a keyed hash of its Study UID and patient: the same file again is not
+ * another) before the 409 goes out.
+ *
  * and 201 {"study_uid", "sop_instance_uid", "sha256", "bytes",
  * "forwarded", "study": {...}, "studies", "files"} (a multipart request:
  * {"received": [those per file], "studies", "files"}).  A failure of the
@@ -52,6 +60,7 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <sodium.h>
 
 #include "proto/errors.h"
 #include "proto/fields.h"
@@ -68,6 +77,7 @@
 
 typedef enum up_step {
 	UP_CHECK,
+	UP_LIMIT,
 	UP_OPEN,
 	UP_RESERVE,
 	UP_WORK,
@@ -90,7 +100,8 @@ struct gw_upload {
 	size_t len;
 	up_file *files;
 	size_t n;
-	size_t at;      /* UP_RECEIVED: the file being told */
+	size_t at;      /* UP_RECEIVED: the file being told; after a failed
+	                 * UP_WORK, the file that failed */
 	bool multipart; /* answer {"received": [...]} */
 	json_t *results;
 	char wl[96];
@@ -300,6 +311,7 @@ work(void *arg)
 			u->rv = SS_EUNAVAIL;
 			break;
 		}
+		u->at = i;
 		u->rv = work_file(r, &u->files[i]);
 	}
 }
@@ -382,15 +394,51 @@ tell(gw_req *r)
 }
 
 static void
+refuse(gw_req *r)
+{
+	gw_reply_error(r, r->up->rv, r->up->why);
+}
+
+/* What a refused file counts as: a keyed hash of its Study UID and of
+ * what share compares of the patient (id, name, birth date), so that
+ * varying any of them is another try.  Redis holds no patient's data; the
+ * key is this process's, so two replicas count one file twice, never
+ * two files once. */
+static void
+refusal_name(gw_req *r, const ss_dicom_info *d, char *hex, size_t len)
+{
+	const char *parts[] = {d->study_uid, d->patient_id, d->patient_name,
+	                       d->birth_date};
+	unsigned char h[16];
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, r->s->refusal_key,
+	                        sizeof r->s->refusal_key, sizeof h);
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+		crypto_generichash_update(&st, (const unsigned char *)parts[i],
+		                          strlen(parts[i]) + 1);
+	crypto_generichash_final(&st, h, sizeof h);
+	sodium_bin2hex(hex, len, h, sizeof h);
+}
+
+static void
 worked(void *arg)
 {
 	gw_req *r = arg;
 	struct gw_upload *u = r->up;
+	char name[33];
 
 	if (u->rv != 0) {
 		ss_warn("upload.failed", r->id, "error", ss_err_word(u->rv),
 		        NULL);
-		gw_reply_error(r, u->rv, u->why);
+		if (u->rv != SS_ECONFLICT) {
+			refuse(r);
+			return;
+		}
+		refusal_name(r, &u->files[u->at].d, name, sizeof name);
+		gw_limit_distinct_add(
+		    r, "upref", name, r->s->cfg->upload_refusal_limit,
+		    r->s->cfg->upload_refusal_window_ms, refuse);
 		return;
 	}
 	u->step = UP_RECEIVED;
@@ -518,6 +566,19 @@ read_files(gw_req *r, struct gw_upload *u, const char *ct, char *msg,
 	return 0;
 }
 
+/* UP_LIMIT passed: the session, from the cookie or a use of the link. */
+static void
+open_session(gw_req *r)
+{
+	gw_link_read_cookie(&upload, r);
+	if (r->session[0] != '\0') {
+		reserve(r);
+		return;
+	}
+	r->up->step = UP_OPEN;
+	gw_link_redeem(&upload, r, on_open);
+}
+
 void
 gw_page_upload_files(gw_req *r)
 {
@@ -563,11 +624,9 @@ gw_page_upload_files(gw_req *r)
 	}
 	if (ua != NULL)
 		snprintf(u->ua, sizeof u->ua, "%s", ua);
-	gw_link_read_cookie(&upload, r);
-	if (r->session[0] != '\0') {
-		reserve(r);
-		return;
-	}
-	u->step = UP_OPEN;
-	gw_link_redeem(&upload, r, on_open);
+	u->step = UP_LIMIT;
+	gw_limit_distinct_check(r, "upref", cfg->upload_refusal_limit,
+	                        cfg->upload_refusal_window_ms,
+	                        "studies refused as another patient's",
+	                        open_session);
 }

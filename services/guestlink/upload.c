@@ -530,9 +530,9 @@ static void
 mail(up_op *op)
 {
 	char url[600], exp[SS_MAIL_TIME_MAX];
-	const char *vars[] = {"sharer_name", op->by_name, "url",
-	                      url,           "message",   op->message,
-	                      "expires_at",  exp,         NULL};
+	const char *vars[] = {"sharer_name",   op->by_name, "url",        url,
+	                      "message",       op->message, "expires_at", exp,
+	                      "worklist_name", op->wl_name, NULL};
 	ss_mail m = {
 	    .template = "upload.request", .to = op->email, .vars = vars};
 

@@ -1048,7 +1048,10 @@ class LocalStack(unittest.TestCase):
         wait_for(lambda: "Press Ctrl-C" in said() or p.poll() is not None, timeout=120,
                  what="stack run up")
         self.assertIsNone(p.poll(), said())
-        pids = [int(open(f).read()) for f in glob.glob(os.path.join(home, "run", "*.pid"))]
+        pids = []
+        for f in glob.glob(os.path.join(home, "run", "*.pid")):
+            with open(f) as fh:
+                pids.append(int(fh.read()))
         self.assertTrue(pids)
         os.killpg(p.pid, signal.SIGINT)
         self.assertEqual(p.wait(timeout=60), 0, said())

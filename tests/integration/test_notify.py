@@ -59,7 +59,8 @@ TEMPLATE_VARS = {
     "upload.received": {"link_id": "ul-7", "time": "29 November 2026, 11:00 UTC",
                         "studies": "2", "files": "314", "worklist_name": "CT suite"},
     "upload.request": {"sharer_name": "Dr. Bob", "url": "https://studyshare.test/u/tok",
-                       "message": "the CT <from May>", "expires_at": "1 December 2026, 12:00 UTC"},
+                       "message": "the CT <from May>", "expires_at": "1 December 2026, 12:00 UTC",
+                       "worklist_name": "CT suite"},
 }
 # Their subjects: a creator's names the study or the worklist (a section
 # in the subject), not the link's id, when the job has it.
@@ -71,7 +72,7 @@ SUBJECTS = {
     "guestlink.locked": "Your guest link for MR KNEE was locked",
     "upload.locked": "Your upload link ul-8 was locked",
     "upload.received": "Studies received in CT suite",
-    "upload.request": "Dr. Bob asks you to send imaging studies",
+    "upload.request": "Dr. Bob asks you to send imaging studies to CT suite",
 }
 
 

@@ -34,6 +34,7 @@ ORTHANC = "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 FILE_MAX = 16384
 SESSION_MAX = 40000
+REFUSAL_LIMIT = 3
 
 CT_UID = "1.2.826.0.1.3680043.10.71.1"
 SC_UID = "1.2.826.0.1.3680043.10.71.2"
@@ -151,6 +152,7 @@ class UploadTest(unittest.TestCase):
             "STUDYSHARE_STOW_URL": cls.orthanc.stow_url,
             "STUDYSHARE_UPLOAD_FILE_MAX": str(FILE_MAX),
             "STUDYSHARE_UPLOAD_SESSION_MAX": str(SESSION_MAX),
+            "STUDYSHARE_UPLOAD_REFUSAL_LIMIT": str(REFUSAL_LIMIT),
         })
         # The gateway needs share's ingest address, known once share runs.
         cls.st.gateway.stop()
@@ -537,6 +539,8 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(j["vars"]["message"], "the CT from May, please")
         self.assertTrue(j["vars"]["sharer_name"])
         self.assertEqual(j["vars"]["expires_at"], mail_time(link["expires_at"]))
+        # Where the studies go: the outsider is told which worklist asks.
+        self.assertEqual(j["vars"]["worklist_name"], "CT suite")
         self.assertNotIn("up-secret-9", json.dumps(j))
         self.assertIn("/u/", j["vars"]["url"])
         # Without an email nothing is queued and nothing is said of it.
@@ -656,6 +660,55 @@ class UploadTest(unittest.TestCase):
             r = self.send(path, fh.read(), cookie)
         self.assertEqual(r.status, 201, r.body)
         self.assertIn(uid, self.orthanc.study_uids())
+
+    def test_9_b_trying_patient_after_patient_is_bounded(self):
+        # A known UID tried with one patient ID after another would tell,
+        # by its 409s and its one 201, whose study it is.  The address
+        # may have REFUSAL_LIMIT different studies refused in the window;
+        # then every upload of it is 429, the right patient's too.
+        key = "gateway:{rl:upref:127.0.0.1}"
+        self.redis_cli("DEL", key)
+        self.addCleanup(self.redis_cli, "DEL", key)
+        uid = "1.2.826.0.1.3680043.10.71.10"
+        self.st.arrive(uid, "location:north-ct",
+                       patient={"id": "VICTIM2", "name": "VICTIM^VIC",
+                                "birth_date": "19600101"})
+
+        def guess(pid, name="UPLOAD^JANE", born="19800131"):
+            dump = os.path.join(self.tmp, "guess.dump")
+            with open(dump, "w") as fh:
+                fh.write((CT_DUMP % {"uid": uid}).replace("UP-P1", pid)
+                         .replace("UPLOAD^JANE", name).replace("19800131", born))
+            run("dump2dcm", "+te", dump, dump + ".dcm")
+            with open(dump + ".dcm", "rb") as fh:
+                return fh.read()
+        link = self.create()
+        path, cookie = self.open_session(link["url"])
+        # The same refused file again and again is one refusal: a guest
+        # sending a whole series of a conflicting study is not held.
+        self.assertEqual(REFUSAL_LIMIT, 3)
+        for _ in range(4):
+            self.assertError(self.send(path, guess("GUESS0"), cookie), 409, "conflict")
+        self.assertEqual(self.redis_cli("SCARD", key), "1")
+        # Another name or birth date with the same ID is another try.
+        self.assertError(self.send(path, guess("GUESS0", "VICTIM^VIC"), cookie), 409, "conflict")
+        self.assertError(self.send(path, guess("GUESS0", born="19600101"), cookie), 409, "conflict")
+        self.assertEqual(self.redis_cli("SCARD", key), "3")
+        # Redis holds keyed hashes, not the patient IDs tried.
+        self.assertNotIn("GUESS", self.redis_cli("SMEMBERS", key))
+        ttl = int(self.redis_cli("PTTL", key))
+        self.assertTrue(3500000 < ttl <= 3600000, ttl)
+        r = self.send(path, guess("GUESS1"), cookie)
+        self.assertError(r, 429, "too_many_requests", "studies refused as another patient's")
+        self.assertGreater(int(r.header("Retry-After")), 3500)
+        right = guess("VICTIM2", "VICTIM^VIC", "19600101")
+        r = self.send(path, right, cookie)
+        self.assertError(r, 429, "too_many_requests")
+        self.assertEqual(self.redis_cli("SCARD", key), str(REFUSAL_LIMIT))
+        self.assertNotIn(uid, self.studies())
+        # The window over (here: its key gone), the same file is taken.
+        self.redis_cli("DEL", key)
+        self.assertEqual(self.send(path, right, cookie).status, 201)
 
     def test_z_a_stop_ends_an_upload_between_files(self):
         # An archive that takes 1.5 s a file; the gateway drains for 1 s.

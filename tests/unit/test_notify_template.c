@@ -307,7 +307,9 @@ static const struct {
     {"upload.received",
      {"link_id", "time", "studies", "files"},
      {"worklist_name"}},
-    {"upload.request", {"sharer_name", "url", "expires_at"}, {"message"}},
+    {"upload.request",
+     {"sharer_name", "url", "expires_at"},
+     {"message", "worklist_name"}},
 };
 
 static void
