@@ -500,6 +500,41 @@ class UntrustedForwardedFor(GatewayCase):
         self.assertRegex(r.header("Retry-After") or "", r"^[1-9]\d*$")
 
 
+class Https(GatewayCase):
+    """--https (the gateway behind a TLS proxy): every cookie is Secure and
+    every answer carries Strict-Transport-Security."""
+    gateway_env = {"STUDYSHARE_HTTPS": "true"}
+    HSTS = "max-age=31536000"
+
+    def test_cookies_are_secure_and_answers_pin_tls(self):
+        r = self.req("POST", "/api/v1/sessions", {"user": "alice", "password": "alice-password"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.header("Strict-Transport-Security"), self.HSTS)
+        uid = self.stack.arrive()
+        r = self.req("POST", "/api/v1/studies/%s/guest-links" % uid,
+                     {"worklist": "location:ct"}, token=self.alice)
+        self.assertEqual(r.status, 201, r.body)
+        tok = r.json["url"].rsplit("/g/", 1)[1]
+        r = self.req("GET", "/g/" + tok, headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertRegex(r.header("Set-Cookie"),
+                         r"^ss_guest=[A-Za-z0-9._-]+; Path=/g/%s; Max-Age=\d+; HttpOnly; "
+                         r"SameSite=Lax; Secure$" % re.escape(tok))
+        self.assertEqual(r.header("Strict-Transport-Security"), self.HSTS)
+        r = self.req("POST", "/api/v1/worklists/location:ct/upload-links", {},
+                     token=self.alice)
+        self.assertEqual(r.status, 201, r.body)
+        path = r.json["url"][r.json["url"].index("/u/"):]
+        r = self.req("GET", path, headers={"Accept": "application/json"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertRegex(r.header("Set-Cookie"), r"^ss_upload=.*; HttpOnly; SameSite=Lax; Secure$")
+        # the one 404 and the web UI's files too
+        for p in ["/g/" + "x" * 43, "/", "/static/app.js"]:
+            with self.subTest(path=p):
+                self.assertEqual(self.req("GET", p).header("Strict-Transport-Security"),
+                                 self.HSTS)
+
+
 class Worklists(GatewayCase):
     def test_list_of_worklists_with_permissions(self):
         r = self.req("GET", "/api/v1/worklists", token=self.alice)
@@ -840,6 +875,8 @@ class GuestLinks(GatewayCase):
                          r"SameSite=Lax$" % re.escape(tok))
         self.assertIn(r.json["session"], cookie)
         self.assertSecurityHeaders(r)
+        # plain HTTP (no --https): no HSTS, which would pin a host to TLS
+        self.assertIsNone(r.header("Strict-Transport-Security"))
         # a reload with the cookie is not a use; without it the link is used up
         c = cookie.split(";")[0]
         r2 = self.redeem(tok, cookie=c)
@@ -1433,6 +1470,35 @@ class StoppedPeer(GatewayCase):
 
 class Unavailable(unittest.TestCase):
     """A peer that is down is 503 unavailable; the gateway keeps serving."""
+
+    def test_listens_on_an_ipv6_address(self):
+        # --listen [v6]:port, as in an IPv6-only cluster ([::]:8080).
+        try:
+            with socket.socket(socket.AF_INET6) as s:
+                s.bind(("::1", 0))
+        except OSError:
+            self.skipTest("no IPv6 loopback here")
+        redis = Redis().start()
+        port = free_port()
+        dead = "tcp://127.0.0.1:%d" % free_port()
+        gw = Daemon("gateway", redis, env={
+            "STUDYSHARE_AUTHZ_URL": dead, "STUDYSHARE_SHARE_URL": dead,
+            "STUDYSHARE_GUESTLINK_URL": dead, "STUDYSHARE_JWT_SECRET": JWT_SECRET,
+            "STUDYSHARE_LISTEN": "[::1]:%d" % port}).start(ready=False)
+        try:
+            wait_for(lambda: gw.http("/healthz")[0] == 200, what="gateway alive")
+            c = http.client.HTTPConnection("::1", port, timeout=10)
+            c.request("GET", "/static/app.js")
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertIn(b"function", r.read())
+            c.close()
+            with self.assertRaises(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        finally:
+            self.assertEqual(gw.stop(), 0)
+            gw.close()
+            redis.close()
 
     def test_dead_peers_are_503(self):
         redis = Redis().start()

@@ -1270,6 +1270,37 @@ class SlowServer(NotifyCase):
         self.assertEqual(self.dead(), [])
 
 
+class FinishOutage(NotifyCase):
+    catcher_mode = None
+
+    def test_a_mail_sent_while_redis_is_away_is_finished_once_it_is_back(self):
+        # The server took the mail, then Redis does not answer: the finish
+        # (the "sent" mark and the ack) is retried every second, so the
+        # job is acked when Redis is back and never claimed and sent again.
+        self.catcher.start("accept", delay=0.5)
+        w = self.start_notify(concurrency=1, redis_timeout="300ms")
+        self.push("share.notice", "away@example.org", TEMPLATE_VARS["share.notice"])
+        wait_for(lambda: metric(w, "studyshare_notify_inflight") == 1,
+                 timeout=10 * SLOW, what="the mail in flight")
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            self.wait_mails("away@example.org", 1)
+            wait_for(lambda: [e for e in w.log_events() if e["event"] == "notify.redis_failed"
+                              and e.get("reason") == "redis unavailable"],
+                     timeout=10 * SLOW, what="a finish that failed")
+        finally:
+            self.redis.proc.send_signal(signal.SIGCONT)
+        self.wait_settled()
+        self.assertEqual(self.dead(), [])
+        # Past --claim-idle (3 s): nothing was left to claim, one mail.
+        time.sleep(4)
+        self.assertEqual(len(self.catcher.messages("away@example.org")), 1)
+        self.assertEqual(self.pending(), 0)
+        events = [e["event"] for e in w.log_events()]
+        self.assertNotIn("notify.finish_failed", events)
+        self.assertTrue(w.alive())
+
+
 # ---- SIGTERM ------------------------------------------------------------------------
 
 class Shutdown(NotifyCase):

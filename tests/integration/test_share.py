@@ -1080,6 +1080,30 @@ class Invitations(ShareCase):
         b = ok(self.share([{"kind": "email", "email": "gp.one@outside.example"}], uid3))
         self.assertEqual(b["shares"][0]["worklist"], "user:gp-one")
 
+    def test_an_address_registered_after_authz_answered_gets_a_delivery(self):
+        # authz answers from a snapshot: an address may have registered
+        # between its answer and share's invitation script.  The script
+        # then finds the account (the invitations' state, set by the
+        # registration) and the share is a delivery to its personal
+        # worklist, for every target naming that address, with no mail.
+        # The race is made here by writing the state as the registration
+        # does, behind authz's back.
+        def inv_keys():
+            return set(self.r.cmd("KEYS", "share:{mail:*}:inv"))
+        before = inv_keys()
+        self.invite("late.one@outside.example")
+        (key,) = inv_keys() - before
+        self.r.cmd("HSET", key, "state", "user:dave")
+        uid = self.arrive()
+        njobs = len(self.jobs())
+        b = ok(self.share([{"kind": "email", "email": "late.one@outside.example"},
+                           {"kind": "email", "email": "Late.One@Outside.example"}], uid))
+        self.assertEqual([(x["status"], x["worklist"]) for x in b["shares"]],
+                         [("delivered", "user:dave")] * 2)
+        self.assertTrue(self.held("user:dave", uid))
+        self.assertEqual([j["template"] for j in self.jobs()[njobs:]
+                          if j["template"] == "share.invitation"], [])
+
     def test_registration_refusals_keep_the_invitation(self):
         uid, token, _ = self.invite("gp-two@outside.example")
         # a taken id: authz refuses, the invitation stays usable
