@@ -17,48 +17,13 @@
 #include <event2/util.h>
 
 #include "proto/errors.h"
+#include "runtime/addr.h"
 #include "runtime/admin.h"
 #include "runtime/log.h"
 #include "runtime/metrics.h"
 
 #define ADMIN_HOST_MAX  256
 #define ADMIN_TIMEOUT_S 10
-
-/* host:port, [v6]:port or tcp://host:port into host and port. */
-static int
-split_addr(const char *addr, char *host, size_t nhost, ev_uint16_t *port)
-{
-	const char *h = addr, *end, *colon;
-	size_t hlen;
-	long p = 0;
-
-	if (strncmp(h, "tcp://", 6) == 0)
-		h += 6;
-	if (h[0] == '[') {
-		if ((end = strchr(h, ']')) == NULL || end[1] != ':')
-			return SS_EBADREQ;
-		h++;
-		hlen = (size_t)(end - h);
-		colon = end + 1;
-	} else {
-		if ((colon = strrchr(h, ':')) == NULL)
-			return SS_EBADREQ;
-		hlen = (size_t)(colon - h);
-	}
-	if (hlen == 0 || hlen >= nhost || colon[1] == '\0')
-		return SS_EBADREQ;
-	for (const char *c = colon + 1; *c != '\0'; c++) {
-		if (*c < '0' || *c > '9' || p > 65535)
-			return SS_EBADREQ;
-		p = p * 10 + (*c - '0');
-	}
-	if (p < 1 || p > 65535)
-		return SS_EBADREQ;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	*port = (ev_uint16_t)p;
-	return 0;
-}
 
 static void
 reply_text(struct evhttp_request *req, int code, const char *reason,
@@ -161,7 +126,7 @@ ss_admin_start(struct evhttp **out, ss_daemon *d, const char *addr)
 	ev_uint16_t port;
 	int rv = SS_EUNAVAIL;
 
-	if (split_addr(addr, host, sizeof(host), &port) != 0) {
+	if (ss_addr_split(addr, host, sizeof(host), &port) != 0) {
 		ss_error("admin.bad_addr", NULL, "addr", addr, "error",
 		         "must be host:port", NULL);
 		return SS_EBADREQ;

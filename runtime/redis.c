@@ -46,6 +46,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "proto/errors.h"
+#include "runtime/addr.h"
 #include "runtime/log.h"
 #include "runtime/metrics.h"
 #include "runtime/redis.h"
@@ -150,34 +151,18 @@ ss_redis_set_why(ss_redis *r, const char *why)
 	snprintf(r->why, sizeof(r->why), "%s", why);
 }
 
-/* Splits "host:port" or "[v6]:port". */
+/* --redis-addr: "host:port" or "[v6]:port" (runtime/addr.h). */
 static int
 ss_redis_parse_addr(ss_redis *r, const char *addr)
 {
-	const char *colon = strrchr(addr, ':');
-	const char *h = addr;
-	size_t hlen;
-	char *end;
-	long port;
+	char host[256];
+	uint16_t port;
 
-	if (colon == NULL || colon == addr)
+	if (ss_addr_split(addr, host, sizeof host, &port) != 0)
 		return SS_EBADREQ;
-	hlen = (size_t)(colon - addr);
-	if (h[0] == '[') {
-		if (hlen < 3 || h[hlen - 1] != ']')
-			return SS_EBADREQ;
-		h++;
-		hlen -= 2;
-	}
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || end == colon + 1 || port < 1 ||
-	    port > 65535)
-		return SS_EBADREQ;
-	r->host = strndup(h, hlen);
-	if (r->host == NULL)
+	if ((r->host = strdup(host)) == NULL)
 		return SS_ENOMEM;
-	r->port = (int)port;
+	r->port = port;
 	return 0;
 }
 

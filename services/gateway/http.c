@@ -38,6 +38,7 @@
 #include "proto/errors.h"
 #include "proto/mpjson.h"
 #include "proto/utf8.h"
+#include "runtime/addr.h"
 #include "runtime/log.h"
 #include "runtime/mailq.h"
 #include "services/gateway/gateway.h"
@@ -815,37 +816,6 @@ on_request(struct evhttp_request *er, void *arg)
 
 /* --- start and stop --------------------------------------------------- */
 
-/* host:port or [v6]:port. */
-static int
-split_listen(const char *addr, char *host, size_t nhost, ev_uint16_t *port)
-{
-	const char *h = addr, *colon, *end;
-	size_t hlen;
-	char *e;
-	long p;
-
-	if (strncmp(h, "tcp://", 6) == 0)
-		h += 6;
-	if (h[0] == '[') {
-		if ((end = strchr(h, ']')) == NULL || end[1] != ':')
-			return SS_EBADREQ;
-		h++;
-		hlen = (size_t)(end - h);
-		colon = end + 1;
-	} else {
-		if ((colon = strrchr(h, ':')) == NULL)
-			return SS_EBADREQ;
-		hlen = (size_t)(colon - h);
-	}
-	p = strtol(colon + 1, &e, 10);
-	if (hlen == 0 || hlen >= nhost || *e != '\0' || p < 0 || p > 65535)
-		return SS_EBADREQ;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	*port = (ev_uint16_t)p;
-	return 0;
-}
-
 static void
 metrics_init(gw_route_metrics *m, const char *route)
 {
@@ -890,7 +860,7 @@ gw_http_start(gw_server *s, const gw_route *routes, size_t n)
 	for (size_t i = 0; i < n; i++)
 		metrics_init(&s->rm[i], routes[i].name);
 	metrics_init(&s->rm_other, "other");
-	if (split_listen(s->cfg->listen, host, sizeof host, &port) != 0) {
+	if (ss_addr_split(s->cfg->listen, host, sizeof host, &port) != 0) {
 		ss_error("http.bad_listen", NULL, "listen", s->cfg->listen,
 		         NULL);
 		return SS_EBADREQ;

@@ -502,8 +502,9 @@ class UntrustedForwardedFor(GatewayCase):
 
 class Https(GatewayCase):
     """--https (the gateway behind a TLS proxy): every cookie is Secure and
-    every answer carries Strict-Transport-Security."""
-    gateway_env = {"STUDYSHARE_HTTPS": "true"}
+    every answer carries Strict-Transport-Security.  (And --static-max-age,
+    another setting for a deployment in front of a cache.)"""
+    gateway_env = {"STUDYSHARE_HTTPS": "true", "STUDYSHARE_STATIC_MAX_AGE": "1h"}
     HSTS = "max-age=31536000"
 
     def test_cookies_are_secure_and_answers_pin_tls(self):
@@ -533,6 +534,14 @@ class Https(GatewayCase):
             with self.subTest(path=p):
                 self.assertEqual(self.req("GET", p).header("Strict-Transport-Security"),
                                  self.HSTS)
+
+    def test_static_files_may_be_cached_for_static_max_age(self):
+        r = self.req("GET", "/static/app.js")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Cache-Control"), "public, max-age=3600")
+        r2 = self.req("GET", "/static/app.js", headers={"If-None-Match": r.header("ETag")})
+        self.assertEqual(r2.status, 304)
+        self.assertEqual(r2.header("Cache-Control"), "public, max-age=3600")
 
 
 class Worklists(GatewayCase):

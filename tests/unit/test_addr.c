@@ -1,7 +1,8 @@
 /*
- * tests/unit/test_addr.c - whom a per-address limit counts (runtime/addr.h):
- * an IPv4 address itself, an IPv6 address by its /64, a v4-mapped address
- * as its IPv4 address, anything else as given.
+ * tests/unit/test_addr.c - runtime/addr.h: host:port settings split by
+ * one rule (and every malformed one refused), and whom a per-address
+ * limit counts: an IPv4 address itself, an IPv6 address by its /64, a
+ * v4-mapped address as its IPv4 address, anything else as given.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,10 +44,70 @@ test_clients(void **state)
 	assert_string_not_equal(a, c);
 }
 
+static void
+test_split(void **state)
+{
+	static const struct {
+		const char *in, *host;
+		uint16_t port;
+	} good[] = {
+	    {"127.0.0.1:8080", "127.0.0.1", 8080},
+	    {"tcp://127.0.0.1:1", "127.0.0.1", 1},
+	    {"redis.default.svc:6379", "redis.default.svc", 6379},
+	    {"0.0.0.0:65535", "0.0.0.0", 65535},
+	    {"[::1]:9100", "::1", 9100},
+	    {"tcp://[::]:8080", "::", 8080},
+	    {"[fe80::1%eth0]:80", "fe80::1%eth0", 80},
+	};
+	static const char *const bad[] = {
+	    "",
+	    "8080",
+	    ":8080",
+	    "host:",
+	    "host:0",
+	    "host:65536",
+	    "host:99999999999999999999",
+	    "host:80x",
+	    "host:-1",
+	    "host: 80",
+	    "host:+80",
+	    "[::1]",
+	    "[::1]8080",
+	    "[::1:8080",
+	    "[]:8080",
+	    "tcp://",
+	    "tcp://:80",
+	    "tcp://[::1]",
+	    "host:80:",
+	};
+	char host[32], small[4];
+	uint16_t port;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		port = 0;
+		assert_int_equal(
+		    ss_addr_split(good[i].in, host, sizeof host, &port), 0);
+		assert_string_equal(host, good[i].host);
+		assert_int_equal(port, good[i].port);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (ss_addr_split(bad[i], host, sizeof host, &port) == 0)
+			fail_msg("accepted \"%s\"", bad[i]);
+	}
+	/* A host longer than the room given is refused, not cut. */
+	assert_int_not_equal(
+	    ss_addr_split("abcd:80", small, sizeof small, &port), 0);
+	assert_int_equal(ss_addr_split("abc:80", small, sizeof small, &port),
+	                 0);
+	assert_string_equal(small, "abc");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_split),
 	    cmocka_unit_test(test_clients),
 	};
 
