@@ -25,6 +25,9 @@ static const ss_cfg_opt common_opts[] = {
      "give each daemon on a host its own"},
     {"redis-addr", SS_CFG_HOSTPORT, "127.0.0.1:6379", 1, 255, F(redis_addr),
      "host:port of Redis"},
+    {"redis-user", SS_CFG_STR, "", 0, 128, F(redis_user),
+     "Redis ACL user to authenticate as (AUTH user password, Redis 6 or "
+     "later; needs redis-password); empty: the default user"},
     {"redis-password", SS_CFG_SECRET, "", 0, 512, F(redis_password),
      "Redis AUTH password; empty for none"},
     {"redis-timeout", SS_CFG_MS, "2s", 10, 60000, F(redis_timeout_ms),
@@ -42,7 +45,22 @@ static const ss_cfg_opt common_opts[] = {
      "least severe log level written: debug, info, warn or error"},
 };
 
+/* An ACL user is named in AUTH together with its password. */
+static const char *
+common_check(const void *settings, const char **flag)
+{
+	const ss_common_settings *c = settings;
+
+	if (c->redis_user[0] != '\0' && c->redis_password[0] == '\0') {
+		*flag = "--redis-user";
+		return "needs --redis-password (STUDYSHARE_REDIS_PASSWORD or "
+		       "STUDYSHARE_REDIS_PASSWORD_FILE), the user's password";
+	}
+	return NULL;
+}
+
 const struct ss_cfg_table ss_common_table = {
     common_opts,
     sizeof(common_opts) / sizeof(common_opts[0]),
+    common_check,
 };

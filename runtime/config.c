@@ -799,6 +799,15 @@ ss_config_load(const ss_cfg_table *tabs, size_t ntabs, void *settings, int argc,
 	for (k = 0; k < n; k++)
 		if (store(&vals[k], settings, service) != 0)
 			goto fail;
+	for (size_t t = 0; t < ntabs; t++) {
+		const char *flag = NULL, *why;
+
+		if (tabs[t].check != NULL &&
+		    (why = tabs[t].check(settings, &flag)) != NULL) {
+			fail_msg(service, flag, why);
+			goto fail;
+		}
+	}
 	rv = 0;
 	goto done;
 

@@ -47,6 +47,9 @@ typedef struct ss_cfg_opt {
 typedef struct ss_cfg_table {
 	const ss_cfg_opt *opts;
 	size_t n;
+	/* Optional: settings that are wrong together, checked once all are
+	 * read; returns why (and sets *flag, "--name") or NULL. */
+	const char *(*check)(const void *settings, const char **flag);
 } ss_cfg_table;
 
 /*

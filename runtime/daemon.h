@@ -29,6 +29,7 @@ struct evhttp;
 typedef struct ss_common_settings {
 	char *admin_addr; /* host:port of /healthz /readyz /metrics */
 	char *redis_addr; /* host:port */
+	char *redis_user; /* ACL user; "" the default user */
 	char *redis_password;
 	int64_t redis_timeout_ms;
 	int64_t drain_ms;

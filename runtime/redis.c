@@ -97,6 +97,7 @@ struct ss_redis {
 	char *addr;
 	char *host;
 	int port;
+	char *user;     /* NULL: AUTH password (the default user) */
 	char *password; /* NULL: no AUTH */
 	int timeout_ms;
 	ss_script **scripts;
@@ -365,12 +366,19 @@ fail:
 static void
 ss_redis_st_auth(ss_redis *r)
 {
-	const char *argv[2] = {"AUTH", r->password};
-	size_t lens[2] = {4, strlen(r->password)};
+	const char *argv[3] = {"AUTH", r->user, r->password};
+	size_t lens[3] = {4, r->user != NULL ? strlen(r->user) : 0,
+	                  strlen(r->password)};
+	int argc = 3;
 
+	if (r->user == NULL) {
+		argv[1] = argv[2];
+		lens[1] = lens[2];
+		argc = 2;
+	}
 	r->state = SS_R_AUTH;
 	ss_redis_set_why(r, "authenticating");
-	if (ss_redis_send_internal(r, SS_ENT_AUTH, NULL, 2, argv, lens) != 0)
+	if (ss_redis_send_internal(r, SS_ENT_AUTH, NULL, argc, argv, lens) != 0)
 		ss_redis_drop(r, "cannot send AUTH");
 }
 
@@ -682,8 +690,8 @@ ss_redis_metric(ss_metric *(*mk)(const char *, const char *, const char *),
 
 int
 ss_redis_open(ss_redis **out, ss_daemon *d, const char *name, const char *addr,
-              const char *password, int timeout_ms, ss_script **scripts,
-              size_t nscripts)
+              const char *user, const char *password, int timeout_ms,
+              ss_script **scripts, size_t nscripts)
 {
 	ss_redis *r;
 	int rv = SS_ENOMEM;
@@ -708,6 +716,9 @@ ss_redis_open(ss_redis **out, ss_daemon *d, const char *name, const char *addr,
 	if (password != NULL && password[0] != '\0') {
 		r->password = strdup(password);
 		if (r->password == NULL)
+			goto fail;
+		if (user != NULL && user[0] != '\0' &&
+		    (r->user = strdup(user)) == NULL)
 			goto fail;
 	}
 	if (nscripts > 0) {
@@ -772,6 +783,7 @@ ss_redis_destroy(ss_redis *r)
 		event_free(r->retry);
 	if (r->defer != NULL)
 		event_free(r->defer);
+	free(r->user);
 	if (r->password != NULL) {
 		explicit_bzero(r->password, strlen(r->password));
 		free(r->password);

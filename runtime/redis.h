@@ -40,15 +40,17 @@ typedef struct ss_script {
 } ss_script;
 
 /*
- * Connects to addr ("host:port") and keeps reconnecting.  name is used in
+ * Connects to addr ("host:port") and keeps reconnecting, authenticating
+ * with AUTH [user] password when password is given (user NULL or "": the
+ * default user).  name is used in
  * logs, metrics and the readiness probe it registers ("redis" or
  * "redis-blocking").  scripts (may be NULL) are SCRIPT LOADed on connect.
  * The probe sends a PING when no command is pending, so a Redis that
  * stopped answering makes a later probe unready within timeout_ms.
  */
 int ss_redis_open(ss_redis **out, ss_daemon *d, const char *name,
-                  const char *addr, const char *password, int timeout_ms,
-                  ss_script **scripts, size_t nscripts);
+                  const char *addr, const char *user, const char *password,
+                  int timeout_ms, ss_script **scripts, size_t nscripts);
 void ss_redis_close(ss_redis *r);
 bool ss_redis_ready(const ss_redis *r);
 

@@ -25,9 +25,11 @@
  * The key comes from STUDYSHARE_MAIL_KEY or the file named by
  * STUDYSHARE_MAIL_KEY_FILE; Redis is --redis, else STUDYSHARE_REDIS_ADDR
  * (default 127.0.0.1:6379), with STUDYSHARE_REDIS_PASSWORD or
- * STUDYSHARE_REDIS_PASSWORD_FILE for AUTH.
+ * STUDYSHARE_REDIS_PASSWORD_FILE for AUTH (and STUDYSHARE_REDIS_USER, an
+ * ACL user, as the daemons' --redis-user).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,7 @@
 #include "proto/errors.h"
 #include "proto/mpcheck.h"
 #include "proto/mpjson.h"
+#include "runtime/addr.h"
 #include "runtime/mailq.h"
 #include "tools/cli.h"
 
@@ -113,19 +116,18 @@ connect_redis(const char *addr, redisContext **out)
 {
 	struct timeval tv = {5, 0};
 	char host[256], pw[SECRET_MAX + 2];
-	const char *colon = strrchr(addr, ':');
+	const char *user = getenv("STUDYSHARE_REDIS_USER");
 	redisContext *c;
 	redisReply *r;
+	uint16_t port;
 	int rv = CLI_UNREACHABLE;
 
 	*out = NULL;
-	if (colon == NULL || colon == addr ||
-	    (size_t)(colon - addr) >= sizeof host) {
+	if (ss_addr_split(addr, host, sizeof host, &port) != 0) {
 		fprintf(stderr, "studyshare: --redis: expected host:port\n");
 		return CLI_USAGE;
 	}
-	snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-	c = redisConnectWithTimeout(host, atoi(colon + 1), tv);
+	c = redisConnectWithTimeout(host, port, tv);
 	if (c == NULL || c->err) {
 		fprintf(stderr, "studyshare: redis %s: %s\n", addr,
 		        c != NULL ? c->errstr : "out of memory");
@@ -134,7 +136,9 @@ connect_redis(const char *addr, redisContext **out)
 	if (secret("STUDYSHARE_REDIS_PASSWORD", pw, sizeof pw) != 0)
 		goto fail;
 	if (pw[0] != '\0') {
-		r = redisCommand(c, "AUTH %s", pw);
+		r = user != NULL && user[0] != '\0'
+		        ? redisCommand(c, "AUTH %s %s", user, pw)
+		        : redisCommand(c, "AUTH %s", pw);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 			fprintf(stderr, "studyshare: redis %s: AUTH refused\n",
 			        addr);

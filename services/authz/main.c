@@ -45,8 +45,8 @@ static const ss_cfg_opt opts[] = {
         "login before it counts against any limit"),
 };
 
-const struct ss_cfg_table az_settings_table = {opts,
-                                               sizeof opts / sizeof opts[0]};
+const struct ss_cfg_table az_settings_table = {
+    opts, sizeof opts / sizeof opts[0], NULL};
 
 static const ss_route routes[] = {
     {"authz.check", az_handle_check},
@@ -95,7 +95,7 @@ main(int argc, char **argv)
 	if (ss_daemon_init(&d, "authz", &cfg.common) != 0)
 		goto fail_cfg;
 	if (ss_redis_open(&s.redis, &d, "redis", cfg.common.redis_addr,
-	                  cfg.common.redis_password,
+	                  cfg.common.redis_user, cfg.common.redis_password,
 	                  (int)cfg.common.redis_timeout_ms, scripts,
 	                  sizeof scripts / sizeof scripts[0]) != 0 ||
 	    ss_keycheck_start(&kc, &d, s.redis, keys) != 0 ||

@@ -112,8 +112,8 @@ static const ss_cfg_opt opts[] = {
         "event loop"),
 };
 
-const struct ss_cfg_table gw_settings_table = {opts,
-                                               sizeof opts / sizeof opts[0]};
+const struct ss_cfg_table gw_settings_table = {
+    opts, sizeof opts / sizeof opts[0], NULL};
 
 static const gw_route routes[] = {
     {"sessions.create", GW_POST, "/api/v1/sessions", GW_AUTH_NONE, false,
@@ -329,7 +329,7 @@ main(int argc, char **argv)
 	                                "link is known",
 	                                NULL);
 	if (ss_redis_open(&s.redis, &d, "redis", cfg.common.redis_addr,
-	                  cfg.common.redis_password,
+	                  cfg.common.redis_user, cfg.common.redis_password,
 	                  (int)cfg.common.redis_timeout_ms, scripts, 1) != 0 ||
 	    ss_req_dial(&s.authz, &d, cfg.authz_url,
 	                (int)cfg.authz_timeout_ms) != 0 ||

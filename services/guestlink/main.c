@@ -74,8 +74,8 @@ static const ss_cfg_opt opts[] = {
         "is counted"),
 };
 
-const struct ss_cfg_table gl_settings_table = {opts,
-                                               sizeof opts / sizeof opts[0]};
+const struct ss_cfg_table gl_settings_table = {
+    opts, sizeof opts / sizeof opts[0], NULL};
 
 static const ss_route routes[] = {
     {"guestlink.create", gl_handle_create},
@@ -219,7 +219,7 @@ main(int argc, char **argv)
 		goto fail_cfg;
 	metrics(&s);
 	if (ss_redis_open(&s.redis, &d, "redis", cfg.common.redis_addr,
-	                  cfg.common.redis_password,
+	                  cfg.common.redis_user, cfg.common.redis_password,
 	                  (int)cfg.common.redis_timeout_ms, scripts,
 	                  sizeof scripts / sizeof scripts[0]) != 0 ||
 	    ss_keycheck_start(&kc, &d, s.redis, keys) != 0 ||

@@ -75,8 +75,8 @@ static const ss_cfg_opt opts[] = {
         "notify:dead"),
 };
 
-const struct ss_cfg_table nt_settings_table = {opts,
-                                               sizeof opts / sizeof opts[0]};
+const struct ss_cfg_table nt_settings_table = {
+    opts, sizeof opts / sizeof opts[0], NULL};
 
 /* Checks that span settings; prints like ss_config_load() does. */
 static int

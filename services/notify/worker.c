@@ -1407,12 +1407,13 @@ nt_worker_start(nt_worker **out, ss_daemon *d, const nt_settings *cfg,
 	    (w->fin_ev = event_new(d->base, -1, 0, on_fin_flush, w)) == NULL)
 		goto fail;
 	if ((rv = ss_redis_open(&w->r, d, "redis", cfg->common.redis_addr,
+	                        cfg->common.redis_user,
 	                        cfg->common.redis_password,
 	                        (int)cfg->common.redis_timeout_ms, scripts,
 	                        sizeof scripts / sizeof scripts[0])) != 0 ||
 	    (rv = ss_redis_open(
 	         &w->rb, d, "redis-blocking", cfg->common.redis_addr,
-	         cfg->common.redis_password,
+	         cfg->common.redis_user, cfg->common.redis_password,
 	         (int)(cfg->common.redis_timeout_ms + cfg->block_ms), NULL,
 	         0)) != 0 ||
 	    (rv = ss_keycheck_start(&w->kc, d, w->r, keys)) != 0 ||

@@ -55,8 +55,8 @@ static const ss_cfg_opt opts[] = {
         "worklist (share.notice)"),
 };
 
-const struct ss_cfg_table sh_settings_table = {opts,
-                                               sizeof opts / sizeof opts[0]};
+const struct ss_cfg_table sh_settings_table = {
+    opts, sizeof opts / sizeof opts[0], NULL};
 
 static const ss_route rpc_routes[] = {
     {"share.studies.list", sh_handle_list},
@@ -142,7 +142,7 @@ main(int argc, char **argv)
 	if (ss_daemon_init(&d, "share", &cfg.common) != 0)
 		goto fail_cfg;
 	if (ss_redis_open(&s.redis, &d, "redis", cfg.common.redis_addr,
-	                  cfg.common.redis_password,
+	                  cfg.common.redis_user, cfg.common.redis_password,
 	                  (int)cfg.common.redis_timeout_ms, scripts,
 	                  sizeof scripts / sizeof scripts[0]) != 0 ||
 	    ss_keycheck_start(&kc, &d, s.redis, keys) != 0 ||

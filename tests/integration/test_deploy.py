@@ -721,6 +721,8 @@ class Dockerfile(unittest.TestCase):
         exe = need("shellcheck", "lints deploy/entrypoint.sh")
         p = run([exe, "-s", "sh", ENTRYPOINT])
         self.assertEqual(p.returncode, 0, p.stdout)
+        p = run([exe, os.path.join(ROOT, "deploy/redis/acl-setup")])
+        self.assertEqual(p.returncode, 0, p.stdout)
 
 
 class Alerts(unittest.TestCase):

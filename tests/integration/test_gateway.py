@@ -27,7 +27,8 @@ sys.path.insert(0, HERE)
 
 import mp  # noqa: E402
 import sp  # noqa: E402
-from stack import BUILD, ROOT, Daemon, Redis, cli, free_port, mail_jobs, wait_for  # noqa: E402
+from stack import (BUILD, MAIL_KEY, ROOT, Daemon, Redis, cli, free_port, mail_jobs,  # noqa: E402
+                   wait_for)
 
 FIXTURE = os.path.join(HERE, "fixtures", "directory.json")
 SYSTEM_PYTHON = "/usr/bin/python3"  # the one with Debian's aiosmtpd
@@ -81,7 +82,10 @@ class Catcher:
         self.proc = subprocess.Popen(
             [SYSTEM_PYTHON, CATCHER, "--port", str(self.port), "--dir", self.dir],
             stdout=self._out, stderr=subprocess.STDOUT)
-        wait_for(lambda: "ready " in open(self.log).read(), timeout=15, what="smtp catcher")
+        def ready():
+            with open(self.log) as f:
+                return "ready " in f.read()
+        wait_for(ready, timeout=15, what="smtp catcher")
         return self
 
     def messages(self):
@@ -141,53 +145,66 @@ class Response:
 class FullStack:
     """redis, authz, share, guestlink and the gateway (and, with mail=True,
     notify and an SMTP catcher) on free loopback ports.  gateway_env and
-    authz_env are settings of those two daemons (over the defaults here)."""
+    authz_env are settings of those two daemons (over the defaults here).
+    With acl_users, each daemon is its own Redis ACL user, made by
+    deploy/redis/acl-setup from deploy/redis/acl-rules."""
 
-    def __init__(self, doc=DOC, mail=False, gateway_env=None, authz_env=None):
+    def __init__(self, doc=DOC, mail=False, gateway_env=None, authz_env=None,
+                 acl_users=False):
         self.redis = self.catcher = None
         self.gateway = self.guestlink = self.notify = self.share = self.authz = None
+        self.acl_users = {}
         try:
-            self._start(doc, mail, gateway_env, authz_env)
+            self._start(doc, mail, gateway_env, authz_env, acl_users)
         except BaseException:
             # A failed setUpClass runs no tearDownClass: stop what started.
             self.close()
             raise
 
-    def _start(self, doc, mail, gateway_env, authz_env):
+    def _start(self, doc, mail, gateway_env, authz_env, acl_users):
         self.redis = Redis().start()
-        self.gateway = Daemon("gateway", self.redis)  # port known before start
+        if acl_users:
+            self._acl_setup()
+
+        def auth(name, env=None):
+            out = dict(env or {})
+            if name in self.acl_users:
+                out["STUDYSHARE_REDIS_USER"] = name
+                out["STUDYSHARE_REDIS_PASSWORD"] = self.acl_users[name]
+            return out
+        self.gateway = Daemon("gateway", self.redis, env=auth("gateway"))
         self.public_url = "http://127.0.0.1:%d" % self.gateway.port
-        self.authz = Daemon("authz", self.redis, env=authz_env).start()
+        self.authz = Daemon("authz", self.redis, env=auth("authz", authz_env)).start()
         authz_url = "tcp://127.0.0.1:%d" % self.authz.port
         self.ingest_port = free_port()
-        self.share = Daemon("share", self.redis, env={
+        self.share = Daemon("share", self.redis, env=auth("share", {
             "STUDYSHARE_AUTHZ_URL": authz_url,
             "STUDYSHARE_INGEST_LISTEN": "tcp://127.0.0.1:%d" % self.ingest_port,
             "STUDYSHARE_PUB_LISTEN": "tcp://127.0.0.1:%d" % free_port(),
             "STUDYSHARE_TOKEN_KEY": TOKEN_KEY,
             "STUDYSHARE_PUBLIC_URL": self.public_url,
-        }).start()
+        })).start()
         # the start may have moved it (stack.Daemon.start)
         self.ingest_port = int(self.share.env["STUDYSHARE_INGEST_LISTEN"].rsplit(":", 1)[1])
         share_url = "tcp://127.0.0.1:%d" % self.share.port
-        self.guestlink = Daemon("guestlink", self.redis, env={
+        self.guestlink = Daemon("guestlink", self.redis, env=auth("guestlink", {
             "STUDYSHARE_AUTHZ_URL": authz_url,
             "STUDYSHARE_SHARE_URL": share_url,
             "STUDYSHARE_PUB_LISTEN": "tcp://127.0.0.1:%d" % free_port(),
             "STUDYSHARE_TOKEN_KEY": TOKEN_KEY,
             "STUDYSHARE_SEAL_KEY": SEAL_KEY,
             "STUDYSHARE_PUBLIC_URL": self.public_url,
-        }).start()
+        })).start()
         self.catcher = self.notify = None
         if mail:
             self.catcher = Catcher().start()
-            self.notify = Daemon("notify", self.redis, env={
+            self.notify = Daemon("notify", self.redis, env=auth("notify", {
                 "STUDYSHARE_SMTP_URL": "smtp://127.0.0.1:%d" % self.catcher.port,
                 "STUDYSHARE_SMTP_STARTTLS": "none",
                 "STUDYSHARE_FROM": "studyshare <studyshare@test.example>",
                 "STUDYSHARE_RETRY_MIN": "200ms",
                 "STUDYSHARE_BLOCK": "200ms",
-            }).start()
+            })).start()
         env = {
             "STUDYSHARE_AUTHZ_URL": authz_url,
             "STUDYSHARE_SHARE_URL": share_url,
@@ -202,6 +219,19 @@ class FullStack:
         self.doc = doc
         r = sp.call(self.authz.port, "authz.directory.import", {"document": json.dumps(doc)})
         assert r["ok"], r
+
+    def _acl_setup(self):
+        """A password file per daemon, then deploy/redis/acl-setup."""
+        pwdir = tempfile.mkdtemp(prefix="ss-acl-", dir=self.redis.dir)
+        for name in ("authz", "share", "guestlink", "notify", "gateway"):
+            self.acl_users[name] = "acl-%s-%s" % (name, secrets.token_hex(8))
+            with open(os.path.join(pwdir, name), "w") as f:
+                f.write(self.acl_users[name] + "\n")
+        p = subprocess.run([os.path.join(ROOT, "deploy/redis/acl-setup"), pwdir,
+                            "-p", str(self.redis.port)],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and "5 users set" in p.stdout, (p.stdout, p.stderr)
+        assert all(pw not in p.stdout + p.stderr for pw in self.acl_users.values())
 
     # -- helpers -------------------------------------------------------------
 
@@ -285,10 +315,12 @@ def error_of(r):
 class GatewayCase(unittest.TestCase):
     stack = None
     gateway_env = authz_env = None  # a class's own settings of its stack
+    stack_kw = {}  # and of FullStack
 
     @classmethod
     def setUpClass(cls):
-        cls.stack = FullStack(gateway_env=cls.gateway_env, authz_env=cls.authz_env)
+        cls.stack = FullStack(gateway_env=cls.gateway_env, authz_env=cls.authz_env,
+                              **cls.stack_kw)
         cls.alice = cls.stack.login("alice")
         cls.bob = cls.stack.login("bob")
 
@@ -498,6 +530,105 @@ class UntrustedForwardedFor(GatewayCase):
         r = post()
         self.assertError(r, 429, "too_many_requests")
         self.assertRegex(r.header("Retry-After") or "", r"^[1-9]\d*$")
+
+
+class RedisAclUsers(GatewayCase):
+    """Each daemon as its own Redis ACL user (deploy/redis/acl-rules): what
+    the product does works, and Redis denies nothing (its ACL LOG stays
+    empty).  A rule too narrow for a flow shows here as a NOPERM."""
+    stack_kw = {"mail": True, "acl_users": True}
+
+    def test_every_flow_under_its_own_user(self):
+        st = self.stack
+        r = subprocess.run(["redis-cli", "-p", str(st.redis.port), "ACL", "WHOAMI"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.stdout.strip(), "default")
+        alice = self.alice
+        self.assertEqual(self.req("POST", "/api/v1/sessions",
+                                  {"user": "alice", "password": "wrong-one"}).status, 401)
+        uid = st.arrive(patient={"id": "ACL1", "name": "ACL^ANN", "birth_date": "19700101"},
+                        description="CT ACL")
+        # shares: a colleague, and an address without an account
+        email = "acl-newbie@example.org"
+        r = self.req("POST", "/api/v1/studies/%s/shares" % uid,
+                     {"worklist": "location:ct", "targets": [
+                         {"kind": "user", "id": "bob"}, {"kind": "email", "email": email}]},
+                     token=alice)
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual([x["status"] for x in r.json["shares"]], ["delivered", "invited"])
+        r = self.req("GET", "/api/v1/worklists/user:bob/studies", token=self.bob)
+        self.assertIn(uid, [x["study_uid"] for x in r.json["studies"]])
+        # a guest link with a password, a recipient and view notices
+        r = self.req("POST", "/api/v1/studies/%s/guest-links" % uid,
+                     {"worklist": "location:ct", "password": "acl-secret-1",
+                      "max_password_attempts": 3, "email": "guest@example.org",
+                      "view_notification": True}, token=alice)
+        self.assertEqual(r.status, 201, r.body)
+        link = r.json
+        path = "/g/" + link["url"].rsplit("/g/", 1)[1]
+        form = {"Accept": "application/json",
+                "Content-Type": "application/x-www-form-urlencoded"}
+        self.assertEqual(self.req("POST", path, raw=b"password=wrong", headers=form).status, 401)
+        r = self.req("POST", path, raw=b"password=acl-secret-1", headers=form)
+        self.assertEqual(r.status, 200, r.body)
+        cookie = r.header("Set-Cookie").split(";")[0]
+        r = self.req("GET", path, headers={"Accept": "application/json", "Cookie": cookie})
+        self.assertEqual(r.status, 200, r.body)
+        r = self.req("GET", "/api/v1/studies/%s/guest-links?worklist=location:ct" % uid,
+                     token=alice)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(self.req("DELETE", "/api/v1/guest-links/" + link["id"],
+                                  token=alice).status, 204)
+        # an upload link and its session
+        r = self.req("POST", "/api/v1/worklists/location:ct/upload-links",
+                     {"email": "gp@example.org"}, token=alice)
+        self.assertEqual(r.status, 201, r.body)
+        up = r.json["url"][r.json["url"].index("/u/"):]
+        self.assertEqual(self.req("GET", up, headers={"Accept": "application/json"}).status, 200)
+        # the invitation's registration
+        deadline = time.time() + 15
+        invite = None
+        while invite is None and time.time() < deadline:
+            for m in st.catcher.messages():
+                if m["To"] == email:
+                    invite = re.search(r"invite=([A-Za-z0-9_-]{43})",
+                                       m.get_body(("plain",)).get_content()).group(1)
+            time.sleep(0.1)
+        self.assertIsNotNone(invite, "no invitation mail")
+        r = self.req("POST", "/api/v1/registrations",
+                     {"invite": invite, "user": "aclnewbie", "name": "Acl Newbie",
+                      "password": "aclnewbie-password"})
+        self.assertEqual(r.status, 201, r.body)
+        self.assertEqual(r.json["delivered"], [uid])
+        # the directory, as an operator imports it (a dry run)
+        r = self.req("PUT", "/api/v1/directory?dry_run=true", raw=json.dumps(st.doc).encode(),
+                     token=OPERATOR_TOKEN)
+        self.assertEqual(r.status, 200, r.body)
+        # every mail went out: the invitation, the guest's link, the view
+        # notice and the upload request
+        want = {email, "guest@example.org", "alice@stelsewhere.example", "gp@example.org"}
+        wait_for(lambda: want <= {m["To"] for m in st.catcher.messages()}, timeout=15,
+                 what="the mails")
+        # every daemon ready, and Redis denied none of them anything
+        for name in ("authz", "share", "guestlink", "notify", "gateway"):
+            d = getattr(st, name)
+            self.assertEqual(d.http("/readyz")[0], 200, name)
+            self.assertNotIn("NOPERM", d.logs(), name)
+        r = subprocess.run(["redis-cli", "-p", str(st.redis.port), "ACL", "LOG"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.stdout.strip(), "", r.stdout)
+        users = subprocess.run(["redis-cli", "-p", str(st.redis.port), "CLIENT", "LIST"],
+                               capture_output=True, text=True).stdout
+        for name in ("authz", "share", "guestlink", "notify", "gateway"):
+            self.assertIn(" user=%s " % name, users)
+        # The operator's CLI as one of them: notify's user reads the dead
+        # letters; the gateway's may not.
+        for user, rc in [("notify", 0), ("gateway", 1)]:
+            got, out, err = cli("mail", "list", "--dead", "--redis", st.redis.addr, env={
+                "STUDYSHARE_REDIS_USER": user, "STUDYSHARE_REDIS_PASSWORD": st.acl_users[user],
+                "STUDYSHARE_MAIL_KEY": MAIL_KEY, "STUDYSHARE_MAIL_KEY_FILE": ""})
+            self.assertEqual(got, rc, (user, out, err))
+            self.assertEqual("NOPERM" in err, rc != 0, err)
 
 
 class Https(GatewayCase):

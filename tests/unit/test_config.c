@@ -53,8 +53,8 @@ static const ss_cfg_opt test_opts[] = {
     {"optional", SS_CFG_MS, NULL, 0, 0, F(optional_ms), "no default"},
 };
 
-static const ss_cfg_table test_table = {test_opts, sizeof(test_opts) /
-                                                       sizeof(test_opts[0])};
+static const ss_cfg_table test_table = {
+    test_opts, sizeof(test_opts) / sizeof(test_opts[0]), NULL};
 
 /* --- capturing an fd ---------------------------------------------------- */
 
@@ -174,6 +174,7 @@ assert_all_freed(const tset *s)
 {
 	assert_null(s->common.admin_addr);
 	assert_null(s->common.redis_addr);
+	assert_null(s->common.redis_user);
 	assert_null(s->common.redis_password);
 	assert_null(s->common.log_level);
 	assert_null(s->name);
@@ -539,6 +540,34 @@ test_required_missing(void **state)
 	free_set(&s);
 }
 
+/* A table's check runs once every setting is read: a Redis ACL user
+ * without its password stops the load, naming the flag. */
+static void
+test_settings_wrong_together(void **state)
+{
+	tset s;
+	char *err;
+
+	(void)state;
+	setenv("STUDYSHARE_TOKEN", "token-123456", 1);
+	assert_int_equal(
+	    load(&s, &err, "--svc", "x", "--redis-user", "ss-authz", NULL),
+	    SS_EBADREQ);
+	assert_non_null(strstr(err, "studyshare-test: --redis-user: needs "
+	                            "--redis-password"));
+	assert_all_freed(&s);
+	free(err);
+	assert_int_equal(load(&s, NULL, "--svc", "x", "--redis-user",
+	                      "ss-authz", "--redis-password", "pw-1", NULL),
+	                 0);
+	assert_string_equal(s.common.redis_user, "ss-authz");
+	free_set(&s);
+	/* No user: the default user, with or without a password. */
+	assert_int_equal(load(&s, NULL, "--svc", "x", NULL), 0);
+	assert_string_equal(s.common.redis_user, "");
+	free_set(&s);
+}
+
 static void
 test_secret_file(void **state)
 {
@@ -739,6 +768,7 @@ main(void)
 	    cmocka_unit_test_setup(test_unknown_flag, clear_env),
 	    cmocka_unit_test_setup(test_misspelt_env, clear_env),
 	    cmocka_unit_test_setup(test_required_missing, clear_env),
+	    cmocka_unit_test_setup(test_settings_wrong_together, clear_env),
 	    cmocka_unit_test_setup(test_secret_file, clear_env),
 	    cmocka_unit_test_setup(test_help, clear_env),
 	    cmocka_unit_test_setup(test_ms_units, clear_env),

@@ -570,7 +570,8 @@ test_push(void **state)
 	assert_int_equal(ss_rfx_start(&fx, NULL), 0);
 	assert_int_equal(ss_daemon_init(&d, "test", &common), 0);
 	assert_int_equal(
-	    ss_redis_open(&r, &d, "redis", fx.addr, NULL, 2000, NULL, 0), 0);
+	    ss_redis_open(&r, &d, "redis", fx.addr, NULL, NULL, 2000, NULL, 0),
+	    0);
 	run_until(&d, is_ready, r);
 	assert_true(ss_redis_ready(r));
 

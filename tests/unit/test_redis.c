@@ -217,9 +217,9 @@ static ss_redis *
 open_ready(struct t *t, const char *name, int timeout_ms, ss_script **s,
            size_t ns)
 {
-	assert_int_equal(
-	    ss_redis_open(&t->r, &t->d, name, fx.addr, NULL, timeout_ms, s, ns),
-	    0);
+	assert_int_equal(ss_redis_open(&t->r, &t->d, name, fx.addr, NULL, NULL,
+	                               timeout_ms, s, ns),
+	                 0);
 	assert_true(run_until(&t->d, is_ready, t->r, 3000));
 	return t->r;
 }
@@ -231,9 +231,9 @@ test_not_ready_at_first(void **state)
 	struct answer a = {0};
 	const char *why = NULL;
 
-	assert_int_equal(
-	    ss_redis_open(&t->r, &t->d, "redis", fx.addr, NULL, 1000, NULL, 0),
-	    0);
+	assert_int_equal(ss_redis_open(&t->r, &t->d, "redis", fx.addr, NULL,
+	                               NULL, 1000, NULL, 0),
+	                 0);
 	/* The connect is asynchronous: nothing is ready before the loop ran. */
 	assert_false(ss_redis_ready(t->r));
 	assert_false(probe(&t->d, "redis", &why));
@@ -611,7 +611,7 @@ pw_open_and_wait(void *arg)
 	struct pw_run *p = arg;
 
 	assert_int_equal(ss_redis_open(&p->t->r, &p->t->d, "redis", p->f->addr,
-	                               p->password, 500, NULL, 0),
+	                               NULL, p->password, 500, NULL, 0),
 	                 0);
 	run_for(&p->t->d, 800);
 }
@@ -656,7 +656,7 @@ test_wrong_password(void **state)
 	t->r = NULL;
 
 	/* The right one works. */
-	assert_int_equal(ss_redis_open(&t->r, &t->d, "redis", t->pfx.addr,
+	assert_int_equal(ss_redis_open(&t->r, &t->d, "redis", t->pfx.addr, NULL,
 	                               "right-horse-battery", 500, NULL, 0),
 	                 0);
 	assert_true(run_until(&t->d, is_ready, t->r, 3000));
@@ -667,6 +667,52 @@ test_wrong_password(void **state)
 	ss_redis_close(t->r);
 	t->r = NULL;
 	assert_int_equal(a.calls, 1);
+}
+
+/* An ACL user (Redis 6): AUTH user password.  The default user is off,
+ * so the password alone, as the default user's, is refused. */
+static void
+test_acl_user(void **state)
+{
+	struct t *t = *state;
+	const char *extra[] = {
+	    "--user",         "default", "off", "--user", "ss-authz", "on",
+	    ">acl-pass-7-Kq", "~*",      "&*",  "+@all",  NULL};
+	struct pw_run run = {t, &t->pfx, "acl-pass-7-Kq"};
+	const char *why = NULL;
+	struct answer a = {0};
+	char *logs;
+
+	assert_int_equal(ss_rfx_start(&t->pfx, extra), 0);
+	logs = capture_stderr(pw_open_and_wait, &run);
+	assert_false(ss_redis_ready(t->r));
+	assert_false(probe(&t->d, "redis", &why));
+	assert_non_null(strstr(why, "AUTH failed"));
+	free(logs);
+	ss_redis_close(t->r);
+	t->r = NULL;
+
+	assert_int_equal(ss_redis_open(&t->r, &t->d, "redis", t->pfx.addr,
+	                               "ss-authz", "acl-pass-7-Kq", 500, NULL,
+	                               0),
+	                 0);
+	assert_true(run_until(&t->d, is_ready, t->r, 3000));
+	assert_int_equal(ss_redis_cmd(t->r, on_answer, &a, "ACL WHOAMI"), 0);
+	assert_true(run_until(&t->d, answered, &a, 1000));
+	assert_int_equal(a.err, 0);
+	assert_int_equal(a.type, REDIS_REPLY_STRING);
+	assert_string_equal(a.str, "ss-authz");
+	ss_redis_close(t->r);
+	t->r = NULL;
+
+	/* A user without a password is no AUTH at all: NOAUTH. */
+	assert_int_equal(ss_redis_open(&t->r, &t->d, "redis", t->pfx.addr,
+	                               "ss-authz", NULL, 500, NULL, 0),
+	                 0);
+	run_for(&t->d, 800);
+	assert_false(ss_redis_ready(t->r));
+	ss_redis_close(t->r);
+	t->r = NULL;
 }
 
 static void
@@ -741,15 +787,15 @@ test_bad_args(void **state)
 	struct t *t = *state;
 	ss_redis *r = NULL;
 
-	assert_int_equal(
-	    ss_redis_open(&r, &t->d, "redis", "no-port", NULL, 100, NULL, 0),
-	    SS_EBADREQ);
-	assert_null(r);
-	assert_int_equal(ss_redis_open(&r, &t->d, "redis", "127.0.0.1:99999",
+	assert_int_equal(ss_redis_open(&r, &t->d, "redis", "no-port", NULL,
 	                               NULL, 100, NULL, 0),
 	                 SS_EBADREQ);
+	assert_null(r);
+	assert_int_equal(ss_redis_open(&r, &t->d, "redis", "127.0.0.1:99999",
+	                               NULL, NULL, 100, NULL, 0),
+	                 SS_EBADREQ);
 	assert_int_equal(
-	    ss_redis_open(&r, &t->d, "redis", fx.addr, NULL, 0, NULL, 0),
+	    ss_redis_open(&r, &t->d, "redis", fx.addr, NULL, NULL, 0, NULL, 0),
 	    SS_EBADREQ);
 	assert_int_equal(t->d.nprobes, 0);
 }
@@ -775,6 +821,7 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_password, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_acl_user, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_close_fails_pending, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_close_inside_callback, setup,
