@@ -1010,6 +1010,17 @@ class LocalStack(unittest.TestCase):
                   headers={"Content-Type": "application/json"})
         self.assertEqual(c.getresponse().status, 200)
         c.close()
+        # Each daemon is its own Redis ACL user, denied nothing so far.
+        with open(os.path.join(home, "stack.env")) as f:
+            rport = re.search(r"^STUDYSHARE_REDIS_ADDR=127\.0\.0\.1:(\d+)$", f.read(), re.M).group(1)
+
+        def rcli(*args):
+            return subprocess.run(["redis-cli", "-p", rport] + list(args), capture_output=True,
+                                  text=True, timeout=10).stdout
+        clients = rcli("CLIENT", "LIST")
+        for d in ("authz", "share", "guestlink", "notify", "gateway"):
+            self.assertIn(" user=%s " % d, clients)
+        self.assertEqual(rcli("ACL", "LOG").strip(), "")
         # Nothing it wrote is readable by another user: the mail folder
         # holds links and invitations, the logs and Redis the rest.
         open_to_others = []
