@@ -66,6 +66,15 @@ if [ $rc_ui -ne 0 ]; then
 	echo "--- gateway log (tail) ---"
 	tail -n 20 "$(sed -n 's/.*"gateway": "\([^"]*\)".*/\1/p' "$info")" 2>/dev/null
 fi
+# Every daemon ran as its own Redis ACL user (deploy/redis/acl-rules):
+# whatever the pages did, Redis must have denied nothing.
+acl=$(redis-cli -p "$(sed -n 's/.*"redis_port": \([0-9]*\).*/\1/p' "$info")" ACL LOG)
+acl_failed=0
+if [ -n "$acl" ]; then
+	echo "not ok Redis denied a daemon something (ACL LOG):"
+	echo "$acl" | head -n 20
+	acl_failed=1
+fi
 # The upload test starts its own stack (uploads enabled).
 ARTIFACTS="$ROOT/tests/artifacts" node "$HERE/upload.test.mjs" | tee "$work/upload.out"
 rc_up=$?
@@ -83,5 +92,6 @@ for out in "$work/ui.out" "$work/upload.out"; do
 	line=${line#*, }
 	f=$((f + ${line%% failed*}))
 done
+f=$((f + acl_failed))
 echo "$p passed, $f failed"
 [ $rc_ui -eq 0 ] && [ $rc_up -eq 0 ] && [ $f -eq 0 ]

@@ -25,7 +25,7 @@ def main():
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
-    stack = FullStack(mail=True)
+    stack = FullStack(mail=True, acl_users=True)
     try:
         pid = "PB%d" % os.getpid()
         patient = {"id": pid, "name": "DOE^JANE", "birth_date": "19800131"}
@@ -37,6 +37,7 @@ def main():
                                    study_date="20261102", modality="MR",
                                    description="MR KNEE INVITE", accession="B2")
         info = {"url": stack.public_url, "mail_dir": stack.catcher.dir,
+                "redis_port": stack.redis.port,
                 "study": study, "prior": prior, "email_study": email_study,
                 "logs": {n: getattr(stack, n).log for n in
                          ("gateway", "guestlink", "share", "authz", "notify")}}

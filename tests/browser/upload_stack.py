@@ -49,7 +49,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ss-browser-upload-")
     spool = os.path.join(tmp, "spool")
     os.mkdir(spool)
-    stack = FullStack(gateway_env={"STUDYSHARE_SPOOL_DIR": spool})
+    stack = FullStack(gateway_env={"STUDYSHARE_SPOOL_DIR": spool}, acl_users=True)
     try:
         stack.gateway.stop()
         stack.gateway.env["STUDYSHARE_INGEST_URL"] = "tcp://127.0.0.1:%d" % stack.ingest_port
