@@ -26,8 +26,8 @@ static const ss_cfg_opt common_opts[] = {
     {"redis-addr", SS_CFG_HOSTPORT, "127.0.0.1:6379", 1, 255, F(redis_addr),
      "host:port of Redis"},
     {"redis-user", SS_CFG_STR, "", 0, 128, F(redis_user),
-     "Redis ACL user to authenticate as (AUTH user password, Redis 6 or "
-     "later; needs redis-password); empty: the default user"},
+     "Redis ACL user to authenticate as (AUTH user password; needs "
+     "redis-password; deploy/redis/acl-rules); empty: the default user"},
     {"redis-password", SS_CFG_SECRET, "", 0, 512, F(redis_password),
      "Redis AUTH password; empty for none"},
     {"redis-timeout", SS_CFG_MS, "2s", 10, 60000, F(redis_timeout_ms),

@@ -135,6 +135,13 @@ connect_redis(const char *addr, redisContext **out)
 	}
 	if (secret("STUDYSHARE_REDIS_PASSWORD", pw, sizeof pw) != 0)
 		goto fail;
+	if (user != NULL && user[0] != '\0' && pw[0] == '\0') {
+		fprintf(stderr,
+		        "studyshare: STUDYSHARE_REDIS_USER needs "
+		        "STUDYSHARE_REDIS_PASSWORD, the user's password\n");
+		rv = CLI_USAGE;
+		goto fail;
+	}
 	if (pw[0] != '\0') {
 		r = user != NULL && user[0] != '\0'
 		        ? redisCommand(c, "AUTH %s %s", user, pw)

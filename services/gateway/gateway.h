@@ -18,6 +18,7 @@
  *   jwt.c       bearer tokens: minting and pinned HS256 verification
  *   peer.c      a request to a daemon on behalf of an HTTP request
  *   limit.c     per-address rate limits (Redis counters)
+ *   upload_limit.c  per-address bounds on uploads: in flight, refused
  *   tmpl.c      HTML templates of the pages
  *   static.c    the web UI's files
  *   api_*.c     the /api/v1 routes, one area each
@@ -80,6 +81,7 @@ typedef struct gw_settings {
 	int64_t upload_session_max;
 	int64_t upload_refusal_limit;
 	int64_t upload_refusal_window_ms;
+	int64_t upload_inflight_max;
 	int64_t upload_workers;
 } gw_settings;
 
@@ -323,7 +325,8 @@ typedef struct gw_server {
 	ss_metric *m_upload_refused;
 	unsigned char op_key[32];      /* keys the operator token comparison */
 	unsigned char refusal_key[16]; /* keys the names of refused uploads
-	                                * in Redis (upload.c) */
+	                                * in Redis (upload.c), from the JWT
+	                                * secret */
 	unsigned char op_hash[32];
 	bool op_enabled;
 	struct ss_work_pool *work; /* uploads: spool, STOW, ingest */
@@ -369,8 +372,8 @@ struct gw_req {
 	char refused_msg[GW_TEXT_MAX];
 	/* the rate limiter (limit.c): the limit, then what runs next */
 	int64_t limit;
-	const char *limit_what; /* a distinct limit's 429: "too many <what>" */
 	gw_handler next;
+	bool up_slot; /* holds a slot among its address's uploads */
 	/* guest pages (guest.c): secrets, wiped when the request is freed */
 	bool has_pw;
 	char pw[GW_PW_MAX + 1];
@@ -467,17 +470,11 @@ extern ss_script gw_script_limit;
 /* Counts this request against kind's limit for the client's address;
  * over it answers 429 with Retry-After, else runs next. */
 void gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next);
-extern ss_script gw_script_distinct;
-/* Distinct limits: whether the client's address has been refused for
- * limit different things (members) within window_ms: then 429 "too many
- * <what>" with Retry-After, else next runs.  Redis down: 503. */
-void gw_limit_distinct_check(gw_req *r, const char *kind, int64_t limit,
-                             int64_t window_ms, const char *what,
-                             gw_handler next);
-/* Adds member (under limit members at most); next runs whatever happens
- * (a failure to count is logged). */
-void gw_limit_distinct_add(gw_req *r, const char *kind, const char *member,
-                           int64_t limit, int64_t window_ms, gw_handler next);
+/* 429 too_many_requests "too many <what>; retry in N seconds" with
+ * Retry-After (ttl_ms rounded up to seconds, at least 1), counted. */
+void gw_limited(gw_req *r, int64_t ttl_ms, const char *what);
+/* 503: the rate limiter's store cannot be reached. */
+void gw_limit_unavailable(gw_req *r);
 
 /* static.c */
 void gw_static_serve(gw_req *r, const char *name);
@@ -541,6 +538,16 @@ void gw_api_upload_update(gw_req *r);
 void gw_api_upload_delete(gw_req *r);
 void gw_page_upload(gw_req *r);
 void gw_page_upload_files(gw_req *r);
+/* upload_limit.c: takes this request's slot among its address's uploads
+ * (nfiles: for its lease): 429 when the address had
+ * --upload-refusal-limit files refused as another patient's in the window
+ * or has --upload-inflight-max uploads in progress, 503 when Redis cannot
+ * count it, else next runs.  gw_upload_slot_put() gives it back (once the
+ * answer is out, not awaited), counting refusal (a name, NULL: none). */
+extern ss_script gw_script_upload_slot;
+void gw_upload_slot_take(gw_req *r, size_t nfiles, gw_handler next);
+void gw_upload_slot_put(gw_req *r, const char *refusal);
+
 /* Frees what an upload request holds (http.c, when r is freed). */
 void gw_upload_free(gw_req *r);
 

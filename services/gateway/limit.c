@@ -13,12 +13,6 @@
  * An IPv6 client is counted by its /64 (runtime/addr.h), as authz counts
  * failed logins per address.
  *
- * A distinct limit counts things, not requests: a SET of what the client
- * was refused for (gw_limit_distinct_add), read before its next try
- * (gw_limit_distinct_check).  Sending the same refused thing again and
- * again costs nothing; trying many different ones is what it bounds.  The
- * SET stops growing at the limit, so it is small whatever a client sends.
- *
  * Keys: gateway:{rl:<kind>:<client>}, each its own slot (Redis Cluster).
  */
 #include <inttypes.h>
@@ -42,24 +36,8 @@ ss_script gw_script_limit = {
     "",
 };
 
-/* KEYS: the set  ARGV: window ms, limit, member ('' only reads)
- * -> {members, ms left}.  The window starts at the first member. */
-ss_script gw_script_distinct = {
-    "gateway_distinct",
-    "if ARGV[3] ~= '' and "
-    "redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then\n"
-    "  redis.call('SADD', KEYS[1], ARGV[3])\n"
-    "  if redis.call('PTTL', KEYS[1]) < 0 then\n"
-    "    redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
-    "  end\n"
-    "end\n"
-    "return {redis.call('SCARD', KEYS[1]), redis.call('PTTL', KEYS[1])}\n",
-    "",
-};
-
-/* 429 with Retry-After: the seconds until the window ends, rounded up. */
-static void
-limited(gw_req *r, int64_t ttl, const char *what)
+void
+gw_limited(gw_req *r, int64_t ttl, const char *what)
 {
 	char msg[96];
 	int secs = (int)((ttl + 999) / 1000);
@@ -72,15 +50,15 @@ limited(gw_req *r, int64_t ttl, const char *what)
 	gw_fail_retry(r, SS_ETOOMANY, msg, secs);
 }
 
-static void
-unavailable(gw_req *r)
+void
+gw_limit_unavailable(gw_req *r)
 {
 	r->step = GW_STEP_ROUTE;
 	gw_fail(r, SS_EUNAVAIL, "the rate limiter is unavailable; retry later");
 }
 
-/* The answer {count, ms left} of both scripts: the request goes on
- * while count is at most over, else 429. */
+/* The answer {count, ms left}: the request goes on while count is at
+ * most over, else 429. */
 static void
 judge(gw_req *r, int err, const redisReply *rep, int64_t over)
 {
@@ -89,12 +67,12 @@ judge(gw_req *r, int err, const redisReply *rep, int64_t over)
 	    rep->element[1]->type != REDIS_REPLY_INTEGER) {
 		ss_warn("http.limit_failed", r->id, "error",
 		        err != 0 ? ss_err_word(err) : "bad reply", NULL);
-		unavailable(r);
+		gw_limit_unavailable(r);
 		return;
 	}
 	r->step = GW_STEP_ROUTE;
 	if (rep->element[0]->integer > over) {
-		limited(r, rep->element[1]->integer, r->limit_what);
+		gw_limited(r, rep->element[1]->integer, "requests");
 		return;
 	}
 	r->next(r);
@@ -125,83 +103,10 @@ gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next)
 	lens[0] = strlen(key);
 	lens[1] = strlen(win);
 	r->limit = limit;
-	r->limit_what = "requests";
 	r->next = next;
 	r->step = GW_STEP_LIMIT;
-	if ((rv = ss_redis_eval(r->s->redis, &gw_script_limit, on_count, r, 1,
+	if (r->s->redis == NULL ||
+	    (rv = ss_redis_eval(r->s->redis, &gw_script_limit, on_count, r, 1,
 	                        2, argv, lens)) != 0)
-		unavailable(r);
-}
-
-/* --- distinct limits ------------------------------------------------- */
-
-/* A set only read: a full one holds the request. */
-static void
-on_distinct_check(int err, redisReply *rep, void *arg)
-{
-	gw_req *r = arg;
-
-	judge(r, err, rep, r->limit - 1);
-}
-
-/* A failure to count is logged, not the client's: its answer stands. */
-static void
-on_distinct_add(int err, redisReply *rep, void *arg)
-{
-	gw_req *r = arg;
-
-	(void)rep;
-	if (err != 0)
-		ss_warn("http.limit_failed", r->id, "error", ss_err_word(err),
-		        NULL);
-	r->step = GW_STEP_ROUTE;
-	r->next(r);
-}
-
-static int
-distinct_send(gw_req *r, const char *kind, const char *member,
-              int64_t window_ms, ss_redis_fn fn)
-{
-	char key[160], win[24], lim[24], client[SS_ADDR_CLIENT_MAX];
-	const char *argv[4];
-	size_t lens[4];
-
-	ss_addr_client(r->addr, client, sizeof client);
-	snprintf(key, sizeof key, "gateway:{rl:%s:%s}", kind, client);
-	snprintf(win, sizeof win, "%" PRId64, window_ms);
-	snprintf(lim, sizeof lim, "%" PRId64, r->limit);
-	argv[0] = key;
-	argv[1] = win;
-	argv[2] = lim;
-	argv[3] = member;
-	for (int i = 0; i < 4; i++)
-		lens[i] = strlen(argv[i]);
-	r->step = GW_STEP_LIMIT;
-	return ss_redis_eval(r->s->redis, &gw_script_distinct, fn, r, 1, 4,
-	                     argv, lens);
-}
-
-void
-gw_limit_distinct_check(gw_req *r, const char *kind, int64_t limit,
-                        int64_t window_ms, const char *what, gw_handler next)
-{
-	r->limit = limit;
-	r->limit_what = what;
-	r->next = next;
-	if (distinct_send(r, kind, "", window_ms, on_distinct_check) != 0)
-		unavailable(r);
-}
-
-void
-gw_limit_distinct_add(gw_req *r, const char *kind, const char *member,
-                      int64_t limit, int64_t window_ms, gw_handler next)
-{
-	r->limit = limit;
-	r->next = next;
-	if (distinct_send(r, kind, member, window_ms, on_distinct_add) != 0) {
-		ss_warn("http.limit_failed", r->id, "error", "unavailable",
-		        NULL);
-		r->step = GW_STEP_ROUTE;
-		next(r);
-	}
+		gw_limit_unavailable(r);
 }

@@ -106,7 +106,12 @@ static const ss_cfg_opt opts[] = {
         "the files of one refused study again does not count)"),
     OPT("upload-refusal-window", SS_CFG_MS, "1h", 1000, 86400000,
         upload_refusal_window_ms,
-        "window of upload-refusal-limit, from the first refusal"),
+        "window of upload-refusal-limit: an address's count starts with "
+        "its first upload and ends a window later"),
+    OPT("upload-inflight-max", SS_CFG_INT, "32", 1, 100000, upload_inflight_max,
+        "upload requests one client address may have in progress at once "
+        "(429 beyond; they count with upload-refusal-limit, so that "
+        "requests sent side by side cannot pass its check together)"),
     OPT("upload-workers", SS_CFG_INT, "2", 1, 64, upload_workers,
         "threads that spool, forward and announce uploaded files off the "
         "event loop"),
@@ -280,7 +285,8 @@ int
 main(int argc, char **argv)
 {
 	const ss_cfg_table tabs[] = {ss_common_table, gw_settings_table};
-	static ss_script *scripts[] = {&gw_script_limit, &gw_script_distinct};
+	static ss_script *scripts[] = {&gw_script_limit,
+	                               &gw_script_upload_slot};
 	gw_settings cfg;
 	gw_server s = {0};
 	ss_keycheck *kc = NULL;
@@ -318,7 +324,17 @@ main(int argc, char **argv)
 	}
 	if (ss_daemon_init(&d, "gateway", &cfg.common) != 0)
 		goto fail_cfg;
-	randombytes_buf(s.refusal_key, sizeof s.refusal_key);
+	/* Every replica, and the next process, names a refused upload alike
+	 * (upload_limit.c): the key is derived from the shared secret. */
+	if (sodium_init() < 0 ||
+	    crypto_generichash(
+	        s.refusal_key, sizeof s.refusal_key,
+	        (const unsigned char *)"studyshare upload refusals", 26,
+	        (const unsigned char *)cfg.jwt_secret,
+	        strlen(cfg.jwt_secret) > crypto_generichash_KEYBYTES_MAX
+	            ? crypto_generichash_KEYBYTES_MAX
+	            : strlen(cfg.jwt_secret)) != 0)
+		goto fail;
 	s.m_limited = ss_counter("studyshare_http_rate_limited_total",
 	                         "requests refused by a per-address rate "
 	                         "limit",
@@ -330,7 +346,8 @@ main(int argc, char **argv)
 	                                NULL);
 	if (ss_redis_open(&s.redis, &d, "redis", cfg.common.redis_addr,
 	                  cfg.common.redis_user, cfg.common.redis_password,
-	                  (int)cfg.common.redis_timeout_ms, scripts, 1) != 0 ||
+	                  (int)cfg.common.redis_timeout_ms, scripts,
+	                  sizeof scripts / sizeof scripts[0]) != 0 ||
 	    ss_req_dial(&s.authz, &d, cfg.authz_url,
 	                (int)cfg.authz_timeout_ms) != 0 ||
 	    ss_req_dial(&s.share, &d, cfg.share_url,
@@ -360,6 +377,7 @@ fail:
 	ss_keycheck_close(kc);
 	if (s.redis != NULL)
 		ss_redis_close(s.redis);
+	s.redis = NULL; /* requests answered from here on do not count */
 	if (s.work != NULL)
 		ss_work_close(s.work);
 	if (s.ingest != NULL)

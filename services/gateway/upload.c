@@ -25,10 +25,11 @@
  *                transfer syntax, 422 truncated, malformed or without a
  *                Study Instance UID).  One refused file refuses the
  *                request (naming it), and nothing is kept.
- *   UP_LIMIT     the client's address has not had upload-refusal-limit
- *                different studies refused as another patient's within
- *                the window (429 otherwise; limit.c): a Study UID tried
- *                with patient after patient would tell whose it is
+ *   UP_LIMIT     a slot among the client address's uploads
+ *                (upload_limit.c): 429 when it had upload-refusal-limit
+ *                files refused as another patient's within the window, or
+ *                has upload-inflight-max uploads in progress (a Study UID
+ *                tried with patient after patient would tell whose it is)
  *   UP_OPEN      no session cookie: guestlink.upload.redeem opens one
  *                (passwordless links; otherwise 401 password_required)
  *   UP_RESERVE   guestlink.upload.reserve: the session is live and the
@@ -43,9 +44,9 @@
  *   UP_RECEIVED  guestlink.upload.received per file: audit, counts, the
  *                creator's email
  *
- * A file refused as another patient's is added to the address's count
- * (a keyed hash of its Study UID and patient: the same file again is not
- * another) before the 409 goes out.
+ * The slot is given back when the request is freed, as a refusal when
+ * share refused a file as another patient's (named by a keyed hash of its
+ * Study UID and patient: the same file again is not another try).
  *
  * and 201 {"study_uid", "sop_instance_uid", "sha256", "bytes",
  * "forwarded", "study": {...}, "studies", "files"} (a multipart request:
@@ -109,11 +110,15 @@ struct gw_upload {
 	int rv; /* set by the worker */
 	char why[320];
 	char cookie_exp[GW_EXP_MAX];
+	char refusal[33]; /* a file refused as another patient's (hex) */
 };
 
 void
 gw_upload_free(gw_req *r)
 {
+	gw_upload_slot_put(r, r->up != NULL && r->up->refusal[0] != '\0'
+	                          ? r->up->refusal
+	                          : NULL);
 	if (r->up != NULL) {
 		free(r->up->copy);
 		free(r->up->files);
@@ -393,17 +398,10 @@ tell(gw_req *r)
 	gw_peer_send(r, r->s->guestlink, on_received);
 }
 
-static void
-refuse(gw_req *r)
-{
-	gw_reply_error(r, r->up->rv, r->up->why);
-}
-
 /* What a refused file counts as: a keyed hash of its Study UID and of
  * what share compares of the patient (id, name, birth date), so that
  * varying any of them is another try.  Redis holds no patient's data; the
- * key is this process's, so two replicas count one file twice, never
- * two files once. */
+ * key comes from the JWT secret, so every replica names a file alike. */
 static void
 refusal_name(gw_req *r, const ss_dicom_info *d, char *hex, size_t len)
 {
@@ -426,19 +424,14 @@ worked(void *arg)
 {
 	gw_req *r = arg;
 	struct gw_upload *u = r->up;
-	char name[33];
 
 	if (u->rv != 0) {
 		ss_warn("upload.failed", r->id, "error", ss_err_word(u->rv),
 		        NULL);
-		if (u->rv != SS_ECONFLICT) {
-			refuse(r);
-			return;
-		}
-		refusal_name(r, &u->files[u->at].d, name, sizeof name);
-		gw_limit_distinct_add(
-		    r, "upref", name, r->s->cfg->upload_refusal_limit,
-		    r->s->cfg->upload_refusal_window_ms, refuse);
+		if (u->rv == SS_ECONFLICT)
+			refusal_name(r, &u->files[u->at].d, u->refusal,
+			             sizeof u->refusal);
+		gw_reply_error(r, u->rv, u->why);
 		return;
 	}
 	u->step = UP_RECEIVED;
@@ -625,8 +618,5 @@ gw_page_upload_files(gw_req *r)
 	if (ua != NULL)
 		snprintf(u->ua, sizeof u->ua, "%s", ua);
 	u->step = UP_LIMIT;
-	gw_limit_distinct_check(r, "upref", cfg->upload_refusal_limit,
-	                        cfg->upload_refusal_window_ms,
-	                        "studies refused as another patient's",
-	                        open_session);
+	gw_upload_slot_take(r, u->n, open_session);
 }

@@ -621,6 +621,18 @@ class RedisAclUsers(GatewayCase):
                                capture_output=True, text=True).stdout
         for name in ("authz", "share", "guestlink", "notify", "gateway"):
             self.assertIn(" user=%s " % name, users)
+        # What a daemon taken over could try: list the keys, overwrite
+        # another's key record (making it unready), flush the scripts.
+        def as_gateway(*cmd):
+            return subprocess.run(["redis-cli", "-p", str(st.redis.port), "--user", "gateway",
+                                   "--pass", st.acl_users["gateway"], "--no-auth-warning"]
+                                  + list(cmd), capture_output=True, text=True).stdout.strip()
+        for cmd in (["SCAN", "0"], ["RANDOMKEY"], ["DBSIZE"], ["KEYS", "*"],
+                    ["SET", "keycheck:{k}:mail", "x"], ["GET", "share:{study:x}"],
+                    ["SCRIPT", "FLUSH"], ["FLUSHALL"], ["SELECT", "1"]):
+            with self.subTest(cmd=cmd):
+                self.assertIn("NOPERM", as_gateway(*cmd))
+        self.assertNotEqual(as_gateway("GET", "keycheck:{k}:gateway.jwt"), "")
         # The operator's CLI as one of them: notify's user reads the dead
         # letters; the gateway's may not.
         for user, rc in [("notify", 0), ("gateway", 1)]:
@@ -629,6 +641,13 @@ class RedisAclUsers(GatewayCase):
                 "STUDYSHARE_MAIL_KEY": MAIL_KEY, "STUDYSHARE_MAIL_KEY_FILE": ""})
             self.assertEqual(got, rc, (user, out, err))
             self.assertEqual("NOPERM" in err, rc != 0, err)
+        # a user without its password is refused, as the daemons refuse it
+        got, _, err = cli("mail", "list", "--redis", st.redis.addr, env={
+            "STUDYSHARE_REDIS_USER": "notify", "STUDYSHARE_REDIS_PASSWORD": "",
+            "STUDYSHARE_REDIS_PASSWORD_FILE": "", "STUDYSHARE_MAIL_KEY": MAIL_KEY,
+            "STUDYSHARE_MAIL_KEY_FILE": ""})
+        self.assertEqual(got, 2, err)
+        self.assertIn("STUDYSHARE_REDIS_USER needs STUDYSHARE_REDIS_PASSWORD", err)
 
 
 class Https(GatewayCase):

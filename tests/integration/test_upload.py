@@ -35,6 +35,7 @@ DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 FILE_MAX = 16384
 SESSION_MAX = 40000
 REFUSAL_LIMIT = 3
+INFLIGHT_MAX = 4
 
 CT_UID = "1.2.826.0.1.3680043.10.71.1"
 SC_UID = "1.2.826.0.1.3680043.10.71.2"
@@ -153,6 +154,7 @@ class UploadTest(unittest.TestCase):
             "STUDYSHARE_UPLOAD_FILE_MAX": str(FILE_MAX),
             "STUDYSHARE_UPLOAD_SESSION_MAX": str(SESSION_MAX),
             "STUDYSHARE_UPLOAD_REFUSAL_LIMIT": str(REFUSAL_LIMIT),
+            "STUDYSHARE_UPLOAD_INFLIGHT_MAX": str(INFLIGHT_MAX),
         })
         # The gateway needs share's ingest address, known once share runs.
         cls.st.gateway.stop()
@@ -661,27 +663,38 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(r.status, 201, r.body)
         self.assertIn(uid, self.orthanc.study_uids())
 
-    def test_9_b_trying_patient_after_patient_is_bounded(self):
-        # A known UID tried with one patient ID after another would tell,
-        # by its 409s and its one 201, whose study it is.  The address
-        # may have REFUSAL_LIMIT different studies refused in the window;
-        # then every upload of it is 429, the right patient's too.
-        key = "gateway:{rl:upref:127.0.0.1}"
-        self.redis_cli("DEL", key)
-        self.addCleanup(self.redis_cli, "DEL", key)
-        uid = "1.2.826.0.1.3680043.10.71.10"
+    UPREF = "gateway:{rl:upref:127.0.0.1}"
+
+    def refusals(self):
+        """The address's refusals: members r:<name> of its set."""
+        return [m for m in self.redis_cli("ZRANGE", self.UPREF, "0", "-1").split()
+                if m.startswith("r:")]
+
+    def victim_and_guesses(self, uid, pid):
+        """A study stored for patient pid elsewhere; guess(pid, name,
+        born) makes a file of its UID for that patient."""
+        self.redis_cli("DEL", self.UPREF)
+        self.addCleanup(self.redis_cli, "DEL", self.UPREF)
         self.st.arrive(uid, "location:north-ct",
-                       patient={"id": "VICTIM2", "name": "VICTIM^VIC",
-                                "birth_date": "19600101"})
+                       patient={"id": pid, "name": "VICTIM^VIC", "birth_date": "19600101"})
 
         def guess(pid, name="UPLOAD^JANE", born="19800131"):
-            dump = os.path.join(self.tmp, "guess.dump")
+            dump = os.path.join(self.tmp, "guess-%s-%s-%s.dump" % (pid, name, born))
             with open(dump, "w") as fh:
                 fh.write((CT_DUMP % {"uid": uid}).replace("UP-P1", pid)
                          .replace("UPLOAD^JANE", name).replace("19800131", born))
             run("dump2dcm", "+te", dump, dump + ".dcm")
             with open(dump + ".dcm", "rb") as fh:
                 return fh.read()
+        return guess
+
+    def test_9_b_trying_patient_after_patient_is_bounded(self):
+        # A known UID tried with one patient ID after another would tell,
+        # by its 409s and its one 201, whose study it is.  The address
+        # may have REFUSAL_LIMIT different files refused in the window;
+        # then every upload of it is 429, the right patient's too.
+        uid = "1.2.826.0.1.3680043.10.71.10"
+        guess = self.victim_and_guesses(uid, "VICTIM2")
         link = self.create()
         path, cookie = self.open_session(link["url"])
         # The same refused file again and again is one refusal: a guest
@@ -689,14 +702,16 @@ class UploadTest(unittest.TestCase):
         self.assertEqual(REFUSAL_LIMIT, 3)
         for _ in range(4):
             self.assertError(self.send(path, guess("GUESS0"), cookie), 409, "conflict")
-        self.assertEqual(self.redis_cli("SCARD", key), "1")
+        wait_for(lambda: len(self.refusals()) == 1, what="one refusal counted")
         # Another name or birth date with the same ID is another try.
         self.assertError(self.send(path, guess("GUESS0", "VICTIM^VIC"), cookie), 409, "conflict")
         self.assertError(self.send(path, guess("GUESS0", born="19600101"), cookie), 409, "conflict")
-        self.assertEqual(self.redis_cli("SCARD", key), "3")
-        # Redis holds keyed hashes, not the patient IDs tried.
-        self.assertNotIn("GUESS", self.redis_cli("SMEMBERS", key))
-        ttl = int(self.redis_cli("PTTL", key))
+        wait_for(lambda: len(self.refusals()) == 3, what="three refusals counted")
+        # Redis holds keyed hashes, not the patient IDs tried; no request
+        # is left in progress.
+        self.assertNotIn("GUESS", self.redis_cli("ZRANGE", self.UPREF, "0", "-1"))
+        self.assertEqual(self.redis_cli("ZCARD", self.UPREF), "3")
+        ttl = int(self.redis_cli("PTTL", self.UPREF))
         self.assertTrue(3500000 < ttl <= 3600000, ttl)
         r = self.send(path, guess("GUESS1"), cookie)
         self.assertError(r, 429, "too_many_requests", "studies refused as another patient's")
@@ -704,11 +719,35 @@ class UploadTest(unittest.TestCase):
         right = guess("VICTIM2", "VICTIM^VIC", "19600101")
         r = self.send(path, right, cookie)
         self.assertError(r, 429, "too_many_requests")
-        self.assertEqual(self.redis_cli("SCARD", key), str(REFUSAL_LIMIT))
+        self.assertEqual(len(self.refusals()), REFUSAL_LIMIT)
         self.assertNotIn(uid, self.studies())
         # The window over (here: its key gone), the same file is taken.
-        self.redis_cli("DEL", key)
+        self.redis_cli("DEL", self.UPREF)
         self.assertEqual(self.send(path, right, cookie).status, 201)
+
+    def test_9_c_guesses_sent_side_by_side_are_bounded_too(self):
+        # Requests in progress hold a slot each (at most INFLIGHT_MAX), so
+        # many guesses sent at once cannot all pass the check before the
+        # first refusal is counted: the address gets REFUSAL_LIMIT +
+        # INFLIGHT_MAX answers other than 429 at most, then only 429.
+        import concurrent.futures
+        uid = "1.2.826.0.1.3680043.10.71.11"
+        guess = self.victim_and_guesses(uid, "VICTIM3")
+        files = [guess("PAR%d" % i) for i in range(24)]
+        link = self.create()
+        path, cookie = self.open_session(link["url"])
+        with concurrent.futures.ThreadPoolExecutor(24) as ex:
+            statuses = list(ex.map(lambda f: self.send(path, f, cookie).status, files))
+        answered = [st for st in statuses if st != 429]
+        self.assertTrue(set(statuses) <= {409, 429}, statuses)
+        self.assertGreaterEqual(len(answered), 1, statuses)
+        self.assertLessEqual(len(answered), REFUSAL_LIMIT + INFLIGHT_MAX, statuses)
+        wait_for(lambda: self.redis_cli("ZCARD", self.UPREF) == str(len(self.refusals())),
+                 what="every slot given back")
+        more = [self.send(path, guess("PAR-LATE%d" % i), cookie).status for i in range(3)]
+        self.assertLessEqual(len(answered) + more.count(409), REFUSAL_LIMIT + INFLIGHT_MAX)
+        self.assertEqual(more[-1], 429, more)
+        self.assertLessEqual(len(self.refusals()), REFUSAL_LIMIT)
 
     def test_z_a_stop_ends_an_upload_between_files(self):
         # An archive that takes 1.5 s a file; the gateway drains for 1 s.
