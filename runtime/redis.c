@@ -111,6 +111,7 @@ struct ss_redis {
 	struct event *retry; /* backoff before the next connect */
 	struct event *defer; /* drops and closes asked for inside callbacks */
 	int64_t conn_deadline;
+	int64_t refused_logged_ms; /* last redis.refused line, at most 1/s */
 	int backoff_ms;
 	int in_cb; /* depth of hiredis callbacks we are inside */
 	bool up;   /* READY was reached since the last outage */
@@ -494,6 +495,24 @@ ss_redis_on_disconnect(const redisAsyncContext *ac, int status)
 	r->in_cb--;
 }
 
+/* An error that is Redis's state, not the command's: full (OOM), still
+ * loading its data, running a slow script, a replica or without its
+ * primary.  The caller gets SS_EUNAVAIL, as when Redis is away, so that
+ * clients are told to retry rather than that something is broken. */
+static bool
+ss_redis_is_transient(const redisReply *rep)
+{
+	static const char *const words[] = {"OOM ", "LOADING ", "BUSY ",
+	                                    "READONLY ", "MASTERDOWN "};
+
+	if (rep->type != REDIS_REPLY_ERROR)
+		return false;
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (strncmp(rep->str, words[i], strlen(words[i])) == 0)
+			return true;
+	return false;
+}
+
 static bool
 ss_redis_is_noscript(const redisReply *rep)
 {
@@ -537,6 +556,13 @@ ss_redis_on_reply(redisAsyncContext *ac, void *reply, void *priv)
 		           ss_redis_is_noscript(rep)) {
 			if (ss_redis_resend_eval(r, e) != 0)
 				ss_redis_finish(e, SS_EUNAVAIL, NULL);
+		} else if (ss_redis_is_transient(rep)) {
+			if (ss_redis_now_ms() - r->refused_logged_ms >= 1000) {
+				r->refused_logged_ms = ss_redis_now_ms();
+				ss_warn("redis.refused", NULL, "conn", r->name,
+				        "reason", rep->str, NULL);
+			}
+			ss_redis_finish(e, SS_EUNAVAIL, NULL);
 		} else {
 			ss_redis_finish(e, 0, rep);
 		}

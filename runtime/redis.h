@@ -55,7 +55,10 @@ void ss_redis_close(ss_redis *r);
 bool ss_redis_ready(const ss_redis *r);
 
 /* For a callback's (err, reply): NULL when Redis took the command, else
- * why not (the error's word, or Redis's own error text). */
+ * why not (the error's word, or Redis's own error text).  An error that
+ * is Redis's state rather than the command's (OOM, LOADING, BUSY,
+ * READONLY, MASTERDOWN) comes as err SS_EUNAVAIL, logged as
+ * redis.refused. */
 const char *ss_redis_refused(int err, const redisReply *reply);
 
 /* Sends one command; 0, or SS_EUNAVAIL (then fn is not called). */

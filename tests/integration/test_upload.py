@@ -723,6 +723,13 @@ class UploadTest(unittest.TestCase):
         self.assertNotIn(uid, self.studies())
         # The window over (here: its key gone), the same file is taken.
         self.redis_cli("DEL", self.UPREF)
+        # Not while Redis is full, though: it refuses writes, and every
+        # daemon answers that as unavailable (503, retry), not as a bug.
+        self.redis_cli("CONFIG", "SET", "maxmemory", "1")
+        try:
+            self.assertError(self.send(path, right, cookie), 503, "unavailable")
+        finally:
+            self.redis_cli("CONFIG", "SET", "maxmemory", "0")
         self.assertEqual(self.send(path, right, cookie).status, 201)
 
     def test_9_c_guesses_sent_side_by_side_are_bounded_too(self):

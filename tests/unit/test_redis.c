@@ -516,6 +516,57 @@ test_probe_finds_a_silent_server(void **state)
 	assert_true(probe(&t->d, "redis", &why));
 }
 
+/* A full Redis (OOM) answers an error that is its state, not the
+ * command's: the caller gets SS_EUNAVAIL, logged once a second at most;
+ * a command's own error (a wrong type) still comes as the reply. */
+struct full_run {
+	struct t *t;
+	ss_redis *r;
+	struct answer a[3];
+};
+
+static void
+full_send(void *arg)
+{
+	struct full_run *f = arg;
+	struct all_arg all = {f->a, 2};
+
+	assert_int_equal(ss_redis_cmd(f->r, on_answer, &f->a[0], "SET k v"), 0);
+	assert_int_equal(ss_redis_cmd(f->r, on_answer, &f->a[1], "RPUSH k v"),
+	                 0);
+	assert_true(run_until(&f->t->d, all_answered, &all, 2000));
+}
+
+static void
+test_full_redis_is_unavailable(void **state)
+{
+	struct t *t = *state;
+	struct full_run f = {t, open_ready(t, "redis", 2000, NULL, 0), {{0}}};
+	char *logs;
+
+	freeReplyObject(side(&fx, "CONFIG SET maxmemory 1"));
+	logs = capture_stderr(full_send, &f);
+	freeReplyObject(side(&fx, "CONFIG SET maxmemory 0"));
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(f.a[i].calls, 1);
+		assert_int_equal(f.a[i].err, SS_EUNAVAIL);
+	}
+	assert_non_null(strstr(logs, "\"event\":\"redis.refused\""));
+	assert_non_null(strstr(logs, "OOM"));
+	assert_null(strstr(strstr(logs, "redis.refused") + 1, "redis.refused"));
+	free(logs);
+	assert_true(ss_redis_ready(f.r));
+	/* Room again: taken.  A wrong type is the command's own error. */
+	assert_int_equal(ss_redis_cmd(f.r, on_answer, &f.a[2], "SET k v"), 0);
+	assert_true(run_until(&t->d, answered, &f.a[2], 1000));
+	assert_int_equal(f.a[2].err, 0);
+	memset(&f.a[0], 0, sizeof f.a[0]);
+	assert_int_equal(ss_redis_cmd(f.r, on_answer, &f.a[0], "RPUSH k v"), 0);
+	assert_true(run_until(&t->d, answered, &f.a[0], 1000));
+	assert_int_equal(f.a[0].err, 0);
+	assert_int_equal(f.a[0].type, REDIS_REPLY_ERROR);
+}
+
 static void
 test_killed_then_restarted(void **state)
 {
@@ -822,6 +873,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_wrong_password, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_acl_user, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_full_redis_is_unavailable,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_close_fails_pending, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_close_inside_callback, setup,
