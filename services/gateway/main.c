@@ -100,10 +100,10 @@ static const ss_cfg_opt opts[] = {
         "all (413 beyond)"),
     OPT("upload-refusal-limit", SS_CFG_INT, "10", 1, 1000000,
         upload_refusal_limit,
-        "different studies a client address may have refused as another "
-        "patient's per upload-refusal-window before its uploads get 429 "
-        "(bounds probing which patient a Study UID belongs to; sending "
-        "the files of one refused study again does not count)"),
+        "files (a Study UID with a patient) a client address may have "
+        "refused as another patient's per upload-refusal-window before "
+        "its uploads get 429 (bounds probing which patient a Study UID "
+        "belongs to; the same file again does not count)"),
     OPT("upload-refusal-window", SS_CFG_MS, "1h", 1000, 86400000,
         upload_refusal_window_ms,
         "window of upload-refusal-limit: an address's count starts with "
