@@ -473,8 +473,16 @@ void gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next);
 /* 429 too_many_requests "too many <what>; retry in N seconds" with
  * Retry-After (ttl_ms rounded up to seconds, at least 1), counted. */
 void gw_limited(gw_req *r, int64_t ttl_ms, const char *what);
+/* The key of kind's count for r's client address (its IPv6 /64):
+ * gateway:{rl:<kind>:<client>}. */
+#define GW_LIMIT_KEY_MAX 160
+void gw_limit_key(const gw_req *r, const char *kind,
+                  char key[GW_LIMIT_KEY_MAX]);
 /* 503: the rate limiter's store cannot be reached. */
 void gw_limit_unavailable(gw_req *r);
+/* For a limit script's callback: true when rep is its {count, ms left}
+ * (r back at GW_STEP_ROUTE); else logged, answered 503, false. */
+bool gw_limit_answered(gw_req *r, int err, const redisReply *rep);
 
 /* static.c */
 void gw_static_serve(gw_req *r, const char *name);

@@ -57,46 +57,58 @@ gw_limit_unavailable(gw_req *r)
 	gw_fail(r, SS_EUNAVAIL, "the rate limiter is unavailable; retry later");
 }
 
-/* The answer {count, ms left}: the request goes on while count is at
- * most over, else 429. */
-static void
-judge(gw_req *r, int err, const redisReply *rep, int64_t over)
+void
+gw_limit_key(const gw_req *r, const char *kind, char key[GW_LIMIT_KEY_MAX])
 {
-	if (err != 0 || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-	    rep->element[0]->type != REDIS_REPLY_INTEGER ||
-	    rep->element[1]->type != REDIS_REPLY_INTEGER) {
-		ss_warn("http.limit_failed", r->id, "error",
-		        err != 0 ? ss_err_word(err) : "bad reply", NULL);
+	char client[SS_ADDR_CLIENT_MAX];
+
+	ss_addr_client(r->addr, client, sizeof client);
+	snprintf(key, GW_LIMIT_KEY_MAX, "gateway:{rl:%s:%s}", kind, client);
+}
+
+bool
+gw_limit_answered(gw_req *r, int err, const redisReply *rep)
+{
+	const char *why = ss_redis_refused(err, rep);
+
+	if (why == NULL &&
+	    (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+	     rep->element[0]->type != REDIS_REPLY_INTEGER ||
+	     rep->element[1]->type != REDIS_REPLY_INTEGER))
+		why = "bad reply";
+	if (why != NULL) {
+		ss_warn("http.limit_failed", r->id, "error", why, NULL);
 		gw_limit_unavailable(r);
-		return;
+		return false;
 	}
 	r->step = GW_STEP_ROUTE;
-	if (rep->element[0]->integer > over) {
+	return true;
+}
+
+/* {count, ms left}; the count includes this request, so the limit-th is
+ * still let through. */
+static void
+on_count(int err, redisReply *rep, void *arg)
+{
+	gw_req *r = arg;
+
+	if (!gw_limit_answered(r, err, rep))
+		return;
+	if (rep->element[0]->integer > r->limit) {
 		gw_limited(r, rep->element[1]->integer, "requests");
 		return;
 	}
 	r->next(r);
 }
 
-/* A counter counts this request too: the limit-th is still let through. */
-static void
-on_count(int err, redisReply *rep, void *arg)
-{
-	gw_req *r = arg;
-
-	judge(r, err, rep, r->limit);
-}
-
 void
 gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next)
 {
-	char key[160], win[24], client[SS_ADDR_CLIENT_MAX];
+	char key[GW_LIMIT_KEY_MAX], win[24];
 	const char *argv[2];
 	size_t lens[2];
-	int rv;
 
-	ss_addr_client(r->addr, client, sizeof client);
-	snprintf(key, sizeof key, "gateway:{rl:%s:%s}", kind, client);
+	gw_limit_key(r, kind, key);
 	snprintf(win, sizeof win, "%" PRId64, r->s->cfg->rate_window_ms);
 	argv[0] = key;
 	argv[1] = win;
@@ -106,7 +118,7 @@ gw_limit(gw_req *r, const char *kind, int64_t limit, gw_handler next)
 	r->next = next;
 	r->step = GW_STEP_LIMIT;
 	if (r->s->redis == NULL ||
-	    (rv = ss_redis_eval(r->s->redis, &gw_script_limit, on_count, r, 1,
-	                        2, argv, lens)) != 0)
+	    ss_redis_eval(r->s->redis, &gw_script_limit, on_count, r, 1, 2,
+	                  argv, lens) != 0)
 		gw_limit_unavailable(r);
 }

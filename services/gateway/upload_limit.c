@@ -28,7 +28,6 @@
 #include <string.h>
 
 #include "proto/errors.h"
-#include "runtime/addr.h"
 #include "runtime/log.h"
 #include "runtime/metrics.h"
 #include "services/gateway/gateway.h"
@@ -72,15 +71,14 @@ static int
 slot_send(gw_req *r, const char *op, const char *last, ss_redis_fn fn)
 {
 	const gw_settings *cfg = r->s->cfg;
-	char key[160], client[SS_ADDR_CLIENT_MAX], member[SS_MAX_ID_LEN + 3];
+	char key[GW_LIMIT_KEY_MAX], member[SS_MAX_ID_LEN + 3];
 	char now[24], win[24], lim[24], inflight[24];
 	const char *argv[8];
 	size_t lens[8];
 
 	if (r->s->redis == NULL)
 		return SS_EUNAVAIL;
-	ss_addr_client(r->addr, client, sizeof client);
-	snprintf(key, sizeof key, "gateway:{rl:upref:%s}", client);
+	gw_limit_key(r, "upref", key);
 	snprintf(member, sizeof member, "p:%s", r->id);
 	snprintf(now, sizeof now, "%" PRId64, (int64_t)(ss_now() * 1000.0));
 	snprintf(win, sizeof win, "%" PRId64, cfg->upload_refusal_window_ms);
@@ -106,19 +104,8 @@ on_take(int err, redisReply *rep, void *arg)
 {
 	gw_req *r = arg;
 
-	const char *why = ss_redis_refused(err, rep);
-
-	if (why == NULL &&
-	    (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-	     rep->element[0]->type != REDIS_REPLY_INTEGER ||
-	     rep->element[1]->type != REDIS_REPLY_INTEGER))
-		why = "bad reply";
-	if (why != NULL) {
-		ss_warn("http.limit_failed", r->id, "error", why, NULL);
-		gw_limit_unavailable(r);
+	if (!gw_limit_answered(r, err, rep))
 		return;
-	}
-	r->step = GW_STEP_ROUTE;
 	switch (rep->element[0]->integer) {
 	case 0:
 		r->up_slot = true;

@@ -667,21 +667,31 @@ pw_open_and_wait(void *arg)
 	run_for(&p->t->d, 800);
 }
 
+/* Opens with run's password and lets it try: it must not get in (not
+ * ready, the probe's reason names word).  Returns what it logged. */
+static char *
+open_refused(struct pw_run *run, const char *word)
+{
+	const char *why = NULL;
+	char *logs = capture_stderr(pw_open_and_wait, run);
+
+	assert_false(ss_redis_ready(run->t->r));
+	assert_false(probe(&run->t->d, "redis", &why));
+	assert_non_null(strstr(why, word));
+	return logs;
+}
+
 static void
 test_wrong_password(void **state)
 {
 	struct t *t = *state;
 	const char *extra[] = {"--requirepass", "right-horse-battery", NULL};
 	struct pw_run run = {t, &t->pfx, "wrong-staple-Zq9"};
-	const char *why = NULL;
 	struct answer a = {0};
 	char *logs;
 
 	assert_int_equal(ss_rfx_start(&t->pfx, extra), 0);
-	logs = capture_stderr(pw_open_and_wait, &run);
-	assert_false(ss_redis_ready(t->r));
-	assert_false(probe(&t->d, "redis", &why));
-	assert_non_null(strstr(why, "WRONGPASS"));
+	logs = open_refused(&run, "WRONGPASS");
 	/* The logs say why, once, and never carry the password. */
 	assert_non_null(strstr(logs, "\"event\":\"redis.disconnected\""));
 	assert_non_null(strstr(logs, "WRONGPASS"));
@@ -697,10 +707,7 @@ test_wrong_password(void **state)
 
 	/* No password at all: PING meets NOAUTH, also not ready. */
 	run.password = NULL;
-	logs = capture_stderr(pw_open_and_wait, &run);
-	assert_false(ss_redis_ready(t->r));
-	assert_false(probe(&t->d, "redis", &why));
-	assert_non_null(strstr(why, "NOAUTH"));
+	logs = open_refused(&run, "NOAUTH");
 	assert_non_null(strstr(logs, "NOAUTH"));
 	free(logs);
 	ss_redis_close(t->r);
@@ -730,16 +737,10 @@ test_acl_user(void **state)
 	    "--user",         "default", "off", "--user", "ss-authz", "on",
 	    ">acl-pass-7-Kq", "~*",      "&*",  "+@all",  NULL};
 	struct pw_run run = {t, &t->pfx, "acl-pass-7-Kq"};
-	const char *why = NULL;
 	struct answer a = {0};
-	char *logs;
 
 	assert_int_equal(ss_rfx_start(&t->pfx, extra), 0);
-	logs = capture_stderr(pw_open_and_wait, &run);
-	assert_false(ss_redis_ready(t->r));
-	assert_false(probe(&t->d, "redis", &why));
-	assert_non_null(strstr(why, "AUTH failed"));
-	free(logs);
+	free(open_refused(&run, "AUTH failed"));
 	ss_redis_close(t->r);
 	t->r = NULL;
 
