@@ -6,9 +6,13 @@
 #                    exec studyshare-<daemon> with the flags
 #   studyshare [ARG...]
 #                    exec the command-line tool
-#   gen-secrets DIR  write each missing secret of the stack to DIR/<name>
+#   gen-secrets DIR [ACLDIR]
+#                    write each missing secret of the stack to DIR/<name>
 #                    (32 random bytes, base64, mode 0600); existing files
-#                    are kept, so it is safe to run on every start
+#                    are kept, so it is safe to run on every start.  With
+#                    ACLDIR, also (re)write ACLDIR/users.acl, Redis's users
+#                    with those passwords (deploy/redis/acl-file; hashes
+#                    only, mode 0644, for Redis's own user to read)
 #   init             import the directory document $STUDYSHARE_DIRECTORY_FILE
 #                    (default: the demo directory) through authz
 #                    ($STUDYSHARE_AUTHZ_URL) and, when it is the demo
@@ -29,8 +33,10 @@ set -eu
 # SS_SHARE_DIR at a copy of that layout).
 share_dir=${SS_SHARE_DIR:-/usr/share/studyshare}
 # The secrets gen-secrets makes: the names deploy/local/stack uses, which
-# docker-compose.yml mounts and deploy/k8s/secret.example.yaml lists.
-secret_names="pepper token-key seal-key share-seal-key mail-key jwt-secret operator-token"
+# docker-compose.yml mounts and deploy/k8s/secret.example.yaml lists, and
+# the Redis passwords of the administrator and of each daemon's user.
+secret_names="pepper token-key seal-key share-seal-key mail-key jwt-secret operator-token
+redis-password redis-authz redis-share redis-guestlink redis-notify redis-gateway"
 
 : "${STUDYSHARE_ADMIN_ADDR:=0.0.0.0:9100}"
 export STUDYSHARE_ADMIN_ADDR
@@ -72,6 +78,12 @@ gen_secrets() {
 		mv "$dir/.$name.tmp" "$dir/$name"
 		echo "gen-secrets: made $dir/$name"
 	done
+	[ -n "${2:-}" ] || return 0
+	# Rewritten every time: a new image's rules apply at the next start.
+	umask 022
+	mkdir -p "$2"
+	"$share_dir/redis/acl-file" "$dir" >"$2/.users.acl.tmp"
+	mv "$2/.users.acl.tmp" "$2/users.acl"
 }
 
 init_stack() {
@@ -104,8 +116,8 @@ authz | share | notify | guestlink | gateway)
 studyshare)
 	exec studyshare "$@" ;;
 gen-secrets)
-	[ $# -eq 1 ] || { echo "usage: gen-secrets DIR" >&2; exit 2; }
-	gen_secrets "$1" ;;
+	[ $# -eq 1 ] || [ $# -eq 2 ] || { echo "usage: gen-secrets DIR [ACLDIR]" >&2; exit 2; }
+	gen_secrets "$@" ;;
 init)
 	init_stack ;;
 healthcheck)

@@ -67,16 +67,19 @@ def wait_for(pred, timeout=10.0, what="condition"):
 
 
 class Redis:
-    def __init__(self):
+    """redis-server on a free loopback port; args are more of its options."""
+
+    def __init__(self, args=()):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="ss-redis-")
+        self.args = list(args)
         self.proc = None
 
     def start(self):
         for _ in range(BIND_TRIES):
             self.proc = subprocess.Popen(
                 ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", self.dir],
+                 "--save", "", "--appendonly", "no", "--dir", self.dir] + self.args,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_for(lambda: self.proc.poll() is not None or self.ping(), what="redis")
             if self.proc.poll() is None:

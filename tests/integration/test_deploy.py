@@ -23,11 +23,13 @@ the normal build's pass only (SS_SANITIZED skips them).
 """
 import fnmatch
 import glob
+import hashlib
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -250,6 +252,31 @@ class Compose(unittest.TestCase):
         self.assertEqual(cmd[cmd.index("--appendfsync") + 1], "everysec")
         self.assertIn("redis-data:/data", redis["volumes"])
         self.assertIn("redis-data", self.doc["volumes"])
+
+    def test_redis_users_from_keygen(self):
+        """Redis loads its users from the file keygen writes (the volume
+        keygen writes it to, mounted where --aclfile points), after keygen
+        ran; every daemon logs in as its own user with its own password."""
+        redis, keygen = self.services["redis"], self.services["keygen"]
+        cmd = [interpolate(c) for c in redis["command"]]
+        aclfile = cmd[cmd.index("--aclfile") + 1]
+        self.assertEqual(keygen["command"][:2], ["gen-secrets", "/run/secrets/studyshare"])
+        acldir = keygen["command"][2]
+        vol = [v.split(":")[0] for v in keygen["volumes"] if v.split(":")[1] == acldir]
+        self.assertEqual(len(vol), 1, keygen["volumes"])
+        self.assertIn("%s:%s:ro" % (vol[0], os.path.dirname(aclfile)), redis["volumes"])
+        self.assertEqual(os.path.basename(aclfile), "users.acl")
+        self.assertIn(vol[0], self.doc["volumes"])
+        self.assertEqual(redis["depends_on"]["keygen"]["condition"],
+                         "service_completed_successfully")
+        # the health check needs no password: the default user may PING
+        self.assertEqual(redis["healthcheck"]["test"], ["CMD", "redis-cli", "ping"])
+        for d in DAEMONS:
+            with self.subTest(daemon=d):
+                env = self.env(d)
+                self.assertEqual(env["STUDYSHARE_REDIS_USER"], d)
+                self.assertEqual(env["STUDYSHARE_REDIS_PASSWORD_FILE"],
+                                 "/run/secrets/studyshare/redis-" + d)
 
     def test_daemon_environment_matches_its_settings(self):
         secrets = set(entrypoint_secret_names())
@@ -547,12 +574,15 @@ class Kubernetes(unittest.TestCase):
                         self.assertIn(port, [p["port"] for p in svcs[peer]["spec"]["ports"]], k)
                         self.assertEqual(port, listen_port(env_of(peer)[1][listen]), k)
                 self.assertEqual(env["STUDYSHARE_REDIS_ADDR"], "redis:6379")
+                # its own Redis user, with its own password
+                self.assertEqual(env["STUDYSHARE_REDIS_USER"], d)
+                self.assertEqual(mounted[env["STUDYSHARE_REDIS_PASSWORD_FILE"]], "redis-" + d)
         for name, cm in cms.items():
             if name.startswith("studyshare-") and name != "studyshare-common":
                 self.assertIn(name[len("studyshare-"):], DAEMONS, name)
         # the secrets the entry point makes for Compose are the Secret's
-        # (the Secret also has Redis's password)
-        self.assertEqual(set(entrypoint_secret_names()) | {"redis-password"},
+        # (the Secret also has the ACL file made of the Redis ones)
+        self.assertEqual(set(entrypoint_secret_names()) | {"redis-users.acl"},
                          set(secret["stringData"]))
 
     def test_redis(self):
@@ -565,8 +595,159 @@ class Kubernetes(unittest.TestCase):
         self.assertEqual(lines["maxmemory-policy"], "noeviction")
         self.assertEqual(redis["spec"]["replicas"], 1)
         claim = redis["spec"]["volumeClaimTemplates"][0]
-        mounts = redis["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        c = redis["spec"]["template"]["spec"]["containers"][0]
+        mounts = c["volumeMounts"]
         self.assertIn({"name": claim["metadata"]["name"], "mountPath": lines["dir"]}, mounts)
+        self.assertNotIn("requirepass", conf)
+        # the users come from the Secret's ACL file
+        self.assertNotIn("command", c)
+        self.assertEqual(c["args"][:2], ["redis-server", "/etc/redis/redis.conf"])
+        aclfile = c["args"][c["args"].index("--aclfile") + 1]
+        vols = {v["name"]: v for v in redis["spec"]["template"]["spec"]["volumes"]}
+        keys = {}
+        for m in mounts:
+            for item in vols.get(m["name"], {}).get("secret", {}).get("items", []):
+                keys[os.path.join(m["mountPath"], item["path"])] = item["key"]
+        self.assertEqual(keys[aclfile], "redis-users.acl")
+        # the readiness probe needs no password: the default user may PING
+        probe = " ".join(c["readinessProbe"]["exec"]["command"])
+        self.assertIn("redis-cli ping", probe)
+        self.assertNotIn("AUTH", probe)
+
+
+def resp(port, *cmds):
+    """Each command (a list) on one connection, in order; each reply as a
+    str ("+OK", "-ERR ...", ":1", a bulk string's text) or a list."""
+    out = b""
+    for c in cmds:
+        out += b"*%d\r\n" % len(c)
+        for a in c:
+            a = a.encode() if isinstance(a, str) else a
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+
+    def reply(f):
+        line = f.readline().decode().rstrip("\r\n")
+        if line[:1] == "*":
+            return [reply(f) for _ in range(max(0, int(line[1:])))]
+        if line[:1] == "$" and line != "$-1":
+            return f.read(int(line[1:]) + 2)[:-2].decode()
+        return line
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(out)
+        f = s.makefile("rb")
+        return [reply(f) for _ in cmds]
+
+
+class RedisAclFile(unittest.TestCase):
+    """deploy/redis/acl-file, the way Compose and Kubernetes load it: a
+    real redis-server started with --aclfile.  Each daemon's user gets
+    exactly what deploy/redis/acl-setup gives it on a running Redis (their
+    ACL LIST lines compared), admin everything, the default user PING and
+    nothing else; a bad password file is refused by name."""
+
+    ACL_FILE = os.path.join(ROOT, "deploy", "redis", "acl-file")
+
+    def setUp(self):
+        static_only()
+        self.tmp = tempfile.mkdtemp(prefix="ss-aclfile-")
+        self.pw = {u: "pw-%s-%s" % (u, os.urandom(6).hex()) for u in DAEMONS + ["admin"]}
+        self.servers = []
+
+    def tearDown(self):
+        for r in self.servers:
+            r.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write(self, name, data):
+        with open(os.path.join(self.tmp, name), "w", newline="") as f:
+            f.write(data)
+
+    def acl_file(self):
+        return run(["sh", self.ACL_FILE, self.tmp])
+
+    def write_passwords(self):
+        for u, pw in self.pw.items():
+            # a line ending, even CRLF, is not part of a password
+            end = "\r\n" if u == "share" else "\n"
+            self.write("redis-password" if u == "admin" else "redis-" + u, pw + end)
+
+    def redis(self, *args):
+        r = Redis(args)
+        self.servers.append(r)
+        return r.start()
+
+    def test_users_load_and_match_acl_setup(self):
+        self.write_passwords()
+        p = self.acl_file()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for pw in self.pw.values():
+            self.assertNotIn(pw, p.stdout)
+        self.write("users.acl", p.stdout)
+        r = self.redis("--aclfile", os.path.join(self.tmp, "users.acl"))
+        # the default user: PING (the probes), nothing else
+        self.assertEqual(resp(r.port, ["PING"]), ["+PONG"])
+        self.assertRegex(resp(r.port, ["GET", "authz:x"])[0], "^-NOPERM")
+        self.assertRegex(resp(r.port, ["ACL", "LIST"])[0], "^-NOPERM")
+        # admin: everything
+        admin = ["AUTH", "admin", self.pw["admin"]]
+        got = resp(r.port, admin, ["SET", "link:{x}", "1"], ["CONFIG", "GET", "maxmemory"],
+                   ["ACL", "LIST"])
+        self.assertEqual(got[:2], ["+OK", "+OK"])
+        self.assertEqual(got[2], ["maxmemory", "0"])
+        from_file = sorted(l for l in got[3] if l.split()[1] in DAEMONS)
+        self.assertEqual(len(from_file), len(DAEMONS))
+        # each daemon: its password, its keys, no dangerous command
+        for u in DAEMONS:
+            with self.subTest(user=u):
+                prefix = {"guestlink": "link"}.get(u, u)
+                got = resp(r.port, ["AUTH", u, self.pw[u]], ["SET", prefix + ":t", "1"],
+                           ["GET", "link:{x}" if u != "guestlink" else "share:x"],
+                           ["FLUSHALL"], ["SCAN", "0"])
+                self.assertEqual(got[:2], ["+OK", "+OK"])
+                for g in got[2:]:
+                    self.assertRegex(g, "^-NOPERM")
+                self.assertRegex(resp(r.port, ["AUTH", u, self.pw["admin"]])[0], "^-WRONGPASS")
+        # acl-setup on a running Redis gives the same users
+        setup = os.path.join(self.tmp, "by-setup")
+        os.mkdir(setup)
+        for u in DAEMONS:
+            with open(os.path.join(setup, u), "w") as f:
+                f.write(self.pw[u] + "\n")
+        r2 = self.redis()
+        p = run([os.path.join(ROOT, "deploy", "redis", "acl-setup"), setup, "-p", str(r2.port)])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        by_setup = sorted(l for l in resp(r2.port, ["ACL", "LIST"])[0] if l.split()[1] in DAEMONS)
+
+        def rules(line):
+            # Redis lists single commands in no fixed order; categories
+            # in the order they apply
+            t = line.split()
+            return sorted(t), [x for x in t if "@" in x]
+        self.assertEqual([rules(l) for l in from_file], [rules(l) for l in by_setup])
+
+    def test_bad_password_files_are_named(self):
+        self.write_passwords()
+        os.unlink(os.path.join(self.tmp, "redis-notify"))
+        p = self.acl_file()
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertIn("redis-notify: no such password file", p.stderr)
+        self.write("redis-notify", "\r\n\n")
+        p = self.acl_file()
+        self.assertEqual((p.returncode, p.stdout), (1, ""))
+        self.assertIn("redis-notify is empty", p.stderr)
+        os.unlink(os.path.join(self.tmp, "redis-password"))
+        p = self.acl_file()
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("redis-password: no such password file", p.stderr)
+        p = run(["sh", self.ACL_FILE])
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("usage", p.stderr)
+
+    def test_acl_file_passes_shellcheck(self):
+        exe = need("shellcheck", "checks the shell scripts")
+        p = run([exe, "-s", "sh", self.ACL_FILE])
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
 
 class Dockerfile(unittest.TestCase):
@@ -835,22 +1016,60 @@ class EntryPoint(unittest.TestCase):
             with open(os.path.join(d, n)) as f:
                 if n != "pepper":
                     self.assertEqual(f.read(), first[n], n + " was replaced")
-        # every secret file the local stack uses is one the entry point makes
+        # every secret file the local stack uses is one the entry point
+        # makes (its Redis users have passwords of their own: acl-setup)
         with open(os.path.join(ROOT, "deploy", "local", "stack")) as f:
             stack = set(re.findall(r"\$\(secret ([a-z-]+)\)", f.read()))
-        self.assertEqual(stack, set(names))
+        self.assertEqual(stack, {n for n in names if not n.startswith("redis-")})
+
+    def test_gen_secrets_writes_redis_users(self):
+        """With ACLDIR, gen-secrets writes Redis's users (0644, hashes of
+        the passwords it made) and rewrites them on every run."""
+        share = image_layout(os.path.join(self.tmp, "image")) + "/usr/share/studyshare"
+        d, acl = os.path.join(self.tmp, "secrets"), os.path.join(self.tmp, "acl")
+        p = self.entry("gen-secrets", d, acl, env={"SS_SHARE_DIR": share})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        path = os.path.join(acl, "users.acl")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o644)
+        self.assertEqual(os.listdir(acl), ["users.acl"])
+
+        def users():
+            with open(path) as f:
+                return {l.split()[1]: next(t for t in l.split() if t[0] == "#" or t == "nopass")
+                        for l in f}
+
+        first = users()
+        for u in DAEMONS + ["admin"]:
+            with open(os.path.join(d, "redis-" + ("password" if u == "admin" else u)), "rb") as f:
+                pw = f.read()
+            self.assertEqual(first[u], "#" + hashlib.sha256(pw).hexdigest(), u)
+        self.assertEqual(first["default"], "nopass")
+        os.unlink(os.path.join(d, "redis-share"))
+        p = self.entry("gen-secrets", d, acl, env={"SS_SHARE_DIR": share})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        again = users()
+        self.assertNotEqual(again["share"], first["share"])
+        self.assertEqual(again["authz"], first["authz"])
+        p = self.entry("gen-secrets", d, acl, "extra")
+        self.assertEqual(p.returncode, 2)
 
 
 class LiveImage(unittest.TestCase):
     """The daemons started the way the image starts them: through the entry
-    point, from the image's layout of templates and web UI; its health
-    check, its init, and the metrics the alert rules name."""
+    point, from the image's layout of templates and web UI, each as its own
+    Redis user with the password gen-secrets made, on a Redis that loaded
+    the users gen-secrets wrote (as docker-compose.yml runs them); its
+    health check, its init, and the metrics the alert rules name."""
 
     @classmethod
     def setUpClass(cls):
         cls.root = image_layout(tempfile.mkdtemp(prefix="ss-image-"))
         cls.share_dir = cls.root + "/usr/share/studyshare"
-        cls.redis = Redis().start()
+        cls.secrets = os.path.join(cls.root, "run", "secrets", "studyshare")
+        acl = os.path.join(cls.root, "run", "studyshare", "redis-acl")
+        p = cls.entry("gen-secrets", cls.secrets, acl)
+        assert p.returncode == 0, p.stderr
+        cls.redis = Redis(["--aclfile", os.path.join(acl, "users.acl")]).start()
         key = "k" * 40
         cls.procs = []
         try:
@@ -882,6 +1101,8 @@ class LiveImage(unittest.TestCase):
     def daemon(cls, name, env=None):
         """A daemon started through the entry point, explicit addresses
         on loopback so that nothing binds the container defaults here."""
+        env = dict(env or {}, STUDYSHARE_REDIS_USER=name,
+                   STUDYSHARE_REDIS_PASSWORD_FILE=os.path.join(cls.secrets, "redis-" + name))
         d = EntryDaemon(name, cls.redis, env=env)
         cls.procs.append(d)
         d.start()
@@ -902,17 +1123,28 @@ class LiveImage(unittest.TestCase):
         if bad:
             raise AssertionError("exit codes after SIGTERM through the entry point: %s" % bad)
 
-    def entry(self, *args, env=None):
+    @classmethod
+    def entry(cls, *args, env=None):
         e = {k: v for k, v in os.environ.items() if not k.startswith("STUDYSHARE_")}
         e["PATH"] = BUILD + os.pathsep + e["PATH"]
-        e["SS_SHARE_DIR"] = self.share_dir
+        e["SS_SHARE_DIR"] = cls.share_dir
         e.update(env or {})
         return run(["sh", ENTRYPOINT] + list(args), env=e, timeout=120)
+
+    def admin(self, *cmds):
+        """Redis commands as the operators' user admin."""
+        with open(os.path.join(self.secrets, "redis-password")) as f:
+            return resp(self.redis.port, ["AUTH", "admin", f.read()], *cmds)[1:]
 
     def test_daemons_started_by_the_entry_point_from_the_image_layout(self):
         for d in self.procs:
             self.assertTrue(d.alive(), d.name)
             self.assertEqual(d.http("/readyz")[0], 200, d.name)
+        # each is logged in to Redis as its own user, and none was denied
+        clients = self.admin(["CLIENT", "LIST"])[0]
+        users = set(re.findall(r" user=(\S+)", clients))
+        self.assertTrue(set(DAEMONS) <= users, clients)
+        self.assertEqual(self.admin(["ACL", "LOG"])[0], [])
         # the gateway serves the web UI from the image's copy
         import urllib.request
         with urllib.request.urlopen("http://127.0.0.1:%d/" % self.http_port, timeout=5) as r:
@@ -944,7 +1176,7 @@ class LiveImage(unittest.TestCase):
         for s in studies:
             with open(s) as f:
                 uid = json.load(f)["study_uid"]
-            self.assertEqual(self.redis.cmd("EXISTS", "share:{study:%s}" % uid), ":1", uid)
+            self.assertEqual(self.admin(["EXISTS", "share:{study:%s}" % uid]), [":1"], uid)
         # another directory: imported, no demo studies
         other = os.path.join(self.root, "other.json")
         with open(os.path.join(self.share_dir, "demo", "directory.json")) as f:
