@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "proto/errors.h"
+#include "proto/utf8.h"
 
 #define PREAMBLE  128
 #define UNDEFINED 0xFFFFFFFFu
@@ -157,25 +158,19 @@ put_text(reader *r, char *dst, size_t cap, const uint8_t *v, size_t n)
 			u[1] = (uint8_t)(0x80 | (c & 0x3F));
 			k = 2;
 		} else if (c >= 0xC2 && c <= 0xF4 && r->cs == CS_UTF8) {
-			size_t m = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-			bool ok = n - i >= m;
-			for (size_t j = 1; ok && j < m; j++)
-				ok = (v[i + j] & 0xC0) == 0x80;
-			/* No overlong 3/4-byte forms, surrogates or > U+10FFFF.
-			 */
-			if (ok && m == 3)
-				ok = !(c == 0xE0 && v[i + 1] < 0xA0) &&
-				     !(c == 0xED && v[i + 1] >= 0xA0);
-			if (ok && m == 4)
-				ok = !(c == 0xF0 && v[i + 1] < 0x90) &&
-				     !(c == 0xF4 && v[i + 1] >= 0x90);
-			if (ok) {
+			uint32_t cp;
+			size_t m = ss_utf8_next(v + i, n - i, &cp);
+
+			/* A code point that is no text people read (C1,
+			 * direction overrides: proto/utf8.h) is one '?'. */
+			if (m > 0 && ss_text_cp_ok(cp, 0)) {
 				memcpy(u, v + i, m);
 				k = m;
-				i += m - 1;
 			} else {
 				u[0] = '?';
 			}
+			if (m > 0)
+				i += m - 1;
 		} else {
 			u[0] = '?';
 		}

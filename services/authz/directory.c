@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "proto/errors.h"
+#include "proto/utf8.h"
 #include "services/authz/directory.h"
 #include "services/authz/perm.h"
 
@@ -72,13 +73,7 @@ az_valid_id(const char *s, size_t len)
 static bool
 valid_name(const char *s, size_t len)
 {
-	if (len == 0 || len > AZ_MAX_NAME_LEN)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	}
-	return true;
+	return len > 0 && len <= AZ_MAX_NAME_LEN && ss_text_valid(s, len, 0);
 }
 
 int

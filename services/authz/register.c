@@ -18,6 +18,7 @@
 
 #include "proto/errors.h"
 #include "proto/fields.h"
+#include "proto/utf8.h"
 #include "runtime/argv.h"
 #include "runtime/log.h"
 #include "runtime/passwd.h"
@@ -265,12 +266,10 @@ az_handle_register(ss_call *c, const msgpack_object *body, void *arg)
 		finish(op, SS_EBADREQ, "field 'email': not an email address");
 		return;
 	}
-	for (const char *p = op->name; *p; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			finish(op, SS_EBADREQ,
-			       "field 'name': control characters");
-			return;
-		}
+	if (!ss_text_valid(op->name, strlen(op->name), 0)) {
+		finish(op, SS_EBADREQ,
+		       "field 'name': control or direction characters");
+		return;
 	}
 	if (az_dir_user(dir, op->user) != NULL) {
 		finish(op, SS_ECONFLICT, "that user is already taken");

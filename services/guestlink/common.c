@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "proto/errors.h"
+#include "proto/utf8.h"
 #include "runtime/audit.h"
 #include "runtime/log.h"
 #include "runtime/mailq.h"
@@ -299,16 +300,7 @@ gl_valid_addr(const char *s, size_t n)
 bool
 gl_valid_text(const char *s, size_t n, bool lines)
 {
-	if (!ss_mail_utf8_ok(s, n))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == 0x7f ||
-		    (c < 0x20 &&
-		     !(lines && (c == '\n' || c == '\r' || c == '\t'))))
-			return false;
-	}
-	return true;
+	return ss_text_valid(s, n, lines ? SS_TEXT_LINES : 0);
 }
 
 void

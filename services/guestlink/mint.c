@@ -74,7 +74,8 @@ gl_parse_text(const msgpack_object *o, char *dst, const char *name, char *why,
 	ss_str v = ss_obj_str(o);
 
 	return take(v, gl_valid_text(v.p, v.n, true), dst, name,
-	            "UTF-8 text without control characters", why, whylen);
+	            "UTF-8 text without control or direction characters", why,
+	            whylen);
 }
 
 int

@@ -96,31 +96,16 @@ sh_valid_worklist(const char *s, size_t n)
 	return false;
 }
 
-/* Strict UTF-8 (proto/utf8.h) without control bytes; tab, CR and LF are
- * allowed in lines. */
-static bool
-utf8_ok(const char *s, size_t n, bool lines)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		bool ws = c == '\t' || c == '\n' || c == '\r';
-
-		if ((c < 0x20 && !(lines && ws)) || c == 0x7f)
-			return false;
-	}
-	return ss_utf8_valid(s, n);
-}
-
 bool
 sh_valid_text(const char *s, size_t n)
 {
-	return utf8_ok(s, n, false);
+	return ss_text_valid(s, n, 0);
 }
 
 bool
 sh_valid_message(const char *s, size_t n)
 {
-	return utf8_ok(s, n, true);
+	return ss_text_valid(s, n, SS_TEXT_LINES);
 }
 
 bool
@@ -167,7 +152,7 @@ take(const msgpack_object *o, char *dst, size_t dstlen, check_fn check,
 /* Dates are read longer than they may be, so that 2026-11-01 is answered
  * with the rule rather than with its length. */
 #define DATE_READ_MAX 32
-#define TEXT_RULE     "expected UTF-8 text without control characters"
+#define TEXT_RULE     "expected UTF-8 text without control or direction characters"
 #define WL_RULE                                                                \
 	"expected <organisation|location|group|user>:<id> (id: 1..64 "         \
 	"characters of A-Z a-z 0-9 . _ -)"

@@ -247,6 +247,8 @@ class Directory(AuthzCase):
         self.refused(lambda d: d["users"][1].__setitem__("email", "ALICE@stelsewhere.example"),
                      ['"bob"', "email"])
         self.refused(lambda d: d["users"][0].__setitem__("favourite", "x"), ['"alice"', "favourite"])
+        self.refused(lambda d: d["users"][0].__setitem__("name", "Al \u202eice"), ['"alice"', "name"])
+        self.refused(lambda d: d["locations"][0].__setitem__("name", "CT\u0085"), ["locations[0]", "name"])
         self.refused(lambda d: d["organisations"][0].__setitem__("shares_with", ["mars"]),
                      ['"stelsewhere"', "shares_with"])
         r = self.call("authz.directory.import", {"document": "{not json"})
@@ -448,6 +450,12 @@ class Directory(AuthzCase):
         r = self.call("authz.register", {"user": "gp3", "name": "X", "email": "nope",
                                          "password": "pppppppp"})
         self.assertEqual(r["error"]["code"], "bad_request")
+        # a name must be text people read: no direction override, no C1
+        for name in ["Dr \u202eevil", "next\u0085line", "bell\x07"]:
+            r = self.call("authz.register", {"user": "gp4", "name": name,
+                                             "email": "gp4@x.example", "password": "pppppppp"})
+            self.assertEqual(r["error"]["code"], "bad_request", name)
+            self.assertIn("'name'", r["error"]["message"])
         # an import cannot take the registered account's id; the account survives imports
         doc = json.loads(json.dumps(self.doc))
         doc["users"].append({"id": "gp1", "organisation": "stelsewhere",

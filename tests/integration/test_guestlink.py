@@ -390,6 +390,10 @@ class Create(Case):
             ({"email": "a@b.example\r\nBcc: x@y.example"}, "email"),
             ({"message": "x" * 2001}, "message"),
             ({"message": "bell\x07"}, "message"),
+            # no text people read: C1, a direction override, a separator
+            ({"message": "next\u0085line"}, "message"),
+            ({"message": "Dr \u202eevil"}, "message"),
+            ({"message": "one\u2028two"}, "message"),
             ({"view_notification": "yes"}, "view_notification"),
             ({"include_priors": 1}, "include_priors"),
             ({"password_is_dob": None}, "password_is_dob"),

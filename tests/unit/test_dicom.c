@@ -460,6 +460,19 @@ test_values(void **state)
 	assert_string_equal(d.description, "CT \xE2\x80\x94 HEAD??");
 	assert_string_equal(d.birth_date, "");
 	assert_string_equal(d.study_date, "");
+	/* A C1 control and a direction override (valid UTF-8, no text
+	 * people read: proto/utf8.h) become one '?' each; a mark stays. */
+	head(&f, EXPL);
+	ex_str(&f, 0x0008, 0x0005, "CS", "ISO_IR 192");
+	ex_str(&f, 0x0008, 0x1030, "LO",
+	       "A\xC2\x85"
+	       "B\xE2\x80\xAE"
+	       "C\xE2\x80\x8F"
+	       "D");
+	ex_str(&f, 0x0020, 0x000D, "UI", "1.2.3");
+	assert_int_equal(rd(&f, &d, why), 0);
+	assert_string_equal(d.description, "A?B?C\xE2\x80\x8F"
+	                                   "D");
 	/* No character set: bytes over 0x7F become '?'. */
 	head(&f, EXPL);
 	ex_str(&f, 0x0010, 0x0010, "PN", "M\xFCLLER");

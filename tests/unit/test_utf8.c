@@ -143,6 +143,41 @@ test_scrub(void **state)
 		}
 }
 
+/* Text people read: C0 (but tab, CR, LF in lines), DEL, C1, the line
+ * and paragraph separators and the direction embeddings, overrides and
+ * isolates are refused; everything else valid is taken. */
+static void
+test_text(void **state)
+{
+	unsigned char b[4];
+
+	(void)state;
+	for (uint32_t cp = 0; cp <= 0x10ffff; cp++) {
+		size_t n = encode(cp, b);
+		bool sur = cp >= 0xd800 && cp <= 0xdfff;
+		bool ws = cp == '\t' || cp == '\n' || cp == '\r';
+		bool no = cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) ||
+		          cp == 0x2028 || cp == 0x2029 ||
+		          (cp >= 0x202a && cp <= 0x202e) ||
+		          (cp >= 0x2066 && cp <= 0x2069);
+
+		if (sur)
+			continue;
+		assert_true(ss_text_cp_ok(cp, 0) == !no);
+		assert_true(ss_text_cp_ok(cp, SS_TEXT_LINES) == (!no || ws));
+		assert_true(ss_text_valid((const char *)b, n, 0) == !no);
+		assert_true(ss_text_valid((const char *)b, n, SS_TEXT_LINES) ==
+		            (!no || ws));
+	}
+	assert_true(ss_text_valid("Dr Zo\xc3\xab \xe2\x80\x8f", 11, 0));
+	assert_false(ss_text_valid("a\0b", 3, SS_TEXT_LINES));
+	assert_false(ss_text_valid("ok\xe2\x80\xaeko", 7, SS_TEXT_LINES));
+	assert_false(ss_text_valid("caf\xc3", 4, 0)); /* broken UTF-8 */
+	assert_true(ss_text_valid("line\r\nnext\tx", 12, SS_TEXT_LINES));
+	assert_false(ss_text_valid("line\nnext", 9, 0));
+	assert_true(ss_text_valid("", 0, 0));
+}
+
 int
 main(void)
 {
@@ -151,6 +186,7 @@ main(void)
 	    cmocka_unit_test(test_every_pair),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_scrub),
+	    cmocka_unit_test(test_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
