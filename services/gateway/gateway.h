@@ -379,7 +379,9 @@ struct gw_req {
 	char pw[GW_PW_MAX + 1];
 	size_t pwlen;
 	char session[GW_SESSION_MAX + 1];
-	struct gw_upload *up;      /* POST /u/{token}/files (upload.c) */
+	struct gw_upload *up; /* POST /u/{token}/files (upload.c) */
+	/* a link's page (linkpage.c): a refused password post is its form */
+	const struct gw_link_kind *link;
 	struct gw_req *spare_next; /* in s->spare */
 };
 
@@ -533,6 +535,9 @@ bool gw_link_redeemed(const gw_link_kind *k, gw_req *r, int err,
 void gw_link_answer(const gw_link_kind *k, gw_req *r, int err,
                     const ss_msg *reply);
 void gw_link_gone(const gw_link_kind *k, gw_req *r);
+/* Too many password posts from r's address: the form again, 429, with
+ * Retry-After secs (gw_limited, for an HTML request of a link's page). */
+void gw_link_limited(gw_req *r, int secs);
 void gw_link_set_cookie(const gw_link_kind *k, gw_req *r, const char *session,
                         const char *expires_at);
 /* r->session from the kind's cookie, when it has a session's shape. */

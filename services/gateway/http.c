@@ -462,7 +462,13 @@ gw_fail(gw_req *r, int err, const char *msg)
 		return;
 	}
 	if (err == SS_ENOTFOUND) {
-		gw_reply_page(r, 404, GW_T_NOT_FOUND, NULL);
+		static const char *const nf[] = {
+		    "message",
+		    "There is nothing at this address. Please check the link "
+		    "you followed.",
+		    NULL};
+
+		gw_reply_page(r, 404, GW_T_NOT_FOUND, nf);
 		return;
 	}
 	snprintf(status, sizeof status, "%d", ss_err_http(err));

@@ -45,6 +45,10 @@ gw_limited(gw_req *r, int64_t ttl, const char *what)
 	ss_metric_add(r->s->m_limited, 1);
 	ss_info("http.rate_limited", r->id, "route", r->route->name, NULL);
 	secs = secs > 0 ? secs : 1;
+	if (r->link != NULL && !r->want_json) {
+		gw_link_limited(r, secs);
+		return;
+	}
 	snprintf(msg, sizeof msg, "too many %s; retry in %d seconds", what,
 	         secs);
 	gw_fail_retry(r, SS_ETOOMANY, msg, secs);

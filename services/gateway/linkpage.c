@@ -19,8 +19,11 @@
  *                      --https, Path=<kind's path><token>: of no use to any
  *                      other link, as long as the session lives)
  *   password_required  200 form / {"password_required": true}
- *   wrong_password     401 form saying how many tries remain
- *                      / {"error": ..., "attempts_left": N}
+ *   wrong_password     401 form saying how many tries remain (its
+ *                      script, password.js, makes the page's history
+ *                      entry a GET: a reload must not post the wrong
+ *                      password again) / {"error": ..., "attempts_left": N}
+ *   over the limit     429 form saying when to try again / the API's 429
  *   not_found          the one 404 for every unusable link
  *
  * The page never contains the token: the form posts to the URL it was
@@ -62,6 +65,20 @@ password_form(const gw_link_kind *k, gw_req *r, int status, const char *message,
 	                      "form_hidden", locked ? "hidden" : "", NULL};
 
 	gw_reply_page(r, status, k->t_password, vars);
+}
+
+void
+gw_link_limited(gw_req *r, int secs)
+{
+	char msg[160], ra[16];
+
+	snprintf(ra, sizeof ra, "%d", secs);
+	gw_add_header(r, "Retry-After", ra);
+	snprintf(msg, sizeof msg,
+	         "Too many passwords were tried from your network. Please "
+	         "wait %d second%s, then try again.",
+	         secs, secs == 1 ? "" : "s");
+	password_form(r->link, r, 429, msg, false);
 }
 
 void
@@ -316,6 +333,7 @@ gw_link_page(const gw_link_kind *k, gw_req *r, gw_handler post, ss_reply_fn fn)
 		return;
 	}
 	gw_link_read_cookie(k, r);
+	r->link = k;
 	if (evhttp_request_get_command(r->er) == EVHTTP_REQ_POST)
 		gw_limit(r, "guestpw", r->s->cfg->guest_password_limit, post);
 	else

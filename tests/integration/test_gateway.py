@@ -1223,12 +1223,13 @@ class GuestLinks(GatewayCase):
                 self.assertIn('id="error-advice"', r.text)
                 self.assertIn("will not help", r.text)
                 self.assertNotIn("try again", r.text)
-        # a limit's refusal passes
-        addr = fake_addr()
-        for _ in range(61):
-            r = self.redeem(tok, "POST", password="x", addr=addr, json_=False)
-        self.assertEqual(r.status, 429)
-        self.assertIn("Please wait, then try again.", r.text)
+        # (a limit's refusal of a link's password is its form again:
+        # test_guest_password_posts_are_rate_limited_per_address)
+        # every 404 page says what it means
+        for path in ["/nothing-here", "/g/", "/static/nope.js"]:
+            r = self.req("GET", path)
+            self.assertEqual(r.status, 404, path)
+            self.assertIn("There is nothing at this address.", r.text, path)
 
     def test_the_password_pages_example_is_no_demo_birth_date(self):
         # deploy/local/stack prints a demo guest link whose password is
@@ -1259,13 +1260,16 @@ class GuestLinks(GatewayCase):
         r = self.redeem(tok, "POST", password="x", addr=addr)
         self.assertError(r, 429, "too_many_requests")
         self.assertRegex(r.header("Retry-After"), r"^[1-9]\d*$")
-        # the password form's own post gets a page, not JSON
+        # the password form's own post gets the form again, saying when
+        # to try, not an error page the guest must go back from
         r = self.redeem(tok, "POST", password="x", addr=addr, json_=False)
         self.assertEqual(r.status, 429)
         self.assertTrue(r.header("Content-Type").startswith("text/html"), r.header("Content-Type"))
         secs = int(r.header("Retry-After"))
         self.assertGreaterEqual(secs, 1)
-        self.assertRegex(r.text, r"retry in \d+ seconds")
+        self.assertIn("Please wait %d second%s, then try again." % (secs, "" if secs == 1 else "s"),
+                      r.text)
+        self.assertRegex(r.text, r'<form method="post" id="password-form" autocomplete="off" >')
         self.assertSecurityHeaders(r)
         r = self.redeem(tok, "POST", password="x", addr=fake_addr())
         self.assertEqual(r.status, 404)
