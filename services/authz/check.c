@@ -297,11 +297,13 @@ az_handle_user_get(ss_call *c, const msgpack_object *body, void *arg)
 		return;
 	}
 	p = ss_call_reply_ok(c);
-	msgpack_pack_map(&p->pk, 6);
+	msgpack_pack_map(&p->pk, 7);
 	ss_pack_kv_cstr(p, "id", u->id);
 	ss_pack_kv_cstr(p, "name", u->name);
 	ss_pack_kv_cstr(p, "email", u->email);
 	ss_pack_kv_cstr(p, "organisation", u->org ? u->org->id : NULL);
+	/* for mails: "Alice Adams (St Elsewhere)" */
+	ss_pack_kv_cstr(p, "organisation_name", u->org ? u->org->name : NULL);
 	ss_pack_kv_bool(p, "active", u->active);
 	ss_pack_kv_bool(p, "registered", u->registered);
 	ss_call_reply_end(c);

@@ -62,6 +62,7 @@ typedef struct cr_op {
 	char message[GL_MAX_MESSAGE + 1];
 	char by_name[GL_MAX_NAME + 1];
 	char by_email[GL_MAX_EMAIL + 1];
+	char by_org[GL_MAX_NAME + 1]; /* the creator's organisation's name */
 	int64_t now, exp_ms, max_uses, max_pw;
 	bool notify, priors, dob, has_pw;
 	char password[GL_PW_MAX + 1];
@@ -225,6 +226,8 @@ got_user(cr_op *op, const ss_msg *reply)
 	         sizeof op->by_name);
 	copy_str(ss_map_get(reply->body, "email"), op->by_email,
 	         sizeof op->by_email);
+	copy_str(ss_map_get(reply->body, "organisation_name"), op->by_org,
+	         sizeof op->by_org);
 	if (op->by_email[0] != '\0' &&
 	    !ss_mail_addr_ok(op->by_email, strlen(op->by_email)))
 		op->by_email[0] = '\0';
@@ -440,14 +443,33 @@ static void reply(cr_op *op);
 static void
 mail(cr_op *op)
 {
-	char url[600], exp[SS_MAIL_TIME_MAX];
-	const char *vars[] = {"sharer_name", op->by_name, "url",
-	                      url,           "message",   op->message,
-	                      "expires_at",  exp,         NULL};
+	char url[600], exp[SS_MAIL_TIME_MAX], uses[24] = "";
+	/* A mail scanner that opens the link spends a use as a person
+	 * would: the mail says how many there are.  Empty vars leave their
+	 * template sections out. */
+	const char *vars[] = {"sharer_name",
+	                      op->by_name,
+	                      "sharer_org",
+	                      op->by_org,
+	                      "url",
+	                      url,
+	                      "message",
+	                      op->message,
+	                      "expires_at",
+	                      exp,
+	                      "single_use",
+	                      op->max_uses == 1 ? "1" : "",
+	                      "max_uses",
+	                      uses,
+	                      "dob_password",
+	                      op->dob ? "1" : "",
+	                      NULL};
 	ss_mail m = {
 	    .template = "guestlink.recipient", .to = op->email, .vars = vars};
 
 	op->step = CR_MAIL;
+	if (op->max_uses > 1)
+		snprintf(uses, sizeof uses, "%lld", (long long)op->max_uses);
 	snprintf(url, sizeof url, "%s/g/%s", op->s->cfg->public_url, op->token);
 	ss_mail_time(op->exp_ms / 1000, exp);
 	if (gl_mail(op->s, ss_call_id(op->c), &m, on_redis, op) != 0)

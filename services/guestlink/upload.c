@@ -115,6 +115,7 @@ typedef struct up_op {
 	char message[GL_MAX_MESSAGE + 1];
 	char by_email[GL_MAX_EMAIL + 1];
 	char by_name[GL_MAX_NAME + 1];
+	char by_org[GL_MAX_NAME + 1];  /* the creator's organisation's name */
 	char wl_name[GL_MAX_NAME + 1]; /* "" when authz did not say */
 	char id[GL_ID_LEN + 1];
 	int64_t exp_ms, max_uses, max_pw;
@@ -530,9 +531,11 @@ static void
 mail(up_op *op)
 {
 	char url[600], exp[SS_MAIL_TIME_MAX];
-	const char *vars[] = {"sharer_name",   op->by_name, "url",        url,
-	                      "message",       op->message, "expires_at", exp,
-	                      "worklist_name", op->wl_name, NULL};
+	const char *vars[] = {"sharer_name", op->by_name,     "sharer_org",
+	                      op->by_org,    "url",           url,
+	                      "message",     op->message,     "expires_at",
+	                      exp,           "worklist_name", op->wl_name,
+	                      NULL};
 	ss_mail m = {
 	    .template = "upload.request", .to = op->email, .vars = vars};
 
@@ -996,6 +999,11 @@ on_peer(int err, const ss_msg *reply, void *arg)
 	} else if (rv == 0 && op->step == UP_USER) {
 		const msgpack_object *e = ss_map_get(reply->body, "email");
 		const msgpack_object *nm = ss_map_get(reply->body, "name");
+		const msgpack_object *on =
+		    ss_map_get(reply->body, "organisation_name");
+		if (on == NULL ||
+		    ss_obj_strcpy(on, op->by_org, sizeof op->by_org) != 0)
+			op->by_org[0] = '\0';
 		if (nm == NULL ||
 		    ss_obj_strcpy(nm, op->by_name, sizeof op->by_name) != 0 ||
 		    op->by_name[0] == '\0')

@@ -684,7 +684,11 @@ send_mail(sc_op *op, int i)
 		vars[3] = op->message;
 		vars[4] = "study_description";
 		vars[5] = op->st.description;
-		vars[6] = NULL;
+		/* where to open it: the web UI, which starts at the
+		 * recipient's worklists */
+		vars[6] = "app_url";
+		vars[7] = op->s->cfg->public_url;
+		vars[8] = NULL;
 		m.template = "share.notice";
 		m.to = t->notice_to;
 	}

@@ -176,6 +176,15 @@ class Directory(AuthzCase):
         r = self.call("authz.worklist.info", {"worklist": "location:nowhere"})
         self.assertEqual(r["error"]["code"], "not_found")
 
+    def test_user_get_for_services(self):
+        b = body_of(self.call("authz.user.get", {"user": "alice"}))
+        self.assertEqual(b, {"id": "alice", "name": "Alice Adams",
+                             "email": "alice@stelsewhere.example", "organisation": "stelsewhere",
+                             "organisation_name": "St Elsewhere", "active": True,
+                             "registered": False})
+        self.assertEqual(self.call("authz.user.get", {"user": "nobody"})["error"]["code"],
+                         "not_found")
+
     def test_changed_import_applies_difference(self):
         doc = json.loads(json.dumps(self.doc))
         doc["locations"].append({"id": "xray", "organisation": "stelsewhere", "name": "X-ray"})

@@ -326,8 +326,18 @@ class Create(Case):
         self.assertEqual(j["to"], "patient@example.org")
         self.assertEqual(j["vars"]["message"], "Your CT images\nBest, A")
         self.assertEqual(j["vars"]["sharer_name"], "Alice Adams")
+        self.assertEqual(j["vars"]["sharer_org"], "St Elsewhere")
         self.assertEqual(j["vars"]["expires_at"], stack.mail_time(exp))
+        # how often it opens (a mail scanner's visit is a use too)
+        self.assertEqual((j["vars"]["single_use"], j["vars"]["max_uses"]), ("", "3"))
+        self.assertEqual(j["vars"]["dob_password"], "")
         self.assertNotIn("open-sesame-1", json.dumps(j))
+        # one use, the birth date as the password: the mail says both
+        dob = self.publish(patient={"id": "PF2", "birth_date": "19620914"})
+        once = self.link(dob, max_uses=1, password_is_dob=True, email="once@example.org")
+        j = [j for j in self.jobs("guestlink.recipient") if j["vars"]["url"] == once["url"]][0]
+        self.assertEqual((j["vars"]["single_use"], j["vars"]["max_uses"]), ("1", ""))
+        self.assertEqual(j["vars"]["dob_password"], "1")
         # audited, with the address the gateway passed
         a = self.audit(body["id"])
         self.assertEqual([e["action"] for e in a], ["guestlink.create"])

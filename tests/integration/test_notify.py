@@ -45,9 +45,11 @@ TEMPLATE_VARS = {
                          "study_description": "CT head",
                          "expires_at": "29 December 2026, 10:00 UTC"},
     "share.notice": {"sharer_name": "Dr. Zoë Müller",
-                     "message": "see \"series 3\"", "study_description": "MR knee"},
+                     "message": "see \"series 3\"", "study_description": "MR knee",
+                     "app_url": "https://studyshare.test"},
     "guestlink.recipient": {"sharer_name": "Dr. Bob", "url": "https://studyshare.test/g/tok",
-                            "message": "line one\nline two", "expires_at": "1 December 2026, 12:00 UTC"},
+                            "message": "line one\nline two", "expires_at": "1 December 2026, 12:00 UTC",
+                            "sharer_org": "North Clinic", "max_uses": "7", "dob_password": "1"},
     "guestlink.viewed": {"link_id": "gl-42", "time": "29 November 2026, 10:00 UTC",
                          "addr": "203.0.113.9", "user_agent": "Mozilla/5.0 <x>",
                          "recipient": "gp@outside.example", "study_description": "CT HEAD"},
@@ -60,7 +62,7 @@ TEMPLATE_VARS = {
                         "studies": "2", "files": "314", "worklist_name": "CT suite"},
     "upload.request": {"sharer_name": "Dr. Bob", "url": "https://studyshare.test/u/tok",
                        "message": "the CT <from May>", "expires_at": "1 December 2026, 12:00 UTC",
-                       "worklist_name": "CT suite"},
+                       "worklist_name": "CT suite", "sharer_org": "North Clinic"},
 }
 # Their subjects: a creator's names the study or the worklist (a section
 # in the subject), not the link's id, when the job has it.
@@ -341,6 +343,14 @@ class Sending(NotifyCase):
                 esc = (v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
                        .replace('"', "&quot;").replace("\n", "<br>\n"))
                 self.assertIn(esc, html, "%s: %s missing in html" % (tpl, k))
+            if tpl == "guestlink.recipient":
+                # what the flags say, in both parts
+                for part in (text, html.replace("\n", " ")):
+                    self.assertIn("Dr. Bob</strong> (North Clinic)" if part is not text
+                                  else "Dr. Bob (North Clinic)", part)
+                    self.assertIn("opened 7 times", part.replace("\n", " "))
+                    self.assertIn("the patient's date of birth", part.replace("\n", " "))
+                    self.assertNotIn("gives it to you separately", part.replace("\n", " "))
         self.wait_settled()
         for jid, _ in sent.values():
             # The lock became the sent marker, kept for --sent-ttl (7 d).

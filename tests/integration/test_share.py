@@ -774,6 +774,7 @@ class Sharing(ShareCase):
         self.assertNotIn("worklist_name", notices[0]["vars"])
         self.assertEqual(notices[0]["vars"]["message"], "please look")
         self.assertEqual(notices[0]["vars"]["study_description"], "CT HEAD")
+        self.assertEqual(notices[0]["vars"]["app_url"], PUBLIC_URL)
         # the recipients see it in their lists
         lst = ok(self.call("share.studies.list", {"user": "carol", "worklist": "location:north-ct"}))
         self.assertIn(uid, [s["study_uid"] for s in lst["studies"]])
