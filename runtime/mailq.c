@@ -214,19 +214,26 @@ ss_mail_encode(ss_pack *p, const ss_seal_key *key, const ss_mail *m,
 	ss_pack in;
 	int rv;
 
+	bool bounce = m != NULL && m->bounce_to != NULL && *m->bounce_to;
+
 	if (m == NULL || m->template == NULL || m->to == NULL ||
 	    !ss_mail_template_ok(m->template, strlen(m->template)) ||
 	    !ss_mail_addr_ok(m->to, strlen(m->to)) ||
+	    (bounce && !ss_mail_addr_ok(m->bounce_to, strlen(m->bounce_to))) ||
+	    (m->id != NULL && !ss_mail_id_ok(m->id, strlen(m->id))) ||
 	    check_vars(m->vars, &nvars) != 0)
 		return SS_EBADREQ;
 	/* randombytes_buf() is safe before sodium_init() on Linux, but the
 	 * library wants it called once; it is idempotent. */
 	if (sodium_init() < 0)
 		return SS_EINTERNAL;
-	new_id(id);
+	if (m->id != NULL)
+		memcpy(id, m->id, sizeof id);
+	else
+		new_id(id);
 
 	ss_pack_init(&in);
-	msgpack_pack_map(&in.pk, 4);
+	msgpack_pack_map(&in.pk, bounce ? 5 : 4);
 	ss_pack_kv_cstr(&in, "template", m->template);
 	ss_pack_kv_cstr(&in, "to", m->to);
 	ss_pack_key(&in, "vars");
@@ -234,6 +241,8 @@ ss_mail_encode(ss_pack *p, const ss_seal_key *key, const ss_mail *m,
 	for (size_t i = 0; i < nvars; i++)
 		ss_pack_kv_cstr(&in, m->vars[2 * i], m->vars[2 * i + 1]);
 	ss_pack_kv_int(&in, "created_at", (int64_t)time(NULL));
+	if (bounce)
+		ss_pack_kv_cstr(&in, "bounce_to", m->bounce_to);
 	/* Vars within their bounds always fit SS_MAIL_PLAIN_MAX. */
 	rv = ss_mail_seal(p, key, id, in.sb.data, in.sb.size);
 	/* The clear mail holds a link's token: leave no copy behind. */

@@ -19,7 +19,11 @@
  *   {"template": "share.invitation",   one of SS_MAIL_TEMPLATES
  *    "to": "someone@example.org",
  *    "vars": {"name": "value", ...},   strings only; the template's inputs
- *    "created_at": <unix seconds>}
+ *    "created_at": <unix seconds>,
+ *    "bounce_to": "sender@example.org"} optional: who is told, by a
+ *                                        mail.undelivered, when notify
+ *                                        gives this mail up (a mistyped
+ *                                        recipient must not fail unseen)
  * The id is the box's context: a box moved under another id does not
  * open.  Only a holder of the mail key can make a job that opens, so write
  * access to Redis is not enough to send mail in our name.  notify refuses
@@ -82,6 +86,9 @@
  *   upload.request      an upload link for the address it was made for:
  *                       vars sharer_name, url, message, expires_at,
  *                       worklist_name (where the studies go)
+ *   mail.undelivered    notify gave a mail up, to its bounce_to: vars
+ *                       recipient, what (the mail, in words), reason (the
+ *                       server's answer), time
  * "message", "study_description", "user_agent", "recipient" and
  * "worklist_name" may be empty or left out, and so may share.invitation's
  * "expires_at" (jobs queued by a share that did not send it yet still go
@@ -93,7 +100,7 @@
 #define SS_MAIL_TEMPLATES                                                      \
 	"share.invitation", "share.notice", "guestlink.recipient",             \
 	    "guestlink.viewed", "guestlink.locked", "upload.locked",           \
-	    "upload.received", "upload.request"
+	    "upload.received", "upload.request", "mail.undelivered"
 
 /* A time as mails and pages show it to people, in UTC to the minute:
  * "7 December 2026, 16:09 UTC" (unix seconds in; English month names
@@ -105,6 +112,10 @@ typedef struct ss_mail {
 	const char *template;
 	const char *to;
 	const char *const *vars; /* name, value, name, value, ..., NULL */
+	const char *bounce_to;   /* optional (NULL or ""): told if it fails */
+	const char *id;          /* optional: the job's id, 32 lower-case hex (a
+	                          * notice derived from another job, sent once);
+	                          * NULL: a fresh one */
 } ss_mail;
 
 /*

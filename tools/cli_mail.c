@@ -10,15 +10,17 @@
  *
  * list prints every entry of notify:jobs (--dead: of notify:dead), one
  * JSON object a line: {"entry", "id", "template", "to", "vars",
- * "created_at"}, with "error" and "tries" for a dead letter.  An entry
+ * "created_at", "bounce_to" (when the job has one)}, with "error" and
+ * "tries" for a dead letter.  An entry
  * whose job does not open has "open_error" (the reason) instead of the
  * mail.
  *
  * push reads JSON objects, one a line, {"template", "to", "vars", "id"?,
- * "created_at"?}, seals each under its id and XADDs it to notify:jobs, and
- * prints each job's id.  A given id is kept (re-queueing a dead letter:
- * notify's sent marker still stops a second copy); without one a fresh id
- * is made.  The producers' checks apply (those of ss_mail_encode()) unless
+ * "created_at"?, "bounce_to"?}, seals each under its id and XADDs it to
+ * notify:jobs, and prints each job's id.  A given id is kept (re-queueing a
+ * dead letter: notify's sent marker still stops a second copy); without one a
+ * fresh id is made.  The producers' checks apply (those of ss_mail_encode())
+ * unless
  * --unchecked, which seals the object as it is (without "id"): for
  * testing what notify refuses.
  *
@@ -302,7 +304,8 @@ check(const json_t *o)
 	{
 		if (strcmp(k, "template") != 0 && strcmp(k, "to") != 0 &&
 		    strcmp(k, "vars") != 0 && strcmp(k, "id") != 0 &&
-		    strcmp(k, "created_at") != 0) {
+		    strcmp(k, "created_at") != 0 &&
+		    strcmp(k, "bounce_to") != 0) {
 			snprintf(unknown, sizeof unknown,
 			         "unknown field '%.64s'", k);
 			return unknown;
@@ -312,6 +315,11 @@ check(const json_t *o)
 		return "field 'template': unknown template";
 	if (to == NULL || !ss_mail_addr_ok(to, strlen(to)))
 		return "field 'to': not a mail address";
+	if (json_object_get(o, "bounce_to") != NULL &&
+	    (json_str(o, "bounce_to") == NULL ||
+	     !ss_mail_addr_ok(json_str(o, "bounce_to"),
+	                      strlen(json_str(o, "bounce_to")))))
+		return "field 'bounce_to': not a mail address";
 	if (!json_is_object(vars) || json_object_size(vars) > SS_MAIL_MAX_VARS)
 		return "field 'vars': expected an object of at most 64";
 	json_object_foreach((json_t *)vars, k, v)

@@ -464,8 +464,10 @@ mail(cr_op *op)
 	                      "dob_password",
 	                      op->dob ? "1" : "",
 	                      NULL};
-	ss_mail m = {
-	    .template = "guestlink.recipient", .to = op->email, .vars = vars};
+	ss_mail m = {.template = "guestlink.recipient",
+	             .to = op->email,
+	             .vars = vars,
+	             .bounce_to = op->by_email};
 
 	op->step = CR_MAIL;
 	if (op->max_uses > 1)

@@ -536,8 +536,10 @@ mail(up_op *op)
 	                      "message",     op->message,     "expires_at",
 	                      exp,           "worklist_name", op->wl_name,
 	                      NULL};
-	ss_mail m = {
-	    .template = "upload.request", .to = op->email, .vars = vars};
+	ss_mail m = {.template = "upload.request",
+	             .to = op->email,
+	             .vars = vars,
+	             .bounce_to = op->by_email};
 
 	op->step = UP_MAIL;
 	snprintf(url, sizeof url, "%s/u/%s", op->s->cfg->public_url, op->token);

@@ -21,13 +21,14 @@
 #include "proto/mpcheck.h"
 #include "services/notify/notify.h"
 
-enum { F_TEMPLATE, F_TO, F_VARS, F_CREATED, F_N };
+enum { F_TEMPLATE, F_TO, F_VARS, F_CREATED, F_BOUNCE, F_N };
 
 static const ss_field_spec spec[F_N] = {
     [F_TEMPLATE] = {"template", SS_F_STR, true, 1, 64},
     [F_TO] = {"to", SS_F_STR, true, 1, SS_MAIL_ADDR_MAX},
     [F_VARS] = {"vars", SS_F_MAP, true, 0, SS_MAIL_MAX_VARS},
     [F_CREATED] = {"created_at", SS_F_INT, true, 0, 0},
+    [F_BOUNCE] = {"bounce_to", SS_F_STR, false, 1, SS_MAIL_ADDR_MAX},
 };
 
 static void
@@ -113,6 +114,16 @@ decode_fields(nt_job *j, const msgpack_object *map, char *why, size_t whylen)
 	}
 	memcpy(j->to, s.p, s.n);
 	j->to[s.n] = '\0';
+	if (f[F_BOUNCE] != NULL) {
+		s = ss_obj_str(f[F_BOUNCE]);
+		if (!ss_mail_addr_ok(s.p, s.n)) {
+			why_set(why, whylen, "field 'bounce_to': %s",
+			        "not a mail address");
+			return SS_EUNPROC;
+		}
+		memcpy(j->bounce_to, s.p, s.n);
+		j->bounce_to[s.n] = '\0';
+	}
 	j->created_at = ss_obj_int(f[F_CREATED]);
 	return decode_vars(j, f[F_VARS], why, whylen);
 }

@@ -38,7 +38,7 @@
 #define NT_JOB_PREFIX   "notify:" NT_KEY_TAG ":job:"
 #define NT_TRIES_PREFIX "notify:" NT_KEY_TAG ":tries:"
 #define NT_SENT_VALUE   "sent"
-#define NT_NTEMPLATES   8
+#define NT_NTEMPLATES   9
 #define NT_WHY_MAX      256
 
 typedef struct nt_settings {
@@ -98,6 +98,7 @@ typedef struct nt_job {
 	char id[SS_MAIL_ID_LEN + 1];
 	char template[64 + 1];
 	char to[SS_MAIL_ADDR_MAX + 1];
+	char bounce_to[SS_MAIL_ADDR_MAX + 1]; /* "" when none */
 	int64_t created_at;
 	nt_var vars[SS_MAIL_MAX_VARS];
 	size_t nvars;
@@ -120,6 +121,16 @@ int nt_job_decode(nt_job *j, const ss_seal_key *key, const void *buf,
 int nt_job_decode_mail(nt_job *j, const char *id, const void *buf, size_t len,
                        char *why, size_t whylen);
 void nt_job_free(nt_job *j);
+
+/* bounce.c: the mail.undelivered notice of a job given up.  Due when the
+ * job names a bounce_to and is no such notice itself.  The notice's id is
+ * derived from the job's (nt_bounce_id), so queueing it twice sends one
+ * mail.  nt_bounce_push queues it (fn gets the XADD's answer); SS_EBADREQ
+ * when it is not due or cannot be made. */
+bool nt_bounce_due(const nt_job *j);
+void nt_bounce_id(const char *id, char out[SS_MAIL_ID_LEN + 1]);
+int nt_bounce_push(ss_redis *r, const ss_seal_key *key, const nt_job *j,
+                   const char *why, int64_t now_s, ss_redis_fn fn, void *arg);
 
 /* ---- template.c --------------------------------------------------------- */
 

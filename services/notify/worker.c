@@ -44,8 +44,9 @@
  *   DONE  finish script: the job key becomes "sent" for sent-ttl (the
  *         lock is the marker now), DEL tries if any, XACK, XDEL
  *   DUP   finish script: XACK, XDEL
- *   DEAD  XADD notify:dead (job, error, tries), then the finish script:
- *         DEL job key and tries, XACK, XDEL
+ *   DEAD  XADD notify:dead (job, error, tries); for a job that names a
+ *         bounce_to, the mail.undelivered notice to it (bounce.c); then
+ *         the finish script: DEL job key and tries, XACK, XDEL
  *   park  XCLAIM ... IDLE: the entry stays pending with us, its idle time
  *         set so that it becomes claimable when the retry is due (or after
  *         claim-idle, whichever is first; a job claimed before its time is
@@ -270,6 +271,7 @@ struct nt_task {
 	/* finishing */
 	enum fin_kind fin;
 	bool dead_stored; /* DEAD: the dead letter is in notify:dead */
+	bool bounced;     /* DEAD: the sender's notice is queued, or none */
 	int attempts;
 	struct event *again; /* made on the first failure */
 };
@@ -498,6 +500,7 @@ batch_new(int n, int nargs, const char ***argv)
 
 static void fin_enqueue(nt_task *t);
 static void dead_store(nt_task *t);
+static void bounce(nt_task *t);
 
 /* Runs when a failed finishing step is due again. */
 static void
@@ -509,6 +512,8 @@ fin_again(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (t->fin == FIN_DEAD && !t->dead_stored)
 		dead_store(t);
+	else if (t->fin == FIN_DEAD && !t->bounced)
+		bounce(t);
 	else
 		fin_enqueue(t);
 }
@@ -563,7 +568,46 @@ on_dead_stored(int err, redisReply *rep, void *arg)
 	t->dead_stored = true;
 	ss_metric_add(t->w->m_dead, 1);
 	task_log(SS_LOG_ERROR, "notify.dead", t, t->why);
+	t->bounced = !t->decoded || !nt_bounce_due(&t->job);
+	if (t->bounced)
+		fin_enqueue(t);
+	else
+		bounce(t);
+}
+
+static void
+on_bounced(int err, redisReply *rep, void *arg)
+{
+	nt_task *t = arg;
+
+	if (err != 0 || rep->type == REDIS_REPLY_ERROR) {
+		fin_failed(t, err != 0 ? "redis unavailable" : rep->str);
+		return;
+	}
+	t->bounced = true;
+	task_log(SS_LOG_INFO, "notify.bounced", t,
+	         "the sender is told (mail.undelivered)");
 	fin_enqueue(t);
+}
+
+/* The sender's notice, before the ack: acked first, a crash would lose
+ * it; queued twice (a retry, a claim), its derived id sends it once. */
+static void
+bounce(nt_task *t)
+{
+	int rv;
+
+	t->attempts++;
+	rv = nt_bounce_push(t->w->r, t->w->key, &t->job, t->why,
+	                    (int64_t)time(NULL), on_bounced, t);
+	if (rv == SS_EBADREQ) {
+		task_log(SS_LOG_WARN, "notify.bounce_failed", t,
+		         "the notice cannot be made");
+		t->bounced = true;
+		fin_enqueue(t);
+	} else if (rv != 0) {
+		fin_failed(t, "redis unavailable");
+	}
 }
 
 /* The dead letter first: acking before it is stored could lose the job. */

@@ -114,6 +114,8 @@ typedef struct sc_op {
 	size_t bloblen;
 	sh_study st;
 	char sharer_name[SH_MAX_NAME + 1];
+	char sharer_email[SS_MAIL_ADDR_MAX +
+	                  1]; /* told if an invitation fails */
 	char sharer_org[SH_ID_MAX + 1];
 	char org_name[SH_MAX_NAME + 1];
 	int64_t now;
@@ -549,6 +551,11 @@ on_person(int err, const ss_msg *reply, void *arg)
 			         sizeof op->sharer_name);
 			body_str(reply, "organisation", op->sharer_org,
 			         sizeof op->sharer_org);
+			body_str(reply, "email", op->sharer_email,
+			         sizeof op->sharer_email);
+			if (!ss_mail_addr_ok(op->sharer_email,
+			                     strlen(op->sharer_email)))
+				op->sharer_email[0] = '\0';
 		}
 	} else if (rv == 0) {
 		sc_target *t = &op->t[sl->i];
@@ -674,6 +681,7 @@ send_mail(sc_op *op, int i)
 		vars[12] = NULL;
 		m.template = "share.invitation";
 		m.to = t->email;
+		m.bounce_to = op->sharer_email;
 	} else {
 		/* A notice is only ever about the recipient's own personal
 		 * worklist (wants_notice), which the template says in words:

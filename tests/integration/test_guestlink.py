@@ -327,6 +327,8 @@ class Create(Case):
         self.assertEqual(j["vars"]["message"], "Your CT images\nBest, A")
         self.assertEqual(j["vars"]["sharer_name"], "Alice Adams")
         self.assertEqual(j["vars"]["sharer_org"], "St Elsewhere")
+        # should it not reach the address, the creator hears of it
+        self.assertEqual(j["bounce_to"], "alice@stelsewhere.example")
         self.assertEqual(j["vars"]["expires_at"], stack.mail_time(exp))
         # how often it opens (a mail scanner's visit is a use too)
         self.assertEqual((j["vars"]["single_use"], j["vars"]["max_uses"]), ("", "3"))
@@ -946,6 +948,17 @@ class UploadLinks(Case):
         body = {"user": "alice", "id": link["id"]}
         body.update(kw)
         return ok(self.call("guestlink.upload.update", body))
+
+    def test_the_upload_request_mail(self):
+        link = self.upload_create(email="sender@example.org", message="the May CT")
+        jobs = [j for j in self.jobs("upload.request") if j["to"] == "sender@example.org"]
+        self.assertEqual(len(jobs), 1)
+        v = jobs[0]["vars"]
+        self.assertEqual((v["sharer_name"], v["sharer_org"], v["message"]),
+                         ("Alice Adams", "St Elsewhere", "the May CT"))
+        self.assertEqual(v["url"], link["url"])
+        # should it not reach the address, the creator hears of it
+        self.assertEqual(jobs[0]["bounce_to"], "alice@stelsewhere.example")
 
     def test_an_edited_message_reaches_the_upload_page(self):
         link = self.upload_create(message="first message")

@@ -11,6 +11,7 @@ import email
 import email.policy
 import email.utils
 import glob
+import hashlib
 import os
 import re
 import shutil
@@ -1071,6 +1072,53 @@ class Sessions(NotifyCase):
         msg = email.message_from_bytes(self.srv.to("pipe0@example.org")[0][2],
                                        policy=email.policy.default)
         self.assertEqual(msg["Message-ID"], "<%s@studyshare>" % first)
+
+    def test_a_mail_given_up_tells_its_sender_once(self):
+        # A guest link's mail to a mistyped address: its creator (the
+        # job's bounce_to) is told, once, even when the job is delivered
+        # twice (its notice's id is derived from the job's).
+        self.serve(refuse={"nobody@example.org", "gone@example.org"})
+        self.worker(concurrency=1)
+        jid, m = job("guestlink.recipient", "nobody@example.org",
+                     dict(TEMPLATE_VARS["guestlink.recipient"], study_description="CT HEAD"))
+        m["bounce_to"] = "creator@example.org"
+        mail_push(self.redis, [m, dict(m)], unchecked=False)
+        self.wait_dead(jid)
+        got = self.wait_to("creator@example.org")
+        wait_for(lambda: len([d for d in self.dead() if d["id"].decode() == jid]) == 2,
+                 timeout=15 * SLOW, what="both deliveries given up")
+        self.wait_settled()
+        got = self.srv.to("creator@example.org")
+        self.assertEqual(len(got), 1, "one notice for one failed mail")
+        msg = email.message_from_bytes(got[0][2], policy=email.policy.default)
+        notice = hashlib.blake2b(b"studyshare mail.undelivered:" + jid.encode(),
+                                 digest_size=16).hexdigest()
+        self.assertEqual(msg["Message-ID"], "<%s@studyshare>" % notice)
+        self.assertEqual(str(msg["Subject"]),
+                         "Your email to nobody@example.org could not be delivered")
+        text = msg.get_body(("plain",)).get_content()
+        self.assertIn("could not deliver the email with your guest link to nobody@example.org",
+                      " ".join(text.split()))
+        self.assertIn("Study: CT HEAD", text)
+        self.assertIn("550 5.1.1", text)
+        self.assertNotIn("/g/tok", text)  # the link itself stays out
+        # A notice that fails is a dead letter, never another notice; a
+        # job without bounce_to tells no one.
+        jid2, m2 = job("upload.request", "nobody@example.org", TEMPLATE_VARS["upload.request"])
+        m2["bounce_to"] = "gone@example.org"
+        jid3, m3 = job("guestlink.locked", "nobody@example.org",
+                       TEMPLATE_VARS["guestlink.locked"])
+        mail_push(self.redis, [m2, m3], unchecked=False)
+        notice2 = hashlib.blake2b(b"studyshare mail.undelivered:" + jid2.encode(),
+                                  digest_size=16).hexdigest()
+        self.wait_dead(jid2)
+        self.wait_dead(jid3)
+        self.wait_dead(notice2)
+        time.sleep(1)
+        self.wait_settled()
+        ids = [d["id"].decode() for d in self.dead()]
+        self.assertEqual(sorted(ids), sorted([jid, jid, jid2, jid3, notice2]))
+        self.assertEqual(len(self.srv.to("creator@example.org")), 1)
 
     def test_a_server_refusing_us_at_the_greeting_is_retried_not_dead(self):
         # A 554 greeting (a blocklist, a relay rule) says nothing of the

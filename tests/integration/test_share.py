@@ -1019,6 +1019,8 @@ class Invitations(ShareCase):
                                         "status": "invited"}])
         jobs = [j for j in self.jobs()[before:] if j["template"] == "share.invitation"]
         self.assertEqual(len(jobs), 1)
+        # should it not reach the address, the sharer hears of it
+        self.assertEqual(jobs[0]["bounce_to"], "alice@stelsewhere.example")
         # the mail says when the registration link ends: --invite-ttl, 30 d
         self.assertIn(jobs[0]["vars"]["expires_at"],
                       {mail_time(t + 30 * 86400) for t in (t0, t1)})

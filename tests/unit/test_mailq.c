@@ -136,7 +136,8 @@ check_job(const char *buf, size_t len, const char *id)
 static void
 test_encode(void **state)
 {
-	ss_mail m = {"share.notice", "bob@example.org", vars};
+	ss_mail m = {
+	    .template = "share.notice", .to = "bob@example.org", .vars = vars};
 	char id[SS_MAIL_ID_LEN + 1];
 	ss_pack p;
 
@@ -159,7 +160,8 @@ static void
 test_ids_unique(void **state)
 {
 	static char ids[1000][SS_MAIL_ID_LEN + 1];
-	ss_mail m = {"share.notice", "bob@example.org", NULL};
+	ss_mail m = {
+	    .template = "share.notice", .to = "bob@example.org", .vars = NULL};
 	ss_pack p;
 
 	(void)state;
@@ -263,7 +265,8 @@ test_encode_refuses(void **state)
 	const char *bigv[] = {"a", big, NULL};
 	const char *const *cases[] = {bad_name, dash,      dup, null_val,
 	                              overlong, surrogate, cut, too_high};
-	ss_mail m = {"share.notice", "bob@example.org", NULL};
+	ss_mail m = {
+	    .template = "share.notice", .to = "bob@example.org", .vars = NULL};
 	ss_pack p;
 
 	(void)state;
@@ -366,7 +369,8 @@ test_open_refuses(void **state)
 {
 	static const char mail[] = "\x80"; /* an empty map, sealed */
 	static const char *const id2 = "ffffffffffffffffffffffffffffffff";
-	ss_mail m = {"share.notice", "bob@example.org", vars};
+	ss_mail m = {
+	    .template = "share.notice", .to = "bob@example.org", .vars = vars};
 	char id[SS_MAIL_ID_LEN + 1];
 	const msgpack_object *box;
 	decoded d;
@@ -461,7 +465,8 @@ test_open_refuses(void **state)
 static void
 test_seals_differ(void **state)
 {
-	ss_mail m = {"share.notice", "bob@example.org", vars};
+	ss_mail m = {
+	    .template = "share.notice", .to = "bob@example.org", .vars = vars};
 	ss_pack a, b;
 
 	(void)state;
@@ -558,7 +563,8 @@ answered(void *arg)
 static void
 test_push(void **state)
 {
-	ss_mail m = {"share.notice", "bob@example.org", vars};
+	ss_mail m = {
+	    .template = "share.notice", .to = "bob@example.org", .vars = vars};
 	char id[SS_MAIL_ID_LEN + 1];
 	struct answer a = {0};
 	redisContext *c;

@@ -40,7 +40,8 @@ typedef struct spec {
 	bool vars_nested; /* a map as a var value: depth 3 */
 	bool created_missing;
 	int64_t created_at;
-	const char *extra; /* an unknown field */
+	const char *extra;     /* an unknown field */
+	const char *bounce_to; /* NULL: none */
 } spec;
 
 static const char *const good_vars[] = {"sharer_name", "Dr. Zoë",
@@ -49,8 +50,8 @@ static const char *const good_vars[] = {"sharer_name", "Dr. Zoë",
 static spec
 good(void)
 {
-	spec s = {ID,    "share.notice", "bob@example.org", 2,   good_vars,
-	          false, false,          1700000000,        NULL};
+	spec s = {ID,    "share.notice", "bob@example.org", 2,    good_vars,
+	          false, false,          1700000000,        NULL, NULL};
 	return s;
 }
 
@@ -58,7 +59,8 @@ good(void)
 static void
 pack(ss_pack *p, const spec *s)
 {
-	uint32_t n = 3 + !s->created_missing + (s->extra != NULL);
+	uint32_t n = 3 + !s->created_missing + (s->extra != NULL) +
+	             (s->bounce_to != NULL);
 	ss_pack in;
 	ss_pack *q = &in;
 
@@ -84,6 +86,8 @@ pack(ss_pack *p, const spec *s)
 		ss_pack_kv_int(q, "created_at", s->created_at);
 	if (s->extra != NULL)
 		ss_pack_kv_int(q, s->extra, 1);
+	if (s->bounce_to != NULL)
+		ss_pack_kv_cstr(q, "bounce_to", s->bounce_to);
 	assert_int_equal(ss_mail_seal(p, &key, s->id, in.sb.data, in.sb.size),
 	                 0);
 	ss_pack_free(&in);
@@ -155,7 +159,9 @@ test_encoded_job_decodes(void **state)
 	static const char *const vars[] = {"link_id",  "L1",   "time",
 	                                   "now",      "addr", "::1",
 	                                   "attempts", "5",    NULL};
-	ss_mail m = {"guestlink.locked", "alice@example.org", vars};
+	ss_mail m = {.template = "guestlink.locked",
+	             .to = "alice@example.org",
+	             .vars = vars};
 	char id[SS_MAIL_ID_LEN + 1], why[NT_WHY_MAX];
 	ss_pack p;
 	nt_job j;
@@ -169,6 +175,70 @@ test_encoded_job_decodes(void **state)
 	assert_string_equal(j.template, "guestlink.locked");
 	assert_int_equal(j.nvars, 4);
 	nt_job_free(&j);
+	ss_pack_free(&p);
+}
+
+/* A sender to tell (bounce_to) and a given id travel with the job; a
+ * bad one of either is refused by the encoder, and the notice of a job
+ * given up has an id of its own, derived, and no bounce_to. */
+static void
+test_bounce_to_and_given_id(void **state)
+{
+	static const char *const vars[] = {"sharer_name", "A", "url", "u",
+	                                   "expires_at",  "e", NULL};
+	static const char given[] = "0123456789abcdef0123456789abcdef";
+	ss_mail m = {.template = "guestlink.recipient",
+	             .to = "patient@example.org",
+	             .vars = vars,
+	             .bounce_to = "alice@example.org",
+	             .id = given};
+	char id[SS_MAIL_ID_LEN + 1], nid[SS_MAIL_ID_LEN + 1], why[NT_WHY_MAX];
+	ss_pack p;
+	nt_job j;
+
+	(void)state;
+	ss_pack_init(&p);
+	assert_int_equal(ss_mail_encode(&p, &key, &m, id), 0);
+	assert_string_equal(id, given);
+	assert_int_equal(
+	    nt_job_decode(&j, &key, p.sb.data, p.sb.size, why, sizeof why), 0);
+	assert_string_equal(j.id, given);
+	assert_string_equal(j.bounce_to, "alice@example.org");
+	assert_true(nt_bounce_due(&j));
+	nt_bounce_id(j.id, nid);
+	assert_true(ss_mail_id_ok(nid, strlen(nid)));
+	assert_string_not_equal(nid, given);
+	/* derived: the same job gives the same notice id, another another */
+	nt_bounce_id(given, id);
+	assert_string_equal(id, nid);
+	nt_bounce_id("fedcba9876543210fedcba9876543210", id);
+	assert_string_not_equal(id, nid);
+	/* a notice is never bounced again */
+	snprintf(j.template, sizeof j.template, "mail.undelivered");
+	assert_false(nt_bounce_due(&j));
+	nt_job_free(&j);
+	/* without bounce_to: nobody to tell */
+	ss_pack_free(&p);
+	ss_pack_init(&p);
+	m.bounce_to = "";
+	m.id = NULL;
+	assert_int_equal(ss_mail_encode(&p, &key, &m, id), 0);
+	assert_string_not_equal(id, given); /* a fresh one */
+	assert_int_equal(
+	    nt_job_decode(&j, &key, p.sb.data, p.sb.size, why, sizeof why), 0);
+	assert_string_equal(j.bounce_to, "");
+	assert_false(nt_bounce_due(&j));
+	nt_job_free(&j);
+	/* refused: a bounce_to that is no address, an id that is none */
+	m.bounce_to = "alice@example.org\r\nBcc: eve@example.org";
+	assert_int_equal(ss_mail_encode(&p, &key, &m, id), SS_EBADREQ);
+	m.bounce_to = "not an address";
+	assert_int_equal(ss_mail_encode(&p, &key, &m, id), SS_EBADREQ);
+	m.bounce_to = NULL;
+	m.id = "0123456789ABCDEF0123456789ABCDEF";
+	assert_int_equal(ss_mail_encode(&p, &key, &m, id), SS_EBADREQ);
+	m.id = "0123";
+	assert_int_equal(ss_mail_encode(&p, &key, &m, id), SS_EBADREQ);
 	ss_pack_free(&p);
 }
 
@@ -216,7 +286,8 @@ test_sealing(void **state)
 {
 	static const char *const vars[] = {"sharer_name", "Dr. Zoë",
 	                                   "worklist_name", "CT", NULL};
-	ss_mail m = {"share.notice", "bob@example.org", vars};
+	ss_mail m = {
+	    .template = "share.notice", .to = "bob@example.org", .vars = vars};
 	char id[SS_MAIL_ID_LEN + 1], why[NT_WHY_MAX] = "";
 	spec s = good();
 	ss_pack p;
@@ -309,6 +380,10 @@ test_bad_fields(void **state)
 	CASE((s.vars = overlong, s.nvars = 1), "var 'a'");
 	CASE((s.vars = surrogate, s.nvars = 1), "not UTF-8");
 	CASE((s.vars = cut, s.nvars = 1), "not UTF-8");
+	CASE(s.bounce_to = "not an address", "field 'bounce_to'");
+	CASE(s.bounce_to = "a@example.org\r\nBcc: eve@example.org",
+	     "field 'bounce_to'");
+	CASE(s.bounce_to = "", "field 'bounce_to'");
 	CASE(s.created_missing = true, "missing field 'created_at'");
 	CASE(s.created_at = -1, "field 'created_at'");
 	CASE(s.extra = "priority", "unknown field");
@@ -417,6 +492,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_good_job),
 	    cmocka_unit_test(test_encoded_job_decodes),
+	    cmocka_unit_test(test_bounce_to_and_given_id),
 	    cmocka_unit_test(test_bad_bytes),
 	    cmocka_unit_test(test_sealing),
 	    cmocka_unit_test(test_bad_fields),

@@ -1,0 +1,114 @@
+/*
+ * services/notify/bounce.c - telling a mail's sender that it failed.
+ *
+ * A producer may name who should hear of a mail that cannot be delivered
+ * (the job's "bounce_to": the clinician who made the guest link, the
+ * upload link or the invitation).  When notify gives such a mail up (a
+ * permanent refusal, the last of its tries, a job it cannot render), the
+ * worker stores the dead letter, then queues a mail.undelivered job to
+ * bounce_to naming the recipient, what the mail was and the server's
+ * answer.  A mistyped patient's address would otherwise fail unseen while
+ * the clinician believes the images were sent; the mail server's own
+ * bounce goes to --from, not to them.
+ *
+ * The notice's id is derived from the failed job's (BLAKE2b, keyed by
+ * nothing secret: ids are not secrets), so a worker that dies after
+ * queueing it and before its ack, and the worker that takes the job over,
+ * queue the same id and notify sends one mail (its sent marker).  A
+ * notice never has a bounce_to of its own: a notice that fails is only a
+ * dead letter, never a loop.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "proto/errors.h"
+#include "services/notify/notify.h"
+
+#define BOUNCE_TEMPLATE "mail.undelivered"
+
+/* What each template's mail was, for the sender's eyes. */
+static const char *
+what_of(const char *template)
+{
+	static const struct {
+		const char *t, *what;
+	} w[] = {
+	    {"guestlink.recipient", "the email with your guest link"},
+	    {"upload.request", "the email with your upload link"},
+	    {"share.invitation", "the invitation to see the study you shared"},
+	    {"share.notice", "the notice of the study you shared"},
+	};
+
+	for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+		if (strcmp(template, w[i].t) == 0)
+			return w[i].what;
+	return "an email from studyshare";
+}
+
+static const char *
+var_of(const nt_job *j, const char *name, char *buf, size_t cap)
+{
+	for (size_t i = 0; i < j->nvars; i++) {
+		const nt_var *v = &j->vars[i];
+
+		if (v->nlen == strlen(name) &&
+		    memcmp(v->name, name, v->nlen) == 0 && v->vlen < cap) {
+			memcpy(buf, v->val, v->vlen);
+			buf[v->vlen] = '\0';
+			return buf;
+		}
+	}
+	return "";
+}
+
+bool
+nt_bounce_due(const nt_job *j)
+{
+	return j->bounce_to[0] != '\0' &&
+	       strcmp(j->template, BOUNCE_TEMPLATE) != 0;
+}
+
+void
+nt_bounce_id(const char *id, char out[SS_MAIL_ID_LEN + 1])
+{
+	static const char ctx[] = "studyshare mail.undelivered:";
+	unsigned char in[sizeof ctx - 1 + SS_MAIL_ID_LEN];
+	unsigned char h[SS_MAIL_ID_LEN / 2];
+
+	memcpy(in, ctx, sizeof ctx - 1);
+	memcpy(in + sizeof ctx - 1, id, SS_MAIL_ID_LEN);
+	crypto_generichash(h, sizeof h, in, sizeof in, NULL, 0);
+	sodium_bin2hex(out, SS_MAIL_ID_LEN + 1, h, sizeof h);
+}
+
+int
+nt_bounce_push(ss_redis *r, const ss_seal_key *key, const nt_job *j,
+               const char *why, int64_t now_s, ss_redis_fn fn, void *arg)
+{
+	char id[SS_MAIL_ID_LEN + 1], when[SS_MAIL_TIME_MAX];
+	char study[SS_MAIL_MAX_VALUE + 1];
+	const char *vars[] = {
+	    "recipient",
+	    j->to,
+	    "what",
+	    what_of(j->template),
+	    "reason",
+	    why,
+	    "time",
+	    when,
+	    "study_description",
+	    var_of(j, "study_description", study, sizeof study),
+	    NULL};
+	ss_mail m = {.template = BOUNCE_TEMPLATE,
+	             .to = j->bounce_to,
+	             .vars = vars,
+	             .id = id};
+
+	if (!nt_bounce_due(j) || !ss_mail_id_ok(j->id, strlen(j->id)))
+		return SS_EBADREQ;
+	nt_bounce_id(j->id, id);
+	ss_mail_time(now_s, when);
+	return ss_mailq_push(r, key, &m, fn, arg, NULL);
+}
