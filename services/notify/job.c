@@ -87,6 +87,28 @@ decode_vars(nt_job *j, const msgpack_object *vars, char *why, size_t whylen)
 	return 0;
 }
 
+/* An address field into dst (SS_MAIL_ADDR_MAX + 1 bytes). */
+static int
+take_addr(const msgpack_object *o, const char *field, char *dst, char *why,
+          size_t whylen)
+{
+	ss_str s = ss_obj_str(o);
+	char w[32];
+
+	snprintf(w, sizeof w, "field '%s': %%s", field);
+	if (memchr(s.p, '\r', s.n) != NULL || memchr(s.p, '\n', s.n) != NULL) {
+		why_set(why, whylen, w, "contains CR or LF");
+		return SS_EUNPROC;
+	}
+	if (!ss_mail_addr_ok(s.p, s.n)) {
+		why_set(why, whylen, w, "not a mail address");
+		return SS_EUNPROC;
+	}
+	memcpy(dst, s.p, s.n);
+	dst[s.n] = '\0';
+	return 0;
+}
+
 static int
 decode_fields(nt_job *j, const msgpack_object *map, char *why, size_t whylen)
 {
@@ -103,27 +125,10 @@ decode_fields(nt_job *j, const msgpack_object *map, char *why, size_t whylen)
 	}
 	memcpy(j->template, s.p, s.n);
 	j->template[s.n] = '\0';
-	s = ss_obj_str(f[F_TO]);
-	if (memchr(s.p, '\r', s.n) != NULL || memchr(s.p, '\n', s.n) != NULL) {
-		why_set(why, whylen, "field 'to': %s", "contains CR or LF");
+	if (take_addr(f[F_TO], "to", j->to, why, whylen) != 0 ||
+	    (f[F_BOUNCE] != NULL && take_addr(f[F_BOUNCE], "bounce_to",
+	                                      j->bounce_to, why, whylen) != 0))
 		return SS_EUNPROC;
-	}
-	if (!ss_mail_addr_ok(s.p, s.n)) {
-		why_set(why, whylen, "field 'to': %s", "not a mail address");
-		return SS_EUNPROC;
-	}
-	memcpy(j->to, s.p, s.n);
-	j->to[s.n] = '\0';
-	if (f[F_BOUNCE] != NULL) {
-		s = ss_obj_str(f[F_BOUNCE]);
-		if (!ss_mail_addr_ok(s.p, s.n)) {
-			why_set(why, whylen, "field 'bounce_to': %s",
-			        "not a mail address");
-			return SS_EUNPROC;
-		}
-		memcpy(j->bounce_to, s.p, s.n);
-		j->bounce_to[s.n] = '\0';
-	}
 	j->created_at = ss_obj_int(f[F_CREATED]);
 	return decode_vars(j, f[F_VARS], why, whylen);
 }
