@@ -15,19 +15,26 @@
 // listed, edits it, the upload request mail arrives, and she deletes it.
 // A share refused for one target names it and marks its chip; nothing
 // typed or written for one share (an un-added target, the message) carries
-// over to the next.  A failed second link attempt, a deleted link and the
-// email's fate are said in the "created" panel; each link row shows the id
-// the mails name it by; an upload link's limit or expiry cannot be emptied;
-// the worklist shown first is the user's location, then the one they last
-// chose in that browser; the keyboard focus stays in place after login,
-// Unlock, Delete and an edit.  At 390x800 the studies' buttons and the
+// over to the next; a recipient typed but not added is shared with, not
+// dropped.  A failed second link attempt, a deleted link and the email's
+// fate are said in the "created" panel; the API's refusals of a field read
+// as the form's words ("Expiry: must be in the future"); an expiry input
+// offers now to 365 days ahead, and a refusal goes once a field is edited
+// or the browser stops a submit; link messages have lines; each link row
+// shows the id the mails name it by, and its field and buttons are named
+// with it; only a link that still opens is offered to copy; an upload
+// link's limit or expiry cannot be emptied; the page title says what is
+// shown; the worklist shown first is the user's location, then the one
+// they last chose in that browser; the keyboard focus stays in place after
+// login, Share, Create link, Unlock, Delete and an edit.  The guest page
+// shows no empty priors table.  At 390x800 the studies' buttons and the
 // dialogs' fields are on screen.  Failures (a rate limit, the worklists
 // after a login, a link's delete) are said where they are seen.  Then an
 // invitation by email is followed to the registration page (its end in the
-// reader's time), and after alice logs out the next user (with no
-// worklist, then with only her own) sees nothing of hers.  A screenshot of
-// every step is written to $ARTIFACTS.  Prints "N passed, N failed" last;
-// exits 1 on failure.
+// reader's time, the focus in its first field), and after alice logs out
+// the next user (with no worklist, then with only her own) sees nothing of
+// hers.  A screenshot of every step is written to $ARTIFACTS.  Prints "N
+// passed, N failed" last; exits 1 on failure.
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -89,7 +96,20 @@ async function pickWorklist(page, id) {
   await page.waitForFunction(() => document.querySelectorAll("#studies tr").length > 0);
 }
 
-// The mails in the catcher's directory: {to, subject, text} each.
+// What has the keyboard focus: tag, id, and the open dialog it is in.
+function focusInfo(page) {
+  return page.evaluate(() => {
+    const a = document.activeElement;
+    const d = a.closest("dialog[open]");
+    return { tag: a.tagName, id: a.id, dialog: d ? d.id : null };
+  });
+}
+
+// A datetime-local value ("2026-11-01T10:30", the reader's time) as ms.
+function localMs(v) {
+  return new Date(v).getTime();
+}
+
 // Opens a study's Guest links dialog.
 async function openLinks(page, uid) {
   await page.locator(`tr[data-uid="${uid}"] .links-button`).click();
@@ -145,6 +165,8 @@ try {
     page.on("dialog", (d) => d.accept());
     await page.goto(URL + "/");
     await page.waitForSelector("#login-section:not([hidden])");
+    // The page's title says what is shown (tabs, history, screen readers).
+    assert(await page.title() === "Log in - studyshare", "title at login: " + await page.title());
     await screenshot(page, "login");
     await page.fill("#login-user", "alice");
     await page.fill("#login-password", "wrong-password");
@@ -166,6 +188,8 @@ try {
       "the organisation listed first: " + first);
     assert(await page.inputValue("#worklist") === "location:ct",
       "location:ct shown first: " + await page.inputValue("#worklist"));
+    const shown = await page.$eval("#worklist", (s) => s.selectedOptions[0].textContent);
+    assert(await page.title() === shown + " - studyshare", "title of the worklist: " + await page.title());
     const row = page.locator(`tr[data-uid="${info.study}"]`);
     await row.waitFor();
     assert((await row.textContent()).includes("CT HEAD BROWSER"), "study row");
@@ -181,6 +205,7 @@ try {
     assert(opts.includes("group:neuro"), "viewer worklist listed");
     await page.selectOption("#worklist", "group:neuro");
     await page.waitForFunction(() => document.getElementById("worklist-info").textContent.includes("viewer"));
+    assert(await page.title() === "Group: Neuroradiology - studyshare", "title of group:neuro: " + await page.title());
     assert(await page.locator("#studies .share-button").count() === 0, "no share for a viewer");
     assert(await page.locator("#studies .links-button").count() === 0, "no guest links for a viewer");
     await pickWorklist(page, "location:ct");
@@ -213,12 +238,18 @@ try {
     const bad = page.locator("#target-list li.bad");
     assert(await bad.count() === 1 && (await bad.textContent()).includes("nosuchuser"), "the refused chip marked");
     assert(await page.locator("#target-list li").count() === 2, "both chips kept");
+    // Share was disabled while its request ran: the focus is on the
+    // outcome, in the dialog, not dropped to <body>.
+    let f = await focusInfo(page);
+    assert(f.id === "share-result", "focus after a refused share: " + JSON.stringify(f));
     await screenshot(page, "share-refused");
     await bad.locator("button").click();
     assert(await page.locator("#target-list li.bad").count() === 0, "no mark once removed");
     await page.click("#share-submit");
     await page.waitForFunction(() => document.getElementById("share-result").textContent.startsWith("Shared"));
     assert((await page.textContent("#share-result")).includes("delivered"), "delivered");
+    f = await focusInfo(page);
+    assert(f.id === "share-result", "focus after the share: " + JSON.stringify(f));
     await page.waitForSelector("#share-history tr");
     assert((await page.textContent("#share-history")).includes("user:bob"), "history shows the share");
     await screenshot(page, "shared");
@@ -239,6 +270,59 @@ try {
     const left = await page.inputValue("#target-value");
     await page.click("#share-close");
     assert(left === "", "the other study's dialog has the typed text: " + left);
+  });
+
+  await step("a recipient typed but not added is shared with, and a refused one is named", async () => {
+    const page = ctx.alicePage;
+    const posts = [];
+    const onReq = (r) => {
+      if (r.method() === "POST" && r.url().endsWith("/shares"))
+        posts.push(r.postDataJSON());
+    };
+    page.on("request", onReq);
+    try {
+      await page.locator(`tr[data-uid="${info.study}"] .share-button`).click();
+      await page.waitForSelector("#share-dialog[open]");
+      // Only typed (no Add): Share is offered, and adds it first.  An id
+      // longer than the API takes is refused by the gateway's checks
+      // ("field 'targets[0].id': ..."): named as typed, its chip marked.
+      const long = "x".repeat(65);
+      await page.selectOption("#target-kind", "user");
+      await page.fill("#target-value", long);
+      assert(await page.isEnabled("#share-submit"), "Share disabled with a typed recipient");
+      await page.click("#share-submit");
+      await page.waitForFunction(() => document.getElementById("share-result").textContent !== "");
+      const said = await page.textContent("#share-result");
+      assert(said === "Physician (user) " + long + ": too long (at most 64 bytes)", "the refusal: " + said);
+      const bad = page.locator("#target-list li.bad");
+      assert(await bad.count() === 1 && (await bad.textContent()).includes(long), "the refused chip marked");
+      await screenshot(page, "share-typed-refused");
+      await bad.locator("button").click();
+      // Typed, not added, with nothing else: sent, not dropped.
+      await page.fill("#target-value", "bob");
+      await page.click("#share-submit");
+      await page.waitForFunction(() => document.getElementById("share-result").textContent.startsWith("Shared"));
+      const last = posts[posts.length - 1];
+      assert(JSON.stringify(last.targets) === JSON.stringify([{ kind: "user", id: "bob" }]),
+        "the typed recipient sent: " + JSON.stringify(last));
+      assert(await page.inputValue("#target-value") === "", "the typed recipient left in the input");
+      const f = await focusInfo(page);
+      assert(f.id === "share-result", "focus after the share: " + JSON.stringify(f));
+      // A typed email that is not one: nothing is sent, the browser says
+      // why at the input, and the text stays to be corrected.
+      const before = posts.length;
+      await page.selectOption("#target-kind", "email");
+      await page.fill("#target-value", "not-an-email");
+      await page.click("#share-submit");
+      await page.waitForTimeout(300);
+      assert(posts.length === before, "an invalid email was sent: " + JSON.stringify(posts.slice(before)));
+      assert(await page.inputValue("#target-value") === "not-an-email", "the typed email was dropped");
+      assert(await page.locator("#target-list li").count() === 0, "the invalid email became a chip");
+      assert(await page.textContent("#share-result") === "", "the previous outcome stays beside the refusal");
+    } finally {
+      page.off("request", onReq);
+    }
+    await page.click("#share-close");
   });
 
   await step("the worklist last chosen is shown first at the next login, per user", async () => {
@@ -283,7 +367,21 @@ try {
     await page.fill("#link-password", "guest-pass-1");
     await page.fill("#link-max-attempts", "4");
     await page.fill("#link-email", "patient@example.org");
+    // The message has lines (the guest page shows them): Enter starts
+    // the next one, it does not create the link.
+    assert(await page.$eval("#link-message", (e) => e.tagName) === "TEXTAREA", "the message is one line");
+    let posted = 0;
+    const onReq = (r) => { if (r.method() === "POST") posted += 1; };
+    page.on("request", onReq);
     await page.fill("#link-message", "Your CT images");
+    await page.press("#link-message", "End");
+    await page.press("#link-message", "Enter");
+    await page.keyboard.type("Call us with any question");
+    await page.waitForTimeout(300);
+    page.off("request", onReq);
+    assert(posted === 0 && await page.isHidden("#link-created"), "Enter in the message created the link");
+    assert(await page.inputValue("#link-message") === "Your CT images\nCall us with any question",
+      "the message: " + JSON.stringify(await page.inputValue("#link-message")));
     await page.check("#link-notify");
     await page.check("#link-priors");
     await screenshot(page, "guest-link-form");
@@ -293,6 +391,14 @@ try {
     assert(ctx.link.startsWith(URL + "/g/"), "link URL " + ctx.link);
     const said = await page.textContent("#link-created-text");
     assert(said === "Link created and sent to patient@example.org:", "the email's fate: " + said);
+    // Create link was disabled while its request ran: the focus is on
+    // the new link's URL, not dropped to <body>; the field is named.
+    const f = await focusInfo(page);
+    assert(f.id === "link-created-url", "focus after Create link: " + JSON.stringify(f));
+    assert(await page.getByRole("textbox", { name: said, exact: true }).getAttribute("id") === "link-created-url",
+      "the new link's URL field is not named by its text");
+    assert(await page.getByRole("button", { name: "Copy the new link", exact: true }).count() === 1,
+      "the new link's Copy button is not named");
     const row = page.locator("#links tr").first();
     await row.waitFor();
     const text = await row.textContent();
@@ -303,6 +409,13 @@ try {
     assert(ctx.linkId && (await row.locator(".link-id .mono").textContent()) === ctx.linkId, "the id shown");
     assert(await row.locator(".delete-button").count() === 1, "delete offered");
     assert(await row.locator(".copy-button").count() === 1, "copy offered");
+    // The row's field and buttons say which link they are of.
+    const dlg = page.locator("#links-dialog");
+    assert(await dlg.getByRole("textbox", { name: "URL of link " + ctx.linkId, exact: true }).inputValue() === ctx.link,
+      "the row's URL field is not named by the link's id");
+    for (const b of ["Copy", "Delete"])
+      assert(await dlg.getByRole("button", { name: b + " link " + ctx.linkId, exact: true }).count() === 1,
+        "no button named " + b + " link " + ctx.linkId);
     await ctx.alice.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL });
     await row.locator(".copy-button").click();
     await page.waitForFunction(() => document.querySelector("#links .copy-button").textContent !== "Copy");
@@ -322,6 +435,16 @@ try {
     assert(resp.status() === 401, "wrong password status " + resp.status());
     assert((await page.textContent("#message")).includes("3 attempts left"), "attempts left");
     await screenshot(page, "guest-wrong-password");
+    // Reload on that page only shows the form again: the wrong password
+    // is not sent a second time (password.js), no attempt is spent.
+    resp = await page.reload();
+    assert(resp.request().method() === "GET" && resp.status() === 200,
+      "reload after a wrong password: " + resp.request().method() + " " + resp.status());
+    assert((await page.textContent("#message")).trim() === "", "no second wrong attempt");
+    await page.fill("#password", "not-the-password-either");
+    [resp] = await Promise.all([page.waitForNavigation(), page.click("#open")]);
+    assert((await page.textContent("#message")).includes("2 attempts left"),
+      "one attempt spent by the second wrong password, none by the reload");
     await page.fill("#password", "guest-pass-1");
     [resp] = await Promise.all([page.waitForNavigation(), page.click("#open")]);
     assert(resp.status() === 200, "right password status " + resp.status());
@@ -329,8 +452,10 @@ try {
     assert((await page.textContent("#description")).includes("CT HEAD BROWSER"), "study");
     assert((await page.textContent("#priors-table")).includes("CT HEAD PRIOR"), "prior shown");
     assert((await page.textContent("#priors-count")).trim() === "1", "one prior");
+    assert(await page.isVisible("#priors-table") && await page.isHidden("#priors p.muted"), "the priors table shown");
     assert(await page.isVisible("#link-message") &&
-      (await page.textContent("#link-message")).includes("Your CT images"), "the creator's message");
+      await page.innerText("#link-message") === "Your CT images\nCall us with any question",
+      "the creator's message, its lines: " + JSON.stringify(await page.innerText("#link-message")));
     // the session's end in the guest's own time, the exact one as the tooltip
     const until = page.locator("time[datetime]");
     assert(await until.getAttribute("title") === await until.getAttribute("datetime") &&
@@ -397,6 +522,10 @@ try {
         "a cross-site navigation: " + JSON.stringify(await req.allHeaders()));
       assert(resp.status() === 200, "first visit status " + resp.status());
       assert((await g.textContent("#description")).includes("CT HEAD BROWSER"), "study shown");
+      // No priors with this link: the sentence says so, no empty table.
+      assert(await g.isHidden("#priors-table"), "an empty priors table is shown");
+      assert(await g.isVisible("#priors p.muted") &&
+        (await g.textContent("#priors p.muted")).startsWith("No earlier studies"), "no priors said");
       for (let i = 1; i <= 2; i++) {
         const r = await g.reload();
         assert(r.status() === 200, "reload " + i + " status " + r.status());
@@ -423,17 +552,23 @@ try {
 
   await step("a failed second attempt hides the guest link created before", async () => {
     const page = ctx.alicePage;
-    await newLink(page, info.study, { "#link-max-uses": "1" });
+    const first = await newLink(page, info.study, { "#link-max-uses": "1" });
     assert(await page.textContent("#link-created-text") === "Link created:", "no email, nothing said of one");
-    // The second attempt fails (an expiry in the past): only its error
-    // is shown, not the first link's URL and Copy button beside it.
-    await page.fill("#link-expires", "2020-01-01T10:00");
+    // The second attempt fails (a message of 1001 characters the browser
+    // lets through, 2002 bytes the API refuses): only its error is
+    // shown, in the form's words, not the first link's URL and Copy
+    // button beside it.
+    await page.fill("#link-message", "é".repeat(1001));
     await page.click("#link-create");
     await page.waitForFunction(() => document.getElementById("link-result").textContent !== "");
-    assert(await page.isHidden("#link-created"), "the previous link is still shown beside: " +
-      await page.textContent("#link-result"));
+    const said = await page.textContent("#link-result");
+    assert(said === "Message: too long (at most 2000 bytes)", "the refusal: " + said);
+    assert(await page.isHidden("#link-created"), "the previous link is still shown beside: " + said);
     assert(await page.inputValue("#link-created-url") === "", "the previous URL kept");
+    const f = await focusInfo(page);
+    assert(f.id === "link-result", "focus after a refused Create link: " + JSON.stringify(f));
     await screenshot(page, "guest-link-second-attempt-failed");
+    await page.fill("#link-message", "");
     // The recipient's email could not be queued (as when notify's queue
     // is down): the creator is told to send the link.
     const post = (url) => url.pathname === `/api/v1/studies/${info.study}/guest-links`;
@@ -446,7 +581,6 @@ try {
       await route.fulfill({ response: resp, json: body });
     });
     try {
-      await page.fill("#link-expires", "");
       await page.fill("#link-email", "unqueued@example.org");
       await page.click("#link-create");
       await page.waitForSelector("#link-created:not([hidden])");
@@ -454,6 +588,92 @@ try {
       assert(said.includes("the email could not be queued: send the link yourself"), "not queued: " + said);
     } finally {
       await page.unroute(post);
+    }
+    await page.click("#links-close");
+    // The first link's one use is spent: listed, but no longer offered
+    // to be copied (and sent).
+    const r = await fetch(first, { headers: { Accept: "application/json" } });
+    assert(r.status === 200, "the use: " + r.status);
+    await openLinks(page, info.study);
+    const rowOf = (u) => [...document.querySelectorAll("#links tr")].find((tr) => {
+      const i = tr.querySelector(".link-url");
+      return i && i.value === u;
+    });
+    await page.waitForFunction(rowOf, first);
+    const seen = await page.evaluate((u) => {
+      const tr = [...document.querySelectorAll("#links tr")].find((t) => {
+        const i = t.querySelector(".link-url");
+        return i && i.value === u;
+      });
+      return { status: tr.querySelector(".status").textContent, copy: tr.querySelectorAll(".copy-button").length };
+    }, first);
+    assert(seen.status === "used up" && seen.copy === 0, "Copy offered for a used-up link: " + JSON.stringify(seen));
+    await page.click("#links-close");
+  });
+
+  await step("an expiry is offered within the API's limits, and refusals are said in the form's words", async () => {
+    const page = ctx.alicePage;
+    await openLinks(page, info.study);
+    await page.check("#new-link-toggle");
+    const input = page.locator("#link-expires");
+    assert((await page.textContent("label[for=link-expires]")).includes("at most 365 days ahead"),
+      "the limit is not said: " + await page.textContent("label[for=link-expires]"));
+    // From now to 365 days ahead (the reader's time, to the minute).
+    const min = await input.getAttribute("min"), max = await input.getAttribute("max");
+    const now = Date.now(), day = 86400000;
+    assert(min && Math.abs(localMs(min) - now) < 3 * 60000, "min " + min);
+    assert(max && Math.abs(localMs(max) - (now + 365 * day)) < 3 * 60000, "max " + max);
+    // A time past those is stopped by the browser: no request.
+    let posted = 0;
+    const onReq = (r) => {
+      if (r.method() === "POST" && r.url().endsWith("/guest-links"))
+        posted += 1;
+    };
+    page.on("request", onReq);
+    try {
+      // Past the minimum set when the form opened (the dialog has been
+      // open a while; here the minimum is taken away): the API refuses,
+      // said as the form says it, and the focus is on the refusal.
+      await input.evaluate((i) => i.removeAttribute("min"));
+      await page.fill("#link-expires", "2020-01-01T10:00");
+      await page.click("#link-create");
+      await page.waitForFunction(() => document.getElementById("link-result").textContent !== "");
+      let said = await page.textContent("#link-result");
+      assert(said === "Expiry: must be in the future", "the refusal: " + said);
+      let f = await focusInfo(page);
+      assert(f.id === "link-result", "focus after a refused Create link: " + JSON.stringify(f));
+      await screenshot(page, "guest-link-expiry-refused");
+      // Editing a field takes the refusal away.
+      await page.fill("#link-expires", "2020-01-02T10:00");
+      assert(await page.textContent("#link-result") === "", "the refusal stays while the field is edited");
+      // So does a submit the browser stops (the minimum back): no old
+      // refusal beside the browser's own.
+      await page.click("#link-create");
+      await page.waitForFunction(() => document.getElementById("link-result").textContent !== "");
+      await input.evaluate((i, m) => { i.min = m; }, min);
+      const before = posted;
+      await page.click("#link-create");
+      await page.waitForTimeout(300);
+      assert(posted === before, "a time before the minimum was sent");
+      assert(await input.evaluate((i) => i.validity.rangeUnderflow), "the browser did not stop it");
+      assert(await page.textContent("#link-result") === "", "the old refusal stays beside the browser's: " +
+        await page.textContent("#link-result"));
+      // Past 365 days: the browser stops it; without the maximum, the API
+      // refuses it in the form's words.
+      const far = new Date(now + 400 * day);
+      const p2 = (n) => String(n).padStart(2, "0");
+      const farValue = far.getFullYear() + "-" + p2(far.getMonth() + 1) + "-" + p2(far.getDate()) + "T10:00";
+      await page.fill("#link-expires", farValue);
+      await page.click("#link-create");
+      await page.waitForTimeout(300);
+      assert(posted === before && await input.evaluate((i) => i.validity.rangeOverflow), "400 days ahead was sent");
+      await input.evaluate((i) => i.removeAttribute("max"));
+      await page.click("#link-create");
+      await page.waitForFunction(() => document.getElementById("link-result").textContent !== "");
+      said = await page.textContent("#link-result");
+      assert(said === "Expiry: at most 365 days ahead", "the refusal: " + said);
+    } finally {
+      page.off("request", onReq);
     }
     await page.click("#links-close");
   });
@@ -472,6 +692,11 @@ try {
     await row.waitFor();
     assert(await row.locator(".link-url").inputValue() === link, "the locked link");
     const id = await row.getAttribute("data-id");
+    // A locked link does not open: it is not offered to be copied (and
+    // sent); its buttons say which link they act on.
+    assert(await row.locator(".copy-button").count() === 0, "Copy offered for a locked link");
+    assert(await row.locator(".unlock-button").getAttribute("aria-label") === "Unlock link " + id,
+      "the Unlock button's name: " + await row.locator(".unlock-button").getAttribute("aria-label"));
     const focused = () => page.evaluate(() => {
       const a = document.activeElement;
       const tr = a.closest("#links tr");
@@ -484,6 +709,7 @@ try {
       .textContent === "active", id);
     let f = await focused();
     assert(f.row === id && f.text === "Delete", "focus after Unlock: " + JSON.stringify(f));
+    assert(await page.locator(`#links tr[data-id="${id}"] .copy-button`).count() === 1, "no Copy once unlocked");
     // Delete (confirmed): the link's row keeps no button, so the next
     // row's first button has the focus.
     const index = await page.$$eval("#links tr", (trs, i) => trs.findIndex((t) => t.dataset.id === i), id);
@@ -585,6 +811,17 @@ try {
     assert(await page.isHidden("#upload-form"), "form hidden until the toggle");
     await page.check("#new-upload-toggle");
     await page.waitForSelector("#upload-form:not([hidden])");
+    // The expiry within the API's limits; the messages have lines.
+    for (const sel of ["#upload-expires", "#upload-edit-expires"]) {
+      const label = await page.textContent(`label[for=${sel.slice(1)}]`);
+      assert(label.includes("at most 365 days ahead"), sel + ": the limit is not said: " + label);
+    }
+    const min = await page.getAttribute("#upload-expires", "min");
+    const max = await page.getAttribute("#upload-expires", "max");
+    assert(min && Math.abs(localMs(min) - Date.now()) < 3 * 60000, "min " + min);
+    assert(max && Math.abs(localMs(max) - (Date.now() + 365 * 86400000)) < 3 * 60000, "max " + max);
+    for (const sel of ["#upload-message", "#upload-edit-message"])
+      assert(await page.$eval(sel, (e) => e.tagName) === "TEXTAREA", sel + " is one line");
     await page.fill("#upload-max-uses", "2");
     await page.fill("#upload-password", "upload-pass-1");
     await page.fill("#upload-max-attempts", "3");
@@ -596,29 +833,52 @@ try {
     await page.waitForSelector("#upload-created:not([hidden])");
     const url = await page.inputValue("#upload-created-url");
     assert(url.startsWith(URL + "/u/"), "upload link URL " + url);
-    assert((await page.textContent("#upload-created-text")).includes("referrer@example.org"), "sent to the address");
+    const said = await page.textContent("#upload-created-text");
+    assert(said.includes("referrer@example.org"), "sent to the address");
+    // Create was disabled while its request ran: the focus is on the new
+    // link's URL, a field named by the text above it.
+    const f = await focusInfo(page);
+    assert(f.id === "upload-created-url", "focus after Create upload link: " + JSON.stringify(f));
+    assert(await page.getByRole("textbox", { name: said, exact: true }).getAttribute("id") === "upload-created-url",
+      "the new upload link's URL field is not named by its text");
     const row = page.locator("#uploads tr", { has: page.locator(".link-url") }).filter({ hasText: "referrer@example.org" }).first();
     await row.waitFor();
     const text = await row.textContent();
     assert(text.includes("active") && text.includes("0 / 2") && text.includes("notify on upload"), "listed: " + text);
     assert(await row.locator(".link-url").inputValue() === url, "URL listed");
-    assert((await row.locator(".link-id .mono").textContent()) === await row.getAttribute("data-id"), "the id shown");
+    const uploadId = await row.getAttribute("data-id");
+    assert((await row.locator(".link-id .mono").textContent()) === uploadId, "the id shown");
     assert(await row.locator(".copy-button").count() === 1, "copy offered");
+    // The row's field and buttons say which upload link they are of.
+    const dlg = page.locator("#uploads-dialog");
+    assert(await dlg.getByRole("textbox", { name: "URL of upload link " + uploadId, exact: true }).inputValue() === url,
+      "the row's URL field is not named by the link's id");
+    for (const b of ["Copy", "Edit", "Delete"])
+      assert(await dlg.getByRole("button", { name: b + " upload link " + uploadId, exact: true }).count() === 1,
+        "no button named " + b + " upload link " + uploadId);
     await row.locator(".copy-button").click();
     await page.waitForFunction(() => document.querySelector("#uploads .copy-button").textContent !== "Copy");
     await screenshot(page, "upload-link-created");
-    // A failed second attempt (an expiry in the past) does not show the
-    // first link beside its error.
+    // A failed second attempt (an expiry in the past, which the browser
+    // let through: its minimum taken away) does not show the first link
+    // beside its error, said in the form's words.
+    await page.$eval("#upload-expires", (i) => i.removeAttribute("min"));
     await page.fill("#upload-expires", "2020-01-01T10:00");
     await page.click("#upload-create");
     await page.waitForFunction(() => document.getElementById("upload-result").textContent !== "");
-    assert(await page.isHidden("#upload-created"), "the previous upload link is still shown beside: " +
-      await page.textContent("#upload-result"));
+    const refused = await page.textContent("#upload-result");
+    assert(refused === "Expiry: must be in the future", "the refusal: " + refused);
+    assert(await page.isHidden("#upload-created"), "the previous upload link is still shown beside: " + refused);
+    const g = await focusInfo(page);
+    assert(g.id === "upload-result", "focus after a refused Create upload link: " + JSON.stringify(g));
     await page.fill("#upload-expires", "");
+    assert(await page.textContent("#upload-result") === "", "the refusal stays while the field is edited");
     // Edit: max uses and message (PATCH).
     await row.locator(".edit-button").click();
     await page.waitForSelector("#upload-edit-form:not([hidden])");
     assert(await page.inputValue("#upload-edit-max-uses") === "2", "edit form filled");
+    const emin = await page.getAttribute("#upload-edit-expires", "min");
+    assert(emin && Math.abs(localMs(emin) - Date.now()) < 3 * 60000, "the edit's min " + emin);
     await page.fill("#upload-edit-max-uses", "5");
     await page.fill("#upload-edit-message", "Edited message");
     await page.click("#upload-edit-save");
@@ -743,6 +1003,15 @@ try {
     const resp = await g.goto(url);
     assert(resp.status() === 200, "register page status " + resp.status());
     assert((await g.textContent("#invite-email")).includes(email), "address shown");
+    // Typing starts in the form's first field; the browser's password
+    // manager is told which is the new account's name and password.
+    await g.waitForFunction(() => document.activeElement && document.activeElement.id === "reg-user",
+      null, { timeout: 5000 }).catch(async () => {
+      throw new Error("focus on the registration page on " +
+        await g.evaluate(() => document.activeElement.outerHTML.slice(0, 80)));
+    });
+    assert(await g.getAttribute("#reg-user", "autocomplete") === "username", "reg-user autocomplete");
+    assert(await g.getAttribute("#reg-password", "autocomplete") === "new-password", "reg-password autocomplete");
     // Until when it can be used, in the reader's time (localtime.js),
     // the exact UTC time as the tooltip.
     const iso = await g.getAttribute("#invite-expires", "datetime");
@@ -825,14 +1094,16 @@ try {
       await row.locator(".links-button").click();
       await page.waitForSelector("#links-dialog[open]");
       await page.check("#new-link-toggle");
-      bad = await outside("#links-dialog", ["#link-form .grid2 input", "#link-form .grid2 label"]);
+      bad = await outside("#links-dialog", ["#link-form .grid2 input", "#link-form .grid2 textarea",
+        "#link-form .grid2 label"]);
       assert(bad.length === 0, "guest links form: " + bad.join("; "));
       await screenshot(page, "narrow-guest-links");
       await page.click("#links-close");
       await page.click("#uploads-open");
       await page.waitForSelector("#uploads-dialog[open]");
       await page.check("#new-upload-toggle");
-      bad = await outside("#uploads-dialog", ["#upload-form .grid2 input", "#upload-form .grid2 label"]);
+      bad = await outside("#uploads-dialog", ["#upload-form .grid2 input", "#upload-form .grid2 textarea",
+        "#upload-form .grid2 label"]);
       assert(bad.length === 0, "upload links form: " + bad.join("; "));
       await screenshot(page, "narrow-upload-links");
     } finally {

@@ -104,9 +104,42 @@
 		return Math.max(1, Math.ceil(s));
 	}
 
-	function describe(err) {
-		if (err instanceof FormError)
-			return err.message;
+	/* The API's field names as the forms label them. */
+	const FIELDS = {
+		expires_at: "Expiry", expires_in: "Expiry", max_uses: "Maximum uses",
+		password: "Password", max_password_attempts: "Maximum password attempts",
+		email: "Send the link to", message: "Message", worklist: "Worklist",
+		study_uid: "Study", targets: "Recipients",
+	};
+
+	/* What the API says of a value, where it is too technical to show. */
+	function reasonText(why) {
+		let m = /^at most (\d+) bytes?$/.exec(why);
+		if (m)
+			return "too long (at most " + m[1] + " bytes)";
+		m = /^at least (\d+) bytes?$/.exec(why);
+		if (m)
+			return "too short (at least " + m[1] + " bytes)";
+		if (/^expected an RFC 3339 time/.test(why))
+			return "not a date and time";
+		if (why === "expected an email address")
+			return "not an email address";
+		return why;
+	}
+
+	/* A refused field ("field 'expires_at': must be in the future") in
+	 * the form's words: "Expiry: must be in the future".  A field the
+	 * forms do not show is left as the API said it. */
+	function fieldText(msg) {
+		const m = /^(?:field '(\w+)': ([\s\S]*)|missing field '(\w+)')$/.exec(msg || "");
+		const name = m ? m[1] || m[3] : null;
+		if (!name || !FIELDS[name])
+			return msg;
+		return FIELDS[name] + ": " + (m[1] ? reasonText(m[2]) : "missing");
+	}
+
+	/* What a 429, 503 or a network error means for the user, or null. */
+	function statusText(err) {
 		if (err.status === 429) {
 			const s = retrySeconds(err.retryAfter);
 			if (s === null)
@@ -117,7 +150,22 @@
 		}
 		if (err.status === 503 || err.status === 0)
 			return "The service is unavailable. Please try again shortly.";
-		return err.message;
+		return null;
+	}
+
+	function describe(err) {
+		if (err instanceof FormError)
+			return err.message;
+		return statusText(err) || fieldText(err.message);
+	}
+
+	/* A request's button was disabled while it ran, which drops the
+	 * focus to <body>: it goes to where the outcome is shown instead,
+	 * unless the user has moved it meanwhile. */
+	function focusAfter(btn, target) {
+		const a = document.activeElement;
+		if (!a || a === document.body || a === btn)
+			target.focus();
 	}
 
 	/* ---- small DOM helpers ----------------------------------------- */
@@ -188,9 +236,16 @@
 			t.remove();
 		}
 		if (btn) {
-			const was = btn.textContent;
+			const was = btn.textContent, label = btn.getAttribute("aria-label");
 			btn.textContent = ok ? "Copied" : "Copy failed";
-			setTimeout(() => { btn.textContent = was; }, 1500);
+			/* "Copy link X" names the button: it says the outcome too. */
+			if (label)
+				btn.setAttribute("aria-label", btn.textContent + label.replace(/^Copy/, ""));
+			setTimeout(() => {
+				btn.textContent = was;
+				if (label)
+					btn.setAttribute("aria-label", label);
+			}, 1500);
 		}
 	}
 
@@ -209,6 +264,7 @@
 		$("app-section").hidden = true;
 		$("whoami").hidden = true;
 		$("login-section").hidden = false;
+		document.title = "Log in - studyshare";
 		$("login-message").textContent = message || "";
 		$("login-user").focus();
 	}
@@ -278,6 +334,7 @@
 				});
 			} catch (e) {
 				$("login-message").textContent = e.status === 401 ? "Wrong user name or password." : describe(e);
+				focusAfter($("login-button"), $("login-password"));
 				return;
 			}
 			state.token = r.token;
@@ -322,6 +379,7 @@
 
 	async function start() {
 		resetApp();
+		document.title = "studyshare";
 		$("login-section").hidden = true;
 		$("app-section").hidden = false;
 		$("whoami").hidden = false;
@@ -359,6 +417,7 @@
 		if (!state.worklist)
 			return;
 		localStorage.setItem(lastWorklistKey(), state.worklist.id);
+		document.title = worklistLabel(state.worklist) + " - studyshare";
 		$("worklist-info").textContent = "Share code " + (state.worklist.share_code || "-") +
 			(state.worklist.role ? " · role " + state.worklist.role : "");
 		clear($("studies"));
@@ -459,18 +518,31 @@
 		$("target-value-label").textContent = k.label;
 	}
 
-	function addTarget(ev) {
-		ev.preventDefault();
+	/* The recipient typed in, if any, becomes a target (a chip).  False
+	 * when the input refuses it (an email that is not one): the browser
+	 * says why there. */
+	function takeTyped() {
+		const input = $("target-value");
 		const k = KINDS.find((x) => x.kind === $("target-kind").value);
-		const v = $("target-value").value.trim();
+		const v = input.value.trim();
 		if (!k || !v)
-			return;
+			return true;
+		if (!input.checkValidity()) {
+			input.reportValidity();
+			return false;
+		}
 		const t = {kind: k.kind};
 		t[k.field] = v;
 		if (!state.targets.some((x) => x.kind === t.kind && x[k.field] === v))
 			state.targets.push(t);
-		$("target-value").value = "";
+		input.value = "";
 		renderTargets();
+		return true;
+	}
+
+	function addTarget(ev) {
+		ev.preventDefault();
+		takeTyped();
 	}
 
 	function targetText(t) {
@@ -478,24 +550,32 @@
 		return (k ? k.label : t.kind) + ": " + (t.id || t.code || t.email);
 	}
 
-	/* A share refused for one target names it by its place in the
-	 * request ("targets[1]: unknown user \"bob\""): said in the user's
-	 * terms, "Physician (user) bob: unknown user", and its chip marked. */
+	/* Which target a refusal names, by its place in the request, and
+	 * why: "targets[1]: unknown user \"bob\"" (authz, share), or a
+	 * value the gateway's checks refused, "field 'targets[0].id': at most
+	 * 64 bytes".  Null for any other error. */
+	function targetRefusal(msg) {
+		const m = /^targets\[(\d+)\]:\s*(?:field '\w+':\s*)?([\s\S]*)$/.exec(msg || "") ||
+			/^field 'targets\[(\d+)\](?:\.\w+)?':\s*([\s\S]*)$/.exec(msg || "");
+		return m ? {index: Number(m[1]), why: reasonText(m[2])} : null;
+	}
+
+	/* A share refused for one target is said in the user's terms,
+	 * "Physician (user) bob: unknown user", and its chip marked. */
 	function shareError(e, sent) {
-		const text = describe(e);
-		const m = /^targets\[(\d+)\]:\s*([\s\S]*)$/.exec(e.message || "");
-		const t = m && text === e.message ? sent[Number(m[1])] : null;
+		const r = statusText(e) ? null : targetRefusal(e.message);
+		const t = r ? sent[r.index] : null;
 		if (!t)
-			return text;
+			return describe(e);
 		state.badTarget = t;
 		const k = KINDS.find((x) => x.kind === t.kind);
 		const v = t.id || t.code || t.email || "";
 		/* The value is said once, before the reason. */
-		let why = m[2].split("\"" + v + "\"").join("").replace(/\s+/g, " ").trim();
+		let why = r.why.split("\"" + v + "\"").join("").replace(/\s+/g, " ").trim();
 		if (why.startsWith(t.kind + " "))
 			why = why.slice(t.kind.length + 1); /* "user belongs to ..." */
 		why = why.replace(/^is /, "");
-		return (k ? k.label : t.kind) + " " + v + ": " + (why || m[2]);
+		return (k ? k.label : t.kind) + " " + v + ": " + (why || r.why);
 	}
 
 	function renderTargets() {
@@ -511,10 +591,19 @@
 			li.appendChild(rm);
 			ul.appendChild(li);
 		});
-		$("share-submit").disabled = state.targets.length === 0;
+		shareReady();
+	}
+
+	/* Share needs a target: a chip, or one typed and not yet added
+	 * (Share adds it first, nothing typed is left out). */
+	function shareReady() {
+		$("share-submit").disabled = state.targets.length === 0 &&
+			$("target-value").value.trim() === "";
 	}
 
 	async function submitShare() {
+		if (!takeTyped() || state.targets.length === 0)
+			return;
 		const sent = state.targets.slice(); /* the error names one by its index */
 		const body = {worklist: state.worklist.id, targets: sent};
 		const uid = state.study.study_uid;
@@ -547,6 +636,7 @@
 			out.textContent = shareError(e, sent);
 			renderTargets(); /* marks the refused target, if one was */
 		}
+		focusAfter($("share-submit"), out);
 	}
 
 	/* Is the dialog still open on study uid?  An answer that arrives after
@@ -604,12 +694,39 @@
 		$("link-created").hidden = true;
 		$("link-result").textContent = "";
 		$("links-list-message").textContent = "";
+		expiryLimits("link-expires");
 		linkFormChanged();
 		clear($("links")); /* another study's, until this one's arrive */
 		$("links-empty").hidden = true;
 		$("links-dialog").showModal();
 		if (has("links.guest.view"))
 			loadLinks();
+	}
+
+	/* An expiry input offers the times the API takes: from the next
+	 * minute to MAX_EXPIRY_DAYS ahead (guestlink's --max-expiry default).
+	 * Set when its form is shown, so that they are now's. */
+	const MAX_EXPIRY_DAYS = 365;
+
+	function expiryLimits(id) {
+		const now = Date.now(), minute = 60000;
+		$(id).min = localFromIso(new Date(Math.ceil((now + 1) / minute) * minute).toISOString());
+		$(id).max = localFromIso(new Date(now + MAX_EXPIRY_DAYS * 86400000).toISOString());
+	}
+
+	/* A form's message is of its last attempt: it goes once the user
+	 * edits a field, and when the browser stops a submit (a field it
+	 * refuses), which the form's code never sees.  Such an attempt hides
+	 * the link made before (panel created), as one that is sent does. */
+	function clearOnEdit(form, out, created) {
+		const edited = () => { $(out).textContent = ""; };
+		$(form).addEventListener("input", edited);
+		$(form).addEventListener("change", edited);
+		$(form).addEventListener("invalid", () => {
+			edited();
+			if (created)
+				$(created).hidden = true;
+		}, true);
 	}
 
 	/* A whole number from a number input, null when empty.  Number(), not
@@ -710,11 +827,14 @@
 			$("link-created").hidden = false;
 			$("link-form").reset();
 			linkFormChanged();
+			focusAfter($("link-create"), $("link-created-url"));
 			if (has("links.guest.view"))
 				loadLinks();
 		} catch (e) {
-			if (onStudy(uid, "links-dialog"))
+			if (onStudy(uid, "links-dialog")) {
 				$("link-result").textContent = describe(e);
+				focusAfter($("link-create"), $("link-result"));
+			}
 		} finally {
 			$("link-create").disabled = false;
 		}
@@ -758,14 +878,16 @@
 	}
 
 	/* A link's URL (none once deleted) and its id: the notification
-	 * mails name a link by its id only. */
-	function linkCell(l) {
+	 * mails name a link by its id only, and so do the row's field and
+	 * buttons for those who hear them ("Copy link <id>"). */
+	function linkCell(l, what) {
 		const td = el("td");
 		if (l.url) {
 			const i = el("input");
 			i.readOnly = true;
 			i.value = l.url;
 			i.className = "link-url";
+			i.setAttribute("aria-label", "URL of " + what + " " + l.id);
 			td.appendChild(i);
 		} else {
 			td.appendChild(el("span", "—", "muted"));
@@ -776,10 +898,17 @@
 		return td;
 	}
 
+	/* One of a link row's buttons, named with the link's id. */
+	function rowButton(text, cls, l, what, onclick) {
+		const b = button(text, "small " + cls, onclick);
+		b.setAttribute("aria-label", text + " " + what + " " + l.id);
+		return b;
+	}
+
 	function linkRow(l) {
 		const tr = el("tr");
 		tr.dataset.id = l.id;
-		tr.appendChild(linkCell(l));
+		tr.appendChild(linkCell(l, "link"));
 		tr.appendChild(el("td", when(l.created_at) + (l.created_by ? " by " + l.created_by : "")));
 		tr.appendChild(el("td", when(l.expires_at)));
 		tr.appendChild(el("td", l.uses + " / " + (l.max_uses === null || l.max_uses === undefined ? "∞" : l.max_uses)));
@@ -793,38 +922,43 @@
 		st.appendChild(el("span", l.status.replace("_", " "), "status " + l.status));
 		tr.appendChild(st);
 		const act = el("td");
-		if (l.url)
-			act.appendChild(button("Copy", "small secondary copy-button", (ev) => copy(l.url, ev.target)));
+		/* Only a link that still opens is offered to be sent. */
+		if (l.url && l.status === "active")
+			act.appendChild(rowButton("Copy", "secondary copy-button", l, "link", (ev) => copy(l.url, ev.currentTarget)));
 		if (l.can_delete && l.status === "locked")
-			act.appendChild(button("Unlock", "small secondary unlock-button", (ev) => linkAction(l, "unlock", ev.currentTarget)));
+			act.appendChild(rowButton("Unlock", "secondary unlock-button", l, "link", (ev) => linkAction(l, "unlock", ev.currentTarget)));
 		if (l.can_delete && l.status !== "deleted")
-			act.appendChild(button("Delete", "small danger delete-button", (ev) => linkAction(l, "delete", ev.currentTarget)));
+			act.appendChild(rowButton("Delete", "danger delete-button", l, "link", (ev) => linkAction(l, "delete", ev.currentTarget)));
 		tr.appendChild(act);
 		return tr;
 	}
 
 	/* A links table was rebuilt after an action on link id, whose button
-	 * (at place pos among its row's buttons) went with the old rows:
-	 * focus moves to the button now at that place in the row, else to the
-	 * next row's first button (or the previous row's), else to the table;
-	 * not to <body>.  Unless the user has moved the focus elsewhere
-	 * (to something still shown). */
-	function refocus(tbody, table, id, index, pos) {
+	 * (place p: at p.pos among its row's buttons, p.action and p.next the
+	 * kinds of it and of the one after it) went with the old rows: focus
+	 * moves to the row's button of the same kind, else to the one that
+	 * followed it, else to the one now at its place; else to the next
+	 * row's first button (or the previous row's), else to the table; not
+	 * to <body>.  Unless the user has moved the focus elsewhere (to
+	 * something still shown). */
+	function refocus(tbody, table, p) {
 		const a = document.activeElement;
 		if (a && a !== document.body && !$(table).contains(a) && a.getClientRects().length > 0)
 			return;
 		const rows = Array.from($(tbody).children);
-		const at = rows.findIndex((r) => r.dataset.id === id);
+		const at = rows.findIndex((r) => r.dataset.id === p.id);
 		const buttons = (r) => Array.from(r.querySelectorAll("td:last-child button"));
 		if (at >= 0) {
 			const b = buttons(rows[at]);
-			if (b.length) {
-				b[Math.min(Math.max(pos, 0), b.length - 1)].focus();
+			const kind = (k) => (k ? b.find((x) => x.classList.contains(k)) : null);
+			const to = kind(p.action) || kind(p.next) || b[Math.min(Math.max(p.pos, 0), b.length - 1)];
+			if (to) {
+				to.focus();
 				return;
 			}
 		}
 		/* The rows after it (or after where it was), then those before. */
-		const next = at >= 0 ? at + 1 : Math.min(index, rows.length);
+		const next = at >= 0 ? at + 1 : Math.min(p.index, rows.length);
 		const order = rows.slice(next).concat(rows.slice(0, at >= 0 ? at : next).reverse());
 		for (const r of order) {
 			const b = buttons(r);
@@ -836,14 +970,22 @@
 		$(table).focus();
 	}
 
+	/* A row button's kind: its class "<action>-button". */
+	function buttonKind(b) {
+		return b ? Array.from(b.classList).find((c) => c.endsWith("-button")) || null : null;
+	}
+
 	/* Where an action's button is, for refocus: its row's link id, the
-	 * row's place in the table, the button's place in the row. */
+	 * row's place in the table, the button's place in the row, its kind
+	 * and the kind of the button after it. */
 	function placeOf(btn) {
 		const tr = btn && btn.closest ? btn.closest("tr") : null;
 		if (!tr)
 			return null;
+		const b = Array.from(tr.querySelectorAll("td:last-child button"));
+		const pos = b.indexOf(btn);
 		return {id: tr.dataset.id, index: Array.from(tr.parentNode.children).indexOf(tr),
-		        pos: Array.from(tr.querySelectorAll("td:last-child button")).indexOf(btn)};
+		        pos, action: buttonKind(btn), next: buttonKind(b[pos + 1])};
 	}
 
 	async function linkAction(l, what, btn) {
@@ -867,7 +1009,7 @@
 		}
 		await loadLinks();
 		if (place && $("links-dialog").open)
-			refocus("links", "links-table", place.id, place.index, place.pos);
+			refocus("links", "links-table", place);
 	}
 
 	/* ---- the Upload links dialog ------------------------------------ */
@@ -898,6 +1040,7 @@
 		$("upload-edit-form").hidden = true;
 		$("upload-result").textContent = "";
 		$("uploads-list-message").textContent = "";
+		expiryLimits("upload-expires");
 		uploadFormChanged();
 		clear($("uploads")); /* perhaps another worklist's */
 		$("uploads-empty").hidden = true;
@@ -961,10 +1104,13 @@
 			$("upload-created").hidden = false;
 			$("upload-form").reset();
 			uploadFormChanged();
+			focusAfter($("upload-create"), $("upload-created-url"));
 			loadUploads();
 		} catch (e) {
-			if (here())
+			if (here()) {
 				$("upload-result").textContent = describe(e);
+				focusAfter($("upload-create"), $("upload-result"));
+			}
 		} finally {
 			$("upload-create").disabled = false;
 		}
@@ -1008,7 +1154,7 @@
 	function uploadRow(l) {
 		const tr = el("tr");
 		tr.dataset.id = l.id;
-		tr.appendChild(linkCell(l));
+		tr.appendChild(linkCell(l, "upload link"));
 		tr.appendChild(el("td", when(l.created_at) + (l.created_by ? " by " + l.created_by : "")));
 		tr.appendChild(el("td", when(l.expires_at)));
 		tr.appendChild(el("td", l.uses + " / " + (l.max_uses === null || l.max_uses === undefined ? "∞" : l.max_uses)));
@@ -1020,12 +1166,12 @@
 		st.appendChild(el("span", l.status.replace("_", " "), "status " + l.status));
 		tr.appendChild(st);
 		const act = el("td");
-		if (l.url)
-			act.appendChild(button("Copy", "small secondary copy-button", (ev) => copy(l.url, ev.target)));
+		if (l.url && l.status === "active") /* as a guest link's */
+			act.appendChild(rowButton("Copy", "secondary copy-button", l, "upload link", (ev) => copy(l.url, ev.currentTarget)));
 		if (l.status === "active")
-			act.appendChild(button("Edit", "small secondary edit-button", (ev) => editUpload(l, ev.currentTarget)));
+			act.appendChild(rowButton("Edit", "secondary edit-button", l, "upload link", (ev) => editUpload(l, ev.currentTarget)));
 		if (l.status !== "deleted")
-			act.appendChild(button("Delete", "small danger delete-button", (ev) => deleteUpload(l, ev.currentTarget)));
+			act.appendChild(rowButton("Delete", "danger delete-button", l, "upload link", (ev) => deleteUpload(l, ev.currentTarget)));
 		tr.appendChild(act);
 		return tr;
 	}
@@ -1037,7 +1183,13 @@
 		const unlimited = l.max_uses === null || l.max_uses === undefined;
 		$("upload-edit-max-uses").value = unlimited ? "" : l.max_uses;
 		$("upload-edit-max-uses").placeholder = unlimited ? "unlimited" : "";
-		$("upload-edit-expires").value = localFromIso(l.expires_at);
+		const exp = $("upload-edit-expires");
+		expiryLimits("upload-edit-expires");
+		exp.value = localFromIso(l.expires_at);
+		/* An expiry this very minute can stay as it is (it is not sent
+		 * unless changed): the browser must not refuse it. */
+		if (exp.value && exp.value < exp.min)
+			exp.min = exp.value;
 		$("upload-edit-message").value = l.message || "";
 		$("upload-edit-notify").checked = !!l.notify_on_upload;
 		$("upload-edit-result").textContent = "";
@@ -1099,6 +1251,7 @@
 			backToUploadRow();
 		} catch (e) {
 			$("upload-edit-result").textContent = describe(e);
+			focusAfter($("upload-edit-save"), $("upload-edit-result"));
 		} finally {
 			$("upload-edit-save").disabled = false;
 		}
@@ -1113,7 +1266,7 @@
 	function backToUploadRow() {
 		const p = state.uploadPlace;
 		if (p && $("uploads-dialog").open)
-			refocus("uploads", "uploads-table", p.id, p.index, p.pos);
+			refocus("uploads", "uploads-table", p);
 	}
 
 	async function deleteUpload(l, btn) {
@@ -1133,7 +1286,7 @@
 		}
 		await loadUploads();
 		if (place && $("uploads-dialog").open)
-			refocus("uploads", "uploads-table", place.id, place.index, place.pos);
+			refocus("uploads", "uploads-table", place);
 	}
 
 	/* ---- wiring ------------------------------------------------------ */
@@ -1146,12 +1299,17 @@
 		$("target-kind").addEventListener("change", kindChanged);
 		$("share-add-form").addEventListener("submit", addTarget);
 		$("share-submit").addEventListener("click", submitShare);
+		$("target-value").addEventListener("input", shareReady);
+		/* Add stopped by the browser (not an email): the last outcome goes. */
+		$("target-value").addEventListener("invalid", () => { $("share-result").textContent = ""; });
 		$("share-close").addEventListener("click", () => $("share-dialog").close());
 		$("new-link-toggle").addEventListener("change", () => {
 			$("link-form").hidden = !$("new-link-toggle").checked;
 			$("link-created").hidden = true;
+			expiryLimits("link-expires");
 		});
 		$("link-form").addEventListener("submit", createLink);
+		clearOnEdit("link-form", "link-result", "link-created");
 		$("link-password").addEventListener("input", linkFormChanged);
 		$("link-dob").addEventListener("change", linkFormChanged);
 		$("upload-password").addEventListener("input", uploadFormChanged);
@@ -1162,8 +1320,11 @@
 		$("new-upload-toggle").addEventListener("change", () => {
 			$("upload-form").hidden = !$("new-upload-toggle").checked;
 			$("upload-created").hidden = true;
+			expiryLimits("upload-expires");
 		});
 		$("upload-form").addEventListener("submit", createUpload);
+		clearOnEdit("upload-form", "upload-result", "upload-created");
+		clearOnEdit("upload-edit-form", "upload-edit-result", null);
 		$("upload-created-copy").addEventListener("click",
 			(ev) => copy($("upload-created-url").value, ev.target));
 		$("upload-edit-form").addEventListener("submit", saveUpload);

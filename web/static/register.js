@@ -26,6 +26,15 @@
 		return {status: res.status, data};
 	}
 
+	/* The API's field names as the form labels them. */
+	const FIELDS = {user: "User name", name: "Your name", password: "Password"};
+
+	/* "field 'user': 1-64 characters ..." as "User name: 1-64 characters ...". */
+	function fieldText(msg) {
+		const m = /^field '(\w+)': ([\s\S]*)$/.exec(msg);
+		return m && FIELDS[m[1]] ? FIELDS[m[1]] + ": " + m[2] : msg;
+	}
+
 	function explain(r) {
 		const msg = r.data && r.data.error ? r.data.error.message : "";
 		switch (r.status) {
@@ -42,7 +51,7 @@
 			/* The account may have been made before the failure. */
 			return "The service is unavailable. Please try again shortly with the same user name and password.";
 		default:
-			return msg || "The account could not be created.";
+			return fieldText(msg) || "The account could not be created.";
 		}
 	}
 
@@ -156,5 +165,7 @@
 
 	document.addEventListener("DOMContentLoaded", () => {
 		$("register-form").addEventListener("submit", onSubmit);
+		/* The page is there to fill the form in: typing starts in it. */
+		$("reg-user").focus();
 	});
 })();
