@@ -75,7 +75,9 @@
  *   guestlink.recipient a guest link for the recipient: vars sharer_name,
  *                       url, message, expires_at
  *   guestlink.viewed    a use of a link, to its creator: vars link_id, time,
- *                       addr, user_agent, recipient, study_description
+ *                       addr, user_agent, recipient, study_description,
+ *                       quiet_until, held, held_since (the bound on
+ *                       notices: services/guestlink/README.md)
  *   guestlink.locked    a guest link locked by wrong passwords, to its
  *                       creator: vars link_id, time, addr, attempts,
  *                       study_description

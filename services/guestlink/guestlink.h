@@ -57,6 +57,8 @@ typedef struct gl_settings {
 	int64_t max_expiry_ms;
 	int64_t grace_ms;
 	int64_t session_ttl_ms;
+	int64_t view_notice_max;
+	int64_t view_notice_window_ms;
 	int64_t default_attempts;
 	int64_t workers;
 	int64_t checks_max;

@@ -59,6 +59,14 @@ static const ss_cfg_opt opts[] = {
     OPT("session-ttl", SS_CFG_MS, "30m", 1000, DAY_MS, session_ttl_ms,
         "lifetime of a viewer session made by a use (reloading within it "
         "is not another use)"),
+    OPT("view-notice-max", SS_CFG_INT, "10", 1, 100000, view_notice_max,
+        "view notifications one guest link mails its creator per "
+        "view-notice-window, at most; the last says so, and the views "
+        "after it are counted and told in the next window's first "
+        "(anyone holding a link could otherwise flood its creator's "
+        "mailbox and the relay)"),
+    OPT("view-notice-window", SS_CFG_MS, "1h", 1000, 30 * DAY_MS,
+        view_notice_window_ms, "the window of view-notice-max"),
     OPT("default-attempts", SS_CFG_INT, "5", 1, GL_MAX_ATTEMPTS,
         default_attempts,
         "wrong passwords a link with a password allows when the request "

@@ -180,6 +180,14 @@ gl_reply_view(gl_server *s, ss_call *c, const char *id, const redisReply *view,
 
 /* ---- what a use or a lock sets off ----------------------------------- */
 
+static int64_t
+int_at(const redisReply *r, size_t i)
+{
+	return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER
+	           ? r->element[i]->integer
+	           : -1;
+}
+
 static void
 info_at(const redisReply *r, size_t off, gl_info *i)
 {
@@ -311,8 +319,12 @@ used(rd_op *op, const redisReply *r, const unsigned char *plain, size_t n)
 	/* An upload link shows no study: nothing was viewed. */
 	if (!op->k->study)
 		return;
-	if (i.notify && i.by_email[0] != '\0') {
+	/* The script counted the notice against the link's bound: 0 held
+	 * back, 2 the last of its window (scripts.c). */
+	if (i.notify && i.by_email[0] != '\0' && int_at(r, 10) > 0) {
 		char desc[GL_DESC_MAX + 1], ua[GL_UA_SUMMARY_MAX + 1];
+		char quiet[SS_MAIL_TIME_MAX] = "", since[SS_MAIL_TIME_MAX] = "";
+		char held[24] = "";
 		const char *vars[] = {"link_id",
 		                      op->id,
 		                      "time",
@@ -325,11 +337,27 @@ used(rd_op *op, const redisReply *r, const unsigned char *plain, size_t n)
 		                      i.email,
 		                      "study_description",
 		                      desc,
+		                      "quiet_until",
+		                      quiet,
+		                      "held",
+		                      held,
+		                      "held_since",
+		                      since,
 		                      NULL};
 		ss_mail m = {.template = "guestlink.viewed",
 		             .to = i.by_email,
 		             .vars = vars};
 		ss_mail_time(op->now / 1000, t);
+		if (int_at(r, 10) == 2)
+			ss_mail_time((int_at(r, 13) +
+			              op->s->cfg->view_notice_window_ms) /
+			                 1000,
+			             quiet);
+		if (int_at(r, 11) > 0) {
+			snprintf(held, sizeof held, "%lld",
+			         (long long)int_at(r, 11));
+			ss_mail_time(int_at(r, 12) / 1000, since);
+		}
 		description_of(plain, n, desc);
 		gl_ua_summary(op->ua, ua);
 		(void)gl_mail(op->s, ss_call_id(op->c), &m, NULL, NULL);
@@ -500,15 +528,8 @@ reply_pwreq(rd_op *op)
 	ss_call_reply_end(op->c);
 }
 
-static int64_t
-int_at(const redisReply *r, size_t i)
-{
-	return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER
-	           ? r->element[i]->integer
-	           : -1;
-}
-
-/* {1, view, ttl, used, uses, info...}: a use, or a live session. */
+/* {1, view, ttl, used, uses, info..., note...}: a use, or a live session
+ * (without the note). */
 static int
 viewable(rd_op *op, const redisReply *r)
 {
@@ -518,7 +539,7 @@ viewable(rd_op *op, const redisReply *r)
 	size_t n;
 	int rv;
 
-	if (r->elements != 10 || ttl <= 0)
+	if (r->elements != (fresh ? 14 : 10) || ttl <= 0)
 		return SS_EINTERNAL;
 	rv = open_view(op->s, op->id, r->element[1], &plain, &n);
 	/* Before the reply, which frees the call: the use is counted in
@@ -552,11 +573,21 @@ verify(void *arg)
 	sodium_memzero(op->password, sizeof op->password);
 }
 
+/* The view-notice bound's ARGV (scripts.c): an upload link has no view
+ * notices, so 0 counts none. */
+static void
+notice_args(const rd_op *op, char win[24], char max[24])
+{
+	snprintf(win, 24, "%lld", (long long)op->s->cfg->view_notice_window_ms);
+	snprintf(max, 24, "%lld",
+	         op->k->study ? (long long)op->s->cfg->view_notice_max : 0LL);
+}
+
 static int
 settle(rd_op *op)
 {
-	char now[24], ttl[24], lease[24];
-	const char *argv[8];
+	char now[24], ttl[24], lease[24], win[24], max[24];
+	const char *argv[10];
 
 	snprintf(now, sizeof now, "%lld", (long long)(op->now = gl_now_ms()));
 	snprintf(ttl, sizeof ttl, "%lld",
@@ -571,9 +602,12 @@ settle(rd_op *op)
 	argv[5] = op->res_id;
 	argv[6] = op->pw_ok ? "1" : "0";
 	argv[7] = lease;
+	notice_args(op, win, max);
+	argv[8] = win;
+	argv[9] = max;
 	op->step = RD_SETTLE;
 	return ss_redis_eval(op->s->redis, &gl_script_settle, on_redis, op, 3,
-	                     8, argv, NULL);
+	                     10, argv, NULL);
 }
 
 static void
@@ -688,8 +722,8 @@ on_redis(int err, redisReply *r, void *arg)
 static int
 open_link(rd_op *op)
 {
-	char now[24], ttl[24], lease[24];
-	const char *argv[11];
+	char now[24], ttl[24], lease[24], win[24], max[24];
+	const char *argv[13];
 
 	snprintf(now, sizeof now, "%lld", (long long)op->now);
 	snprintf(ttl, sizeof ttl, "%lld",
@@ -707,9 +741,12 @@ open_link(rd_op *op)
 	argv[8] = op->has_old ? "1" : "0";
 	argv[9] = op->res_id;
 	argv[10] = lease;
+	notice_args(op, win, max);
+	argv[11] = win;
+	argv[12] = max;
 	op->step = RD_OPEN;
 	return ss_redis_eval(op->s->redis, &gl_script_redeem, on_redis, op, 4,
-	                     11, argv, NULL);
+	                     13, argv, NULL);
 }
 
 /* The keys of this call; SS_ENOTFOUND when the token is not a token. */

@@ -31,10 +31,12 @@
  *
  * Answers of redeem and settle (guestlink.h enum gl_outcome):
  *   {0}                                        gone: not usable, whatever why
- *   {1, view, ttl, used, uses, <info>}         viewable: used is 1 when this
+ *   {1, view, ttl, used, uses, <info>[, <note>]}
+ *                                              viewable: used is 1 when this
  *                                              call took a use (and made the
  *                                              session KEYS[3]), 0 for a
  *                                              session that was still valid
+ *                                              (then without <note>)
  *   {2}                                        password required (no use)
  *   {3, password hash, dob, abandoned, attempts, <info>}
  *                                              attempt reserved (redeem);
@@ -55,23 +57,53 @@
  *                                              is being checked (reserved)
  * <info> is study, wl, notify, by_email, email: what the audit entry and
  * the notifications need, so that no second round trip is made for them.
+ * <note> is mail, held, since, window: whether this use's view notice is
+ * mailed (0 no, 1 yes, 2 yes and the last of its window), and for a mail
+ * that opens a window the views held back in the one before (and when
+ * that began), and when this window began.  A link mails at most
+ * view-max notices per view-window (ARGV; 0: none counted, an upload
+ * link's): the fields vn_at, vn_n and vn_held.
  */
 #include "services/guestlink/guestlink.h"
 
 /* Shared by redeem and settle.  KEYS: link, res, new session;
  * ARGV[1] now ms, ARGV[2] session ttl ms.  use() takes a use and makes
  * the session, given the view and the info already read; the session
- * ends with the link (exp), so its expires_at and cookie do too. */
+ * ends with the link (exp), so its expires_at and cookie do too; then
+ * counts the view's notice (vw window ms, vm notices in it: <note>). */
 #define LUA_COMMON                                                             \
 	"local function info()\n"                                              \
 	"  return redis.call('HMGET', KEYS[1], 'view', 'study', 'wl', "        \
 	"'notify', 'by_email', 'email')\n"                                     \
 	"end\n"                                                                \
-	"local function use(exp, now, i)\n"                                    \
+	"local function note(now, i, vw, vm)\n"                                \
+	"  if i[4] ~= '1' or vm <= 0 then return 0, 0, 0, 0 end\n"             \
+	"  local v = redis.call('HMGET', KEYS[1], 'vn_at', 'vn_n', "           \
+	"'vn_held')\n"                                                         \
+	"  local at = tonumber(v[1]) or 0\n"                                   \
+	"  if now - at >= vw then\n"                                           \
+	"    redis.call('HSET', KEYS[1], 'vn_at', now, 'vn_n', 1, "            \
+	"'vn_held', 0)\n"                                                      \
+	"    local m = 1\n"                                                    \
+	"    if vm == 1 then m = 2 end\n"                                      \
+	"    return m, tonumber(v[3]) or 0, at, now\n"                         \
+	"  end\n"                                                              \
+	"  if (tonumber(v[2]) or 0) >= vm then\n"                              \
+	"    redis.call('HINCRBY', KEYS[1], 'vn_held', 1)\n"                   \
+	"    return 0, 0, 0, at\n"                                             \
+	"  end\n"                                                              \
+	"  local n = redis.call('HINCRBY', KEYS[1], 'vn_n', 1)\n"              \
+	"  local m = 1\n"                                                      \
+	"  if n >= vm then m = 2 end\n"                                        \
+	"  return m, 0, 0, at\n"                                               \
+	"end\n"                                                                \
+	"local function use(exp, now, i, vw, vm)\n"                            \
 	"  local uses = redis.call('HINCRBY', KEYS[1], 'uses', 1)\n"           \
 	"  local ttl = math.min(tonumber(ARGV[2]), exp - now)\n"               \
 	"  redis.call('SET', KEYS[3], '1', 'PX', string.format('%d', ttl))\n"  \
-	"  return {1, i[1], ttl, 1, uses, i[2], i[3], i[4], i[5], i[6]}\n"     \
+	"  local m, held, since, win = note(now, i, vw, vm)\n"                 \
+	"  return {1, i[1], ttl, 1, uses, i[2], i[3], i[4], i[5], i[6], m, "   \
+	"held, since, win}\n"                                                  \
 	"end\n"                                                                \
 	"local function wlname()\n"                                            \
 	"  return redis.call('HGET', KEYS[1], 'wlname')\n"                     \
@@ -111,7 +143,8 @@ ss_script gl_script_index_read = {
 
 /* KEYS: link, res, new session, presented session (or any key of the
  * slot)  ARGV: now, session ttl, token hash, "open"|"pw", "1" when a
- * session was presented, reservation id, lease end ms.
+ * session was presented, reservation id, lease end ms, view-notice
+ * window ms, view-notice max (0: not counted).
  * The whole redemption without a password: one call. */
 ss_script gl_script_redeem = {
     .name = "guestlink_redeem",
@@ -160,11 +193,13 @@ ss_script gl_script_redeem = {
     "  local p = redis.call('HMGET', KEYS[1], 'pw', 'dob')\n"
     "  return {3, p[1], p[2], n, fail, i[2], i[3], i[4], i[5], i[6]}\n"
     "end\n"
-    "return use(tonumber(f[3]), now, i)\n",
+    "return use(tonumber(f[3]), now, i, tonumber(ARGV[8]), "
+    "tonumber(ARGV[9]))\n",
 };
 
 /* KEYS: link, res, new session  ARGV: now, session ttl, reservation id,
- * "1" right password | "0" wrong, lease end ms (of the lock's notice). */
+ * "1" right password | "0" wrong, lease end ms (of the lock's notice),
+ * view-notice window ms, view-notice max. */
 ss_script gl_script_settle = {
     .name = "guestlink_settle",
     .src = LUA_COMMON
@@ -178,7 +213,8 @@ ss_script gl_script_settle = {
     "  if f[1] == 'locked' then return {0} end\n"
     "  local max = tonumber(f[3])\n"
     "  if max > 0 and tonumber(f[4]) >= max then return {0} end\n"
-    "  return use(tonumber(f[2]), now, info())\n"
+    "  return use(tonumber(f[2]), now, info(), tonumber(ARGV[6]), "
+    "tonumber(ARGV[7]))\n"
     "end\n"
     "local maxpw = tonumber(f[5])\n"
     "local fail = redis.call('HINCRBY', KEYS[1], 'fail', 1)\n"

@@ -998,6 +998,63 @@ class UploadLinks(Case):
         self.assertEqual(made, sorted(made, reverse=True))
 
 
+class ViewNoticeBound(Case):
+    """A guestlink with --view-notice-max 2 per 3 s, on the stack's Redis
+    and keys: a link opened over and over mails its creator twice, the
+    second saying it is the last until the window ends; the views after
+    it are told by the first mail of the next window."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        env = {k: ST.guestlink.env[k] for k in (
+            "STUDYSHARE_AUTHZ_URL", "STUDYSHARE_SHARE_URL", "STUDYSHARE_TOKEN_KEY",
+            "STUDYSHARE_SEAL_KEY", "STUDYSHARE_MAIL_KEY", "STUDYSHARE_PUBLIC_URL")}
+        env.update({"STUDYSHARE_VIEW_NOTICE_MAX": "2", "STUDYSHARE_VIEW_NOTICE_WINDOW": "3s",
+                    "STUDYSHARE_PUB_LISTEN": "tcp://127.0.0.1:%d" % free_port()})
+        cls.gl = Daemon("guestlink", ST.redis, env=env).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gl.stop()
+        cls.gl.close()
+        super().tearDownClass()
+        assert rc == 0, rc
+
+    def open_link(self, token):
+        reply = sp.call(self.gl.port, "guestlink.redeem",
+                        {"token": token, "addr": "192.0.2.9", "user_agent": "x"})
+        SECRETS["session"].add(reply["body"]["session"])
+        return ok(reply)
+
+    def test_a_link_opened_over_and_over_mails_a_bounded_number(self):
+        uid = self.publish()
+        link = self.link(uid, view_notification=True)
+        t0 = time.time()
+        for _ in range(5):
+            self.open_link(token_of(link))
+        mails = [j["vars"] for j in self.jobs("guestlink.viewed")
+                 if j["vars"]["link_id"] == link["id"]]
+        self.assertEqual(len(mails), 2, "two mails for five views")
+        self.assertEqual([m["quiet_until"] for m in mails][0], "")
+        # the second says until when it is the last (the window: 3 s)
+        self.assertIn(mails[1]["quiet_until"],
+                      {stack.mail_time(t0 + 3), stack.mail_time(time.time() + 3)})
+        self.assertEqual([m["held"] for m in mails], ["", ""])
+        time.sleep(3.2)
+        self.open_link(token_of(link))
+        mails = [j["vars"] for j in self.jobs("guestlink.viewed")
+                 if j["vars"]["link_id"] == link["id"]]
+        self.assertEqual(len(mails), 3)
+        # the three held back, since the window before began
+        self.assertEqual(mails[2]["held"], "3")
+        self.assertIn(mails[2]["held_since"], {stack.mail_time(t0), stack.mail_time(t0 + 1)})
+        self.assertEqual(mails[2]["quiet_until"], "")
+        # every view was a use, audited, whether mailed or not
+        self.assertEqual(self.listed(uid, link["id"])["uses"], 6)
+        self.assertEqual([e["action"] for e in self.audit(link["id"])].count("guestlink.use"), 6)
+
+
 class Overload(Case):
     """A guestlink with one worker and --checks-max 2, on the stack's Redis
     and keys: password checks past the bound are refused before an

@@ -154,18 +154,22 @@ store(long long max, long long maxpw, long long exp_in)
 	store_g(max, maxpw, exp_in, DAY);
 }
 
+/* The view-notice bound the scripts are given (a test may change it). */
+static long long vn_window = DAY, vn_max = 10;
+
 /* The redeem script at time now; pw: "open" or "pw"; sess: a presented
  * session key or NULL; rid: reservation id. */
 static redisReply *
 redeem_at(long long now, const char *th, const char *mode, const char *sess,
           const char *rid)
 {
-	char n[24], lease[24];
+	char n[24], lease[24], w[24], m[24];
 
 	return ev(&gl_script_redeem, 4, LINK, RES, SESS1,
 	          sess != NULL ? sess : LINK, fmt(n, now), "1800000", th, mode,
 	          sess != NULL ? "1" : "0", rid != NULL ? rid : "r0",
-	          fmt(lease, now + GL_RESERVE_MS), NULL);
+	          fmt(lease, now + GL_RESERVE_MS), fmt(w, vn_window),
+	          fmt(m, vn_max), NULL);
 }
 
 static redisReply *
@@ -177,11 +181,12 @@ redeem(const char *mode, const char *sess, const char *rid)
 static redisReply *
 settle(const char *rid, bool ok)
 {
-	char n[24], lease[24];
+	char n[24], lease[24], w[24], m[24];
 
 	return ev(&gl_script_settle, 3, LINK, RES, SESS2, fmt(n, NOW),
 	          "1800000", rid, ok ? "1" : "0",
-	          fmt(lease, NOW + GL_RESERVE_MS), NULL);
+	          fmt(lease, NOW + GL_RESERVE_MS), fmt(w, vn_window),
+	          fmt(m, vn_max), NULL);
 }
 
 static long long
@@ -260,7 +265,7 @@ test_uses_stop_at_max(void **state)
 	for (int i = 1; i <= 3; i++) {
 		r = redeem("open", NULL, NULL);
 		assert_int_equal(code(r), GL_VIEW);
-		assert_int_equal(r->elements, 10);
+		assert_int_equal(r->elements, 14);
 		assert_string_equal(r->element[1]->str, "sealed-view");
 		assert_int_equal(r->element[3]->integer, 1); /* a use */
 		assert_int_equal(r->element[4]->integer, i);
@@ -602,6 +607,53 @@ test_unlock(void **state)
 	freeReplyObject(r);
 }
 
+/* A link with view notices mails at most vn_max per vn_window: the
+ * last says so, the views after it are held and told, with when the
+ * window began, by the first mail of the next window.  A max of 0 (an
+ * upload link's) counts nothing. */
+static void
+test_view_notices_are_bounded(void **state)
+{
+	static const long long want[] = {1, 1, 2, 0, 0};
+	redisReply *r;
+
+	(void)state;
+	store(0, 0, 30 * DAY);
+	vn_max = 3;
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		r = redeem_at(NOW + (long long)i, TH, "open", NULL, NULL);
+		assert_int_equal(code(r), GL_VIEW);
+		assert_int_equal(r->elements, 14);
+		assert_int_equal(r->element[10]->integer, want[i]);
+		assert_int_equal(r->element[11]->integer, 0);
+		assert_int_equal(r->element[13]->integer, NOW); /* its window */
+		freeReplyObject(r);
+	}
+	assert_int_equal(hint(LINK, "vn_held"), 2);
+	/* the next window: mailed, with the two held back since NOW */
+	r = redeem_at(NOW + DAY, TH, "open", NULL, NULL);
+	assert_int_equal(r->element[10]->integer, 1);
+	assert_int_equal(r->element[11]->integer, 2);
+	assert_int_equal(r->element[12]->integer, NOW);
+	assert_int_equal(r->element[13]->integer, NOW + DAY);
+	freeReplyObject(r);
+	assert_int_equal(hint(LINK, "vn_held"), 0);
+	assert_int_equal(hint(LINK, "uses"), 6);
+	/* one notice a window: each is the first and the last */
+	vn_max = 1;
+	r = redeem_at(NOW + 2 * DAY, TH, "open", NULL, NULL);
+	assert_int_equal(r->element[10]->integer, 2);
+	freeReplyObject(r);
+	/* not counted at all */
+	vn_max = 0;
+	r = redeem_at(NOW + 3 * DAY, TH, "open", NULL, NULL);
+	assert_int_equal(r->element[10]->integer, 0);
+	assert_int_equal(r->element[13]->integer, 0);
+	freeReplyObject(r);
+	assert_int_equal(hint(LINK, "vn_at"), NOW + 2 * DAY);
+	vn_max = 10;
+}
+
 int
 main(void)
 {
@@ -626,6 +678,7 @@ main(void)
 	    cmocka_unit_test_setup(test_delete_drops_secrets_and_shortens_ttl,
 	                           flush),
 	    cmocka_unit_test_setup(test_unlock, flush),
+	    cmocka_unit_test_setup(test_view_notices_are_bounded, flush),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
