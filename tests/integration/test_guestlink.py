@@ -998,11 +998,10 @@ class UploadLinks(Case):
         self.assertEqual(made, sorted(made, reverse=True))
 
 
-class ViewNoticeBound(Case):
-    """A guestlink with --view-notice-max 2 per 3 s, on the stack's Redis
-    and keys: a link opened over and over mails its creator twice, the
-    second saying it is the last until the window ends; the views after
-    it are told by the first mail of the next window."""
+class OwnGuestlink(Case):
+    """A second guestlink of its own settings (over the stack's addresses
+    and keys), on the stack's Redis: self.own."""
+    settings = {}
 
     @classmethod
     def setUpClass(cls):
@@ -1010,19 +1009,26 @@ class ViewNoticeBound(Case):
         env = {k: ST.guestlink.env[k] for k in (
             "STUDYSHARE_AUTHZ_URL", "STUDYSHARE_SHARE_URL", "STUDYSHARE_TOKEN_KEY",
             "STUDYSHARE_SEAL_KEY", "STUDYSHARE_MAIL_KEY", "STUDYSHARE_PUBLIC_URL")}
-        env.update({"STUDYSHARE_VIEW_NOTICE_MAX": "2", "STUDYSHARE_VIEW_NOTICE_WINDOW": "3s",
-                    "STUDYSHARE_PUB_LISTEN": "tcp://127.0.0.1:%d" % free_port()})
-        cls.gl = Daemon("guestlink", ST.redis, env=env).start()
+        env.update(cls.settings, STUDYSHARE_PUB_LISTEN="tcp://127.0.0.1:%d" % free_port())
+        cls.own = Daemon("guestlink", ST.redis, env=env).start()
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.gl.stop()
-        cls.gl.close()
+        rc = cls.own.stop()
+        cls.own.close()
         super().tearDownClass()
         assert rc == 0, rc
 
+
+class ViewNoticeBound(OwnGuestlink):
+    """A guestlink with --view-notice-max 2 per 3 s: a link opened over
+    and over mails its creator twice, the second saying it is the last
+    until the window ends; the views after it are told by the first mail
+    of the next window."""
+    settings = {"STUDYSHARE_VIEW_NOTICE_MAX": "2", "STUDYSHARE_VIEW_NOTICE_WINDOW": "3s"}
+
     def open_link(self, token):
-        reply = sp.call(self.gl.port, "guestlink.redeem",
+        reply = sp.call(self.own.port, "guestlink.redeem",
                         {"token": token, "addr": "192.0.2.9", "user_agent": "x"})
         SECRETS["session"].add(reply["body"]["session"])
         return ok(reply)
@@ -1055,34 +1061,17 @@ class ViewNoticeBound(Case):
         self.assertEqual([e["action"] for e in self.audit(link["id"])].count("guestlink.use"), 6)
 
 
-class Overload(Case):
-    """A guestlink with one worker and --checks-max 2, on the stack's Redis
-    and keys: password checks past the bound are refused before an
-    attempt is reserved."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        env = {k: ST.guestlink.env[k] for k in (
-            "STUDYSHARE_AUTHZ_URL", "STUDYSHARE_SHARE_URL", "STUDYSHARE_TOKEN_KEY",
-            "STUDYSHARE_SEAL_KEY", "STUDYSHARE_MAIL_KEY", "STUDYSHARE_PUBLIC_URL")}
-        env.update({"STUDYSHARE_WORKERS": "1", "STUDYSHARE_CHECKS_MAX": "2",
-                    "STUDYSHARE_PUB_LISTEN": "tcp://127.0.0.1:%d" % free_port()})
-        cls.small = Daemon("guestlink", ST.redis, env=env).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.small.stop()
-        cls.small.close()
-        super().tearDownClass()
-        assert rc == 0, rc
+class Overload(OwnGuestlink):
+    """A guestlink with one worker and --checks-max 2: password checks
+    past the bound are refused before an attempt is reserved."""
+    settings = {"STUDYSHARE_WORKERS": "1", "STUDYSHARE_CHECKS_MAX": "2"}
 
     def test_checks_past_the_bound_are_refused_uncounted(self):
         uid = self.publish()
         body = self.link(uid, password="plum-anchor-7", max_password_attempts=100)
         tok = token_of(body)
         SECRETS["password"].add("flood-guess")
-        replies = burst(self.small.port, "guestlink.redeem",
+        replies = burst(self.own.port, "guestlink.redeem",
                         [{"token": tok, "password": "flood-guess", "addr": "203.0.113.%d" % i,
                           "user_agent": "flood"} for i in range(40)])
         wrong = [r for r in replies if r["ok"]]
@@ -1096,11 +1085,11 @@ class Overload(Case):
         # only the checked ones count against the link
         self.assertEqual(self.listed(uid, body["id"])["password_attempts"], len(wrong))
         self.assertEqual(self.r.cmd("ZCARD", "link:{%s}:res" % body["id"]), 0)
-        self.assertEqual(metric(self.small.http("/metrics")[1],
+        self.assertEqual(metric(self.own.http("/metrics")[1],
                                 'studyshare_guestlink_redemptions_total{result="busy"}'),
                          len(busy))
         # once the flood is over the right password opens the link
-        self.assertIn("study", ok(sp.call(self.small.port, "guestlink.redeem",
+        self.assertIn("study", ok(sp.call(self.own.port, "guestlink.redeem",
                                           {"token": tok, "password": "plum-anchor-7",
                                            "addr": "203.0.113.1", "user_agent": "ok"})))
 
@@ -1113,8 +1102,8 @@ class Overload(Case):
         guest = {"user": "alice", "worklist": "location:ct", "study_uid": uid,
                  "password": "flood-link-pass"}
         upload = {"user": "alice", "worklist": "location:ct", "password": "flood-link-pass"}
-        replies = (burst(self.small.port, "guestlink.create", [guest] * 20) +
-                   burst(self.small.port, "guestlink.upload.create", [upload] * 20))
+        replies = (burst(self.own.port, "guestlink.create", [guest] * 20) +
+                   burst(self.own.port, "guestlink.upload.create", [upload] * 20))
         for r in replies:
             if r["ok"]:  # /g/<token> or /u/<token>
                 SECRETS["token"].add(r["body"]["url"].rsplit("/", 1)[1])
@@ -1127,11 +1116,11 @@ class Overload(Case):
                 self.assertEqual((e["code"], e.get("retry_after")), ("too_many_requests", 1), e)
         # a refused link is not in the worklist's list
         ids = {r["body"]["id"] for r in replies[:20] if r["ok"]}
-        listed = {l["id"] for l in ok(sp.call(self.small.port, "guestlink.list", {
+        listed = {l["id"] for l in ok(sp.call(self.own.port, "guestlink.list", {
             "user": "alice", "worklist": "location:ct", "study_uid": uid}))["links"]}
         self.assertEqual(listed, ids)
         # the flood over, the counter is back: a link with a password is made
-        made = ok(sp.call(self.small.port, "guestlink.create", guest))
+        made = ok(sp.call(self.own.port, "guestlink.create", guest))
         SECRETS["token"].add(token_of(made))
         self.assertIn(made["id"], {l["id"] for l in ok(self.list(uid))["links"]})
 
