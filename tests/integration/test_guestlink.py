@@ -335,7 +335,7 @@ class Create(Case):
         self.assertEqual(j["vars"]["dob_password"], "")
         self.assertNotIn("open-sesame-1", json.dumps(j))
         # one use, the birth date as the password: the mail says both
-        dob = self.publish(patient={"id": "PF2", "birth_date": "19620914"})
+        dob = self.publish(patient={"id": "PF2", "birth_date": "19580322"})
         once = self.link(dob, max_uses=1, password_is_dob=True, email="once@example.org")
         j = [j for j in self.jobs("guestlink.recipient") if j["vars"]["url"] == once["url"]][0]
         self.assertEqual((j["vars"]["single_use"], j["vars"]["max_uses"]), ("1", ""))
