@@ -24,6 +24,7 @@
 #include <sodium.h>
 
 #include "proto/errors.h"
+#include "proto/utf8.h"
 #include "services/notify/notify.h"
 
 #define BOUNCE_TEMPLATE "mail.undelivered"
@@ -88,14 +89,14 @@ nt_bounce_push(ss_redis *r, const ss_seal_key *key, const nt_job *j,
                const char *why, int64_t now_s, ss_redis_fn fn, void *arg)
 {
 	char id[SS_MAIL_ID_LEN + 1], when[SS_MAIL_TIME_MAX];
-	char study[SS_MAIL_MAX_VALUE + 1];
+	char study[SS_MAIL_MAX_VALUE + 1], reason[NT_WHY_MAX];
 	const char *vars[] = {
 	    "recipient",
 	    j->to,
 	    "what",
 	    what_of(j->template),
 	    "reason",
-	    why,
+	    reason,
 	    "time",
 	    when,
 	    "study_description",
@@ -110,5 +111,8 @@ nt_bounce_push(ss_redis *r, const ss_seal_key *key, const nt_job *j,
 		return SS_EBADREQ;
 	nt_bounce_id(j->id, id);
 	ss_mail_time(now_s, when);
+	/* A server's words may be any bytes: a mail var must be UTF-8. */
+	snprintf(reason, sizeof reason, "%s", why);
+	ss_utf8_scrub(reason, strlen(reason));
 	return ss_mailq_push(r, key, &m, fn, arg, NULL);
 }
