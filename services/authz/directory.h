@@ -91,6 +91,12 @@ int az_dir_parse(const char *json, size_t len, az_dir **out, char *why,
                  size_t whylen);
 void az_dir_free(az_dir *d);
 
+/* The stricter rule for a document being imported (proto/utf8.h
+ * ss_text_valid): every name without control or direction characters.
+ * Not applied to a stored document, which loads as it was accepted.
+ * SS_EBADREQ naming the entry. */
+int az_dir_text_check(const az_dir *d, char *why, size_t whylen);
+
 /* The document without passwords, compact, keys sorted: malloc'd. */
 char *az_dir_canonical(const az_dir *d);
 

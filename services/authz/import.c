@@ -524,6 +524,8 @@ az_handle_import(ss_call *c, const msgpack_object *body, void *arg)
 	doc = ss_obj_str(f[0]);
 	rv = az_dir_parse(doc.p, doc.n, &op->nd, why, sizeof why);
 	if (rv == 0)
+		rv = az_dir_text_check(op->nd, why, sizeof why);
+	if (rv == 0)
 		rv = check_registered(s->dir, op->nd, why, sizeof why);
 	if (rv == 0 && (op->canon = az_dir_canonical(op->nd)) == NULL)
 		rv = SS_ENOMEM;

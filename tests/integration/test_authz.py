@@ -535,6 +535,41 @@ class Directory(AuthzCase):
             self.redis.cmd("HDEL", "authz:{dir}:reg", "shadow")
             self.redis.cmd("INCR", "authz:{dir}:version")
 
+    def test_names_stored_before_the_text_rule_still_load(self):
+        # A document and an account accepted when only C0 and DEL were
+        # refused (a direction mark in an RTL name, a stray C1 byte) load
+        # as they were: the stricter rule is for what comes in now.
+        def cli_(*args, stdin=None):
+            return subprocess.run(["redis-cli", "-p", str(self.redis.port)] + list(args),
+                                  input=stdin, capture_output=True, text=True).stdout
+        orig = cli_("GET", "authz:{dir}:doc")[:-1]  # the stored bytes, as they were
+        doc = json.loads(orig)
+        alice = [u for u in doc["users"] if u["id"] == "alice"][0]
+        alice["name"] = "\u202bAlice Adams\u202c"
+        self.assertIn("OK", cli_("-x", "SET", "authz:{dir}:doc", stdin=json.dumps(doc)))
+        self.redis.cmd("HSET", "authz:{dir}:reg", "sean",
+                       json.dumps({"name": "Sean O\u0092Brien", "email": "sean@outside.example"}))
+        self.redis.cmd("INCR", "authz:{dir}:version")
+        try:
+            def loaded():
+                r = self.call("authz.user.get", {"user": "sean"})
+                return r["ok"] and r["body"]["name"] == "Sean O\u0092Brien"
+            wait_for(loaded, timeout=10, what="the stored names loaded")
+            self.assertEqual(body_of(self.call("authz.user.get", {"user": "alice"}))["name"],
+                             "\u202bAlice Adams\u202c")
+            self.assertTrue(self.check("alice", "studies.share", "location:ct"))
+            self.assertFalse(self.left_out("sean"))
+            self.assertNotIn("directory.invalid_in_redis",
+                             [e.get("event") for e in self.authz.log_events()])
+            # an import of such a name is refused, and changes nothing
+            r = self.import_doc(doc)
+            self.assertEqual(r["error"]["code"], "bad_request")
+            self.assertRegex(r["error"]["message"], '"alice".*direction characters')
+        finally:
+            cli_("-x", "SET", "authz:{dir}:doc", stdin=orig)
+            self.redis.cmd("HDEL", "authz:{dir}:reg", "sean")
+            self.redis.cmd("INCR", "authz:{dir}:version")
+
     def forget_accounts(self, users):
         for u in users:
             self.redis.cmd("HDEL", "authz:{dir}:reg", u)
