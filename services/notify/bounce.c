@@ -3,13 +3,16 @@
  *
  * A producer may name who should hear of a mail that cannot be delivered
  * (the job's "bounce_to": the clinician who made the guest link, the
- * upload link or the invitation).  When notify gives such a mail up (a
- * permanent refusal, the last of its tries, a job it cannot render), the
- * worker stores the dead letter, then queues a mail.undelivered job to
- * bounce_to naming the recipient, what the mail was and the server's
- * answer.  A mistyped patient's address would otherwise fail unseen while
- * the clinician believes the images were sent; the mail server's own
- * bounce goes to --from, not to them.
+ * upload link or the invitation).  When notify gives such a mail up for
+ * the recipient's sake (the server refused it, or it gave up after
+ * --max-tries), the worker stores the dead letter, then queues a
+ * mail.undelivered job to bounce_to naming the recipient, what the mail
+ * was and the server's answer, with advice for why ("refused": check the
+ * address; else the address may well be right).  A mistyped patient's
+ * address would otherwise fail unseen while the clinician believes the
+ * images were sent; the mail server's own bounce goes to --from.  A job
+ * given up for our own reasons (it does not render) is a dead letter for
+ * operators only: its sender could do nothing about it.
  *
  * The notice's id is derived from the failed job's (BLAKE2b, keyed by
  * nothing secret: ids are not secrets), so a worker that dies after
@@ -86,7 +89,8 @@ nt_bounce_id(const char *id, char out[SS_MAIL_ID_LEN + 1])
 
 int
 nt_bounce_push(ss_redis *r, const ss_seal_key *key, const nt_job *j,
-               const char *why, int64_t now_s, ss_redis_fn fn, void *arg)
+               const char *why, bool refused, int64_t now_s, ss_redis_fn fn,
+               void *arg)
 {
 	char id[SS_MAIL_ID_LEN + 1], when[SS_MAIL_TIME_MAX];
 	char study[SS_MAIL_MAX_VALUE + 1], reason[NT_WHY_MAX];
@@ -101,6 +105,8 @@ nt_bounce_push(ss_redis *r, const ss_seal_key *key, const nt_job *j,
 	    when,
 	    "study_description",
 	    var_of(j, "study_description", study, sizeof study),
+	    "refused",
+	    refused ? "1" : "",
 	    NULL};
 	ss_mail m = {.template = BOUNCE_TEMPLATE,
 	             .to = j->bounce_to,

@@ -122,7 +122,8 @@ int nt_job_decode_mail(nt_job *j, const char *id, const void *buf, size_t len,
                        char *why, size_t whylen);
 void nt_job_free(nt_job *j);
 
-/* bounce.c: the mail.undelivered notice of a job given up.  Due when the
+/* bounce.c: the mail.undelivered notice of a job given up (refused: the
+ * server refused it; else it gave up after its tries).  Due when the
  * job names a bounce_to and is no such notice itself.  The notice's id is
  * derived from the job's (nt_bounce_id), so queueing it twice sends one
  * mail.  nt_bounce_push queues it (fn gets the XADD's answer); SS_EBADREQ
@@ -130,7 +131,8 @@ void nt_job_free(nt_job *j);
 bool nt_bounce_due(const nt_job *j);
 void nt_bounce_id(const char *id, char out[SS_MAIL_ID_LEN + 1]);
 int nt_bounce_push(ss_redis *r, const ss_seal_key *key, const nt_job *j,
-                   const char *why, int64_t now_s, ss_redis_fn fn, void *arg);
+                   const char *why, bool refused, int64_t now_s, ss_redis_fn fn,
+                   void *arg);
 
 /* ---- template.c --------------------------------------------------------- */
 

@@ -604,6 +604,7 @@ class GivingUp(NotifyCase):
         cls.worker = cls.start_notify(max_tries=3)
 
     def test_too_many_temporary_failures_go_to_dead_letters(self):
+        before = self.catcher.refused("451")  # other tests' in this class
         jid = self.push("upload.received", "never@example.org", TEMPLATE_VARS["upload.received"])
         d = self.wait_dead(jid)
         self.assertIn("gave up after 3 tries", d["error"].decode())
@@ -611,9 +612,30 @@ class GivingUp(NotifyCase):
         self.assertEqual(d["tries"], b"3")
         self.assertEqual(mp.unpack(d["job"])["id"], jid)
         self.assertNotIn(b"never@example.org", d["job"])
-        self.assertEqual(self.catcher.refused("451"), 3)
+        self.assertEqual(self.catcher.refused("451") - before, 3)
         self.wait_settled()
         self.assertEqual(self.r.cmd("EXISTS", TRIES_KEY % jid), 0)
+
+    def test_a_mail_given_up_after_its_tries_tells_its_sender_so(self):
+        # Not "check the address": the server was not reached.  (The
+        # notice meets the same 451s here and becomes a dead letter too,
+        # where it can be read.)
+        jid, m = job("share.invitation", "later@example.org", TEMPLATE_VARS["share.invitation"])
+        m["bounce_to"] = "sharer@example.org"
+        mail_push(self.redis, [m], unchecked=False)
+        self.wait_dead(jid)
+        notice = hashlib.blake2b(b"studyshare mail.undelivered:" + jid.encode(),
+                                 digest_size=16).hexdigest()
+        self.wait_dead(notice, timeout=30)
+        n = [j for j in mail_jobs(self.redis, dead=True) if j["id"] == notice][0]
+        self.assertEqual(n["to"], "sharer@example.org")
+        self.assertNotIn("bounce_to", n)  # never a notice of a notice
+        self.assertEqual(n["vars"]["refused"], "")
+        self.assertEqual(n["vars"]["recipient"], "later@example.org")
+        self.assertEqual(n["vars"]["what"], "the invitation to see the study you shared")
+        self.assertIn("gave up after 3 tries", n["vars"]["reason"])
+        self.assertEqual(n["vars"]["study_description"], "CT head")
+        self.wait_settled()
 
 
 class RedisOutage(NotifyCase):
@@ -1103,6 +1125,7 @@ class Sessions(NotifyCase):
                       " ".join(text.split()))
         self.assertIn("Study: CT HEAD", text)
         self.assertIn("550 5.1.1", text)
+        self.assertIn("refused it: please check the address", " ".join(text.split()))
         self.assertNotIn("/g/tok", text)  # the link itself stays out
         # A notice that fails is a dead letter, never another notice; a
         # job without bounce_to tells no one.
@@ -1110,16 +1133,21 @@ class Sessions(NotifyCase):
         m2["bounce_to"] = "gone@example.org"
         jid3, m3 = job("guestlink.locked", "nobody@example.org",
                        TEMPLATE_VARS["guestlink.locked"])
-        mail_push(self.redis, [m2, m3], unchecked=False)
+        # nor one given up for our own reasons (it does not render): its
+        # sender could do nothing about that
+        jid4, m4 = job("guestlink.recipient", "fine@example.org", {"sharer_name": "A"})
+        m4["bounce_to"] = "creator@example.org"
+        mail_push(self.redis, [m2, m3, m4], unchecked=False)
         notice2 = hashlib.blake2b(b"studyshare mail.undelivered:" + jid2.encode(),
                                   digest_size=16).hexdigest()
         self.wait_dead(jid2)
         self.wait_dead(jid3)
+        self.assertIn("missing var", self.wait_dead(jid4)["error"].decode())
         self.wait_dead(notice2)
         time.sleep(1)
         self.wait_settled()
         ids = [d["id"].decode() for d in self.dead()]
-        self.assertEqual(sorted(ids), sorted([jid, jid, jid2, jid3, notice2]))
+        self.assertEqual(sorted(ids), sorted([jid, jid, jid2, jid3, jid4, notice2]))
         self.assertEqual(len(self.srv.to("creator@example.org")), 1)
 
     def test_a_server_refusing_us_at_the_greeting_is_retried_not_dead(self):

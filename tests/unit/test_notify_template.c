@@ -317,7 +317,7 @@ static const struct {
      {"message", "worklist_name", "sharer_org"}},
     {"mail.undelivered",
      {"recipient", "what", "reason", "time"},
-     {"study_description"}},
+     {"study_description", "refused"}},
 };
 
 static void
@@ -335,7 +335,8 @@ static bool
 is_flag(const char *name)
 {
 	return strcmp(name, "single_use") == 0 ||
-	       strcmp(name, "dob_password") == 0;
+	       strcmp(name, "dob_password") == 0 ||
+	       strcmp(name, "refused") == 0;
 }
 
 /* Every var of one shipped template, each value naming its var. */
