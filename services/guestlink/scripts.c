@@ -62,7 +62,10 @@
  * that opens a window the views held back in the one before (and when
  * that began), and when this window began.  A link mails at most
  * view-max notices per view-window (ARGV; 0: none counted, an upload
- * link's): the fields vn_at, vn_n and vn_held.
+ * link's): the fields vn_at, vn_n and vn_held.  Times are the callers'
+ * (replicas' clocks differ by little); a window begun more than a minute
+ * in the caller's future (a clock that jumped) is begun again, so that a
+ * bad clock cannot silence a link for long.
  */
 #include "services/guestlink/guestlink.h"
 
@@ -81,7 +84,7 @@
 	"  local v = redis.call('HMGET', KEYS[1], 'vn_at', 'vn_n', "           \
 	"'vn_held')\n"                                                         \
 	"  local at = tonumber(v[1]) or 0\n"                                   \
-	"  if now - at >= vw then\n"                                           \
+	"  if now - at >= vw or at > now + 60000 then\n"                       \
 	"    redis.call('HSET', KEYS[1], 'vn_at', now, 'vn_n', 1, "            \
 	"'vn_held', 0)\n"                                                      \
 	"    local m = 1\n"                                                    \

@@ -651,6 +651,17 @@ test_view_notices_are_bounded(void **state)
 	assert_int_equal(r->element[13]->integer, 0);
 	freeReplyObject(r);
 	assert_int_equal(hint(LINK, "vn_at"), NOW + 2 * DAY);
+	/* a window begun in the future (a replica's clock that jumped) is
+	 * begun again; a few seconds' skew is not */
+	vn_max = 3;
+	r = redeem_at(NOW + 2 * DAY - 5000, TH, "open", NULL, NULL);
+	assert_int_equal(r->element[10]->integer, 1); /* the 2nd of 3 */
+	assert_int_equal(r->element[13]->integer, NOW + 2 * DAY);
+	freeReplyObject(r);
+	r = redeem_at(NOW + DAY, TH, "open", NULL, NULL);
+	assert_int_equal(r->element[10]->integer, 1);
+	assert_int_equal(r->element[13]->integer, NOW + DAY);
+	freeReplyObject(r);
 	vn_max = 10;
 }
 
