@@ -6,13 +6,15 @@
 #                    exec studyshare-<daemon> with the flags
 #   studyshare [ARG...]
 #                    exec the command-line tool
-#   gen-secrets DIR [ACLDIR]
+#   gen-secrets DIR [ACLDIR [OUTROOT]]
 #                    write each missing secret of the stack to DIR/<name>
 #                    (32 random bytes, base64, mode 0600); existing files
 #                    are kept, so it is safe to run on every start.  With
 #                    ACLDIR, also (re)write ACLDIR/users.acl, Redis's users
 #                    with those passwords (deploy/redis/acl-file; hashes
-#                    only, mode 0644, for Redis's own user to read)
+#                    only, mode 0644, for Redis's own user to read).  With
+#                    OUTROOT, also copy each daemon's own secrets (and no
+#                    other) to OUTROOT/<daemon>/, for its container alone
 #   init             import the directory document $STUDYSHARE_DIRECTORY_FILE
 #                    (default: the demo directory) through authz
 #                    ($STUDYSHARE_AUTHZ_URL) and, when it is the demo
@@ -66,6 +68,18 @@ daemon_defaults() {
 	esac
 }
 
+# own_secrets DAEMON: the secrets that daemon reads, as deploy/k8s mounts
+# them (smtp-password: when the operator put one in DIR).
+own_secrets() {
+	case $1 in
+	authz) echo "pepper redis-authz" ;;
+	share) echo "token-key share-seal-key mail-key redis-share" ;;
+	notify) echo "mail-key redis-notify smtp-password" ;;
+	guestlink) echo "token-key seal-key mail-key pepper redis-guestlink" ;;
+	gateway) echo "jwt-secret operator-token redis-gateway" ;;
+	esac
+}
+
 gen_secrets() {
 	dir=$1
 	mkdir -p "$dir"
@@ -84,6 +98,17 @@ gen_secrets() {
 	mkdir -p "$2"
 	"$share_dir/redis/acl-file" "$dir" >"$2/.users.acl.tmp"
 	mv "$2/.users.acl.tmp" "$2/users.acl"
+	[ -n "${3:-}" ] || return 0
+	# Copied on every start: a secret changed in DIR reaches its daemon.
+	umask 077
+	for d in authz share notify guestlink gateway; do
+		mkdir -p "$3/$d"
+		for name in $(own_secrets "$d"); do
+			[ -s "$dir/$name" ] || continue
+			cp "$dir/$name" "$3/$d/.$name.tmp"
+			mv "$3/$d/.$name.tmp" "$3/$d/$name"
+		done
+	done
 }
 
 init_stack() {
@@ -116,7 +141,10 @@ authz | share | notify | guestlink | gateway)
 studyshare)
 	exec studyshare "$@" ;;
 gen-secrets)
-	[ $# -eq 1 ] || [ $# -eq 2 ] || { echo "usage: gen-secrets DIR [ACLDIR]" >&2; exit 2; }
+	if [ $# -lt 1 ] || [ $# -gt 3 ]; then
+		echo "usage: gen-secrets DIR [ACLDIR [OUTROOT]]" >&2
+		exit 2
+	fi
 	gen_secrets "$@" ;;
 init)
 	init_stack ;;

@@ -153,6 +153,18 @@ def entrypoint_secret_names():
     return m.group(1).split()
 
 
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def own_secrets():
+    """deploy/entrypoint.sh's own_secrets: daemon -> the secrets it reads."""
+    with open(ENTRYPOINT) as f:
+        body = re.search(r"^own_secrets\(\) \{\n(.*?)^\}", f.read(), re.M | re.S).group(1)
+    return {d: names.split() for d, names in re.findall(r'^\t(\w+)\) echo "([^"]*)" ;;', body, re.M)}
+
+
 class OperationsDoc(unittest.TestCase):
     def test_settings_reference_matches_the_binaries(self):
         with open(os.path.join(ROOT, "docs", "operations.md")) as f:
@@ -279,15 +291,19 @@ class Compose(unittest.TestCase):
                                  "/run/secrets/studyshare/redis-" + d)
 
     def test_daemon_environment_matches_its_settings(self):
-        secrets = set(entrypoint_secret_names())
+        own = own_secrets()
         for d in DAEMONS:
             with self.subTest(daemon=d):
                 env = self.env(d)
                 unknown = sorted(set(env) - known_envs(d))
                 self.assertEqual(unknown, [], "%s: not settings of studyshare-%s" % (unknown, d))
                 self.assertEqual(missing_required(d, env), [])
+                # its own secrets' volume, and no other's
                 mounts = self.services[d]["volumes"]
-                self.assertIn("secrets:/run/secrets/studyshare:ro", mounts)
+                self.assertIn("secrets-%s:/run/secrets/studyshare:ro" % d, mounts)
+                self.assertEqual([m for m in mounts if m.startswith("secrets")],
+                                 ["secrets-%s:/run/secrets/studyshare:ro" % d])
+                secrets = set(own[d])
                 for k, v in env.items():
                     if k.endswith("_FILE") and v == "":
                         # a secret only the operator has (empty: not set)
@@ -295,7 +311,12 @@ class Compose(unittest.TestCase):
                     elif k.endswith("_FILE"):
                         self.assertTrue(v.startswith("/run/secrets/studyshare/"), k)
                         self.assertIn(os.path.basename(v), secrets,
-                                      "%s: keygen does not make %s" % (k, v))
+                                      "%s: keygen does not give %s %s" % (k, d, v))
+        # keygen fills each daemon's volume
+        keygen = self.services["keygen"]
+        out = keygen["command"][3]
+        for d in DAEMONS:
+            self.assertIn("secrets-%s:%s/%s" % (d, out, d), keygen["volumes"])
 
     def test_addresses(self):
         """Daemons listen on every interface; each peer address is a
@@ -564,6 +585,10 @@ class Kubernetes(unittest.TestCase):
                         mounted[os.path.join(m["mountPath"], item["path"])] = item["key"]
                 files = {v for k, v in env.items() if k.endswith("_FILE")}
                 self.assertEqual(files, set(mounted), "secret files of " + d)
+                # the same keys Compose gives it (smtp-password: the
+                # operator's own, added by hand in Kubernetes)
+                self.assertEqual(sorted(mounted.values()),
+                                 sorted(set(own_secrets()[d]) - {"smtp-password"}), d)
                 for k in LISTENS:
                     if k in env:
                         self.assertRegex(env[k], r"^(tcp://)?0\.0\.0\.0:\d+$", k)
@@ -1050,7 +1075,20 @@ class EntryPoint(unittest.TestCase):
         again = users()
         self.assertNotEqual(again["share"], first["share"])
         self.assertEqual(again["authz"], first["authz"])
-        p = self.entry("gen-secrets", d, acl, "extra")
+        # with OUTROOT: each daemon's own secrets in its folder, no other
+        out = os.path.join(self.tmp, "out")
+        with open(os.path.join(d, "smtp-password"), "w") as f:
+            f.write("relay-password")
+        p = self.entry("gen-secrets", d, acl, out, env={"SS_SHARE_DIR": share})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for daemon, names in own_secrets().items():
+            self.assertEqual(sorted(os.listdir(os.path.join(out, daemon))), sorted(names), daemon)
+            for n in names:
+                path = os.path.join(out, daemon, n)
+                self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, path)
+                self.assertEqual(read_bytes(path), read_bytes(os.path.join(d, n)), path)
+        self.assertEqual(sorted(os.listdir(out)), sorted(DAEMONS))
+        p = self.entry("gen-secrets", d, acl, out, "extra")
         self.assertEqual(p.returncode, 2)
 
 
@@ -1067,7 +1105,8 @@ class LiveImage(unittest.TestCase):
         cls.share_dir = cls.root + "/usr/share/studyshare"
         cls.secrets = os.path.join(cls.root, "run", "secrets", "studyshare")
         acl = os.path.join(cls.root, "run", "studyshare", "redis-acl")
-        p = cls.entry("gen-secrets", cls.secrets, acl)
+        cls.own = os.path.join(cls.root, "run", "studyshare", "secrets")
+        p = cls.entry("gen-secrets", cls.secrets, acl, cls.own)
         assert p.returncode == 0, p.stderr
         cls.redis = Redis(["--aclfile", os.path.join(acl, "users.acl")]).start()
         key = "k" * 40
@@ -1102,7 +1141,7 @@ class LiveImage(unittest.TestCase):
         """A daemon started through the entry point, explicit addresses
         on loopback so that nothing binds the container defaults here."""
         env = dict(env or {}, STUDYSHARE_REDIS_USER=name,
-                   STUDYSHARE_REDIS_PASSWORD_FILE=os.path.join(cls.secrets, "redis-" + name))
+                   STUDYSHARE_REDIS_PASSWORD_FILE=os.path.join(cls.own, name, "redis-" + name))
         d = EntryDaemon(name, cls.redis, env=env)
         cls.procs.append(d)
         d.start()
