@@ -51,20 +51,17 @@ what_of(const char *template)
 	return "an email from studyshare";
 }
 
+/* The failed mail's var name, NUL-terminated in buf, or "". */
 static const char *
 var_of(const nt_job *j, const char *name, char *buf, size_t cap)
 {
-	for (size_t i = 0; i < j->nvars; i++) {
-		const nt_var *v = &j->vars[i];
+	const nt_var *v = nt_var_find(j->vars, j->nvars, name, strlen(name));
 
-		if (v->nlen == strlen(name) &&
-		    memcmp(v->name, name, v->nlen) == 0 && v->vlen < cap) {
-			memcpy(buf, v->val, v->vlen);
-			buf[v->vlen] = '\0';
-			return buf;
-		}
-	}
-	return "";
+	if (v == NULL || v->vlen >= cap)
+		return "";
+	memcpy(buf, v->val, v->vlen);
+	buf[v->vlen] = '\0';
+	return buf;
 }
 
 bool

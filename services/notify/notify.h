@@ -91,6 +91,10 @@ typedef struct nt_var {
 	size_t vlen;
 } nt_var;
 
+/* The var of vars named name (n bytes), or NULL (template.c). */
+const nt_var *nt_var_find(const nt_var *vars, size_t nvars, const char *name,
+                          size_t n);
+
 typedef struct nt_job {
 	msgpack_unpacked up;
 	unsigned char *plain; /* the opened box, which vars point into */

@@ -261,8 +261,8 @@ nt_tpl_free(nt_tpl *t)
 
 /* ---- rendering ---------------------------------------------------------- */
 
-static const nt_var *
-lookup(const nt_var *vars, size_t nvars, const char *name, size_t n)
+const nt_var *
+nt_var_find(const nt_var *vars, size_t nvars, const char *name, size_t n)
 {
 	for (size_t i = 0; i < nvars; i++)
 		if (vars[i].nlen == n && memcmp(vars[i].name, name, n) == 0)
@@ -331,14 +331,14 @@ nt_tpl_render(const nt_tpl *t, const nt_var *vars, size_t nvars,
 			nt_buf_add(out, tk->p, tk->n);
 			break;
 		case TK_BEGIN:
-			v = lookup(vars, nvars, tk->p, tk->n);
+			v = nt_var_find(vars, nvars, tk->p, tk->n);
 			if ((v != NULL && v->vlen > 0) == tk->inverted)
 				i = tk->end;
 			break;
 		case TK_END:
 			break;
 		case TK_VAR:
-			v = lookup(vars, nvars, tk->p, tk->n);
+			v = nt_var_find(vars, nvars, tk->p, tk->n);
 			if (v == NULL) {
 				why_fmt(why, whylen, "missing var '%.*s'",
 				        (int)tk->n, tk->p);

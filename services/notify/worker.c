@@ -245,6 +245,10 @@ static ss_script *scripts[] = {&check_script, &fin_script, &nt_retry_script,
                                &gc_script};
 
 enum fin_kind { FIN_DONE, FIN_DUP, FIN_DEAD };
+/* Why a job went DEAD: for our own reasons (it does not render: a dead
+ * letter for operators only), or for the recipient's, when its sender
+ * is told: the server refused it, or it ran out of --max-tries. */
+enum given_up { GIVEN_UP_OURS, GIVEN_UP_REFUSED, GIVEN_UP_TRIES };
 
 typedef struct nt_task nt_task;
 
@@ -272,10 +276,8 @@ struct nt_task {
 	enum fin_kind fin;
 	bool dead_stored; /* DEAD: the dead letter is in notify:dead */
 	bool bounced;     /* DEAD: the sender's notice is queued, or none */
-	/* DEAD for the recipient's sake (the sender is told): 1 the server
-	 * refused it, 2 it gave up after --max-tries; 0 ours (a job that
-	 * does not render): a dead letter for operators only. */
-	int given_up;
+	/* DEAD: why, which says whether the sender is told (bounce.c) */
+	enum given_up given_up;
 	int attempts;
 	struct event *again; /* made on the first failure */
 };
@@ -572,7 +574,8 @@ on_dead_stored(int err, redisReply *rep, void *arg)
 	t->dead_stored = true;
 	ss_metric_add(t->w->m_dead, 1);
 	task_log(SS_LOG_ERROR, "notify.dead", t, t->why);
-	t->bounced = !t->decoded || t->given_up == 0 || !nt_bounce_due(&t->job);
+	t->bounced = !t->decoded || t->given_up == GIVEN_UP_OURS ||
+	             !nt_bounce_due(&t->job);
 	if (t->bounced)
 		fin_enqueue(t);
 	else
@@ -603,8 +606,8 @@ bounce(nt_task *t)
 
 	t->attempts++;
 	rv = nt_bounce_push(t->w->r, t->w->key, &t->job, t->why,
-	                    t->given_up == 1, (int64_t)time(NULL), on_bounced,
-	                    t);
+	                    t->given_up == GIVEN_UP_REFUSED,
+	                    (int64_t)time(NULL), on_bounced, t);
 	if (rv == SS_EBADREQ) {
 		task_log(SS_LOG_WARN, "notify.bounce_failed", t,
 		         "the notice cannot be made");
@@ -871,7 +874,7 @@ on_sent(void *arg, enum nt_outcome out, const char *why)
 	t->tries++;
 	snprintf(t->why, sizeof t->why, "%s", why);
 	if (out == NT_PERMFAIL) {
-		t->given_up = 1;
+		t->given_up = GIVEN_UP_REFUSED;
 		to_dead(t, t->why);
 		return;
 	}
@@ -882,7 +885,7 @@ on_sent(void *arg, enum nt_outcome out, const char *why)
 		snprintf(t->why, sizeof t->why,
 		         "gave up after %" PRId64 " tries; last error: %.200s",
 		         t->tries, last);
-		t->given_up = 2;
+		t->given_up = GIVEN_UP_TRIES;
 		to_dead(t, t->why);
 		return;
 	}
@@ -953,7 +956,7 @@ check_done(nt_task *t, int64_t state, int64_t tries, int64_t wait)
 		task_end(t); /* parked by the script */
 	} else if (tries >= t->w->cfg->max_tries) {
 		/* max-tries was lowered since, or a finish got lost. */
-		t->given_up = 2;
+		t->given_up = GIVEN_UP_TRIES;
 		to_dead(t, "too many tries");
 	} else {
 		task_send(t);
