@@ -439,6 +439,8 @@ void gw_reply_page(gw_req *r, int status, int tmpl, const char *const *vars);
 void gw_fail(gw_req *r, int err, const char *msg);
 /* gw_fail() with a Retry-After header (a 429 or 503). */
 void gw_fail_retry(gw_req *r, int err, const char *msg, int retry_after);
+/* Adds a Retry-After header of secs. */
+void gw_retry_after(gw_req *r, int secs);
 
 /* peer.c */
 /* Starts a request to a daemon in s->scratch: pack one body map next. */

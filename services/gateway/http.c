@@ -479,12 +479,18 @@ gw_fail(gw_req *r, int err, const char *msg)
 }
 
 void
-gw_fail_retry(gw_req *r, int err, const char *msg, int retry_after)
+gw_retry_after(gw_req *r, int secs)
 {
 	char v[16];
 
-	snprintf(v, sizeof v, "%d", retry_after);
+	snprintf(v, sizeof v, "%d", secs);
 	gw_add_header(r, "Retry-After", v);
+}
+
+void
+gw_fail_retry(gw_req *r, int err, const char *msg, int retry_after)
+{
+	gw_retry_after(r, retry_after);
 	gw_fail(r, err, msg);
 }
 

@@ -70,10 +70,9 @@ password_form(const gw_link_kind *k, gw_req *r, int status, const char *message,
 void
 gw_link_limited(gw_req *r, int secs)
 {
-	char msg[160], ra[16];
+	char msg[160];
 
-	snprintf(ra, sizeof ra, "%d", secs);
-	gw_add_header(r, "Retry-After", ra);
+	gw_retry_after(r, secs);
 	snprintf(msg, sizeof msg,
 	         "Too many passwords were tried from your network. Please "
 	         "wait %d second%s, then try again.",
