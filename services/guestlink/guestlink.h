@@ -93,6 +93,9 @@ typedef struct gl_server {
 	ss_metric *m_created, *m_deleted, *m_unlocked, *m_locked;
 	ss_metric *m_used, *m_pwreq, *m_wrong, *m_gone, *m_session, *m_busy;
 	int64_t checking; /* password checks and hashes under way */
+	/* The view-notice bound as the redemption scripts' ARGV, written
+	 * once at start (scripts.c). */
+	char vn_window[24], vn_max[24];
 	/* Records an action leaves behind that were lost (logged too). */
 	ss_metric *m_audit_failed, *m_mail_failed;
 } gl_server;

@@ -211,6 +211,10 @@ main(int argc, char **argv)
 	                            NULL};
 	rv = 1;
 	s.cfg = &cfg;
+	snprintf(s.vn_window, sizeof s.vn_window, "%lld",
+	         (long long)cfg.view_notice_window_ms);
+	snprintf(s.vn_max, sizeof s.vn_max, "%lld",
+	         (long long)cfg.view_notice_max);
 	if (check_settings(&cfg) != 0 || gl_hashers_init(&s) != 0 ||
 	    ss_seal_key_init(&s.seal, cfg.seal_key, strlen(cfg.seal_key)) !=
 	        0 ||

@@ -573,20 +573,18 @@ verify(void *arg)
 	sodium_memzero(op->password, sizeof op->password);
 }
 
-/* The view-notice bound's ARGV (scripts.c): an upload link has no view
- * notices, so 0 counts none. */
-static void
-notice_args(const rd_op *op, char win[24], char max[24])
+/* The view-notice bound's maximum for the scripts: an upload link has no
+ * view notices, so 0 counts none. */
+static const char *
+notice_max(const rd_op *op)
 {
-	snprintf(win, 24, "%lld", (long long)op->s->cfg->view_notice_window_ms);
-	snprintf(max, 24, "%lld",
-	         op->k->study ? (long long)op->s->cfg->view_notice_max : 0LL);
+	return op->k->study ? op->s->vn_max : "0";
 }
 
 static int
 settle(rd_op *op)
 {
-	char now[24], ttl[24], lease[24], win[24], max[24];
+	char now[24], ttl[24], lease[24];
 	const char *argv[10];
 
 	snprintf(now, sizeof now, "%lld", (long long)(op->now = gl_now_ms()));
@@ -602,9 +600,8 @@ settle(rd_op *op)
 	argv[5] = op->res_id;
 	argv[6] = op->pw_ok ? "1" : "0";
 	argv[7] = lease;
-	notice_args(op, win, max);
-	argv[8] = win;
-	argv[9] = max;
+	argv[8] = op->s->vn_window;
+	argv[9] = notice_max(op);
 	op->step = RD_SETTLE;
 	return ss_redis_eval(op->s->redis, &gl_script_settle, on_redis, op, 3,
 	                     10, argv, NULL);
@@ -722,7 +719,7 @@ on_redis(int err, redisReply *r, void *arg)
 static int
 open_link(rd_op *op)
 {
-	char now[24], ttl[24], lease[24], win[24], max[24];
+	char now[24], ttl[24], lease[24];
 	const char *argv[13];
 
 	snprintf(now, sizeof now, "%lld", (long long)op->now);
@@ -741,9 +738,8 @@ open_link(rd_op *op)
 	argv[8] = op->has_old ? "1" : "0";
 	argv[9] = op->res_id;
 	argv[10] = lease;
-	notice_args(op, win, max);
-	argv[11] = win;
-	argv[12] = max;
+	argv[11] = op->s->vn_window;
+	argv[12] = notice_max(op);
 	op->step = RD_OPEN;
 	return ss_redis_eval(op->s->redis, &gl_script_redeem, on_redis, op, 4,
 	                     13, argv, NULL);
