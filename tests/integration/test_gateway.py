@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import glob
 import os
 import re
 import socket
@@ -1542,8 +1543,15 @@ class Http(GatewayCase):
         self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
         self.assertSecurityHeaders(r)
         self.assertNotRegex(r.text, r"<script>|<script [^>]*>[^<]|\son[a-z]+=")
+        # every page names its icon (a browser asks for /favicon.ico,
+        # a 404, without one)
+        self.assertIn('<link rel="icon" href="/static/icon.svg" type="image/svg+xml">', r.text)
+        for t in glob.glob(os.path.join(ROOT, "web", "templates", "*.html")):
+            with open(t) as f:
+                self.assertIn('rel="icon" href="/static/icon.svg"', f.read(), t)
         for name, ctype in [("app.css", "text/css; charset=utf-8"),
-                            ("app.js", "text/javascript; charset=utf-8")]:
+                            ("app.js", "text/javascript; charset=utf-8"),
+                            ("icon.svg", "image/svg+xml")]:
             r = self.req("GET", "/static/" + name)
             self.assertEqual(r.status, 200, name)
             self.assertEqual(r.header("Content-Type"), ctype)
